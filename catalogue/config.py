@@ -1,0 +1,92 @@
+"""Settings in one place: where the data lives, which database, which device.
+
+Values come from the environment so that the CLI, the UI, the tests and the
+benchmarks agree without passing flags around:
+
+- ``DATABASE_URL``: a ``postgresql+psycopg://`` URL. Unset means the embedded
+  PostgreSQL server kept under ``$UNITCAT_HOME/postgres``.
+- ``UNITCAT_HOME``: data directory (default ``~/.local/share/unitcat``) holding
+  the embedded database, activation files, checkpoints and artifacts.
+- ``UNITCAT_DEVICE``: ``auto`` (default), ``cpu`` or ``cuda``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalogue.errors import ConfigError
+
+DEFAULT_HOME = Path("~/.local/share/unitcat")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str | None
+    device: str
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.home / "postgres"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where extraction runs write their HDF5 activation files."""
+        return self.home / "runs"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.home / "checkpoints"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """AM panels and other images the UI shows."""
+        return self.home / "artifacts"
+
+    @property
+    def probes_dir(self) -> Path:
+        return self.home / "probes"
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (cheap; called where needed)."""
+    home = Path(os.environ.get("UNITCAT_HOME") or DEFAULT_HOME).expanduser().resolve()
+    url = os.environ.get("DATABASE_URL") or None
+    if url is not None:
+        url = normalise_database_url(url)
+    device = (os.environ.get("UNITCAT_DEVICE") or "auto").lower()
+    if device not in DEVICE_CHOICES:
+        raise ConfigError(
+            f"UNITCAT_DEVICE={device!r} is not one of {', '.join(DEVICE_CHOICES)}; "
+            "set it to auto, cpu or cuda."
+        )
+    return Settings(home=home, database_url=url, device=device)
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` URLs and use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("postgresql+psycopg://"):
+        return url
+    raise ConfigError(
+        f"DATABASE_URL must be a PostgreSQL URL (postgresql+psycopg://user@host/db), got {url.split(':')[0]}://…"
+    )
+
+
+def resolve_device(requested: str | None = None) -> str:
+    """Map ``auto``/``cpu``/``cuda`` to the torch device string to use."""
+    import torch
+
+    choice = (requested or get_settings().device).lower()
+    if choice not in DEVICE_CHOICES:
+        raise ConfigError(f"device {choice!r} is not one of {', '.join(DEVICE_CHOICES)}.")
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto.")
+    return choice

@@ -1,0 +1,1 @@
+"""The `unitcat` command line: thin Typer commands over the `catalogue` library."""

@@ -1,0 +1,34 @@
+"""The `unitcat` application: assembles the command groups."""
+
+from __future__ import annotations
+
+import typer
+
+from ingest.commands import db as db_commands
+from ingest.commands import query as query_commands
+from ingest.console import run_reporting_errors
+
+app = typer.Typer(
+    name="unitcat",
+    help="A PostgreSQL catalogue of the hidden units of image classifiers, scored with every selectivity measure.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ingest_app = typer.Typer(
+    help="Compute things and write them to the catalogue: extract, score, dissect, am, ratings …",
+    no_args_is_help=True,
+)
+
+app.add_typer(db_commands.app, name="db")
+app.add_typer(ingest_app, name="ingest")
+app.command("query")(query_commands.query)
+# ingest commands are registered below, one line per module.
+
+
+def main() -> None:
+    run_reporting_errors(lambda: app(standalone_mode=True))
+
+
+if __name__ == "__main__":
+    main()
