@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/unitcat demo
+	$(BIN)/unitcat db upgrade
+	$(BIN)/unitcat query "SELECT * FROM layer_summary"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -63,5 +63,8 @@ def run_reporting_errors(fn: Callable[[], T]) -> T:
             3,
         )
     except KeyboardInterrupt:
-        fail("interrupted; the current run was rolled back (extraction resumes where it stopped).", 130)
+        fail(
+            "interrupted; the current run was rolled back (extraction resumes where it stopped).",
+            130,
+        )
     raise AssertionError("unreachable")

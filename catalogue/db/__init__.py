@@ -1,0 +1,1 @@
+"""The catalogue database: engine and embedded server, schema, writers, queries."""

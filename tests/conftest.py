@@ -1,0 +1,101 @@
+"""Shared fixtures: a real PostgreSQL (embedded, or DATABASE_URL) and an isolated UNITCAT_HOME.
+
+The embedded server starts once per test session in a temporary directory. Each
+test that asks for `engine` gets its own database, cloned in milliseconds from a
+template that was migrated to head once, so tests never see each other's rows.
+With DATABASE_URL set, the same happens on that server (the role needs CREATEDB).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from catalogue.config import normalise_database_url
+from catalogue.db import migrate, server
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def unitcat_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point UNITCAT_HOME at a temporary folder so tests never touch the user's catalogue."""
+    home = tmp_path_factory.mktemp("unitcat-home")
+    old = os.environ.get("UNITCAT_HOME")
+    os.environ["UNITCAT_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("UNITCAT_HOME", None)
+    else:
+        os.environ["UNITCAT_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def admin_url(unitcat_home: Path) -> Iterator[str]:
+    """URL of a maintenance database on the test server."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield normalise_database_url(configured)
+        return
+    data_dir = unitcat_home / "postgres"
+    url = server.start(data_dir)
+    yield str(make_url(url).set(database="postgres").render_as_string(hide_password=False))
+    server.stop(data_dir)
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _admin_execute(admin_url: str, statement: str) -> None:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with engine.connect() as conn:
+        conn.execute(text(statement))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_factory(admin_url: str) -> Iterator[Callable[..., str]]:
+    """Create databases on the test server: empty, or cloned from the migrated template."""
+    prefix = f"unitcat_test_{os.getpid()}"
+    created: list[str] = []
+    template = f"{prefix}_template"
+    _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+    _admin_execute(admin_url, f'CREATE DATABASE "{template}"')
+    created.append(template)
+    template_engine = create_engine(_with_database(admin_url, template), poolclass=NullPool)
+    migrate.upgrade(template_engine)
+    template_engine.dispose()
+
+    def create(*, migrated: bool = True) -> str:
+        name = f"{prefix}_{next(_counter)}"
+        source = f' TEMPLATE "{template}"' if migrated else ""
+        _admin_execute(admin_url, f'CREATE DATABASE "{name}"{source}')
+        created.append(name)
+        return _with_database(admin_url, name)
+
+    yield create
+    for name in reversed(created):
+        _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(database_factory: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database at the newest schema; DATABASE_URL points at it for in-process code."""
+    url = database_factory()
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = create_engine(database_url)
+    yield eng
+    eng.dispose()
