@@ -88,5 +88,7 @@ def resolve_device(requested: str | None = None) -> str:
     if choice == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto.")
+        raise ConfigError(
+            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto."
+        )
     return choice
