@@ -6,6 +6,7 @@ import typer
 
 from ingest.commands import db as db_commands
 from ingest.commands import query as query_commands
+from ingest.commands import runs as runs_commands
 from ingest.console import run_reporting_errors
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ ingest_app = typer.Typer(
 app.add_typer(db_commands.app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.command("query")(query_commands.query)
+app.command("runs")(runs_commands.runs)
 # ingest commands are registered below, one line per module.
 
 
