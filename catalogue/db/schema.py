@@ -339,8 +339,9 @@ class Rating(Base):
 
 
 class UnitRatingAnalysis(Base):
-    """Name agreement of a unit's ratings, matched through WordNet in Python
-    (SQL cannot walk hypernyms); `rating_summary` joins it."""
+    """The name analysis of a unit's ratings (`catalogue.ratings.summarise_units`):
+    names are matched through WordNet hypernyms in Python, which SQL cannot do, so
+    it is stored here and joined by `rating_summary`."""
 
     __tablename__ = "unit_rating_analysis"
 
@@ -348,10 +349,12 @@ class UnitRatingAnalysis(Base):
         ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
     )
     score_run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"))
+    n_named: Mapped[int] = mapped_column(Integer)
     top_name: Mapped[str | None] = mapped_column(Text)
     human_agreement: Mapped[float | None] = mapped_column(Double)
-    matches_top_class: Mapped[bool | None] = mapped_column(Boolean)
-    matches_ccmas_class: Mapped[bool | None] = mapped_column(Boolean)
+    match_most_active: Mapped[float | None] = mapped_column(Double)
+    match_ccmas: Mapped[float | None] = mapped_column(Double)
+    mean_estimate: Mapped[float | None] = mapped_column(Double)
     used_wordnet: Mapped[bool] = mapped_column(Boolean)
     computed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

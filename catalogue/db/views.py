@@ -178,22 +178,26 @@ SELECT
     sum(rt.answer::integer)::integer AS n_yes,
     avg(rt.answer::integer)::double precision AS share_yes,
     avg(rt.answer::integer) >= 0.8 AS consensus,
-    (SELECT n.name FROM rating r2, unnest(r2.names) AS n(name)
-     WHERE r2.unit_id = u.id AND r2.answer
-     GROUP BY n.name ORDER BY count(*) DESC, n.name LIMIT 1) AS top_name,
+    ra.n_named,
+    coalesce(ra.top_name,
+        (SELECT n.name FROM rating r2, unnest(r2.names) AS n(name)
+         WHERE r2.unit_id = u.id AND r2.answer
+         GROUP BY n.name ORDER BY count(*) DESC, n.name LIMIT 1)) AS top_name,
     ra.human_agreement,
-    ra.matches_top_class,
-    ra.matches_ccmas_class,
+    ra.match_most_active,
+    ra.match_ccmas,
+    ra.mean_estimate,
     ra.used_wordnet
 FROM rating rt
 JOIN unit u ON u.id = rt.unit_id
 JOIN layer l ON l.id = u.layer_id
 JOIN model m ON m.id = l.model_id
 LEFT JOIN unit_rating_analysis ra ON ra.unit_id = u.id
-GROUP BY m.name, l.name, l.position, u.unit_index, u.id,
-         ra.human_agreement, ra.matches_top_class, ra.matches_ccmas_class, ra.used_wordnet
+GROUP BY m.name, l.name, l.position, u.unit_index, u.id, ra.unit_id
 """
 
+# The paper's Table 1, per layer: (a) share of yes, (b) share of units with >= 80% yes,
+# (c-e) name agreement among consensus units, each with its standard error.
 _RATING_LAYER_SUMMARY_V1 = """
 SELECT
     model,
@@ -201,13 +205,20 @@ SELECT
     layer_position,
     count(*)::integer AS n_units,
     sum(n_ratings)::integer AS n_ratings,
-    sum(n_yes)::double precision / sum(n_ratings) AS share_yes,
-    avg(consensus::integer)::double precision AS share_units_consensus,
+    avg(share_yes) AS share_yes,
+    stddev_samp(share_yes) / sqrt(count(*)) AS share_yes_se,
+    avg(consensus::integer)::double precision AS share_consensus,
+    sqrt(avg(consensus::integer) * (1 - avg(consensus::integer)) / count(*))::double precision
+        AS share_consensus_se,
     avg(human_agreement) FILTER (WHERE consensus) AS human_agreement,
-    avg(matches_top_class::integer) FILTER (WHERE consensus)::double precision
-        AS match_top_class,
-    avg(matches_ccmas_class::integer) FILTER (WHERE consensus)::double precision
-        AS match_ccmas_class
+    stddev_samp(human_agreement) FILTER (WHERE consensus)
+        / sqrt(nullif(count(human_agreement) FILTER (WHERE consensus), 0)) AS human_agreement_se,
+    avg(match_most_active) FILTER (WHERE consensus) AS match_most_active,
+    stddev_samp(match_most_active) FILTER (WHERE consensus)
+        / sqrt(nullif(count(match_most_active) FILTER (WHERE consensus), 0)) AS match_most_active_se,
+    avg(match_ccmas) FILTER (WHERE consensus) AS match_ccmas,
+    stddev_samp(match_ccmas) FILTER (WHERE consensus)
+        / sqrt(nullif(count(match_ccmas) FILTER (WHERE consensus), 0)) AS match_ccmas_se
 FROM rating_summary
 GROUP BY model, layer, layer_position
 """
