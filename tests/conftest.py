@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +24,25 @@ from catalogue.config import normalise_database_url
 from catalogue.db import migrate, server
 
 _counter = itertools.count()
+_OWN_BASETEMP_KEY = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give every session its own temporary root unless --basetemp is given.
+
+    pytest's default root keeps the three newest sessions and deletes older ones,
+    so two sessions running at once can delete each other's files (an embedded
+    server's data directory among them).
+    """
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="unitcat-pytest-")
+        config.stash[_OWN_BASETEMP_KEY] = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASETEMP_KEY, None)
+    if own is not None:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
