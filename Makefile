@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test ui bench lint format clean-venv
+# Debian packages the demo and the tests use: a browser for the UI test, the
+# Fashion-MNIST files, WordNet for matching people's names with class names.
+SYSTEM_PACKAGES := chromium dataset-fashion-mnist wordnet-base wordnet-sense-index
+SYSTEM_STAMP := $(VENV)/.system-packages-stamp
+
+.PHONY: demo test ui bench lint format clean-venv system-packages
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,11 +17,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
+$(SYSTEM_STAMP): | $(STAMP)
+	@./scripts/install-system-packages.sh $(SYSTEM_PACKAGES)
+	@touch $(SYSTEM_STAMP)
+
+system-packages: $(SYSTEM_STAMP)
+
+demo: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/unitcat db upgrade
 	$(BIN)/unitcat query "SELECT * FROM layer_summary"
 
-test: $(STAMP)
+test: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/python -m pytest
 
 ui: $(STAMP)
