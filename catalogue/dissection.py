@@ -16,14 +16,16 @@ Definitions made exact here:
   resolution (q read as the decimal it is written as, so 0.005·20000 = 100;
   at least 1). It is exact: the first pass keeps each unit's top ⌈q·n⌉ values
   with torch.topk merges (memory 4·U·⌈q·n⌉ bytes; 53 MB for AlexNet conv5 on
-  Broden). NetDissect used an interpolated percentile or a sketch instead;
-  the two differ by at most one order statistic.
+  Broden). NetDissect-Lite's np.percentile lies within one order statistic
+  of it; davidbau/dissect's quantile sketch is approximate.
 - The unit fires where the upsampled value is *strictly* above T_k (as in Bau
   et al.'s code), so a unit that is constant — a dead ReLU unit, all zeros —
   fires nowhere instead of everywhere. Ties at T_k therefore fire less than a
   q share.
-- Upsampling is `torch.nn.functional.interpolate(mode="bilinear",
-  align_corners=False)` (pixel centres aligned, edges clamped).
+- Upsampling is bilinear with pixel centres aligned and edges clamped (the
+  convention of `torch.nn.functional.interpolate(mode="bilinear",
+  align_corners=False)`): mask pixel i lies at map position
+  (i + ½)·h/H − ½. It is evaluated only where it can exceed T_k (below).
 - A union of 0 gives IoU 0.
 - Probe sets such as Broden annotate each image only in some categories (its
   DTD images carry no object labels). Given each concept's category and each
@@ -32,14 +34,20 @@ Definitions made exact here:
   concept's category, as in NetDissect's code. Without that information every
   image counts, which is the plain formula above.
 
-The computation is two streaming passes over the probe set: thresholds, then
-intersections and unions as batched matrix products on the GPU when there is
-one. `unit_concept_iou` is the pure core; `dissect` runs a torchvision model
-over a `ProbeSet` and labels every unit.
+The computation is two streaming passes over the probe set, on the GPU when
+there is one: thresholds, then intersections and unions. An interpolated
+value is a convex combination of four map cells, so it can exceed T_k only
+next to one of the unit's < ⌈q·n⌉ cells above T_k; the second pass
+interpolates just those blocks of pixels and looks up which concepts the
+firing pixels carry, so its cost follows the firing area (about q of all
+unit-pixels), not units × pixels × concepts. `unit_concept_iou` is the pure
+core; `dissect` runs a torchvision model over a `ProbeSet` and labels every
+unit; `label_units` ranks concepts per unit.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -49,14 +57,13 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.nn import functional
 
 from catalogue.config import resolve_device
 from catalogue.errors import InputError, NotFound, UnitcatError
 from catalogue.probe import Concept, ImageMasks, ProbeSet
 
 MaskBatch = np.ndarray | torch.Tensor | Sequence[ImageMasks]
-DEFAULT_CHUNK_ELEMENTS = 1 << 25  # upsampled values held at once (128 MiB of float32)
+DEFAULT_CHUNK_ELEMENTS = 1 << 24  # interpolated or gathered values held at once
 
 
 def threshold_rank(n_values: int, quantile: float) -> int:
@@ -200,10 +207,10 @@ class IoUTally:
             raise ValueError(f"n_categories = {n_categories} but concept_category uses {used}")
         self._category = torch.as_tensor(category, device=self.device)
         self._chunk_elements = chunk_elements
-        f64 = {"dtype": torch.float64, "device": self.device}
-        self._intersection = torch.zeros(units, n_concepts + 1, **f64)  # last column: padding
-        self._unit_pixels = torch.zeros(units, self.n_categories, **f64)
-        self._concept_pixels = torch.zeros(n_concepts + 1, **f64)
+        self._f64: dict[str, Any] = {"dtype": torch.float64, "device": self.device}
+        self._intersection = torch.zeros(units, n_concepts + 1, **self._f64)  # last: padding
+        self._unit_pixels = torch.zeros(units, self.n_categories, **self._f64)
+        self._concept_pixels = torch.zeros(n_concepts + 1, **self._f64)
         self.n_images = 0
 
     def add(self, maps: np.ndarray | torch.Tensor, masks: MaskBatch) -> None:
@@ -220,10 +227,11 @@ class IoUTally:
                     f"masks of shape {tuple(dense.shape)} do not match {m.shape[0]} images × "
                     f"{self.n_concepts} concepts × H × W."
                 )
-            dense = dense != 0
-            step = self._chunk(m.shape[1], dense.shape[2] * dense.shape[3])
-            for s in range(0, m.shape[0], step):
-                self._add_dense(m[s : s + step], dense[s : s + step])
+            if dense.dtype != torch.bool:
+                dense = dense != 0
+            index = torch.arange(self.n_concepts, device=self.device).expand(m.shape[0], -1)
+            annotated = torch.ones(m.shape[0], self.n_categories, **self._f64)
+            self._add(m, dense.flatten(2), index, annotated, tuple(dense.shape[2:]))
         else:
             items = list(masks)
             if len(items) != m.shape[0]:
@@ -231,46 +239,35 @@ class IoUTally:
                     f"{m.shape[0]} activation maps but {len(items)} mask sets in a batch."
                 )
             start = 0
-            while start < len(items):
-                shape = items[start].shape
-                step = self._chunk(m.shape[1], shape[0] * shape[1])
+            while start < len(items):  # runs of images with one mask size
                 stop = start + 1
-                while stop < len(items) and stop - start < step and items[stop].shape == shape:
+                while stop < len(items) and items[stop].shape == items[start].shape:
                     stop += 1
-                self._add_sparse(m[start:stop], items[start:stop], shape)
+                self._add_image_masks(m[start:stop], items[start:stop])
                 start = stop
         self.n_images += m.shape[0]
 
-    def _chunk(self, units: int, pixels: int) -> int:
-        return max(1, self._chunk_elements // max(1, units * pixels))
-
-    def _fire(self, maps: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-        """(C × U × P) float 0/1: where the upsampled maps exceed the thresholds."""
-        thr = self.thresholds[None, :, None, None]
-        if tuple(maps.shape[2:]) == shape:
-            fire = (maps > thr).to(torch.float32)
-        else:
-            fire = functional.interpolate(
-                maps, size=shape, mode="bilinear", align_corners=False
-            ).gt_(thr)
-        return fire.flatten(2)
-
-    def _add_dense(self, maps: torch.Tensor, masks: torch.Tensor) -> None:
-        fire = self._fire(maps, (masks.shape[2], masks.shape[3]))
-        labels = masks.flatten(2).to(torch.float32)  # C × K × P
-        both = torch.bmm(fire, labels.transpose(1, 2))  # C × U × K, exact integers
-        self._intersection[:, :-1] += both.to(torch.float64).sum(0)
-        self._unit_pixels += fire.sum(2).to(torch.float64).sum(0)[:, None]
-        self._concept_pixels[:-1] += labels.sum(2).to(torch.float64).sum(0)
-
-    def _add_sparse(
-        self, maps: torch.Tensor, items: Sequence[ImageMasks], shape: tuple[int, int]
-    ) -> None:
-        fire = self._fire(maps, shape)
-        c, units, pixels = fire.shape
+    def _add_image_masks(self, maps: torch.Tensor, items: Sequence[ImageMasks]) -> None:
+        shape = items[0].shape
+        pixels = shape[0] * shape[1]
         widest = max(len(it.concepts) for it in items)
-        annotated = torch.ones(c, self.n_categories, dtype=torch.float64, device=self.device)
+        labels = torch.zeros(len(items), widest, pixels, dtype=torch.bool)
+        index = torch.full((len(items), widest), self.n_concepts, dtype=torch.int64)
+        annotated = torch.ones(len(items), self.n_categories, dtype=torch.float64)
         for i, it in enumerate(items):
+            k = len(it.concepts)
+            if np.shape(it.masks) != (k, *shape):
+                raise InputError(
+                    f"ImageMasks with {k} concepts has masks of shape {np.shape(it.masks)}."
+                )
+            if k:
+                concepts = torch.as_tensor(np.asarray(it.concepts, dtype=np.int64))
+                if concepts.min() < 0 or concepts.max() >= self.n_concepts:
+                    raise InputError(
+                        f"concept index out of range 0..{self.n_concepts - 1} in ImageMasks."
+                    )
+                index[i, :k] = concepts
+                labels[i, :k] = torch.as_tensor(np.asarray(it.masks, dtype=bool)).reshape(k, pixels)
             if self._use_annotations and it.annotated is not None:
                 flags = np.asarray(it.annotated, dtype=np.float64)
                 if flags.shape != (self.n_categories,):
@@ -278,33 +275,35 @@ class IoUTally:
                         f"ImageMasks.annotated has {flags.size} categories, expected {self.n_categories}."
                     )
                 annotated[i] = torch.as_tensor(flags)
-        self._unit_pixels += fire.sum(2).to(torch.float64).T @ annotated
-        if widest == 0:
-            return
-        labels = torch.zeros(c, widest, pixels, dtype=torch.float32, device=self.device)
-        index = torch.full((c, widest), self.n_concepts, dtype=torch.int64)
-        for i, it in enumerate(items):
-            k = len(it.concepts)
-            if k:
-                if it.masks.shape != (k, *shape):
-                    raise InputError(
-                        f"ImageMasks with {k} concepts has masks of shape {it.masks.shape}."
-                    )
-                concepts = torch.as_tensor(np.asarray(it.concepts, dtype=np.int64))
-                if concepts.min() < 0 or concepts.max() >= self.n_concepts:
-                    raise InputError(
-                        f"concept index out of range 0..{self.n_concepts - 1} in ImageMasks."
-                    )
-                index[i, :k] = concepts
-                labels[i, :k] = (
-                    torch.as_tensor(np.asarray(it.masks)).reshape(k, pixels).to(self.device)
+        dev = self.device
+        self._add(maps, labels.to(dev), index.to(dev), annotated.to(dev), shape)
+
+    def _add(
+        self,
+        maps: torch.Tensor,
+        labels: torch.Tensor,
+        index: torch.Tensor,
+        annotated: torch.Tensor,
+        shape: tuple[int, int],
+    ) -> None:
+        """Tally C images: labels (C × k × P) bool, index (C × k) concept of each row."""
+        c, units = maps.shape[:2]
+        width = self.n_concepts + 1
+        fired_per_unit = torch.zeros(c * units, **self._f64)
+        step = max(1, self._chunk_elements // max(1, labels.shape[1]))
+        for image, unit, pixel in _firing_pixels(
+            maps, self.thresholds, shape, self._chunk_elements
+        ):
+            fired_per_unit += torch.bincount(image * units + unit, minlength=c * units)
+            for s in range(0, image.shape[0], step):
+                im, un, px = image[s : s + step], unit[s : s + step], pixel[s : s + step]
+                hit = labels[im, :, px]  # fired pixels × k: which labels they carry
+                target = un[:, None] * width + index[im]
+                self._intersection.view(-1).index_add_(
+                    0, target.reshape(-1), hit.reshape(-1).to(torch.float64)
                 )
-        index = index.to(self.device).reshape(-1)
-        both = torch.bmm(fire, labels.transpose(1, 2))  # C × U × widest
-        self._intersection.index_add_(
-            1, index, both.to(torch.float64).permute(1, 0, 2).reshape(units, -1)
-        )
-        self._concept_pixels.index_add_(0, index, labels.sum(2).to(torch.float64).reshape(-1))
+        self._unit_pixels += fired_per_unit.view(c, units).T @ annotated
+        self._concept_pixels.index_add_(0, index.reshape(-1), _count_true(labels).reshape(-1))
 
     def result(self, quantile: float | None = None) -> ConceptIoU:
         intersection = self._intersection[:, :-1]
@@ -322,6 +321,87 @@ class IoUTally:
             n_images=self.n_images,
             quantile=quantile,
         )
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """Bilinear sampling along one axis, n_in → n_out, pixel centres aligned.
+
+    Output i lies at source position s = (i + ½)·n_in/n_out − ½ and reads the
+    cells ⌊s⌋ and ⌊s⌋ + 1, clamped to 0..n_in − 1, with weight s − ⌊s⌋ on the
+    second (near the edges both are the same cell, so this equals clamping s).
+    Outputs are grouped by ⌊s⌋ + 1 ∈ 0..n_in, the *block* between cells:
+    `members[b]` are its outputs and `weights[b]` their weights, padded with
+    NaN (which makes every comparison false).
+    """
+
+    members: torch.Tensor  # (n_in + 1) × R, int64
+    weights: torch.Tensor  # (n_in + 1) × R, float32, NaN where padded
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def build(n_in: int, n_out: int, device: str) -> _Axis:
+        src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+        block = np.floor(src).astype(np.int64) + 1
+        lam = src - (block - 1)
+        width = max(1, int(np.bincount(block, minlength=n_in + 1).max()))
+        members = np.zeros((n_in + 1, width), dtype=np.int64)
+        weights = np.full((n_in + 1, width), np.nan, dtype=np.float32)
+        for b in range(n_in + 1):
+            own = np.flatnonzero(block == b)
+            members[b, : own.size] = own
+            weights[b, : own.size] = lam[own]
+        return _Axis(
+            torch.as_tensor(members, device=device), torch.as_tensor(weights, device=device)
+        )
+
+
+def _pair_max(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Along `dim` (length n): n + 1 values, max of cells b − 1 and b clamped to 0..n − 1."""
+    n = x.shape[dim]
+    inner = torch.maximum(x.narrow(dim, 0, n - 1), x.narrow(dim, 1, n - 1))
+    return torch.cat([x.narrow(dim, 0, 1), inner, x.narrow(dim, n - 1, 1)], dim=dim)
+
+
+def _firing_pixels(
+    maps: torch.Tensor, thresholds: torch.Tensor, shape: tuple[int, int], chunk_elements: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(image, unit, pixel) of every mask pixel where the upsampled map exceeds T_unit.
+
+    A bilinear value is a convex combination of the four cells around it, so
+    it can exceed T only in a block of pixels one of whose four corner cells is
+    above T — at most 4·⌈q·n⌉ blocks per unit. Only those blocks are
+    interpolated, so the cost follows the firing area rather than units × pixels.
+    """
+    rows = _Axis.build(maps.shape[2], shape[0], str(maps.device))
+    cols = _Axis.build(maps.shape[3], shape[1], str(maps.device))
+    h, w = maps.shape[2:]
+    block_max = _pair_max(_pair_max(maps, 3), 2)  # (h + 1) × (w + 1) blocks
+    candidates = (block_max > thresholds[None, :, None, None]).nonzero(as_tuple=True)
+    step = max(1, chunk_elements // (rows.members.shape[1] * cols.members.shape[1]))
+    for s in range(0, candidates[0].shape[0], step):
+        im, un, y, x = (t[s : s + step] for t in candidates)
+        y0, y1 = (y - 1).clamp(min=0), y.clamp(max=h - 1)  # the block's corner cells
+        x0, x1 = (x - 1).clamp(min=0), x.clamp(max=w - 1)
+        x00, x01 = maps[im, un, y0, x0][:, None], maps[im, un, y0, x1][:, None]
+        x10, x11 = maps[im, un, y1, x0][:, None], maps[im, un, y1, x1][:, None]
+        lx = cols.weights[x]  # candidates × Q
+        upper_row = x00 + lx * (x01 - x00)  # along the block's upper and lower edges
+        lower_row = x10 + lx * (x11 - x10)
+        # value = upper + ly·(lower − upper) > T, compared without forming the value
+        rise = (lower_row - upper_row)[:, None, :]
+        margin = (thresholds[un][:, None] - upper_row)[:, None, :]
+        fire = rows.weights[y][:, :, None] * rise > margin
+        i, a, b = fire.nonzero(as_tuple=True)
+        yield im[i], un[i], rows.members[y[i], a] * shape[1] + cols.members[x[i], b]
+
+
+def _count_true(labels: torch.Tensor) -> torch.Tensor:
+    """(C × k) float64 number of True values along the last axis of a bool tensor."""
+    if labels.device.type == "cpu":  # numpy counts bytes far faster than torch sums bools
+        counts = np.count_nonzero(labels.numpy(), axis=-1)
+        return torch.as_tensor(counts, dtype=torch.float64)
+    return labels.sum(-1, dtype=torch.float64)
 
 
 def _counts(t: torch.Tensor) -> np.ndarray:
@@ -411,7 +491,7 @@ def _as_maps(batch: np.ndarray | torch.Tensor, device: str) -> torch.Tensor:
             "dissection needs the spatial maps of convolutional layers."
         )
     t = t.to(device=device, dtype=torch.float32)
-    if not torch.isfinite(t).all():
+    if not torch.isfinite(t.sum()) and not torch.isfinite(t).all():  # the sum is the cheap test
         raise InputError(
             "activation maps contain NaN or infinite values; check the model and inputs."
         )

@@ -147,10 +147,14 @@ def test_iou_equals_literal_loops_on_ties_zeros_and_dead_units(q):
     assert (got.union[1] == masks.sum(axis=(0, 2, 3))).all()
 
 
-def test_iou_equals_literal_for_uneven_upsampling_of_continuous_maps():
+@pytest.mark.parametrize(
+    ("map_size", "mask_size"),
+    [((5, 3), (13, 11)), ((8, 8), (5, 5)), ((7, 7), (7, 7)), ((1, 1), (4, 4)), ((2, 6), (9, 6))],
+)
+def test_iou_equals_literal_for_any_resampling_of_continuous_maps(map_size, mask_size):
     rng = np.random.default_rng(3)
-    maps = np.maximum(rng.normal(size=(5, 4, 5, 3)), 0).astype(np.float32)
-    masks = random_masks(rng, 5, 3, 13, 11)
+    maps = np.maximum(rng.normal(size=(5, 4, *map_size)), 0).astype(np.float32)
+    masks = random_masks(rng, 5, 3, *mask_size)
     _, inter, union, iou = literal_iou(maps, masks, Fraction(1, 20))
     got = unit_concept_iou(
         torch.from_numpy(maps), torch.from_numpy(masks), 0.05, batch_size=2, device="cpu"
