@@ -74,7 +74,7 @@ def resize_gray(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
     gray = image.convert("L")
     if gray.size != (size, size):
         gray = gray.resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(gray, dtype=np.uint8)
+    return np.array(gray, dtype=np.uint8)  # a writable copy for torch
 
 
 def normalise(gray_uint8: np.ndarray | torch.Tensor, mean: float, std: float) -> torch.Tensor:
