@@ -52,15 +52,18 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from catalogue.config import resolve_device
-from catalogue.errors import InputError, NotFound, UnitcatError
+from catalogue.errors import InputError, UnitcatError
 from catalogue.probe import Concept, ImageMasks, ProbeSet
+
+if TYPE_CHECKING:
+    from catalogue.models import ModelInfo
 
 MaskBatch = np.ndarray | torch.Tensor | Sequence[ImageMasks]
 DEFAULT_CHUNK_ELEMENTS = 1 << 24  # interpolated or gathered values held at once
@@ -660,31 +663,31 @@ def _collate(batch: list[tuple[torch.Tensor | None, Any]]) -> tuple[torch.Tensor
     return torch.stack([x for x, _ in batch if x is not None]), [m for _, m in batch]
 
 
-def _feature_extractor(model: torch.nn.Module, layer_names: Sequence[str]) -> torch.nn.Module:
-    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+def _feature_extractor(model: Any, layer_names: Sequence[str]) -> torch.nn.Module:
+    """Only the requested nodes, named as `catalogue.models` names them everywhere else."""
+    from catalogue.models import build_extractor
 
     if not layer_names:
         raise InputError("name at least one layer to dissect.")
-    model.eval()
+    module = getattr(model, "module", model)
+    module.eval()
     try:
-        _, nodes = get_graph_node_names(model)
-    except Exception as e:  # symbolic tracing failed: the model has data-dependent control flow
+        return build_extractor(model, layer_names, with_logits=False).eval()
+    except UnitcatError:
+        raise
+    except Exception as e:  # torch.fx could not trace the model (data-dependent control flow)
         raise InputError(
-            f"the model cannot be traced by torch.fx ({type(e).__name__}: {e})."
+            f"the model cannot be traced by torch.fx ({type(e).__name__}: {e}); "
+            "dissect a model whose forward has no data-dependent branches."
         ) from None
-    missing = [n for n in layer_names if n not in nodes]
-    if missing:
-        shown = ", ".join(nodes[:40]) + (" …" if len(nodes) > 40 else "")
-        raise NotFound(f"layer {missing[0]!r} is not a node of the model; nodes are: {shown}")
-    return create_feature_extractor(model, return_nodes={n: n for n in layer_names}).eval()
 
 
 def dissect(
-    model: torch.nn.Module,
+    model: torch.nn.Module | ModelInfo,
     layer_names: Sequence[str],
     probe: ProbeSet,
     *,
-    transform: Callable[[Image.Image], torch.Tensor],
+    transform: Callable[[Image.Image], torch.Tensor] | None = None,
     batch_size: int = 32,
     device: str | None = "auto",
     quantile: float = 0.005,
@@ -702,12 +705,15 @@ def dissect(
     masks is in memory at a time.
 
     Args:
-        model: a torch module; its parameters are moved to `device`.
-        layer_names: torch.fx node names of convolutional outputs (e.g.
-            "features.11" in AlexNet, the post-ReLU node).
+        model: a torch module or a `catalogue.models.ModelInfo`; it is put in
+            eval mode and its parameters are moved to `device`.
+        layer_names: feature-extraction node names of convolutional outputs
+            (e.g. "features.11", conv5's ReLU, in AlexNet; "conv5" in the demo
+            CNN); a module name selects its last node (`catalogue.models`).
         probe: an opened `ProbeSet`.
         transform: maps a PIL RGB probe image to the model's input tensor
-            (C × H × W), e.g. the weights' preprocessing.
+            (C × H × W), e.g. the weights' preprocessing; default: the
+            ModelInfo's transform.
         progress: called with (images done, total) over both passes (total = 2N).
 
     Returns:
@@ -718,6 +724,10 @@ def dissect(
         raise InputError(
             f"the probe set {probe.directory} has no images (check split and categories)."
         )
+    if transform is None:
+        transform = getattr(model, "transform", None)
+        if transform is None:
+            raise InputError("pass the model's preprocessing as transform=…")
     dev = resolve_device(device)
     extractor = _feature_extractor(model, layer_names).to(dev)
 

@@ -371,3 +371,16 @@ def test_dissect_reports_a_missing_probe_image_from_a_worker_as_one_line(digit_p
         InputError, match=r"^probe image .*000002\.png \(index\.csv line 4\) is missing"
     ):
         dissect(TinyNet(), ["act2"], probe, transform=to_tensor, device="cpu", num_workers=1)
+
+
+def test_dissect_takes_the_demo_cnn_model_info_with_its_own_transform(digit_probe):
+    from catalogue.models import random_demo_model
+
+    info = random_demo_model()
+    result = dissect(info, ["conv1", "conv5"], digit_probe, batch_size=8, device="cpu")
+    conv5 = result["conv5"]
+    assert conv5.iou.shape == (32, len(digit_probe.concepts)) and conv5.n_units == 32
+    assert result["conv1"].n_units == 16
+    assert (conv5.scores.union >= conv5.scores.intersection).all()
+    assert ((conv5.iou >= 0) & (conv5.iou <= 1)).all()
+    assert conv5.n_unique_concepts == len(conv5.detected_concepts) <= conv5.n_detectors
