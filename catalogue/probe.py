@@ -118,8 +118,10 @@ class ProbeSet:
 
     Concepts are the labels of the selected categories, in label-number order;
     a label listed under several categories (Broden's *fabric* is a material
-    and an object) is one concept, with the category that has the most images
-    as its `category`, and its mask is the union over those categories' masks.
+    and an object) is one concept whose `category` is the one where it covers
+    the most pixels (c_<category>.csv's coverage, as NetDissect's primary
+    category; then the most images), and its mask is the union over those
+    categories' masks.
     Indexing returns a `ProbeSample`; the object is picklable, so a torch
     DataLoader with worker processes can decode images in parallel.
     """
@@ -180,16 +182,17 @@ class ProbeSet:
                 f"no categories selected in {root}; choose from {', '.join(all_categories)}."
             )
         labels = _read_labels(root)
-        for category in selected:
-            _check_codes(root, category, labels)
+        coverage = {category: _read_codes(root, category, labels) for category in selected}
         concepts: list[Concept] = []
         for number in sorted(labels):
             name, per_category = labels[number]
-            counts = [
-                (per_category[c], -selected.index(c), c) for c in selected if c in per_category
+            ranked = [  # NetDissect's primary category: the largest pixel coverage
+                (coverage[c].get(number, 0.0), per_category[c], -selected.index(c), c)
+                for c in selected
+                if c in per_category
             ]
-            if counts:
-                concepts.append(Concept(number, name, max(counts)[2]))
+            if ranked:
+                concepts.append(Concept(number, name, max(ranked)[3]))
         size = max(labels, default=0) + 1
         concept_of_number = np.full(size, _NOT_IN_LABELS, dtype=np.int64)
         concept_of_number[list(labels)] = _OTHER_CATEGORY
@@ -282,6 +285,9 @@ class ProbeSet:
                     else:
                         masks[concept] = hit
         order = sorted(masks)
+        # A concept found through another category's column (fabric in an object mask)
+        # marks the image annotated in the concept's own category, so unions cover it.
+        annotated[self.concept_category[order]] = True
         stacked = (
             np.stack([masks[c] for c in order]) if order else np.zeros((0, *shape), dtype=bool)
         )
@@ -376,12 +382,21 @@ def _read_labels(root: Path) -> dict[int, tuple[str, dict[str, int]]]:
     return labels
 
 
-def _check_codes(root: Path, category: str, labels: Mapping[int, object]) -> None:
+def _read_codes(root: Path, category: str, labels: Mapping[int, object]) -> dict[int, float]:
+    """Check c_<category>.csv against label.csv; return each label's coverage there."""
     path = root / f"c_{category}.csv"
+    coverage: dict[int, float] = {}
     for line, r in enumerate(_read_csv(path, ("code", "number")), start=2):
         number = _int(r["number"], path, line, "number")
         if number not in labels:
             raise InputError(f"{path} line {line}: label number {number} is not in label.csv.")
+        try:
+            coverage[number] = float(r.get("coverage") or 0.0)
+        except ValueError:
+            raise InputError(
+                f"{path} line {line}: coverage {r['coverage']!r} is not a number."
+            ) from None
+    return coverage
 
 
 def _read_index(

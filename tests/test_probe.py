@@ -142,7 +142,7 @@ def test_reader_restricts_categories_splits_and_count(written):
     assert len(parts) == 4  # the image without part labels is skipped, as in NetDissect
 
 
-def test_a_label_in_two_categories_is_one_concept_with_the_larger_category(tmp_path):
+def test_a_label_in_two_categories_is_one_concept_of_its_larger_coverage_category(tmp_path):
     d = tmp_path / "p"
     (d / "images").mkdir(parents=True)
     Image.new("RGB", (4, 4)).save(d / "images" / "a.jpg")
@@ -161,14 +161,26 @@ def test_a_label_in_two_categories_is_one_concept_with_the_larger_category(tmp_p
     (d / "category.csv").write_text(
         "name,first,last,count,frequency\nobject,9,9,1,3\nmaterial,9,9,1,36\n"
     )
-    for c in ("object", "material"):
-        (d / f"c_{c}.csv").write_text("code,number,name,frequency,coverage\n1,9,fabric,3,1.0\n")
+    for c, cover in (("object", "0.5"), ("material", "2.0")):
+        (d / f"c_{c}.csv").write_text(
+            f"code,number,name,frequency,coverage\n1,9,fabric,3,{cover}\n"
+        )
     probe = ProbeSet.open(d)
-    assert probe.concepts == (Concept(9, "fabric", "material"),)
+    assert probe.concepts == (Concept(9, "fabric", "material"),)  # covers more as a material
     expected = np.zeros((4, 4), bool)
     expected[:2] = True
     expected[:, :1] = True
     np.testing.assert_array_equal(probe[0].masks.masks[0], expected)
+    only_objects = ProbeSet.open(d, categories=["object"])
+    assert only_objects[0].masks.annotated.tolist() == [True]
+    (d / "index.csv").write_text(
+        "image,split,ih,iw,sh,sw,object,material\na.jpg,train,4,4,4,4,a_object.png,\n"
+    )
+    sample = ProbeSet.open(d)[0]  # fabric (a material) found only in the object mask
+    assert sample.masks.annotated.tolist() == [True, True]
+    np.testing.assert_array_equal(sample.masks.masks[0], obj[..., 0] == 9)
+    (d / "c_object.csv").write_text("code,number,name,frequency,coverage\n1,9,fabric,3,7.5\n")
+    assert ProbeSet.open(d).concepts == (Concept(9, "fabric", "object"),)
 
 
 # ----------------------------------------------------------------- make_probe
