@@ -12,6 +12,7 @@ import torch.nn.functional as F  # noqa: N812
 from PIL import Image
 from sklearn.datasets import load_digits
 from torch import nn
+from torchvision.models.feature_extraction import create_feature_extractor
 
 from catalogue.am import (
     COLOR_CORRELATION_SVD_SQRT,
@@ -25,7 +26,9 @@ from catalogue.am import (
     render_panel,
     save_panel,
 )
+from catalogue.data import resolve_dataset
 from catalogue.errors import InputError, NotFound
+from catalogue.models import random_demo_model
 
 
 class DigitsNet(nn.Module):
@@ -82,8 +85,6 @@ def channel_values(
     model: nn.Module, node: str, images: torch.Tensor, reduce: str = "mean"
 ) -> torch.Tensor:
     """A node's output per image and channel (reduced over space), computed without `catalogue.am`."""
-    from torchvision.models.feature_extraction import create_feature_extractor
-
     with torch.no_grad():
         out = create_feature_extractor(model, [node])(images)[node]
     if out.ndim == 2:
@@ -433,3 +434,45 @@ def test_result_renders_its_panels(net: DigitsNet) -> None:
     result = am(net, "conv2", [0], n_images=6, steps=2)
     panel = result.panel(0, rows=2, cols=3, gap=1)
     assert panel.size == (3 * 8 + 2, 2 * 8 + 1)
+
+
+# ---------------------------------------------------------------- the project's demo CNN
+
+
+def test_demo_cnn_units_by_node_name_beat_every_digit() -> None:
+    """conv5 (a post-ReLU leaf block) and fc8 of the seeded demo CNN, grey images repeated to RGB."""
+    info = random_demo_model()
+    transform = info.transform
+    digits = resolve_dataset("digits:test", transform=transform)
+    x = torch.stack([digits[i].image for i in range(len(digits))])
+    extractor = create_feature_extractor(
+        info.module, ["conv5", "fc8"], tracer_kwargs=info.tracer_kwargs
+    )
+    with torch.no_grad():
+        out = extractor(x)
+    conv_max = out["conv5"].mean((2, 3)).amax(0)
+    logit_max = out["fc8"].amax(0)
+    options = {
+        "n_images": 3,
+        "steps": 32,
+        "image_size": 32,
+        "channels": 1,
+        "input_channels": 3,
+        "normalise": ([transform.mean] * 3, [transform.std] * 3),
+        "tracer_kwargs": info.tracer_kwargs,
+        "device": "cpu",
+        "lr": 0.1,
+    }
+    conv_units = [int(u) for u in torch.argsort(conv_max, descending=True)[:2]]
+    conv5 = maximise_units(info.module, "conv5", conv_units, **options)
+    fc8 = maximise_units(info.module, "fc8", [0, 3], **options)
+    assert conv5.images.shape == (2, 3, 1, 32, 32)
+    for position, unit in enumerate(conv_units):
+        assert conv5.activations[position].min() > conv_max[unit].item() > 0
+    for position, unit in enumerate([0, 3]):
+        assert fc8.activations[position].min() > logit_max[unit].item()
+
+    grey = torch.from_numpy(fc8.images[1]).expand(-1, 3, -1, -1)
+    with torch.no_grad():
+        logits = extractor((grey - transform.mean) / transform.std)["fc8"][:, 3]
+    np.testing.assert_allclose(fc8.activations[1], logits.numpy(), rtol=1e-5, atol=1e-6)
