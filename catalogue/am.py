@@ -18,9 +18,11 @@ Distill; the `lucid`/`lucent` libraries), which needs nothing but the network:
   affine resampling), so the optimum must survive small transformations;
 - Adam ascends the unit's activation; for conv units the objective is the
   channel's mean over the spatial map (lucent's ``channel`` objective) or its
-  spatial maximum.
+  spatial maximum;
+- for the first 16 steps ReLUs use lucid's "redirected" gradient, so that a
+  unit that is silent on the grey starting image still gets a gradient.
 
-We implement it here in ~300 lines rather than depend on ``torch-lucent``,
+We implement it here rather than depend on ``torch-lucent`` 0.1.8,
 which pins old kornia and pulls ipython and coveralls, and applies one random
 transform to a whole batch; ours draws every image's initialisation and
 transforms from its own seeded stream, so a panel's images differ and a
