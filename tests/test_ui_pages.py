@@ -1,0 +1,555 @@
+"""The Streamlit pages, run with AppTest against a real catalogue (tests/ui_fixtures.py).
+
+Each test sets DATABASE_URL to the module's catalogue and runs the real app
+script (ui/app.py) on one page, then reads what the page shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
+from streamlit.testing.v1 import AppTest
+
+from tests.ui_fixtures import (
+    CONSENSUS,
+    DETECTORS,
+    LOCALIST,
+    MISLEADING,
+    UICatalogue,
+    build_ui_catalogue,
+)
+
+APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def catalogue(
+    database_factory: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
+) -> UICatalogue:
+    url = database_factory()
+    engine = create_engine(url, poolclass=NullPool)
+    built = build_ui_catalogue(engine, url, tmp_path_factory.mktemp("ui-catalogue"))
+    engine.dispose()
+    return built
+
+
+@pytest.fixture
+def app(catalogue: UICatalogue, monkeypatch: pytest.MonkeyPatch) -> Callable[..., AppTest]:
+    """Run the app on a page (path relative to ui/), with query parameters."""
+    monkeypatch.setenv("DATABASE_URL", catalogue.url)
+
+    def run(page: str | None = None, **query: object) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        for name, value in query.items():
+            at.query_params[name] = str(value)
+        if page is not None:  # url paths equal the file names, so no first run is needed
+            at.switch_page(page)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return run
+
+
+def _texts(at: AppTest) -> str:
+    parts = (
+        [m.value for m in at.markdown] + [t.value for t in at.title] + [h.value for h in at.header]
+    )
+    parts += [s.value for s in at.subheader] + [c.value for c in at.caption]
+    parts += (
+        [i.value for i in at.info] + [e.value for e in at.error] + [w.value for w in at.warning]
+    )
+    return "\n".join(str(p) for p in parts)
+
+
+def _table(at: AppTest, column: str) -> pd.DataFrame:
+    """The first table on the page that has `column` (display tables carry no keys)."""
+    for element in at.dataframe:
+        frame = element.value
+        if column in frame.columns:
+            return frame
+    raise AssertionError(f"no table with a {column!r} column on the page")
+
+
+def _charts(at: AppTest) -> list[list[pd.DataFrame]]:
+    """The data sets of every Altair chart on the page, decoded from their Arrow bytes."""
+    out = []
+    for element in at.get("vega_lite_chart"):
+        out.append(
+            [pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in element.proto.datasets]
+        )
+    return out
+
+
+def _units(frame: pd.DataFrame) -> set[tuple[str, int]]:
+    return {(layer, int(unit)) for layer, unit in zip(frame["layer"], frame["unit"], strict=True)}
+
+
+# ------------------------------------------------------------------------------- search
+
+
+def test_search_presets_return_exactly_the_planted_units(app: Callable[..., AppTest]) -> None:
+    at = app("app_pages/search.py", preset="misleading")  # a preset can come in the URL
+    planted = {
+        "misleading": MISLEADING,
+        "localist": LOCALIST,
+        "dissection": DETECTORS,
+        "interpretable": CONSENSUS,
+    }
+    for preset, expected in planted.items():
+        at.selectbox(key="preset").set_value(preset).run()
+        frame = at.dataframe[0].value
+        assert _units(frame) == expected, preset
+        assert len(frame) == len(expected), preset  # one row per unit and scoring run
+        n = len(expected)
+        assert f"{n} unit{'s' if n != 1 else ''} match" in _texts(at)
+
+
+def test_search_filters_sorting_and_download(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    at = app()
+    # ranges (inclusive) on two measures within one layer, against a literal filter
+    at.multiselect(key="range_measures").set_value(["precision", "max_informedness"]).run()
+    at.number_input(key="min_precision").set_value(0.3).run()
+    at.number_input(key="max_max_informedness").set_value(0.42).run()
+    at.multiselect(key="layers").set_value(["fc6"]).run()
+    shown = at.dataframe[0].value
+    expected = {
+        key
+        for key, m in catalogue.metrics.items()
+        if key[0] == "fc6" and m["precision"] >= 0.3 and m["max_informedness"] <= 0.42
+    }
+    assert expected == {("fc6", 3), ("fc6", 4), ("fc6", 6), ("fc6", 7)}
+    assert _units(shown) == expected
+    # the all-images run has precision 0 everywhere, so only the first run's rows qualify
+    assert set(shown["run_id"]) == {catalogue.score_run}
+    at.multiselect(key="range_measures").set_value([]).run()
+    at.multiselect(key="layers").set_value([]).run()
+
+    at.selectbox(key="class_name").set_value("tabby cat").run()
+    at.selectbox(key="class_measure").set_value("localist_class").run()
+    assert _units(at.dataframe[0].value) == LOCALIST
+    at.selectbox(key="class_measure").set_value(None).run()
+    at.selectbox(key="class_name").set_value(None).run()
+
+    at.selectbox(key="order_by").set_value("false_alarm_rate").run()
+    far = at.dataframe[0].value["false_alarm_rate"].to_numpy()
+    assert far[0] == pytest.approx(0.99)
+    assert np.all(np.diff(far[~np.isnan(far)]) <= 0)
+
+    at.number_input(key="limit").set_value(10).run()
+    assert len(at.dataframe[0].value) == 10
+    assert "22 units match (showing the first 10)" in _texts(at)
+    assert at.get("download_button")[0].proto.label == "Download all 22 as CSV"
+
+
+def test_search_treats_hostile_text_as_a_value(catalogue: UICatalogue) -> None:
+    from catalogue import browse
+
+    engine = create_engine(catalogue.url, poolclass=NullPool)
+    flt = browse.UnitFilter(class_name="x' OR 1=1 --", models=("toynet'; DROP TABLE unit; --",))
+    result = browse.search_units(engine, flt)
+    assert result.total == 0
+    assert browse.search_units(engine, browse.UnitFilter()).total == 6 + 8 + 8
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------------- unit
+
+
+def test_unit_page_shows_measures_figure_and_details(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    unit_id = catalogue.unit_ids[("fc6", 3)]
+    at = app("app_pages/unit.py", unit_id=unit_id, run_id=catalogue.score_run)
+    assert "toynet · fc6 · unit 3" in _texts(at)
+    measures = _table(at, "Measure")
+    row = measures[measures["Measure"] == "Top-60 precision"].iloc[0]
+    assert row["Value"] == "0.950"
+    assert row["Class"] == "monarch butterfly"
+    far = measures[measures["Measure"] == "False-alarm rate at MI"].iloc[0]
+    assert (far["Value"], far["Threshold"]) == ("0.970", "2.000")
+    # Figure 3: every scored image (correct ones only), monarchs highlighted
+    scored = catalogue.scored("fc6", 3)
+    monarch = catalogue.labels[catalogue.correct] == 0
+    points, lines = _charts(at)[0]
+    assert len(points) == scored.size  # small enough to show every image
+    np.testing.assert_allclose(np.sort(points["activation"]), np.sort(scored), rtol=1e-6)
+    highlighted = points[points["group"] == "monarch butterfly"]
+    np.testing.assert_allclose(
+        np.sort(highlighted["activation"]), np.sort(scored[monarch]), rtol=1e-6
+    )
+    assert dict(zip(lines["line"], lines["value"], strict=True)) == pytest.approx(
+        {"max-informedness threshold": 2.0, "top-60 cut-off": np.sort(scored)[::-1][59]}
+    )
+    hist_class, hist_all = (c[0] for c in _charts(at)[1:3])
+    assert hist_class["count"].sum() == monarch.sum()
+    assert hist_all["count"].sum() == np.count_nonzero(scored)
+    text = _texts(at)
+    assert f"{scored.size:,} scored images" in text
+    assert f"{monarch.sum():,} of {monarch.sum():,} 'monarch butterfly' images" in text
+    zeros = np.mean(scored[monarch] == 0)
+    assert f"{zeros:.1%} have activation 0" in text
+    # details: top images with thumbnails, per class, dissection none, AM panel, ratings none
+    top = _table(at, "image_key")
+    assert len(top) == 10
+    best = np.sort(scored)[::-1][:10]
+    np.testing.assert_allclose(top["activation"].to_numpy(), best, rtol=1e-6)
+    thumbnails, panel = at.image
+    assert len(thumbnails.value) == 10  # every top image file is readable
+    assert thumbnails.captions[0].startswith("#1 ")
+    assert panel.captions == [f"toy-am (run {catalogue.am_run})"]
+    stats = _table(at, "informedness_threshold")
+    assert len(stats) == 12
+    assert "Nobody has rated" in text
+
+
+def test_unit_page_switches_runs_and_shows_ratings_and_dissection(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    at = app("app_pages/unit.py", unit_id=catalogue.unit_ids[("fc6", 3)])
+    # without run_id: the newest run (all images), whose jitter plot has every stored image
+    assert f"{catalogue.labels.size:,} scored images (all images" in _texts(at)
+    at.selectbox(key=f"unit_run_{catalogue.unit_ids[('fc6', 3)]}").set_value(
+        catalogue.score_run
+    ).run()
+    assert at.query_params["run_id"] == str(catalogue.score_run)
+    assert f"{catalogue.correct.sum():,} scored images (the correctly classified" in _texts(at)
+
+    at.query_params.clear()
+    at.query_params["unit_id"] = str(catalogue.unit_ids[("conv5", 0)])
+    at.run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Ratings"] == "5"
+    assert metrics["Consensus (≥ 80%)"] == "yes"
+    assert "Most given name: **sky**" in _texts(at)
+
+    at.query_params["unit_id"] = str(catalogue.unit_ids[("conv5", 2)])
+    at.run()
+    dissection = _table(at, "concept")
+    assert dissection["concept"].iloc[0] == "sky"
+    assert dissection["iou"].iloc[0] == pytest.approx(0.08)
+    assert "✅ Dissection IoU > 0.04 (Bau, Zhou et al. 2017) — sky" in _texts(at)
+
+
+def test_unit_page_unknown_unit_says_so_and_offers_a_picker(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    at = app("app_pages/unit.py", unit_id=999999)
+    assert "no unit id 999999" in _texts(at)
+    at.query_params.clear()
+    at.run()
+    at.selectbox(key="pick_layer").set_value("fc6").run()
+    at.number_input(key="pick_unit").set_value(5).run()
+    at.button(key="pick_open").click().run()
+    assert at.query_params["unit_id"] == str(catalogue.unit_ids[("fc6", 5)])
+    assert "toynet · fc6 · unit 5" in _texts(at)
+    at.selectbox(key=f"unit_run_{catalogue.unit_ids[('fc6', 5)]}").set_value(
+        catalogue.score_run
+    ).run()
+    assert "✅ Localist (Bowers et al. 2014) — tabby cat" in _texts(at)
+
+
+# ------------------------------------------------------------------------------- layers
+
+
+def test_layers_page_counts_detectors_per_criterion(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    at = app("app_pages/layers.py")
+    at.selectbox(key="score_run").set_value(catalogue.score_run).run()
+    table = _table(at, "n_units").set_index("layer")
+    assert table.loc["conv5", "n_units"] == 6 and table.loc["fc6", "n_units"] == 8
+    literal = {
+        layer: sum(
+            1
+            for (lay, _u), m in catalogue.metrics.items()
+            if lay == layer and m["precision"] > 0.75
+        )
+        for layer in ("conv5", "fc6")
+    }
+    assert table["precision > 0.75"].to_dict() == literal == {"conv5": 1, "fc6": 3}
+    assert table["localist"].to_dict() == {"conv5": 0, "fc6": 1}
+    assert table["IoU > 0.04"].to_dict() == {"conv5": 1, "fc6": 0}
+    assert table["CCMAS > 0.9"].to_dict() == {"conv5": 0, "fc6": 1}
+    at.slider(key="mi_cutoff").set_value(0.3).run()
+    table = _table(at, "n_units").set_index("layer")
+    mi = {
+        layer: sum(
+            1
+            for (lay, _u), m in catalogue.metrics.items()
+            if lay == layer and m["max_informedness"] > 0.3
+        )
+        for layer in ("conv5", "fc6")
+    }
+    assert table["max informedness > 0.3"].to_dict() == mi
+    assert len(_charts(at)) == 2
+
+
+# ----------------------------------------------------------------------------- measures
+
+
+def test_measures_page_heatmap_matches_the_view_and_a_literal_correlation(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    at = app("app_pages/measures.py")
+    at.selectbox(key="score_run").set_value(catalogue.score_run).run()
+    at.selectbox(key="corr_layer").set_value("fc6").run()
+    table = _table(at, "spearman")
+    row = table[(table["measure_a"] == "false_alarm_rate") & (table["measure_b"] == "precision")]
+    keys = sorted(k for k in catalogue.metrics if k[0] == "fc6")
+    far = np.array([catalogue.metrics[k]["false_alarm_rate"] for k in keys])
+    prec = np.array([catalogue.metrics[k]["precision"] for k in keys])
+    assert row["pearson"].iloc[0] == pytest.approx(np.corrcoef(far, prec)[0, 1])
+    # pooled over all layers (computed in pandas), Spearman with average ranks
+    at.selectbox(key="corr_layer").set_value("all layers").run()
+    at.radio(key="corr_method").set_value("spearman").run()
+    table = _table(at, "spearman")
+    row = table[(table["measure_a"] == "false_alarm_rate") & (table["measure_b"] == "precision")]
+    all_keys = sorted(catalogue.metrics)
+    far = pd.Series([catalogue.metrics[k]["false_alarm_rate"] for k in all_keys])
+    prec = pd.Series([catalogue.metrics[k]["precision"] for k in all_keys])
+    assert row["spearman"].iloc[0] == pytest.approx(np.corrcoef(far.rank(), prec.rank())[0, 1])
+    assert len(_charts(at)) == 2
+
+
+# --------------------------------------------------------------------------------- runs
+
+
+def test_runs_page_lists_every_run_and_the_failure(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    at = app("app_pages/runs.py")
+    table = _table(at, "kind")
+    assert set(table["kind"]) == {"extract", "score", "dissect", "am", "ablate"}
+    assert len(table) == 6
+    errors = " ".join(e.value for e in at.error)
+    assert f"Run #{catalogue.failed_run} (ablate) failed" in errors
+    assert "out of patience" in errors
+    score = table[table["id"] == catalogue.score_run].iloc[0]
+    assert '"all_images": false' in score["params"]
+    assert score["parent_id"] == catalogue.extract_run
+
+
+# ---------------------------------------------------------------------------------- sql
+
+
+def _run_sql(at: AppTest, statement: str | None = None) -> AppTest:
+    if statement is not None:
+        at.text_area[0].input(statement)
+    at.button[0].click().run()  # the form's submit button
+    return at
+
+
+def test_sql_page_runs_examples_and_refuses_writes(app: Callable[..., AppTest]) -> None:
+    at = _run_sql(app("app_pages/sql.py"))  # the first example is the headline query
+    frame = at.dataframe[0].value
+    assert _units(frame) == MISLEADING
+    assert list(frame.columns) == [
+        "model",
+        "layer",
+        "unit",
+        "precision",
+        "precision_class",
+        "false_alarm_rate",
+    ]
+
+    at = _run_sql(at, "DELETE FROM unit_metrics")
+    assert len(at.error) == 1
+    assert "refused: the query console is read-only" in at.error[0].value
+    at = _run_sql(at, "SELECT count(*) AS n FROM unit_metrics")
+    assert at.dataframe[0].value["n"].iloc[0] == 6 + 8 + 8  # nothing was deleted
+
+    at = _run_sql(at, "SELECT * FROM no_such_view")
+    assert "SQL error" in at.error[0].value
+
+    at.selectbox(key="sql_example").set_value(
+        "The bus group (school bus + trolleybus + minibus)"
+    ).run()
+    frame = _run_sql(at).dataframe[0].value
+    assert len(frame) == 14  # every unit of the scoring run has a bus row
+    assert frame["max_informedness"].is_monotonic_decreasing
+
+
+# ------------------------------------------------------------------- empty and broken
+
+
+PAGES = [
+    "app_pages/search.py",
+    "app_pages/unit.py",
+    "app_pages/layers.py",
+    "app_pages/measures.py",
+]
+
+
+def test_empty_catalogue_is_friendly_on_every_page(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for page in [*PAGES, "app_pages/runs.py", "app_pages/sql.py"]:
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not at.error, (page, [e.value for e in at.error])
+        if page in PAGES:
+            assert "Nothing here yet" in at.info[0].value and "unitcat ingest" in at.info[0].value
+        elif page.endswith("runs.py"):
+            assert "No runs yet" in at.info[0].value
+
+
+def test_database_down_shows_one_error_box_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"postgresql+psycopg://nobody@/unitcat?host={tmp_path}")
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "Cannot open the catalogue" in message
+    assert "unitcat db start" in message and "DATABASE_URL" in message
+
+
+# ------------------------------------------------------------ read API and chart builders
+
+
+def test_view_tables_name_every_column_of_the_views(catalogue: UICatalogue) -> None:
+    """browse's Core tables must match the views (a renamed view column fails here)."""
+    from sqlalchemy import inspect
+
+    from catalogue import browse
+
+    engine = create_engine(catalogue.url, poolclass=NullPool)
+    inspector = inspect(engine)
+    for clause in (
+        browse.UNIT_CATALOGUE,
+        browse.LAYER_SUMMARY,
+        browse.MEASURE_CORRELATIONS,
+        browse.RATING_SUMMARY,
+        browse.DISSECTION_SUMMARY,
+    ):
+        actual = {c["name"] for c in inspector.get_columns(clause.name)}
+        assert set(clause.c.keys()) <= actual, clause.name
+    actual = [c["name"] for c in inspector.get_columns("unit_catalogue")]
+    assert list(browse.UNIT_CATALOGUE.c.keys()) == actual
+    engine.dispose()
+
+
+def _literal_jitter_rows(values, labels, class_index, n_top, rest_rows) -> set[int]:
+    """Rows a jitter plot must contain: every class image, the n_top most active others."""
+    others = [i for i in range(len(values)) if labels[i] != class_index]
+    others.sort(key=lambda i: -values[i])
+    return {i for i in range(len(values)) if labels[i] == class_index} | set(others[:n_top])
+
+
+def test_jitter_points_keep_every_class_image_and_the_top_others() -> None:
+    from ui import plots
+
+    rng = np.random.default_rng(3)
+    n = 30_000
+    labels = rng.integers(0, 50, n)
+    values = np.where(rng.random(n) < 0.8, 0.0, rng.exponential(2.0, n)).astype(np.float32)
+    data = plots.jitter_points(
+        values, labels, 7, [f"c{i}" for i in range(50)], max_other=1000, n_top_other=100
+    )
+    rows = set(data.points["image"].tolist())
+    assert len(rows) == len(data.points)  # no image twice
+    must = _literal_jitter_rows(values, labels, 7, 100, None)
+    assert must <= rows
+    assert data.n_class == data.n_class_shown == int(np.sum(labels == 7))
+    assert data.n_other == n - data.n_class and data.n_other_shown == 1000
+    assert len(data.points) == data.n_class + 1000
+    np.testing.assert_array_equal(data.points["activation"], values[data.points["image"]])
+    assert set(data.points.loc[data.points["group"] == "c7", "image"]) == set(
+        np.flatnonzero(labels == 7)
+    )
+    assert data.points["jitter"].between(0, 1).all()
+    again = plots.jitter_points(
+        values, labels, 7, [f"c{i}" for i in range(50)], max_other=1000, n_top_other=100
+    )
+    pd.testing.assert_frame_equal(data.points, again.points)  # fixed seed
+    assert "the 100 most active and a random sample of 900" in data.caption()
+
+
+def test_jitter_points_small_inputs_show_everything() -> None:
+    from ui import plots
+
+    values = np.array([0.0, 0.0, 1.0, 2.0, 2.0])
+    labels = np.array([0, 1, 0, 1, 1])
+    data = plots.jitter_points(values, labels, 1, ["a", "b"])
+    assert sorted(data.points["image"]) == [0, 1, 2, 3, 4]
+    assert not data.sampled
+    assert data.points["group"].tolist()[-3:] == ["b", "b", "b"]  # the class is drawn last
+    empty = plots.jitter_points(np.array([]), np.array([], dtype=int), 0, ["a"])
+    assert empty.points.empty and empty.n_class == 0
+    single = plots.jitter_points(np.zeros(4), np.zeros(4, dtype=int), 0, ["only"])
+    assert single.n_other == 0 and len(single.points) == 4
+
+
+def test_histogram_frame_counts_every_value() -> None:
+    from ui import plots
+
+    values = np.array([0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 4.0])
+    frame = plots.histogram_frame(values, bins=4)
+    assert frame["count"].tolist() == [4, 2, 0, 1]  # [0,1) [1,2) [2,3) [3,4]
+    assert frame["start"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    nonzero = plots.histogram_frame(values, bins=4, drop_zeros=True)
+    assert nonzero["count"].sum() == 4
+    assert plots.histogram_frame(np.zeros(3), drop_zeros=True).empty
+    assert plots.histogram_frame(np.ones(3))["count"].sum() == 3  # one distinct value
+    assert plots.zero_share(values) == pytest.approx(3 / 7)
+
+
+def test_correlation_matrix_is_symmetric_with_a_unit_diagonal() -> None:
+    from catalogue import browse
+    from ui import plots
+
+    rng = np.random.default_rng(0)
+    values = pd.DataFrame(
+        {
+            "precision": rng.random(40),
+            "ccmas": rng.random(40),
+            "max_informedness": np.r_[rng.random(39), np.nan],
+        }
+    )
+    values["ccmas"] = values["precision"] * 0.5 + values["ccmas"] * 0.5
+    pairs = browse.pooled_correlations(values)
+    assert len(pairs) == 3
+    both = values[["ccmas", "max_informedness"]].dropna()
+    row = pairs[(pairs["measure_a"] == "ccmas") & (pairs["measure_b"] == "max_informedness")]
+    assert row["n"].iloc[0] == 39
+    assert row["pearson"].iloc[0] == pytest.approx(
+        np.corrcoef(both["ccmas"], both["max_informedness"])[0, 1]
+    )
+    matrix = plots.correlation_matrix(pairs, "spearman")
+    assert len(matrix) == 9
+    lookup = {(a, b): r for a, b, r in zip(matrix["a"], matrix["b"], matrix["r"], strict=True)}
+    for a in ("precision", "ccmas", "max_informedness"):
+        assert lookup[(a, a)] == 1.0
+        for b in ("precision", "ccmas", "max_informedness"):
+            assert lookup[(a, b)] == pytest.approx(lookup[(b, a)])
+    plots.correlation_heatmap(matrix).to_dict()  # builds a valid spec
+
+
+def test_measure_rows_pair_each_measure_with_its_class_and_threshold(
+    catalogue: UICatalogue,
+) -> None:
+    from catalogue import browse
+
+    engine = create_engine(catalogue.url, poolclass=NullPool)
+    record = browse.unit_record(engine, catalogue.unit_ids[("fc6", 5)], catalogue.score_run)
+    engine.dispose()
+    rows = browse.measure_rows(record).set_index("measure")
+    assert rows.loc["localist", "value"] is True
+    assert rows.loc["localist", "class"] == "tabby cat"
+    assert rows.loc["max_informedness", "threshold"] == pytest.approx(6.0)
+    assert pd.isna(rows.loc["frac_zero", "class"])
+    assert "precision_class" not in rows.index  # classes are shown beside their measure

@@ -1,0 +1,2 @@
+"""The Streamlit app on the catalogue (`unitcat ui`): pages in `ui/app_pages/`, charts in
+`ui/plots.py`, data through `catalogue.browse`."""

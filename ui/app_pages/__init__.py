@@ -1,0 +1,1 @@
+"""The pages of the app, one module each (st.navigation runs them as scripts)."""

@@ -1,0 +1,252 @@
+"""What every page shares: the engine, cached queries, and the friendly states.
+
+The engine is a `st.cache_resource` keyed by the configured database (so a
+test or a user switching DATABASE_URL gets a new one); query results are
+`st.cache_data` keyed by that same key and the query's arguments, kept for
+`TTL_S` seconds or until "Refresh data" is pressed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from catalogue import browse
+from catalogue.config import get_settings
+from catalogue.db.engine import database_url, get_engine, redacted
+from catalogue.db.migrate import ensure_current
+from catalogue.errors import SchemaOutOfDate, UnitcatError
+
+TTL_S = 60
+EMBEDDED = "embedded"
+
+SEARCH_PAGE = "app_pages/search.py"
+UNIT_PAGE = "app_pages/unit.py"
+LAYERS_PAGE = "app_pages/layers.py"
+MEASURES_PAGE = "app_pages/measures.py"
+RUNS_PAGE = "app_pages/runs.py"
+SQL_PAGE = "app_pages/sql.py"
+
+EMPTY_MESSAGE = (
+    "Nothing here yet: the catalogue has no scored units. Run `unitcat ingest …` "
+    "(extract activations, then score them) and refresh this page."
+)
+DATABASE_FIX = (
+    "Fix: start the embedded server with `unitcat db start`, or set DATABASE_URL to a "
+    "running PostgreSQL server (postgresql+psycopg://user@host/db), then reload this page."
+)
+
+
+def engine_key() -> str:
+    """Which database: DATABASE_URL, or the embedded server's marker."""
+    return get_settings().database_url or EMBEDDED
+
+
+@st.cache_resource(show_spinner="Connecting to the catalogue …")
+def _engine_for(key: str) -> Engine:
+    url = database_url() if key == EMBEDDED else key
+    engine = get_engine(url)
+    ensure_current(engine)
+    return engine
+
+
+def engine() -> Engine:
+    return _engine_for(engine_key())
+
+
+def show_database_error(exc: BaseException) -> None:
+    """One error box saying what is wrong and how to fix it."""
+    if isinstance(exc, OperationalError):
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+        message = f"The catalogue database stopped answering ({first})."
+    else:
+        message = str(exc)
+    fix = (
+        "Fix: run `unitcat db upgrade`, then reload this page."
+        if isinstance(exc, SchemaOutOfDate)
+        else DATABASE_FIX
+    )
+    st.error(f"**Cannot open the catalogue.** {message}\n\n{fix}", icon="🛑")
+
+
+def connect_or_stop() -> Engine:
+    """The engine, or an error box and a stopped script when the database is unusable."""
+    try:
+        return engine()
+    except (UnitcatError, OperationalError) as exc:
+        show_database_error(exc)
+        st.stop()
+        raise  # unreachable: st.stop raises
+
+
+def database_caption() -> str:
+    key = engine_key()
+    return "embedded PostgreSQL" if key == EMBEDDED else redacted(key)
+
+
+def refresh_button() -> None:
+    if st.sidebar.button("Refresh data", help=f"Query results are kept for {TTL_S} s."):
+        st.cache_data.clear()
+        st.rerun()
+
+
+def stop_if_empty(ov: browse.Overview) -> None:
+    """Show the friendly empty-catalogue message and stop the page."""
+    if ov.is_empty:
+        st.info(EMPTY_MESSAGE, icon="🗂️")
+        st.stop()
+
+
+def open_unit(unit_id: int, run_id: int | None) -> None:
+    """Go to the Unit page for a unit (and scoring run) via query parameters."""
+    params: dict[str, str] = {"unit_id": str(int(unit_id))}
+    if run_id is not None and not pd.isna(run_id):
+        params["run_id"] = str(int(run_id))
+    st.switch_page(UNIT_PAGE, query_params=params)
+
+
+def unit_url(unit_id: int, run_id: int | None) -> str:
+    """Relative URL of the Unit page (for link columns)."""
+    if run_id is None or pd.isna(run_id):
+        return f"unit?unit_id={int(unit_id)}"
+    return f"unit?unit_id={int(unit_id)}&run_id={int(run_id)}"
+
+
+def next_widget_key(name: str) -> str:
+    """A fresh key for a selection widget after its selection was acted on, so that
+    coming back to the page does not act on the old selection again."""
+    counter = f"_{name}_generation"
+    return f"{name}_{st.session_state.get(counter, 0)}"
+
+
+def consume_widget_key(name: str) -> None:
+    counter = f"_{name}_generation"
+    st.session_state[counter] = st.session_state.get(counter, 0) + 1
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------- cached queries
+# One function per query: st.cache_data keys on the function and its arguments.
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def overview(key: str) -> browse.Overview:
+    return browse.overview(_engine_for(key))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def filter_options(key: str) -> browse.FilterOptions:
+    return browse.filter_options(_engine_for(key))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def measure_ranges(key: str) -> dict[str, tuple[float, float]]:
+    return browse.measure_ranges(_engine_for(key))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner="Searching …")
+def search_units(
+    key: str, flt: browse.UnitFilter, order_by: str, descending: bool, limit: int | None
+) -> browse.SearchResult:
+    return browse.search_units(
+        _engine_for(key), flt, order_by=order_by, descending=descending, limit=limit
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def score_runs(key: str) -> pd.DataFrame:
+    return browse.score_runs(_engine_for(key))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def list_runs(key: str, kinds: tuple[str, ...], statuses: tuple[str, ...]) -> pd.DataFrame:
+    return browse.list_runs(_engine_for(key), kinds, statuses)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def unit_record(key: str, unit_id: int, run_id: int | None) -> dict[str, Any]:
+    return browse.unit_record(_engine_for(key), unit_id, run_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def unit_runs(key: str, unit_id: int) -> pd.DataFrame:
+    return browse.unit_runs(_engine_for(key), unit_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def run_classes(key: str, run_id: int) -> list[str]:
+    return browse.run_classes(_engine_for(key), run_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def unit_details(key: str, unit_id: int, run_id: int | None) -> dict[str, Any]:
+    """Everything the Unit page lists besides the measures, in one cached call."""
+    eng = _engine_for(key)
+    out: dict[str, Any] = {
+        "dissection": browse.unit_dissection(eng, unit_id),
+        "am": browse.unit_am_panels(eng, unit_id),
+        "ratings": browse.unit_ratings(eng, unit_id),
+        "rating_summary": browse.unit_rating_summary(eng, unit_id),
+    }
+    if run_id is not None:
+        out["class_stats"] = browse.unit_class_stats(eng, unit_id, run_id)
+        out["group_metrics"] = browse.unit_group_metrics(eng, unit_id, run_id)
+        out["top_images"] = browse.unit_top_images(eng, unit_id, run_id)
+    return out
+
+
+@st.cache_data(ttl=TTL_S, show_spinner="Reading activations …", max_entries=8)
+def unit_activations(key: str, unit_id: int, run_id: int) -> browse.UnitActivations:
+    return browse.unit_activations(_engine_for(key), unit_id, run_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def find_unit(key: str, model: str, layer: str, unit: int) -> int:
+    return browse.find_unit(_engine_for(key), model, layer, unit)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def layer_detector_counts(key: str, run_id: int, mi_cutoff: float) -> pd.DataFrame:
+    return browse.layer_detector_counts(_engine_for(key), run_id, mi_cutoff=mi_cutoff)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def layer_summary(key: str, run_id: int, measures: tuple[str, ...]) -> pd.DataFrame:
+    return browse.layer_summary(_engine_for(key), run_id, measures)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def dissection_summary(key: str) -> pd.DataFrame:
+    return browse.dissection_summary(_engine_for(key))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def measure_correlations(key: str, run_id: int, layer: str) -> pd.DataFrame:
+    return browse.measure_correlations(_engine_for(key), run_id, layer)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def measure_values(
+    key: str, run_id: int, measures: tuple[str, ...], layers: tuple[str, ...]
+) -> pd.DataFrame:
+    return browse.measure_values(_engine_for(key), run_id, measures, layers=layers)
+
+
+def score_run_picker(label: str = "Scoring run", key: str = "score_run") -> int | None:
+    """A select box of the scoring runs with results; None when there are none."""
+    runs = score_runs(engine_key())
+    if runs.empty:
+        return None
+    names = dict(zip(runs["id"].astype(int), runs["name"], strict=True))
+    return st.selectbox(label, list(names), format_func=names.__getitem__, key=key)

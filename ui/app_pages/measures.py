@@ -1,0 +1,91 @@
+"""Measures: how the measures correlate (the paper's Table 3) and any two of them plotted
+against each other, one clickable point per unit."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from catalogue import browse
+from catalogue.measures import CORRELATED_MEASURES, FLOAT_MEASURES
+from ui import plots
+from ui.app_pages import common
+
+ALL_LAYERS = "all layers"
+MAX_POINTS = 20_000
+
+st.title("Measures")
+st.caption(
+    "Table 3 of the paper: correlations between the measures over units, and a scatter "
+    "of any two (click a point to open the unit)."
+)
+key = common.engine_key()
+common.stop_if_empty(common.overview(key))
+run_id = common.score_run_picker()
+if run_id is None:
+    st.info(common.EMPTY_MESSAGE)
+    st.stop()
+
+options = common.filter_options(key)
+values_all = common.measure_values(key, run_id, CORRELATED_MEASURES, ())
+layers = values_all.sort_values("layer_position")["layer"].drop_duplicates().tolist()
+c1, c2 = st.columns([2, 1])
+layer = c1.selectbox("Layer", [ALL_LAYERS, *layers], key="corr_layer")
+method = c2.radio(
+    "Correlation",
+    ["pearson", "spearman"],
+    format_func=str.capitalize,
+    horizontal=True,
+    key="corr_method",
+)
+
+if layer == ALL_LAYERS:
+    pairs = browse.pooled_correlations(values_all)
+    st.caption(f"Over all {len(values_all):,} units of the run (pairwise-complete).")
+else:
+    pairs = common.measure_correlations(key, run_id, layer)
+    st.caption(f"Layer {layer}, from the `measure_correlations` view.")
+if pairs.empty or pairs[method].isna().all():
+    st.info("Not enough units with varying values to correlate.")
+else:
+    matrix = plots.correlation_matrix(pairs, method)
+    st.altair_chart(plots.correlation_heatmap(matrix, CORRELATED_MEASURES), key="heatmap")
+    with st.expander("As a table"):
+        st.dataframe(pairs, hide_index=True, key="corr_table")
+
+st.subheader("Scatter")
+s1, s2 = st.columns(2)
+x = s1.selectbox(
+    "x",
+    FLOAT_MEASURES,
+    index=FLOAT_MEASURES.index("precision"),
+    format_func=plots.measure_label,
+    key="scatter_x",
+)
+y = s2.selectbox(
+    "y",
+    FLOAT_MEASURES,
+    index=FLOAT_MEASURES.index("max_informedness"),
+    format_func=plots.measure_label,
+    key="scatter_y",
+)
+points = common.measure_values(
+    key, run_id, tuple(dict.fromkeys((x, y))), () if layer == ALL_LAYERS else (layer,)
+)
+points = points.dropna(subset=[x, y])
+if len(points) > MAX_POINTS:
+    st.caption(f"A random {MAX_POINTS:,} of {len(points):,} units are shown (seed 0).")
+    points = points.sample(MAX_POINTS, random_state=0)
+if points.empty:
+    st.info("No unit has both measures.")
+    st.stop()
+chart_key = common.next_widget_key("scatter")
+event = st.altair_chart(
+    plots.scatter_chart(points, x, y, extra_tooltip={"precision_class": "precision class"}),
+    on_select="rerun",
+    selection_mode="unit",
+    key=chart_key,
+)
+picked = (event.selection.get("unit") if event is not None else None) or []
+if picked:
+    common.consume_widget_key("scatter")
+    common.open_unit(int(picked[0]["unit_id"]), picked[0].get("run_id"))

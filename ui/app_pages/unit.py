@@ -1,0 +1,294 @@
+"""Unit: every measure of one unit, the paper's Figure 3, top images, AM, dissection, ratings.
+
+Opened with query parameters (?unit_id=…&run_id=…) from Search or Measures, or
+by picking model, layer and unit here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from catalogue import browse
+from catalogue.errors import InputError, NotFound
+from ui import plots
+from ui.app_pages import common
+
+
+def _int_param(name: str) -> int | None:
+    value = st.query_params.get(name)
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        st.warning(f"Ignoring the query parameter {name}={value!r}: it is not a whole number.")
+        return None
+
+
+def _picker(key: str) -> None:
+    """Choose a unit by model, layer and index when the page was opened without one."""
+    options = common.filter_options(key)
+    if not options.models:
+        st.info(common.EMPTY_MESSAGE)
+        st.stop()
+    c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
+    model = c1.selectbox("Model", options.models, key="pick_model")
+    layer = c2.selectbox("Layer", options.layers.get(model, []), key="pick_layer")
+    n_units = browse.layer_units(common.engine(), model, layer) if layer else 0
+    unit = c3.number_input("Unit", 0, max(n_units - 1, 0), 0, key="pick_unit")
+    c4.write("")
+    if c4.button("Open", key="pick_open", type="primary"):
+        try:
+            unit_id = common.find_unit(key, model, layer, int(unit))
+        except NotFound as exc:
+            st.warning(str(exc))
+            return
+        st.query_params.from_dict({"unit_id": str(unit_id)})
+        st.rerun()
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _measures(record: dict[str, Any]) -> None:
+    rows = browse.measure_rows(record)
+    table = pd.DataFrame(
+        {
+            "Measure": rows["label"],
+            "Value": [_fmt(v) for v in rows["value"]],
+            "Class": [_fmt(c) if c is not None else "" for c in rows["class"]],
+            "Threshold": [_fmt(t) if not pd.isna(t) else "" for t in rows["threshold"]],
+        }
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            "Measure": st.column_config.Column(help="Definitions: DESIGN.md, the paper's §2."),
+        },
+        key="measure_table",
+    )
+    st.markdown("**Is it an object detector?**")
+    for verdict in browse.detector_verdicts(record):
+        mark = {True: "✅", False: "❌", None: "·"}[verdict.is_detector]
+        st.markdown(f"{mark} {verdict.criterion} — {verdict.detail}")
+
+
+def _class_threshold(
+    record: dict[str, Any], class_index: int, class_stats: pd.DataFrame
+) -> float | None:
+    """The max-informedness threshold of the highlighted class (the unit's own for its MI class)."""
+    if record.get("mi_class_index") == class_index and record.get("mi_threshold") is not None:
+        return float(record["mi_threshold"])
+    match = (
+        class_stats[class_stats["class_index"] == class_index] if not class_stats.empty else None
+    )
+    if (
+        match is not None
+        and not match.empty
+        and not pd.isna(match["informedness_threshold"].iloc[0])
+    ):
+        return float(match["informedness_threshold"].iloc[0])
+    return None
+
+
+def _figure3(key: str, record: dict[str, Any], run_id: int, details: dict[str, Any]) -> None:
+    st.subheader("Activations (the paper's Figure 3)")
+    try:
+        acts = common.unit_activations(key, int(record["unit_id"]), run_id)
+    except (NotFound, InputError) as exc:
+        st.info(f"No activations to plot: {exc}")
+        return
+    names = acts.class_names
+    default = record.get("mi_class_index")
+    if default is None or pd.isna(default):
+        default = record.get("precision_class_index")
+    default = int(default) if default is not None and not pd.isna(default) else 0
+    class_index = st.selectbox(
+        "Highlighted class",
+        list(range(len(names))),
+        index=min(default, max(len(names) - 1, 0)),
+        format_func=lambda i: names[i],
+        key=f"highlight_{record['unit_id']}_{run_id}",
+    )
+    data = plots.jitter_points(acts.values, acts.labels, int(class_index), names)
+    threshold = _class_threshold(
+        record, int(class_index), details.get("class_stats", pd.DataFrame())
+    )
+    st.altair_chart(
+        plots.jitter_chart(
+            data, mi_threshold=threshold, top60_threshold=record.get("top60_threshold")
+        ),
+        key="jitter",
+    )
+    scored = "all images" if acts.all_images else "the correctly classified images"
+    st.caption(
+        f"{acts.values.size:,} scored images ({scored} of {acts.n_stored:,} stored). {data.caption()}"
+    )
+    in_class = acts.values[acts.labels == class_index]
+    high = float(acts.values.max()) if acts.values.size else 1.0
+    value_range = (min(0.0, float(acts.values.min())) if acts.values.size else 0.0, high)
+    c1, c2 = st.columns(2)
+    c1.altair_chart(
+        plots.histogram_chart(
+            plots.histogram_frame(in_class, value_range=value_range),
+            title=f"'{data.class_name}' images",
+        ),
+        key="hist_class",
+    )
+    c1.caption(f"{in_class.size:,} images; {plots.zero_share(in_class):.1%} have activation 0.")
+    n_zero = int(np.count_nonzero(acts.values == 0))
+    c2.altair_chart(
+        plots.histogram_chart(
+            plots.histogram_frame(acts.values, value_range=value_range, drop_zeros=True),
+            title="all images, non-zero activations",
+            colour=plots.OTHER_COLOUR,
+        ),
+        key="hist_all",
+    )
+    c2.caption(
+        f"{acts.values.size - n_zero:,} non-zero activations shown; {n_zero:,} "
+        f"({plots.zero_share(acts.values):.1%}) are 0."
+    )
+
+
+def _top_images(frame: pd.DataFrame) -> None:
+    if frame.empty:
+        st.info("No top images recorded for this unit and run.")
+        return
+    readable = frame[frame["path"].notna()]
+    if not readable.empty:
+        st.image(
+            readable["path"].tolist(),
+            caption=[
+                f"#{r} {c} ({a:.3g})"
+                for r, c, a in zip(
+                    readable["rank"], readable["class_name"], readable["activation"], strict=True
+                )
+            ],
+            width=110,
+        )
+    else:
+        st.caption("The image files are not readable here; their keys are listed.")
+    st.dataframe(
+        frame[["rank", "image_key", "class_name", "activation", "image_index"]],
+        hide_index=True,
+        key="top_images",
+    )
+
+
+def _am(frame: pd.DataFrame) -> None:
+    if frame.empty:
+        st.info("No activation-maximisation panel for this unit (`unitcat ingest am`).")
+        return
+    panel = frame.iloc[0]
+    if panel["file"]:
+        st.image(panel["file"], caption=f"{panel['method']} (run {panel['run_id']})")
+    else:
+        st.warning(f"The panel file {panel['path']} cannot be read here.")
+    activations = panel["activations"] or []
+    if activations:
+        best = max(activations)
+        ref = panel["dataset_max"]
+        ratio = f" = {best / ref:.2f} × the dataset maximum ({ref:.3g})" if ref else ""
+        st.caption(f"Activation on the panel images: up to {best:.3g}{ratio}.")
+
+
+def _ratings(summary: dict[str, Any] | None, ratings: pd.DataFrame) -> None:
+    if summary is None:
+        st.info("Nobody has rated this unit's AM panel yet.")
+        return
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Ratings", summary["n_ratings"])
+    c2.metric("Said 'object'", f"{summary['share_yes']:.0%}")
+    c3.metric("Consensus (≥ 80%)", "yes" if summary["consensus"] else "no")
+    if summary.get("top_name"):
+        st.markdown(f"Most given name: **{summary['top_name']}**")
+    shown = ratings.assign(names=[", ".join(n or []) for n in ratings["names"]])
+    st.dataframe(shown, hide_index=True, key="ratings")
+
+
+st.title("Unit")
+key = common.engine_key()
+common.stop_if_empty(common.overview(key))
+
+unit_id = _int_param("unit_id")
+run_id = _int_param("run_id")
+if unit_id is None:
+    st.caption("Open a unit from Search or Measures, or pick one:")
+    _picker(key)
+    st.stop()
+
+try:
+    record = common.unit_record(key, unit_id, run_id)
+except NotFound as exc:
+    st.warning(str(exc))
+    _picker(key)
+    st.stop()
+
+run_id = (
+    None if record.get("run_id") is None or pd.isna(record["run_id"]) else int(record["run_id"])
+)
+st.header(f"{record['model']} · {record['layer']} · unit {record['unit']}")
+
+runs = common.unit_runs(key, unit_id)
+if len(runs) > 1:
+    names = dict(zip(runs["id"].astype(int), runs["name"], strict=True))
+    chosen = st.selectbox(
+        "Scoring run",
+        list(names),
+        index=list(names).index(run_id) if run_id in names else 0,
+        format_func=names.__getitem__,
+        key=f"unit_run_{unit_id}",
+    )
+    if chosen != run_id:
+        st.query_params.from_dict({"unit_id": str(unit_id), "run_id": str(chosen)})
+        st.rerun()
+elif run_id is not None:
+    st.caption(f"Scoring run: {runs['name'].iloc[0] if len(runs) else run_id}")
+else:
+    st.caption("This unit has not been scored; dissection, AM and ratings are shown below.")
+
+details = common.unit_details(key, unit_id, run_id)
+left, right = st.columns([2, 3])
+with left:
+    _measures(record)
+with right:
+    if run_id is not None:
+        _figure3(key, record, run_id, details)
+
+tabs = st.tabs(["Top images", "Per class", "Class groups", "Dissection", "AM panel", "Ratings"])
+with tabs[0]:
+    _top_images(details.get("top_images", pd.DataFrame()))
+with tabs[1]:
+    stats = details.get("class_stats", pd.DataFrame())
+    if stats.empty:
+        st.info("No per-class statistics for this unit and run.")
+    else:
+        st.dataframe(stats, hide_index=True, key="class_stats")
+with tabs[2]:
+    groups = details.get("group_metrics", pd.DataFrame())
+    if groups.empty:
+        st.info("No class groups scored (e.g. `bus` = school bus + trolleybus + minibus).")
+    else:
+        st.dataframe(groups, hide_index=True, key="group_metrics")
+with tabs[3]:
+    dissection = details["dissection"]
+    if dissection.empty:
+        st.info("Not dissected (`unitcat ingest dissect`).")
+    else:
+        st.dataframe(dissection, hide_index=True, key="dissection")
+with tabs[4]:
+    _am(details["am"])
+with tabs[5]:
+    _ratings(details["rating_summary"], details["ratings"])
