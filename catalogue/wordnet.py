@@ -42,7 +42,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -286,8 +286,8 @@ class NameMatcher:
                         "apt-get install -y wordnet-base wordnet-sense-index."
                     )
                 _warn_fallback()
-        self._synsets = lru_cache(maxsize=None)(self._synsets_uncached)
-        self._ancestors = lru_cache(maxsize=None)(self._ancestors_uncached)
+        self._profile = lru_cache(maxsize=None)(self._profile_uncached)
+        self._alternatives = lru_cache(maxsize=None)(alternatives)
 
     @property
     def uses_wordnet(self) -> bool:
@@ -295,7 +295,9 @@ class NameMatcher:
 
     def match(self, a: str, b: str) -> bool:
         """True when some alternative of ``a`` matches some alternative of ``b``."""
-        return any(self._match_one(x, y) for x in alternatives(a) for y in alternatives(b))
+        return any(
+            self._match_one(x, y) for x in self._alternatives(a) for y in self._alternatives(b)
+        )
 
     def match_any(self, names_a: Iterable[str], names_b: Iterable[str]) -> bool:
         """True when some name of the first collection matches some name of the second."""
@@ -315,18 +317,20 @@ class NameMatcher:
         if self._wn is None:
             wx, wy = fallback_words(x), fallback_words(y)
             return bool(wx) and bool(wy) and (wx <= wy or wy <= wx)
-        sx, sy = self._synsets(x), self._synsets(y)
-        if not sx or not sy:
-            return False
-        if sx & sy:
-            return True
-        return self._subsumes(sx, sy) or self._subsumes(sy, sx)
+        sx, deep_x, up_x = self._profile(x)
+        sy, deep_y, up_y = self._profile(y)
+        return bool(sx & sy or deep_x & up_y or deep_y & up_x)
 
-    def _subsumes(self, general: frozenset[Any], specific: frozenset[Any]) -> bool:
-        deep = {s for s in general if s.min_depth() >= self.min_general_depth}
-        return any(deep & self._ancestors(s) for s in specific)
+    def _profile_uncached(
+        self, alternative: str
+    ) -> tuple[frozenset[Any], frozenset[Any], frozenset[Any]]:
+        """The alternative's noun synsets, those deep enough to subsume others, and all their ancestors."""
+        synsets = self._synsets(alternative)
+        deep = frozenset(s for s in synsets if s.min_depth() >= self.min_general_depth)
+        up = frozenset().union(*(_ancestors(s) for s in synsets))
+        return synsets, deep, up
 
-    def _synsets_uncached(self, alternative: str) -> frozenset[Any]:
+    def _synsets(self, alternative: str) -> frozenset[Any]:
         wn = self._wn
         found = _WNID.match(alternative)
         if found:
@@ -344,18 +348,19 @@ class NameMatcher:
             return frozenset(wn.synsets(words[-1], pos="n"))
         return frozenset()
 
-    @staticmethod
-    def _ancestors_uncached(synset: Any) -> frozenset[Any]:
-        """The synset and all its (instance) hypernyms, transitively."""
-        seen = {synset}
-        stack = [synset]
-        while stack:
-            current = stack.pop()
-            for parent in (*current.hypernyms(), *current.instance_hypernyms()):
-                if parent not in seen:
-                    seen.add(parent)
-                    stack.append(parent)
-        return frozenset(seen)
+
+@cache
+def _ancestors(synset: Any) -> frozenset[Any]:
+    """The synset and all its (instance) hypernyms, transitively."""
+    seen = {synset}
+    stack = [synset]
+    while stack:
+        current = stack.pop()
+        for parent in (*current.hypernyms(), *current.instance_hypernyms()):
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return frozenset(seen)
 
 
 def _warn_fallback() -> None:
