@@ -359,11 +359,24 @@ class _Axis:
         )
 
 
-def _pair_max(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """Along `dim` (length n): n + 1 values, max of cells b − 1 and b clamped to 0..n − 1."""
-    n = x.shape[dim]
-    inner = torch.maximum(x.narrow(dim, 0, n - 1), x.narrow(dim, 1, n - 1))
-    return torch.cat([x.narrow(dim, 0, 1), inner, x.narrow(dim, n - 1, 1)], dim=dim)
+def _candidate_blocks(
+    maps: torch.Tensor, thresholds: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(image, unit, block row, block column) of the blocks with a corner cell above T.
+
+    Block b spans cells b − 1 and b (clamped), so cell c is a corner of blocks c and c + 1.
+    """
+    units, h, w = maps.shape[1:]
+    im, un, cy, cx = (maps > thresholds[None, :, None, None]).nonzero(as_tuple=True)
+    dy = torch.tensor([0, 0, 1, 1], device=maps.device)
+    dx = torch.tensor([0, 1, 0, 1], device=maps.device)
+    by = (cy[:, None] + dy).reshape(-1)
+    bx = (cx[:, None] + dx).reshape(-1)
+    owner = (im * units + un)[:, None].expand(-1, 4).reshape(-1)
+    key = torch.unique((owner * (h + 1) + by) * (w + 1) + bx)
+    bx, key = key % (w + 1), key // (w + 1)
+    by, owner = key % (h + 1), key // (h + 1)
+    return owner // units, owner % units, by, bx
 
 
 def _firing_pixels(
@@ -379,8 +392,7 @@ def _firing_pixels(
     rows = _Axis.build(maps.shape[2], shape[0], str(maps.device))
     cols = _Axis.build(maps.shape[3], shape[1], str(maps.device))
     h, w = maps.shape[2:]
-    block_max = _pair_max(_pair_max(maps, 3), 2)  # (h + 1) × (w + 1) blocks
-    candidates = (block_max > thresholds[None, :, None, None]).nonzero(as_tuple=True)
+    candidates = _candidate_blocks(maps, thresholds)
     step = max(1, chunk_elements // (rows.members.shape[1] * cols.members.shape[1]))
     for s in range(0, candidates[0].shape[0], step):
         im, un, y, x = (t[s : s + step] for t in candidates)
