@@ -110,7 +110,7 @@ def conv2_channel_means(
 def am(net: nn.Module, layer: str, units: list[int], **kwargs) -> AMResult:
     options = {
         "n_images": 4,
-        "steps": 24,
+        "steps": 12,
         "image_size": 8,
         "channels": 1,
         "device": "cpu",
