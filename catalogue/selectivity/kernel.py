@@ -1,0 +1,453 @@
+"""Every measure of DESIGN.md for a block of units at once, in torch (CPU or CUDA).
+
+A block is B units × N images (float32, one unit per row). The cost floor is
+one sort of each row; everything else is a few passes over the part of the row
+that matters, never an N × C (images × classes) table:
+
+1. **One stable sort per row**, descending. It gives the top images (ties broken
+   by lower image index) and the cut-off of every top-k measure.
+2. **The region**: each row's images strictly above its minimum. The minimum's
+   tie group (for ReLU units the zeros: often 80 % of the images) is handled in
+   closed form, because every class's threshold there selects all images.
+3. **Tie-group ends**: a threshold t selects every image with a >= t, so the
+   number of images at or above the value at sorted position p is the end of
+   p's tie group + 1 (one reverse running-minimum).
+4. **A second sort of (class, position) keys** over the region puts each
+   class's images together, in activation order. At the j-th image of class c,
+   j is a hit count. It is exact at the last image of c in each tie group and an
+   under-count before it, which only lowers recall, precision and informedness
+   there, so maxima (and their positions) over a class's images are exact.
+   The best threshold for class c is always at an activation of a class-c image
+   (raising the threshold up to the next class-c value only drops false
+   positives), so these are all the candidates needed.
+5. Class composition at a cut-off (for precision, classes in the top 100,
+   Rafegas's index and the group measures) comes from binary searches in the
+   sorted keys: B × C queries, not B × N work.
+
+Counts are combined in float64; every count and product such as TP·N is an
+integer below 2**53, so informedness is one correctly rounded division of exact
+integers, and mathematically equal values compare equal (which the tie rules
+need).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from catalogue.selectivity.inputs import Options
+
+F64 = torch.float64
+NEG_INF = float("-inf")
+NAN = float("nan")
+
+
+@dataclass
+class Context:
+    """What every block shares: labels, class sizes and options, on the scoring device."""
+
+    n_images: int
+    n_classes: int
+    options: Options
+    labels: Tensor  # (N,) int64
+    counts: Tensor  # (C,) int64 images per class
+    counts_f: Tensor  # (C+1,) float64, the last entry (the "no class" sentinel) 0
+    youden_den: Tensor  # (C+1,) float64 n_c (N - n_c), sentinel 1
+    n_present: int
+    first_present: int
+    bottom_p95: float  # 1.0 when the lowest threshold alone reaches the precision target
+
+    @classmethod
+    def build(cls, labels: np.ndarray, n_classes: int, options: Options, device: str) -> Context:
+        n = int(labels.shape[0])
+        counts_np = np.bincount(labels, minlength=n_classes).astype(np.int64)
+        present = np.flatnonzero(counts_np)
+        counts_f = np.append(counts_np.astype(np.float64), 0.0)
+        den = counts_f * (n - counts_f)
+        den[-1] = 1.0
+        den[den == 0] = 1.0  # absent classes never enter; a single present class is NaN anyway
+        share = counts_np.max() / n
+        return cls(
+            n_images=n,
+            n_classes=n_classes,
+            options=options,
+            labels=torch.from_numpy(labels).to(device),
+            counts=torch.from_numpy(counts_np).to(device),
+            counts_f=torch.from_numpy(counts_f).to(device),
+            youden_den=torch.from_numpy(den).to(device),
+            n_present=len(present),
+            first_present=int(present[0]),
+            bottom_p95=1.0 if share >= options.precision_target else 0.0,
+        )
+
+
+@dataclass
+class Detail:
+    """Extra outputs for the catalogue writer (`score_layer`)."""
+
+    n_top_images: int
+    group_masks: list[Tensor] = field(default_factory=list)  # each (C+1,) bool, sentinel False
+
+
+@dataclass
+class Cut:
+    """The tie group at a top-k cut-off: positions start..end-1 hold the value at rank k."""
+
+    k: int
+    value: Tensor  # (B,) activation of the k-th most active image
+    start: Tensor  # (B,) images strictly above the cut-off value
+    end: Tensor  # (B,) images at or above it
+    above: Tensor  # (B, C) per class: images strictly above
+    tied: Tensor  # (B, C) per class: images at the cut-off value
+
+    @property
+    def share_of_slots(self) -> tuple[Tensor, Tensor]:
+        """(r, m): r of the k slots go to the m tied images."""
+        return self.k - self.start, self.end - self.start
+
+
+class SortedBlock:
+    """The sorted views of one block that all measures read."""
+
+    def __init__(self, x: Tensor, ctx: Context, label_width: int) -> None:
+        self.ctx = ctx
+        self.B, self.N = x.shape
+        C = self.C = ctx.n_classes
+        dev = x.device
+        self.vs, self.p1 = torch.sort(x, dim=1, descending=True, stable=True)
+        self.v_min = self.vs[:, -1]
+        self.k_b = (self.vs > self.v_min[:, None]).sum(1)
+        K = self.K = max(int(self.k_b.max()), 1)
+        self.R = self.vs[:, :K]
+        self.ar = torch.arange(K, device=dev)
+        self.valid = self.ar < self.k_b[:, None]
+        width = min(self.N, max(K, label_width))
+        self.ys = ctx.labels[self.p1[:, :width]]
+        self.ends = _tie_group_ends(self.vs, K)
+        self.cls = self.ys[:, :K].masked_fill(~self.valid, C)
+        self.key_dtype = torch.int32 if (C + 1) * K < 2**31 else torch.int64
+        key = self.cls.to(self.key_dtype).mul_(K).add_(self.ar.to(self.key_dtype))
+        self.ks, self.q2 = torch.sort(key, dim=1)
+        del key
+        self.c2 = self.cls.gather(1, self.q2)
+        self.offsets = torch.arange(C + 1, device=dev, dtype=self.key_dtype) * K
+        self.bounds = torch.searchsorted(self.ks, self.offsets.expand(self.B, C + 1).contiguous())
+        self.region_counts = self.bounds[:, 1:] - self.bounds[:, :-1]
+        self.n_pos = (self.R > 0).sum(1) + (self.v_min > 0) * (self.N - K)
+
+    def count_before(self, x: Tensor) -> Tensor:
+        """(B, C): per class, the region images at sorted positions < x (x <= k_b)."""
+        q = self.offsets[None, : self.C] + x[:, None].to(self.key_dtype)
+        return torch.searchsorted(self.ks, q.contiguous()) - self.bounds[:, : self.C]
+
+    def cut(self, k: int) -> Cut:
+        value = self.vs[:, k - 1]
+        start = (self.vs[:, :k] > value[:, None]).sum(1)
+        in_region = (k - 1) < self.k_b
+        if k - 1 < self.K:
+            end = torch.where(in_region, self.ends[:, k - 1] + 1, self.N)
+        else:
+            end = torch.full_like(start, self.N)
+        above = self.count_before(start)
+        through = torch.where(
+            in_region[:, None],
+            self.count_before(torch.minimum(end, self.k_b)),
+            self.ctx.counts[None, :],
+        )
+        return Cut(k, value, start, end, above, through - above)
+
+    def positive_counts(self) -> Tensor:
+        """(B, C): images with a > 0 per class."""
+        in_region = self.count_before(torch.minimum(self.n_pos, self.k_b))
+        return torch.where((self.v_min > 0)[:, None], self.ctx.counts[None, :], in_region)
+
+    def class_sums(self) -> Tensor:
+        """(B, C) float64: sum of activations per class."""
+        sums = torch.zeros(self.B, self.C + 1, dtype=F64, device=self.vs.device)
+        sums.scatter_add_(1, self.cls, self.R.to(F64))
+        bottom = (self.ctx.counts[None, :] - self.region_counts).to(F64)
+        return sums[:, : self.C] + self.v_min.to(F64)[:, None] * bottom
+
+
+def _tie_group_ends(vs: Tensor, K: int) -> Tensor:
+    """(B, K) int64: last sorted position of each position's tie group (K past the region)."""
+    B, N = vs.shape
+    last = torch.ones(B, K, dtype=torch.bool, device=vs.device)
+    if K < N:
+        torch.ne(vs[:, :K], vs[:, 1 : K + 1], out=last)
+    else:
+        torch.ne(vs[:, : K - 1], vs[:, 1:K], out=last[:, : K - 1])
+    if vs.device.type == "cpu":  # numpy's reverse-view accumulate avoids two flipped copies
+        idx = np.where(last.numpy(), np.arange(K), K)
+        out = np.empty_like(idx)
+        np.minimum.accumulate(idx[:, ::-1], axis=1, out=out[:, ::-1])
+        return torch.from_numpy(out)
+    idx = torch.where(last, torch.arange(K, device=vs.device), K)
+    return idx.flip(1).cummin(1).values.flip(1)
+
+
+def _expected_classes(cut: Cut) -> Tensor:
+    """(B,) float64: expected number of classes among the top k, tied images in random order.
+
+    A class with an image strictly above the cut-off is always in; otherwise, with h of
+    its images among the m tied ones and r slots left, it is in with probability
+    1 - C(m-h, r) / C(m, r) (hypergeometric).
+    """
+    r, m = cut.share_of_slots
+    has_above = cut.above > 0
+    maybe = (~has_above) & (cut.tied > 0)
+    p_none = torch.zeros(maybe.shape, dtype=F64, device=maybe.device)
+    rows, cols = torch.nonzero(maybe & (r < m)[:, None], as_tuple=True)
+    if rows.numel():
+        mm = m[rows].to(F64)
+        rr = r[rows]
+        hh = cut.tied[rows, cols].to(F64)
+        prod = torch.ones_like(mm)
+        for j in range(int(rr.max())):
+            factor = (mm - hh - j).clamp_(min=0) / (mm - j)
+            prod = torch.where(rr > j, prod * factor, prod)
+        p_none[rows, cols] = prod
+    contrib = has_above.to(F64) + maybe.to(F64) * (1.0 - p_none)
+    return contrib.sum(1)
+
+
+def score_block(x: Tensor, ctx: Context, detail: Detail | None = None) -> dict[str, Tensor]:
+    """All unit measures (and, with `detail`, the layer extras) for one block.
+
+    x: (B, N) float32 contiguous, one unit per row. Returns (B,) tensors keyed by
+    DESIGN.md's column names, plus "_..." keys for the `Detail` outputs.
+    """
+    opt = ctx.options
+    N, C = ctx.n_images, ctx.n_classes
+    n_csi = min(opt.csi_top_n, N)
+    label_width = n_csi if opt.csi_threshold < 1.0 else 1
+    blk = SortedBlock(x, ctx, label_width)
+    vs, v_min, K = blk.vs, blk.v_min, blk.K
+    out: dict[str, Tensor] = {}
+
+    # --- hit counts at every candidate threshold (class-sorted order) ---
+    tp = (blk.ar + 1 - blk.bounds.gather(1, blk.c2)).to(F64)
+    g = blk.ends.gather(1, blk.q2).to(F64).add_(1)
+    nc = ctx.counts_f[blk.c2]
+    valid = blk.valid
+
+    precise = (tp / g) >= opt.precision_target
+    recall = tp / nc
+    recall.masked_fill_(~(precise & valid), 0.0)
+    out["recall_at_p95"] = torch.clamp(recall.max(1).values, min=ctx.bottom_p95)
+    del precise, recall
+
+    youden = tp * N
+    youden.sub_(g * nc).div_(ctx.youden_den[blk.c2])
+    youden.masked_fill_(~valid, NEG_INF)
+    _max_informedness(out, blk, youden, tp, g)
+    if detail is not None:
+        out.update(_class_informedness(blk, youden))
+    del youden, tp, g, nc
+
+    # --- top-k measures ---
+    k60 = min(opt.top_k, N)
+    cut60 = blk.cut(k60)
+    r, m = cut60.share_of_slots
+    share = cut60.above * m[:, None] + r[:, None] * cut60.tied
+    out["precision"] = share.max(1).values.to(F64) / (m * k60).to(F64)
+    out["precision_class"] = share.argmax(1)
+    out["top60_threshold"] = cut60.value.to(F64)
+
+    k100 = min(opt.top_n_classes, N)
+    cut100 = blk.cut(k100)
+    out["classes_in_top100"] = in_top = _expected_classes(cut100)
+
+    positive = blk.positive_counts()
+    out["class_selectivity_index"] = _class_selectivity(blk, n_csi, cut100, in_top, positive)
+
+    # --- localist and recall at 100% precision ---
+    c_top = blk.ys[:, 0]
+    other = (blk.ys[:, :K] != c_top[:, None]) & valid
+    has_other = other.any(1)
+    first_other = other.to(torch.uint8).argmax(1)
+    m_other = vs.gather(1, first_other[:, None])
+    strictly = (m_other < blk.R).sum(1)
+    n_top = ctx.counts[c_top]
+    count = torch.where(has_other, strictly, torch.where(n_top == N, N, blk.k_b))
+    out["recall_at_p100"] = count.to(F64) / n_top.to(F64)
+    out["localist"] = localist = count == n_top
+    out["localist_class"] = torch.where(localist, c_top, -1)
+
+    # --- means ---
+    sums = blk.class_sums()
+    total = sums.sum(1)
+    means = sums / ctx.counts_f[None, :C]
+    best = means.nan_to_num(nan=NEG_INF).argmax(1)
+    mu = means.gather(1, best[:, None]).squeeze(1)
+    n_best = ctx.counts_f[best]
+    mu_not = (total - sums.gather(1, best[:, None]).squeeze(1)) / (N - n_best)
+    ccmas, ok = _ccmas(mu, mu_not)
+    out["ccmas"] = ccmas
+    out["ccmas_class"] = torch.where(ok, best, -1)
+    out["frac_zero"] = ((blk.R == 0).sum(1) + (v_min == 0) * (N - K)).to(F64) / N
+    out["mean_activation"] = total / N
+    out["max_activation"] = vs[:, 0].to(F64)
+
+    if detail is not None:
+        out["_class_mean"] = means
+        out["_class_frac_nonzero"] = positive.to(F64) / ctx.counts_f[None, :C]
+        n_top_img = min(detail.n_top_images, N)
+        out["_top_index"] = blk.p1[:, :n_top_img]
+        out["_top_activation"] = vs[:, :n_top_img].to(F64)
+        out["_top_class"] = ctx.labels[blk.p1[:, :n_top_img]]
+        for i, mask in enumerate(detail.group_masks):
+            group = _group_measures(blk, mask, cut60, sums, total, positive)
+            for name, value in group.items():
+                out[f"_group{i}_{name}"] = value
+    return out
+
+
+def _ccmas(mu_in: Tensor, mu_out: Tensor) -> tuple[Tensor, Tensor]:
+    """Morcos et al.'s index; NaN where mu_in + mu_out is not positive (or undefined)."""
+    den = mu_in + mu_out
+    ok = den > 0  # False for NaN (no images outside the class)
+    value = torch.where(ok, (mu_in - mu_out) / den, NAN)
+    return value, ok
+
+
+def _max_informedness(
+    out: dict[str, Tensor], blk: SortedBlock, youden: Tensor, tp: Tensor, g: Tensor
+) -> None:
+    """Best (class, threshold) over the region, then the closed-form minimum threshold.
+
+    At each row's minimum value every class scores J = 0 (all images selected), so the
+    region's first maximum (lowest class, then highest value) wins whenever it is >= 0.
+    When it is exactly 0 it already lies in the lowest present class: at the top value
+    the J_c, weighted by n_c (N - n_c), sum to 0, so if none is positive all are 0 there.
+    Otherwise (no region, or only negative J there) the lowest present class at the
+    minimum wins.
+    """
+    ctx, N = blk.ctx, blk.ctx.n_images
+    arg = youden.argmax(1, keepdim=True)  # first maximum: lowest class, then highest value
+    best = youden.gather(1, arg).squeeze(1)
+    c_r = blk.c2.gather(1, arg).squeeze(1)
+    c0 = ctx.first_present
+    use = best >= 0
+    cls = torch.where(use, c_r, c0)
+    hits = torch.where(use, tp.gather(1, arg).squeeze(1), ctx.counts_f[c0])
+    selected = torch.where(use, g.gather(1, arg).squeeze(1), float(N))
+    value = blk.vs.gather(1, blk.q2.gather(1, arg)).squeeze(1)
+    n_c = ctx.counts_f[cls]
+    false_pos = selected - hits
+    mi = torch.where(use, best, 0.0)
+    out["max_informedness"] = mi
+    out["mi_class"] = cls
+    out["mi_threshold"] = torch.where(use, value, blk.v_min).to(F64)
+    out["recall_at_mi"] = hits / n_c
+    out["specificity_at_mi"] = (N - n_c - false_pos) / (N - n_c)
+    out["false_alarm_rate"] = false_pos / selected
+    if ctx.n_present < 2:  # no negatives: the false-positive rate is undefined
+        for name in ("max_informedness", "mi_threshold", "recall_at_mi"):
+            out[name] = torch.full_like(out[name], NAN)
+        for name in ("specificity_at_mi", "false_alarm_rate"):
+            out[name] = torch.full_like(out[name], NAN)
+        out["mi_class"] = torch.full_like(cls, -1)
+
+
+def _class_informedness(blk: SortedBlock, youden: Tensor) -> dict[str, Tensor]:
+    """(B, C) best informedness per class and its (highest) threshold."""
+    B, C, K = blk.B, blk.C, blk.K
+    dev = youden.device
+    best = torch.full((B, C + 1), NEG_INF, dtype=F64, device=dev)
+    best.scatter_reduce_(1, blk.c2, youden, "amax")
+    at_best = youden == best.gather(1, blk.c2)
+    pos = torch.where(at_best, blk.ar, K)
+    first = torch.full((B, C + 1), K, dtype=torch.int64, device=dev)
+    first.scatter_reduce_(1, blk.c2, pos, "amin")
+    first = first[:, :C].clamp_(max=K - 1)
+    region_thr = blk.vs.gather(1, blk.q2.gather(1, first))
+    best = best[:, :C]
+    use = best >= 0
+    j = torch.where(use, best, 0.0)
+    thr = torch.where(use, region_thr, blk.v_min[:, None]).to(F64)
+    absent = (blk.ctx.counts == 0)[None, :].expand(B, C)
+    if blk.ctx.n_present < 2:
+        absent = torch.ones_like(absent)
+    return {
+        "_class_informedness": j.masked_fill(absent, NAN),
+        "_class_informedness_threshold": thr.masked_fill(absent, NAN),
+    }
+
+
+def _class_selectivity(
+    blk: SortedBlock, n: int, cut100: Cut, in_top100: Tensor, positive: Tensor
+) -> Tensor:
+    """Rafegas et al.'s class selectivity index over the n most active images."""
+    opt = blk.ctx.options
+    a_max = blk.vs[:, 0]
+    if opt.csi_threshold >= 1.0:
+        # M = classes with positive weight among the top n; expected value over tie orders.
+        if cut100.k == n:
+            expected = in_top100
+            cut_value = cut100.value
+        else:
+            cut = blk.cut(n)
+            expected, cut_value = _expected_classes(cut), cut.value
+        with_positive = (positive > 0).sum(1).to(F64)
+        n_classes = torch.where(cut_value > 0, expected, with_positive)
+    else:
+        # Ties at the cut-off broken by lower image index (the order of unit_top_image).
+        weights = blk.vs[:, :n].clamp(min=0).to(F64)
+        per_class = torch.zeros(blk.B, blk.C, dtype=F64, device=weights.device)
+        per_class.scatter_add_(1, blk.ys[:, :n], weights)
+        cum = per_class.sort(1, descending=True).values.cumsum(1)
+        n_classes = ((cum < opt.csi_threshold * cum[:, -1:]).sum(1) + 1).to(F64)
+    csi = (n - n_classes) / (n - 1) if n > 1 else torch.ones_like(a_max, dtype=F64)
+    return torch.where(a_max > 0, csi, 0.0)
+
+
+def _group_measures(
+    blk: SortedBlock,
+    mask: Tensor,
+    cut60: Cut,
+    sums: Tensor,
+    total: Tensor,
+    positive: Tensor,
+) -> dict[str, Tensor]:
+    """The paper's Tables 4–6 for one class group A against the rest."""
+    ctx, N, C = blk.ctx, blk.ctx.n_images, blk.C
+    in_a = mask[:C].to(F64)
+    n_in = float((ctx.counts_f[:C] * in_a).sum())
+    n_out = N - n_in
+    member = mask[blk.cls]
+    hits = member.cumsum(1).to(F64)
+    youden = hits.mul_(N).sub_((blk.ends + 1).to(F64) * n_in).div_(max(n_in * n_out, 1.0))
+    youden.masked_fill_(~member, NEG_INF)
+    arg = youden.argmax(1, keepdim=True)
+    best = youden.gather(1, arg).squeeze(1)
+    use = best >= 0
+    mi = torch.where(use, best, 0.0)
+    thr = torch.where(use, blk.vs.gather(1, arg).squeeze(1), blk.v_min).to(F64)
+
+    r, m = cut60.share_of_slots
+    share = (cut60.above.to(F64) @ in_a) * m + r * (cut60.tied.to(F64) @ in_a)
+    sum_in = sums @ in_a
+    pos_in = positive.to(F64) @ in_a
+    mu_in = sum_in / n_in if n_in else torch.full_like(total, NAN)
+    mu_out = (total - sum_in) / n_out if n_out else torch.full_like(total, NAN)
+    ccmas, _ok = _ccmas(mu_in, mu_out)
+    out = {
+        "n_nonzero_in": pos_in / n_in if n_in else torch.full_like(total, NAN),
+        "n_nonzero_out": (blk.n_pos.to(F64) - pos_in) / n_out
+        if n_out
+        else torch.full_like(total, NAN),
+        "mu_in": mu_in,
+        "mu_out": mu_out,
+        "precision": share / (m * cut60.k).to(F64),
+        "ccmas": ccmas,
+        "max_informedness": mi,
+        "mi_threshold": thr,
+    }
+    if n_in == 0 or n_out == 0:
+        out["max_informedness"] = torch.full_like(total, NAN)
+        out["mi_threshold"] = torch.full_like(total, NAN)
+    return out

@@ -1,0 +1,370 @@
+"""The scorer against a slow literal implementation, the paper's examples and scikit-learn."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import roc_curve
+
+from catalogue.errors import InputError
+from catalogue.measures import GROUP_MEASURES, MEASURE_NAMES
+from catalogue.selectivity import score_layer, score_units
+from tests.selectivity_reference import (
+    class_count_expectation,
+    distinct_class_expectation,
+    reference_class_stats,
+    reference_group,
+    reference_top_images,
+    reference_unit,
+)
+
+SETTINGS = settings(
+    max_examples=70,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+#: Few distinct (exactly summable) values, so that ties are everywhere.
+POOL = [0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 1.5, 2.0, 3.0, -1.0, -0.25]
+
+
+def assert_same(fast: object, ref: object, what: str) -> None:
+    if isinstance(ref, float) and math.isnan(ref):
+        assert math.isnan(float(fast)), f"{what}: expected NaN, got {fast}"
+    elif isinstance(ref, float):
+        assert float(fast) == pytest.approx(ref, rel=1e-9, abs=1e-12), what
+    else:
+        assert fast == ref, f"{what}: got {fast}, expected {ref}"
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> dict:
+    n = draw(st.integers(1, 70))
+    n_classes = draw(st.sampled_from([1, 2, 3, 5, 12, 40]))
+    labels = draw(st.lists(st.integers(0, n_classes - 1), min_size=n, max_size=n))
+    n_units = draw(st.integers(1, 4))
+    source = draw(st.sampled_from(["pool", "float16", "sparse16"]))
+    columns = []
+    for _ in range(n_units):
+        shape = draw(st.sampled_from(["free", "free", "free", "zero", "constant", "one"]))
+        if source == "pool":
+            col = draw(st.lists(st.sampled_from(POOL), min_size=n, max_size=n))
+        else:
+            col = draw(
+                st.lists(
+                    st.floats(-2, 8, width=16, allow_nan=False, allow_infinity=False),
+                    min_size=n,
+                    max_size=n,
+                )
+            )
+            if source == "sparse16":
+                col = [max(v, 0.0) if v > 3 else 0.0 for v in col]
+        if shape == "zero":
+            col = [0.0] * n
+        elif shape == "constant":
+            col = [col[0]] * n
+        elif shape == "one":
+            col = [0.0] * n
+            col[draw(st.integers(0, n - 1))] = 2.5
+        columns.append(col)
+    acts = np.array(columns, dtype=np.float16 if source != "pool" else np.float32).T
+    options = {
+        "top_k": draw(st.sampled_from([60, 1, 2, 5, n, n + 1])),
+        "top_n_classes": draw(st.sampled_from([100, 1, 3, 7, n])),
+        "precision_target": draw(st.sampled_from([0.95, 0.5, 0.75, 1.0])),
+        "csi_top_n": draw(st.sampled_from([100, 1, 2, 6, n])),
+        "csi_threshold": draw(st.sampled_from([1.0, 1.0, 0.5, 0.75, 0.25])),
+    }
+    return {
+        "acts": acts,
+        "labels": np.array(labels),
+        "n_classes": n_classes,
+        "options": options,
+        "block_units": draw(st.sampled_from([None, 1, 3])),
+        "as_tensor": draw(st.booleans()),
+    }
+
+
+@SETTINGS
+@given(cases())
+def test_every_measure_matches_the_literal_definition(case: dict) -> None:
+    acts = torch.from_numpy(case["acts"]) if case["as_tensor"] else case["acts"]
+    got = score_units(
+        acts,
+        case["labels"],
+        case["n_classes"],
+        block_units=case["block_units"],
+        **case["options"],
+    )
+    assert set(got) == set(MEASURE_NAMES)
+    for u in range(case["acts"].shape[1]):
+        a = case["acts"][:, u].astype(np.float64).tolist()
+        ref = reference_unit(a, case["labels"].tolist(), case["n_classes"], **case["options"])
+        for name in MEASURE_NAMES:
+            assert_same(got[name][u], ref[name], f"unit {u} {name}")
+
+
+@settings(max_examples=35, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(), st.integers(1, 4), st.integers(1, 8))
+def test_layer_details_match_the_literal_definition(
+    case: dict, n_top_classes: int, n_top_images: int
+) -> None:
+    n_classes = case["n_classes"]
+    groups = {"low": [0], "pair": [0, n_classes - 1], "all": list(range(n_classes))}
+    layer = score_layer(
+        case["acts"],
+        case["labels"],
+        n_classes,
+        groups=groups,
+        n_top_classes=n_top_classes,
+        n_top_images=n_top_images,
+        block_units=case["block_units"],
+        top_k=case["options"]["top_k"],
+    )
+    labels = case["labels"].tolist()
+    stats = layer.class_stats
+    for u in range(case["acts"].shape[1]):
+        a = case["acts"][:, u].astype(np.float64).tolist()
+        # top images: descending, ties to the lower image index
+        want = reference_top_images(a, n_top_images)
+        assert layer.top_image_index[u, : len(want)].tolist() == want
+        assert (layer.top_image_index[u, len(want) :] == -1).all()
+        assert layer.top_image_class[u, : len(want)].tolist() == [labels[i] for i in want]
+        # class statistics of every stored class, and the stored set itself
+        ref = reference_class_stats(a, labels, n_classes)
+        rows = np.flatnonzero(stats["unit"] == u)
+        for r in rows:
+            c = int(stats["class_index"][r])
+            for name, value in ref[c].items():
+                assert_same(stats[name][r], value, f"unit {u} class {c} {name}")
+        by_mean = sorted(ref, key=lambda c: (-ref[c]["mean_activation"], c))
+        kept = set(by_mean[:n_top_classes])
+        if not math.isnan(next(iter(ref.values()))["informedness"]):
+            kept |= set(sorted(ref, key=lambda c: (-ref[c]["informedness"], c))[:n_top_classes])
+        assert set(stats["class_index"][rows].tolist()) == kept
+        for r in rows:
+            assert stats["rank_by_mean"][r] == by_mean.index(stats["class_index"][r]) + 1
+        # class groups
+        for name, members in groups.items():
+            ref_g = reference_group(a, labels, set(members), top_k=case["options"]["top_k"])
+            for col in GROUP_MEASURES:
+                assert_same(layer.group_metrics[name][col][u], ref_g[col], f"{name} {col}")
+
+
+def test_tie_formulas_equal_enumeration_of_every_order() -> None:
+    """The closed forms (linear shares, hypergeometric) are the expectation over tie orders."""
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        n = int(rng.integers(3, 12))
+        a = rng.choice([0.0, 1.0, 2.0], size=n).tolist()
+        y = rng.integers(0, 4, size=n).tolist()
+        k = int(rng.integers(1, n + 1))
+        for c in range(4):
+            exact = class_count_expectation(a, y, k, {c}, limit=10**9)
+            closed = class_count_expectation(a, y, k, {c}, limit=0)
+            assert exact == closed
+        assert distinct_class_expectation(a, y, k, limit=10**9) == distinct_class_expectation(
+            a, y, k, limit=0
+        )
+
+
+def figure12(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's Figure 12 units: 10 classes × 100 images, class 3 the selective one."""
+    labels = np.repeat(np.arange(10), 100)
+    a = np.zeros(1000, dtype=np.float32)
+    if kind == "a":  # off for everything but one image
+        a[300] = 1.0
+    elif kind == "b":  # on for all of one class, off for the rest
+        a[labels == 3] = 1.0
+    else:  # all active; class 3 0.1 above every other image
+        a[:] = np.linspace(0.95, 1.0, 1000, dtype=np.float32)
+        a[labels == 3] = 1.1
+    return a[:, None], labels
+
+
+def test_figure12a_one_active_image_gets_maximal_ccmas_but_low_precision() -> None:
+    a, labels = figure12("a")
+    got = score_units(a, labels, 10)
+    assert got["ccmas"][0] == 1.0
+    assert got["ccmas_class"][0] == 3
+    # one class-3 image above the cut; 59 slots shared over 999 tied zeros (99 of class 3)
+    assert got["precision"][0] == pytest.approx(float((1 + Fraction(59 * 99, 999)) / 60))
+    assert got["precision"][0] < 0.12
+    assert not got["localist"][0]
+    assert got["recall_at_p100"][0] == pytest.approx(0.01)
+
+
+def test_figure12b_grandmother_cell_is_localist_with_precision_one() -> None:
+    a, labels = figure12("b")
+    got = score_units(a, labels, 10)
+    assert got["ccmas"][0] == 1.0
+    assert got["precision"][0] == 1.0
+    assert got["localist"][0] and got["localist_class"][0] == 3
+    assert got["max_informedness"][0] == 1.0
+    assert got["false_alarm_rate"][0] == 0.0
+    assert got["class_selectivity_index"][0] == 1.0
+
+
+def test_figure12c_all_active_unit_has_low_ccmas_despite_precision_one() -> None:
+    a, labels = figure12("c")
+    got = score_units(a, labels, 10)
+    x = a[:, 0].astype(np.float64)
+    mu_in, mu_out = x[labels == 3].mean(), x[labels != 3].mean()
+    assert got["ccmas"][0] == pytest.approx((mu_in - mu_out) / (mu_in + mu_out), rel=1e-12)
+    assert got["ccmas"][0] == pytest.approx(0.06, abs=0.005)
+    assert got["precision"][0] == 1.0
+    assert got["localist"][0] and got["localist_class"][0] == 3
+    assert got["recall_at_p100"][0] == 1.0
+
+
+def test_max_informedness_is_the_best_youden_j_of_scikit_learn_roc_curves() -> None:
+    rng = np.random.default_rng(7)
+    n, n_classes = 600, 6
+    labels = rng.integers(0, n_classes, n)
+    acts = np.maximum(rng.normal(size=(n, 8)) + 0.6 * (labels[:, None] == 2), 0)
+    acts = np.round(acts, 1).astype(np.float32)  # ties
+    got = score_units(acts, labels, n_classes)
+    for u in range(acts.shape[1]):
+        best = -1.0
+        for c in range(n_classes):
+            fpr, tpr, _ = roc_curve(labels == c, acts[:, u], drop_intermediate=False)
+            best = max(best, float(np.max(tpr - fpr)))
+        assert got["max_informedness"][u] == pytest.approx(best, abs=1e-12)
+
+
+def test_blocks_devices_and_dtypes_do_not_change_the_scores() -> None:
+    rng = np.random.default_rng(11)
+    n, n_classes = 3000, 20
+    labels = rng.integers(0, n_classes, n)
+    acts = np.maximum(rng.normal(size=(n, 9)) - 0.9, 0).astype(np.float16)
+    acts[:, 3] = 0  # a dead unit in the middle of a block
+    whole = score_units(acts, labels, n_classes, device="cpu")
+    for kwargs in ({"block_units": 1}, {"block_units": 4}, {"memory_budget": 1}):
+        part = score_units(acts.astype(np.float32), labels, n_classes, **kwargs)
+        for name in MEASURE_NAMES:
+            np.testing.assert_array_equal(part[name], whole[name], err_msg=name)
+    tensor = score_units(torch.from_numpy(acts), torch.from_numpy(labels), n_classes)
+    for name in MEASURE_NAMES:
+        np.testing.assert_array_equal(tensor[name], whole[name], err_msg=name)
+
+
+def test_undefined_measures_for_dead_units_and_single_class_data() -> None:
+    labels = np.array([0, 0, 1, 1, 2])
+    dead = score_units(np.zeros((5, 1)), labels, 4)
+    assert math.isnan(dead["ccmas"][0]) and dead["ccmas_class"][0] == -1
+    assert dead["max_informedness"][0] == 0.0 and dead["mi_class"][0] == 0
+    assert dead["mi_threshold"][0] == 0.0 and dead["false_alarm_rate"][0] == 0.6
+    assert dead["precision"][0] == pytest.approx(0.4)  # the largest class's share of all
+    assert dead["recall_at_p100"][0] == 0.0 and not dead["localist"][0]
+    assert dead["class_selectivity_index"][0] == 0.0 and dead["frac_zero"][0] == 1.0
+    single = score_units(np.array([[0.0], [1.0], [2.0]]), [1, 1, 1], 3)
+    assert math.isnan(single["max_informedness"][0]) and single["mi_class"][0] == -1
+    assert math.isnan(single["ccmas"][0])
+    assert single["localist"][0] and single["localist_class"][0] == 1
+    assert single["precision"][0] == 1.0 and single["recall_at_p95"][0] == 1.0
+
+
+def test_no_units_gives_empty_columns() -> None:
+    got = score_units(np.zeros((4, 0), dtype=np.float32), [0, 1, 0, 1], 2)
+    assert set(got) == set(MEASURE_NAMES)
+    assert all(v.shape == (0,) for v in got.values())
+    assert got["localist"].dtype == bool and got["mi_class"].dtype == np.int64
+
+
+def test_layer_rows_are_ready_to_write() -> None:
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 4, 50)
+    acts = rng.random((50, 3)).astype(np.float32)
+    layer = score_layer(acts, labels, 4, groups={"g": [1, 2]}, n_top_images=5)
+    table = layer.top_image_table()
+    assert table["rank"].tolist() == [1, 2, 3, 4, 5] * 3
+    assert table["unit"].tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    groups = layer.group_table()
+    assert groups["group"].tolist() == ["g"] * 3 and groups["unit"].tolist() == [0, 1, 2]
+    assert set(groups) == {"group", "unit", *GROUP_MEASURES}
+    np.testing.assert_array_equal(layer.class_counts, np.bincount(labels, minlength=4))
+
+
+@pytest.mark.parametrize(
+    ("acts", "labels", "n_classes", "message"),
+    [
+        (np.zeros((3, 2)), [0, 1], 2, "labels has 2 entries but activations have 3 images"),
+        (np.zeros((3, 2)), [0, 1, 2], 2, "1 labels lie outside 0..1 (first: image 2"),
+        (np.zeros((3, 2)), [0, -1, 1], 2, "outside 0..1 (first: image 1 has label -1)"),
+        (np.zeros((3, 2)), [0.0, 1.5, 1.0], 2, "image 1 has label 1.5"),
+        (np.zeros(3), [0, 1, 1], 2, "must be a 2-D array (images × units); got shape (3,)"),
+        (np.zeros((2, 2, 2)), [0, 1], 2, "got shape (2, 2, 2)"),
+        (np.zeros((0, 4)), [], 2, "no images"),
+        (np.zeros((3, 2)), [0, 0, 0], 0, "n_classes must be at least 1"),
+        (np.zeros((3, 2)), [[0, 0, 0]], 2, "labels must be a 1-D sequence"),
+        (np.array([["a"], ["b"]]), [0, 1], 2, "activations must be real numbers"),
+    ],
+)
+def test_bad_input_is_an_input_error_naming_the_problem(
+    acts: np.ndarray, labels: list, n_classes: int, message: str
+) -> None:
+    with pytest.raises(InputError, match=None) as err:
+        score_units(acts, labels, n_classes)
+    assert message in str(err.value)
+
+
+def test_non_finite_activations_are_counted_and_located() -> None:
+    acts = np.zeros((10, 12), dtype=np.float32)
+    acts[2, 7] = acts[3, 7] = acts[5, 9] = np.nan
+    acts[1, 11] = np.inf
+    with pytest.raises(InputError) as err:
+        score_units(acts, np.zeros(10, dtype=int), 1, block_units=5)
+    assert "3 NaN values and 1 infinite value (first in unit 7)" in str(err.value)
+    big = np.full((4, 1), 1e300)  # overflows float32
+    with pytest.raises(InputError, match=r"infinite value.*overflow float32"):
+        score_units(big, [0, 1, 0, 1], 2)
+
+
+def test_bad_options_and_groups_are_input_errors() -> None:
+    acts, labels = np.ones((4, 1)), [0, 1, 0, 1]
+    with pytest.raises(InputError, match="top_k must be a positive integer"):
+        score_units(acts, labels, 2, top_k=0)
+    with pytest.raises(InputError, match="precision_target must lie in"):
+        score_units(acts, labels, 2, precision_target=1.5)
+    with pytest.raises(InputError, match="csi_threshold must lie in"):
+        score_units(acts, labels, 2, csi_threshold=0.0)
+    with pytest.raises(InputError, match="class group 'bus' names class 5"):
+        score_layer(acts, labels, 2, groups={"bus": [0, 5]})
+    with pytest.raises(InputError, match="class group 'x' has no classes"):
+        score_layer(acts, labels, 2, groups={"x": []})
+
+
+def test_informedness_ties_go_to_the_highest_threshold() -> None:
+    """Class 1 reaches J = 0 both at 2.0 and at the minimum 0.0: 2.0 is stored."""
+    a = np.array([[2.0], [0.0], [1.0], [2.0], [1.0], [0.0]], dtype=np.float32)
+    labels = np.array([1, 1, 1, 2, 0, 2])
+    layer = score_layer(a, labels, 3, groups={"one": [1]}, n_top_classes=3)
+    row = np.flatnonzero(layer.class_stats["class_index"] == 1)[0]
+    assert layer.class_stats["informedness"][row] == 0.0
+    assert layer.class_stats["informedness_threshold"][row] == 2.0
+    assert layer.group_metrics["one"]["max_informedness"][0] == 0.0
+    assert layer.group_metrics["one"]["mi_threshold"][0] == 2.0
+    # class 0 reaches J = 1/2 at 3.0 and at 1.0; class 1 reaches 1/2 at 2.0 (below)
+    a = np.array([[3.0, 2.0], [1.0, 0.0], [2.0, 2.0], [0.0, 0.0]], dtype=np.float32)
+    got = score_units(a, [0, 0, 1, 1], 2)
+    assert got["max_informedness"].tolist() == [0.5, 0.0]
+    assert got["mi_class"].tolist() == [0, 0]  # unit 1: J = 0 for both classes at 2.0
+    assert got["mi_threshold"].tolist() == [3.0, 2.0]
+
+
+@pytest.mark.parametrize(("threshold", "expected_m"), [(0.5, 1), (0.75, 2), (1.0, 3)])
+def test_class_selectivity_index_by_hand(threshold: float, expected_m: int) -> None:
+    """Top 4 activations 4, 2, 1, 1 of classes 0, 1, 2, 2: weights 1, .5, .25, .25.
+
+    Weighted frequencies .5, .25, .25; M classes reach th; CSI = (4 - M) / (4 - 1).
+    """
+    a = np.array([[4.0], [0.0], [2.0], [1.0], [1.0], [0.0]], dtype=np.float32)
+    labels = [0, 1, 1, 2, 2, 3]
+    got = score_units(a, labels, 4, csi_top_n=4, csi_threshold=threshold)
+    assert got["class_selectivity_index"][0] == pytest.approx((4 - expected_m) / 3)
