@@ -251,12 +251,13 @@ class IoUTally:
         self.n_images += m.shape[0]
 
     def _add_image_masks(self, maps: torch.Tensor, items: Sequence[ImageMasks]) -> None:
+        # Assembled in numpy and handed to torch once: many small torch calls are slow.
         shape = items[0].shape
         pixels = shape[0] * shape[1]
         widest = max(len(it.concepts) for it in items)
-        labels = torch.zeros(len(items), widest, pixels, dtype=torch.bool)
-        index = torch.full((len(items), widest), self.n_concepts, dtype=torch.int64)
-        annotated = torch.ones(len(items), self.n_categories, dtype=torch.float64)
+        labels = np.zeros((len(items), widest, pixels), dtype=bool)
+        index = np.full((len(items), widest), self.n_concepts, dtype=np.int64)
+        annotated = np.ones((len(items), self.n_categories), dtype=np.float64)
         for i, it in enumerate(items):
             k = len(it.concepts)
             if np.shape(it.masks) != (k, *shape):
@@ -264,22 +265,25 @@ class IoUTally:
                     f"ImageMasks with {k} concepts has masks of shape {np.shape(it.masks)}."
                 )
             if k:
-                concepts = torch.as_tensor(np.asarray(it.concepts, dtype=np.int64))
+                concepts = np.asarray(it.concepts, dtype=np.int64)
                 if concepts.min() < 0 or concepts.max() >= self.n_concepts:
                     raise InputError(
                         f"concept index out of range 0..{self.n_concepts - 1} in ImageMasks."
                     )
                 index[i, :k] = concepts
-                labels[i, :k] = torch.as_tensor(np.asarray(it.masks, dtype=bool)).reshape(k, pixels)
+                labels[i, :k] = np.asarray(it.masks, dtype=bool).reshape(k, pixels)
             if self._use_annotations and it.annotated is not None:
                 flags = np.asarray(it.annotated, dtype=np.float64)
                 if flags.shape != (self.n_categories,):
                     raise InputError(
                         f"ImageMasks.annotated has {flags.size} categories, expected {self.n_categories}."
                     )
-                annotated[i] = torch.as_tensor(flags)
-        dev = self.device
-        self._add(maps, labels.to(dev), index.to(dev), annotated.to(dev), shape)
+                annotated[i] = flags
+        self._add(
+            maps,
+            *(torch.from_numpy(a).to(self.device) for a in (labels, index, annotated)),
+            shape,
+        )
 
     def _add(
         self,
