@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from ingest.commands import db as db_commands
+from ingest.commands import extract as extract_commands
 from ingest.commands import query as query_commands
 from ingest.commands import runs as runs_commands
+from ingest.commands import score as score_commands
 from ingest.console import run_reporting_errors
 
 app = typer.Typer(
@@ -26,6 +28,8 @@ app.add_typer(ingest_app, name="ingest")
 app.command("query")(query_commands.query)
 app.command("runs")(runs_commands.runs)
 # ingest commands are registered below, one line per module.
+extract_commands.register(ingest_app)
+score_commands.register(ingest_app)
 
 
 def main() -> None:

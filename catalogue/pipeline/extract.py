@@ -1,0 +1,145 @@
+"""Extraction into the catalogue: validate, register model and dataset, run, record.
+
+Everything that can be wrong with the request (an unknown layer, an empty
+folder, a model/dataset class mismatch) is checked before the catalogue is
+touched. The HDF5 file's name is derived from the run's parameters, so running
+the same command again resumes the same file (see `catalogue.extraction`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from catalogue.config import get_settings
+from catalogue.data import ImageDataset
+from catalogue.db.registry import LayerSpec, register_dataset, register_model
+from catalogue.db.runs import recorded_run, run_key
+from catalogue.errors import InputError
+from catalogue.extraction import (
+    ExtractionSummary,
+    check_classes,
+    extract_activations,
+    run_params,
+)
+from catalogue.models import LayerInfo, ModelInfo, default_layers, list_layers
+
+MAX_SKIPPED_LISTED = 1000
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    run_id: int
+    summary: ExtractionSummary
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "x"
+
+
+def plan_layers(model: ModelInfo, layers: Sequence[str] | None) -> list[LayerInfo]:
+    """The layers to extract, with shapes; unknown names raise before anything runs."""
+    names = list(layers) if layers else default_layers(model)
+    return list_layers(model, layers=names)
+
+
+def extract_into_catalogue(
+    engine: Engine,
+    model: ModelInfo,
+    dataset: ImageDataset,
+    layers: Sequence[str] | None = None,
+    *,
+    reduce: str = "max",
+    keep_maps: bool | Sequence[str] = False,
+    device: str = "auto",
+    batch_size: int = 64,
+    workers: int = 0,
+    limit: int | None = None,
+    strict: bool = False,
+    autocast: bool = False,
+    out_path: str | Path | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ExtractResult:
+    check_classes(model, dataset)
+    infos = plan_layers(model, layers)
+    n_total = len(dataset) if limit is None else min(limit, len(dataset))
+    if n_total == 0:
+        raise InputError(f"dataset {dataset.name} has no images to extract.")
+    kept = (
+        [i.name for i in infos if i.kind == "conv"] if keep_maps is True else list(keep_maps or [])
+    )
+    params: dict[str, Any] = run_params(
+        model, dataset, infos, n_items=n_total, reduce=reduce, keep_maps=kept, autocast=autocast
+    )
+    key = run_key("extract", params)
+    if out_path is None:
+        out_path = (
+            get_settings().runs_dir / f"{_slug(model.name)}-{_slug(dataset.name)}-{key[:10]}.h5"
+        )
+    out_path = Path(out_path).resolve()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+
+    with engine.begin() as conn:
+        model_record = register_model(
+            conn,
+            name=model.name,
+            architecture=model.architecture,
+            weights=model.weights,
+            checksum=model.checksum,
+            layers=[
+                LayerSpec(i.name, i.kind, i.n_units, i.position, list(i.output_shape))
+                for i in infos
+            ],
+        )
+        dataset_record = register_dataset(
+            conn,
+            name=dataset.name,
+            kind=type(dataset).__name__,
+            source=str(dataset.source) if dataset.source else None,
+            class_keys=list(dataset.class_keys),
+            class_names=list(dataset.class_names),
+        )
+    with recorded_run(
+        engine,
+        "extract",
+        params,
+        label=f"{model.name} on {dataset.name}",
+        model_id=model_record.id,
+        dataset_id=dataset_record.id,
+        h5_path=str(out_path),
+    ) as run:
+        summary = extract_activations(
+            model,
+            dataset,
+            [i.name for i in infos],
+            out_path,
+            reduce=reduce,
+            keep_maps=kept,
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            limit=limit,
+            strict=strict,
+            autocast=autocast,
+            on_progress=on_progress,
+        )
+        run.complete(
+            stats={
+                "n_images": summary.n_images,
+                "n_skipped": summary.n_skipped,
+                "skipped": [
+                    {"key": k, "reason": r} for k, r in summary.skipped[:MAX_SKIPPED_LISTED]
+                ],
+                "accuracy": summary.accuracy,
+                "images_per_second": summary.images_per_second,
+                "resumed_from": summary.resumed_from,
+                "layers": {i.name: list(i.output_shape) for i in summary.layers},
+                **summary.runtime,
+            }
+        )
+    return ExtractResult(run_id=run.id, summary=summary)

@@ -1,0 +1,286 @@
+"""Scoring an extraction run into the catalogue.
+
+Reads the run's HDF5 file layer by layer in column blocks (so a 721,536 × 4,096
+layer never has to fit in memory), scores each block with
+`catalogue.selectivity.score_layer`, and writes `unit_metrics`,
+`unit_class_stats`, `unit_top_image` and `unit_group_metrics` for all layers in
+one transaction at the end. By default only the correctly classified images are
+scored, as in the paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Connection, Engine, text
+
+from catalogue.db.bulk import copy_columns
+from catalogue.db.registry import (
+    DatasetRecord,
+    ModelRecord,
+    load_dataset_record,
+    load_model_record,
+    register_class_groups,
+)
+from catalogue.db.results import write_unit_metrics
+from catalogue.db.runs import find_run, recorded_run
+from catalogue.errors import InputError, NotFound
+from catalogue.groups import group_class_indices
+from catalogue.measures import GROUP_MEASURES
+from catalogue.selectivity import LayerScores, score_layer
+from catalogue.store import ActivationStore
+
+DEFAULT_BLOCK_UNITS = 256
+
+#: on_progress(layer, units_done, units_total)
+ScoreProgress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ScoreResult:
+    run_id: int
+    n_images: int
+    layers: dict[str, int] = field(default_factory=dict)  # layer → units scored
+
+
+def _extract_context(
+    engine: Engine, extract_run: str | int
+) -> tuple[object, ModelRecord, DatasetRecord]:
+    with engine.connect() as conn:
+        run = find_run(conn, extract_run, kind="extract")
+        if run.status != "done":
+            raise InputError(
+                f"extraction run {run.id} is {run.status}; finish it first (re-run the same "
+                "`unitcat ingest extract` command to resume)."
+            )
+        model = _model_by_id(conn, run.model_id)
+        dataset = _dataset_by_id(conn, run.dataset_id)
+    return run, model, dataset
+
+
+def _model_by_id(conn: Connection, model_id: int) -> ModelRecord:
+    name = conn.execute(text("SELECT name FROM model WHERE id = :i"), {"i": model_id}).scalar_one()
+    return load_model_record(conn, name)
+
+
+def _dataset_by_id(conn: Connection, dataset_id: int) -> DatasetRecord:
+    name = conn.execute(
+        text("SELECT name FROM dataset WHERE id = :i"), {"i": dataset_id}
+    ).scalar_one()
+    return load_dataset_record(conn, name)
+
+
+def score_extraction(
+    engine: Engine,
+    extract_run: str | int,
+    *,
+    layers: Sequence[str] | None = None,
+    all_images: bool = False,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    device: str | None = None,
+    block_units: int = DEFAULT_BLOCK_UNITS,
+    n_top_classes: int = 5,
+    n_top_images: int = 20,
+    on_progress: ScoreProgress | None = None,
+) -> ScoreResult:
+    """Score every unit of `layers` (default: all) of an extraction run with every measure."""
+    run, model, dataset = _extract_context(engine, extract_run)
+    path = Path(run.h5_path)
+    if not path.is_file():
+        raise NotFound(f"the activation file of run {run.id} is missing: {path}.")
+    with ActivationStore.open(path) as store:
+        if not store.is_complete:
+            raise InputError(f"{path} is incomplete; resume the extraction first.")
+        names = list(layers) if layers else store.layer_names
+        unknown = [n for n in names if n not in store.layer_names]
+        if unknown:
+            raise NotFound(
+                f"run {run.id} has no layer {', '.join(unknown)}; it has {', '.join(store.layer_names)}."
+            )
+        labels = store.labels
+        rows = np.ones(len(labels), dtype=bool) if all_images else store.correct.astype(bool)
+        if not rows.any():
+            raise InputError(
+                f"run {run.id} has no correctly classified images to score; use --all-images."
+            )
+        image_index = np.flatnonzero(rows)
+        scored_labels = labels[rows]
+        keys = store.image_keys
+        class_keys = store.class_keys
+        group_indices = group_class_indices(groups or {}, class_keys, dataset=dataset.name)
+        params = {
+            "extract_run": run.id,
+            "layers": names,
+            "all_images": all_images,
+            "groups": {g: list(k) for g, k in (groups or {}).items()},
+            "n_top_classes": n_top_classes,
+            "n_top_images": n_top_images,
+        }
+        with recorded_run(
+            engine,
+            "score",
+            params,
+            label=f"{model.name} on {dataset.name}" + (" (all images)" if all_images else ""),
+            model_id=model.id,
+            dataset_id=dataset.id,
+            parent_id=run.id,
+            h5_path=str(path),
+        ) as score_run:
+            results: dict[str, LayerScores] = {}
+            for name in names:
+                results[name] = _score_layer(
+                    store,
+                    name,
+                    rows,
+                    scored_labels,
+                    len(class_keys),
+                    group_indices,
+                    device=device,
+                    block_units=block_units,
+                    n_top_classes=n_top_classes,
+                    n_top_images=n_top_images,
+                    on_progress=on_progress,
+                )
+
+            def write(conn: Connection, run_id: int) -> None:
+                group_ids = register_class_groups(conn, dataset, groups or {}) if groups else {}
+                for name, scores in results.items():
+                    _write_layer(
+                        conn,
+                        run_id,
+                        model.layer(name).unit_ids,
+                        scores,
+                        image_index,
+                        keys,
+                        group_ids,
+                    )
+
+            score_run.complete(write, stats={"n_images": int(rows.sum()), "layers": names})
+    return ScoreResult(
+        run_id=score_run.id,
+        n_images=int(rows.sum()),
+        layers={n: r.n_units for n, r in results.items()},
+    )
+
+
+def _score_layer(
+    store: ActivationStore,
+    layer: str,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    groups: Mapping[str, Sequence[int]],
+    *,
+    device: str | None,
+    block_units: int,
+    n_top_classes: int,
+    n_top_images: int,
+    on_progress: ScoreProgress | None,
+) -> LayerScores:
+    n_units = store.layer_shape(layer)[1]
+    parts: list[LayerScores] = []
+    done = 0
+    if on_progress:
+        on_progress(layer, 0, n_units)
+    for _start, _stop, values in store.iter_unit_blocks(layer, block_units, rows=rows):
+        parts.append(
+            score_layer(
+                values,
+                labels,
+                n_classes,
+                groups=groups,
+                n_top_classes=n_top_classes,
+                n_top_images=n_top_images,
+                device=device,
+            )
+        )
+        done += values.shape[1]
+        if on_progress:
+            on_progress(layer, done, n_units)
+    return _concatenate(parts)
+
+
+def _concatenate(parts: list[LayerScores]) -> LayerScores:
+    """Join the scores of consecutive unit blocks into one layer's scores."""
+    if len(parts) == 1:
+        return parts[0]
+    offsets = np.cumsum([0] + [p.n_units for p in parts[:-1]])
+    class_stats = {
+        col: np.concatenate(
+            [
+                p.class_stats[col] + (off if col == "unit" else 0)
+                for p, off in zip(parts, offsets, strict=True)
+            ]
+        )
+        for col in parts[0].class_stats
+    }
+    return LayerScores(
+        metrics={k: np.concatenate([p.metrics[k] for p in parts]) for k in parts[0].metrics},
+        class_stats=class_stats,
+        top_image_index=np.concatenate([p.top_image_index for p in parts]),
+        top_image_activation=np.concatenate([p.top_image_activation for p in parts]),
+        top_image_class=np.concatenate([p.top_image_class for p in parts]),
+        group_metrics={
+            g: {c: np.concatenate([p.group_metrics[g][c] for p in parts]) for c in GROUP_MEASURES}
+            for g in parts[0].group_metrics
+        },
+        class_counts=parts[0].class_counts,
+    )
+
+
+def _null_rank(values: np.ndarray) -> list[int | None]:
+    return [None if v < 0 else int(v) for v in values.tolist()]
+
+
+def _write_layer(
+    conn: Connection,
+    run_id: int,
+    unit_ids: np.ndarray,
+    scores: LayerScores,
+    image_index: np.ndarray,
+    image_keys: Sequence[str],
+    group_ids: Mapping[str, int],
+) -> None:
+    n_images = len(image_index)
+    write_unit_metrics(conn, run_id, unit_ids, scores.metrics, n_images=n_images)
+    stats = scores.class_stats
+    copy_columns(
+        conn,
+        "unit_class_stats",
+        {
+            "run_id": run_id,
+            "unit_id": unit_ids[stats["unit"]],
+            "class_index": stats["class_index"],
+            "mean_activation": stats["mean_activation"],
+            "frac_nonzero": stats["frac_nonzero"],
+            "informedness": stats["informedness"],
+            "informedness_threshold": stats["informedness_threshold"],
+            "rank_by_informedness": _null_rank(stats["rank_by_informedness"]),
+            "rank_by_mean": _null_rank(stats["rank_by_mean"]),
+        },
+    )
+    top = scores.top_image_table()
+    if len(top["unit"]):
+        original = image_index[top["image_index"]]
+        copy_columns(
+            conn,
+            "unit_top_image",
+            {
+                "run_id": run_id,
+                "unit_id": unit_ids[top["unit"]],
+                "rank": top["rank"],
+                "image_index": original,
+                "image_key": [image_keys[i] for i in original.tolist()],
+                "class_index": top["class_index"],
+                "activation": top["activation"],
+            },
+        )
+    for group, metrics in scores.group_metrics.items():
+        copy_columns(
+            conn,
+            "unit_group_metrics",
+            {"run_id": run_id, "unit_id": unit_ids, "group_id": group_ids[group], **metrics},
+        )

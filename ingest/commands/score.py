@@ -1,0 +1,69 @@
+"""`unitcat ingest score RUN`: every measure for every unit of an extraction run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from catalogue.db.engine import get_engine
+from catalogue.db.migrate import ensure_current
+from catalogue.groups import load_groups
+from catalogue.pipeline.scoring import score_extraction
+from ingest.commands.extract import split_names
+from ingest.console import console, progress
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score)
+
+
+def score(
+    run: str = typer.Argument(
+        ..., help="The extraction run: its id (see `unitcat runs`) or label."
+    ),
+    layers: str | None = typer.Option(
+        None, help="Comma-separated layers (default: all in the run)."
+    ),
+    all_images: bool = typer.Option(
+        False, "--all-images", help="Score every image, not only the correctly classified ones."
+    ),
+    groups: Path | None = typer.Option(
+        None, help="YAML (name: [class keys]) or CSV (group,key) file of class groups, e.g. bus."
+    ),
+    device: str | None = typer.Option(
+        None, help="auto, cpu or cuda (default: UNITCAT_DEVICE or auto)."
+    ),
+    block_units: int = typer.Option(256, help="Units read and scored at a time (bounds memory)."),
+) -> None:
+    """Score every unit of RUN with every measure and write the results in one transaction."""
+    engine = get_engine()
+    ensure_current(engine)
+    group_map = load_groups(groups) if groups else None
+    with progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def on_progress(layer: str, done: int, total: int) -> None:
+            if layer not in tasks:
+                tasks[layer] = bar.add_task(f"score {layer}", total=total, rate="units")
+            bar.update(tasks[layer], completed=done)
+
+        result = score_extraction(
+            engine,
+            run,
+            layers=split_names(layers),
+            all_images=all_images,
+            groups=group_map,
+            device=device,
+            block_units=block_units,
+            on_progress=on_progress,
+        )
+    units = sum(result.layers.values())
+    console.print(
+        f"run {result.run_id}: scored {units:,} units in {len(result.layers)} layers over "
+        f"{result.n_images:,} images.",
+        highlight=False,
+    )
+    console.print(
+        'next: unitcat query "SELECT * FROM misleading_detectors"  ·  unitcat ui', highlight=False
+    )
