@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ingest.commands import db as db_commands
+from ingest.commands import dissect as dissect_commands
 from ingest.commands import extract as extract_commands
 from ingest.commands import query as query_commands
 from ingest.commands import runs as runs_commands
@@ -30,6 +31,7 @@ app.command("runs")(runs_commands.runs)
 # ingest commands are registered below, one line per module.
 extract_commands.register(ingest_app)
 score_commands.register(ingest_app)
+dissect_commands.register(ingest_app)
 
 
 def main() -> None:

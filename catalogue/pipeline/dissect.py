@@ -1,0 +1,193 @@
+"""Network dissection into the catalogue, and building a probe set from local data.
+
+`dissect_into_catalogue` runs `catalogue.dissection.dissect` on conv layers of a
+model over a Broden-format probe set and writes, per unit, its top concepts with
+IoU, threshold and the detector flag (IoU > 0.04) into `dissection`, with the
+probe set's concepts in `concept`, in one transaction. `build_probe` makes a
+probe set in Broden's format from the bundled datasets, since Broden itself
+cannot be downloaded here (it is a probe set, not Broden).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Connection, Engine
+
+from catalogue.config import get_settings
+from catalogue.data import ArrayImageDataset, load_digits, load_fashion_mnist
+from catalogue.db.bulk import copy_columns
+from catalogue.db.registry import LayerSpec, register_concepts, register_model
+from catalogue.db.runs import recorded_run
+from catalogue.dissection import LayerDissection, dissect
+from catalogue.errors import InputError
+from catalogue.models import ModelInfo, list_layers
+from catalogue.probe import ProbeSet, make_probe
+
+PROBE_SOURCES = ("fashion-mnist", "digits")
+
+
+@dataclass
+class DissectResult:
+    run_id: int
+    probe: str
+    layers: dict[str, LayerDissection] = field(default_factory=dict)
+
+
+def dissect_into_catalogue(
+    engine: Engine,
+    model: ModelInfo,
+    probe_dir: str | Path,
+    layers: Sequence[str],
+    *,
+    categories: Sequence[str] | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    quantile: float = 0.005,
+    iou_threshold: float = 0.04,
+    top_n: int = 5,
+    batch_size: int = 32,
+    device: str = "auto",
+    workers: int = 0,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> DissectResult:
+    """Dissect conv `layers` of `model` on the probe set in `probe_dir` and record the labels."""
+    probe = ProbeSet.open(probe_dir, categories=categories, split=split, limit=limit)
+    if len(probe) == 0:
+        raise InputError(f"the probe set {probe.directory} has no images for these options.")
+    if not layers:
+        raise InputError("name the conv layers to dissect with --layers.")
+    infos = list_layers(model, layers=list(layers))
+    not_conv = [i.name for i in infos if i.kind != "conv"]
+    if not_conv:
+        raise InputError(
+            f"network dissection needs spatial maps; {', '.join(not_conv)} "
+            f"{'is' if len(not_conv) == 1 else 'are'} not a conv layer."
+        )
+    probe_name = probe.directory.resolve().name
+    params = {
+        "model": model.name,
+        "checksum": model.checksum,
+        "probe": str(probe.directory.resolve()),
+        "categories": list(probe.categories),
+        "split": split,
+        "limit": limit,
+        "quantile": quantile,
+        "iou_threshold": iou_threshold,
+        "top_n": top_n,
+        "layers": [i.name for i in infos],
+    }
+    with engine.begin() as conn:
+        record = register_model(
+            conn,
+            name=model.name,
+            architecture=model.architecture,
+            weights=model.weights,
+            checksum=model.checksum,
+            layers=[
+                LayerSpec(i.name, i.kind, i.n_units, i.position, list(i.output_shape))
+                for i in infos
+            ],
+        )
+    with recorded_run(
+        engine,
+        "dissect",
+        params,
+        label=f"{model.name} on probe {probe_name}",
+        model_id=record.id,
+    ) as run:
+        results = dissect(
+            model,
+            [i.name for i in infos],
+            probe,
+            batch_size=batch_size,
+            device=device,
+            quantile=quantile,
+            iou_threshold=iou_threshold,
+            top_n=top_n,
+            num_workers=workers,
+            progress=on_progress,
+        )
+
+        def write(conn: Connection, run_id: int) -> None:
+            concept_ids = register_concepts(
+                conn, probe_name, [(c.number, c.name, c.category) for c in probe.concepts]
+            )
+            for name, result in results.items():
+                _write_layer(conn, run_id, record.layer(name).unit_ids, result, concept_ids)
+
+        run.complete(
+            write,
+            stats={
+                name: {
+                    "n_units": r.n_units,
+                    "n_detectors": r.n_detectors,
+                    "n_unique_concepts": r.n_unique_concepts,
+                    "unique_by_category": r.unique_concepts_by_category(),
+                }
+                for name, r in results.items()
+            }
+            | {"n_images": len(probe)},
+        )
+    return DissectResult(run_id=run.id, probe=probe_name, layers=results)
+
+
+def _write_layer(
+    conn: Connection,
+    run_id: int,
+    unit_ids: np.ndarray,
+    result: LayerDissection,
+    concept_ids: dict[int, int],
+) -> None:
+    rows = result.rows()
+    if not rows:
+        return
+    copy_columns(
+        conn,
+        "dissection",
+        {
+            "run_id": run_id,
+            "unit_id": [int(unit_ids[r["unit"]]) for r in rows],
+            "concept_id": [concept_ids[r["concept_number"]] for r in rows],
+            "rank": [r["rank"] for r in rows],
+            "iou": [r["iou"] for r in rows],
+            "threshold": [r["threshold"] for r in rows],
+            "is_detector": [r["detector"] for r in rows],
+        },
+    )
+
+
+def probe_items(source: str, split: str = "test") -> Iterator[tuple[np.ndarray, str, str]]:
+    """(grey image, class key, class name) of a bundled dataset, for `make_probe`."""
+    if source not in PROBE_SOURCES:
+        raise InputError(f"probe source must be one of {', '.join(PROBE_SOURCES)}, got {source!r}.")
+    data: ArrayImageDataset = (
+        load_fashion_mnist(split) if source == "fashion-mnist" else load_digits(split)
+    )
+    for i in range(len(data)):
+        label = data.label(i)
+        yield np.asarray(data.images[i]), data.class_keys[label], data.class_names[label]
+
+
+def default_probe_dir(source: str, n_images: int, image_size: int, seed: int) -> Path:
+    return get_settings().probes_dir / f"{source}-{n_images}x{image_size}-seed{seed}"
+
+
+def build_probe(
+    source: str = "fashion-mnist",
+    *,
+    n_images: int = 500,
+    image_size: int = 64,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    overwrite: bool = False,
+) -> ProbeSet:
+    """A probe set in Broden's format: scenes of `source` objects plus colour masks."""
+    out = Path(out_dir) if out_dir else default_probe_dir(source, n_images, image_size, seed)
+    if out.exists() and (out / "index.csv").exists() and not overwrite:
+        return ProbeSet.open(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return make_probe(probe_items(source), out, n_images, image_size, seed, overwrite=True)
