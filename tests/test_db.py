@@ -16,7 +16,7 @@ from catalogue.db.registry import LayerSpec, register_class_groups, register_mod
 from catalogue.db.results import write_unit_metrics
 from catalogue.db.runs import recorded_run
 from catalogue.db.schema import Base
-from catalogue.db.views import VIEWS_V1
+from catalogue.db.views import VIEWS_V1, VIEWS_V2
 from catalogue.errors import InputError, ReadOnlyViolation
 from tests.catalogue_builders import neutral_metrics, register_toy, write_scores
 
@@ -31,7 +31,7 @@ def test_upgrade_downgrade_upgrade_round_trip(database_factory) -> None:
     migrate.upgrade(engine)
     tables = set(inspect(engine).get_table_names())
     assert set(Base.metadata.tables) <= tables
-    assert set(VIEWS_V1) <= set(inspect(engine).get_view_names())
+    assert set(VIEWS_V1) | set(VIEWS_V2) <= set(inspect(engine).get_view_names())
     migrate.downgrade(engine, "base")
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     assert inspect(engine).get_view_names() == []
@@ -239,3 +239,32 @@ def test_console_truncates_to_max_rows(engine: Engine) -> None:
     register_toy(engine)
     result = run_readonly(engine, "SELECT * FROM unit ORDER BY id", max_rows=3)
     assert len(result.rows) == 3 and result.truncated
+
+
+def test_layer_detectors_counts_each_criterion(engine: Engine) -> None:
+    model, dataset = register_toy(engine)
+    write_scores(
+        engine,
+        model,
+        dataset,
+        "fc6",
+        {
+            "precision": [0.8, 0.7, 0.95, 0.8, 0.76, 0.2],
+            "ccmas": [0.95, 0.95, 0.1, np.nan, 0.91, 0.2],
+            "localist": [False, False, True, False, False, False],
+            "false_alarm_rate": [0.95, 0.95, 0.5, 0.9, 0.91, 0.99],
+            "max_informedness": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+        },
+    )
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM layer_detectors WHERE layer = 'fc6'")).one()
+    assert (row.n_units, row.n_precision, row.n_ccmas, row.n_localist, row.n_misleading) == (
+        6,
+        4,
+        3,
+        1,
+        2,
+    )
+    assert row.n_iou == 0
+    assert row.median_max_informedness == pytest.approx(0.35)
+    assert row.median_false_alarm_rate == pytest.approx(0.93)

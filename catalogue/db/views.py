@@ -10,6 +10,7 @@ Column names are a contract (DESIGN.md): keep them stable.
 from __future__ import annotations
 
 from catalogue.measures import (
+    CCMAS_DETECTOR,
     CORRELATED_MEASURES,
     IOU_DETECTOR,
     MISLEADING_FALSE_ALARM,
@@ -259,3 +260,30 @@ def create_statements(views: dict[str, str]) -> list[str]:
 
 def drop_statements(views: dict[str, str]) -> list[str]:
     return [f"DROP VIEW IF EXISTS {name}" for name in reversed(list(views))]
+
+
+# The paper's point in one table: how many "object detectors" each criterion finds
+# in a layer, next to the signal-detection measures that show what they are worth.
+_LAYER_DETECTORS_V2 = f"""
+SELECT
+    run_id,
+    model,
+    layer,
+    layer_position,
+    count(*)::integer AS n_units,
+    count(*) FILTER (WHERE precision > {PRECISION_DETECTOR})::integer AS n_precision,
+    count(*) FILTER (WHERE ccmas > {CCMAS_DETECTOR})::integer AS n_ccmas,
+    count(*) FILTER (WHERE localist)::integer AS n_localist,
+    count(*) FILTER (WHERE best_iou > {IOU_DETECTOR})::integer AS n_iou,
+    count(*) FILTER (WHERE precision > {PRECISION_DETECTOR}
+                     AND false_alarm_rate > {MISLEADING_FALSE_ALARM})::integer AS n_misleading,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY max_informedness) AS median_max_informedness,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY false_alarm_rate) AS median_false_alarm_rate,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY recall_at_mi) AS median_recall_at_mi
+FROM unit_catalogue
+WHERE run_id IS NOT NULL
+GROUP BY run_id, model, layer, layer_position
+"""
+
+#: Views added by schema revision 0002.
+VIEWS_V2: dict[str, str] = {"layer_detectors": _LAYER_DETECTORS_V2}
