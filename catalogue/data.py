@@ -22,6 +22,7 @@ ImageNet order (the sorted WordNet ids) when the tree holds all 1,000 classes.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import os
 from collections.abc import Callable, Sequence
@@ -305,6 +306,21 @@ def load_fashion_mnist(
     )
 
 
+@functools.cache
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """All 1,797 digits as uint8 32 × 32 images (bilinear upsampling of 0..16 → 0..255) and labels."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    raw = np.clip(np.rint(bunch.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    size = (DIGITS_SIZE, DIGITS_SIZE)
+    up = np.stack(
+        [np.asarray(Image.fromarray(im).resize(size, Image.Resampling.BILINEAR)) for im in raw]
+    )
+    up.setflags(write=False)  # shared between calls
+    return up, bunch.target.astype(np.int64)
+
+
 def load_digits(
     split: str = "test", *, transform: Transform | None = None, strict: bool = False
 ) -> ArrayImageDataset:
@@ -313,30 +329,17 @@ def load_digits(
     Fixed split: every fifth image (index % 5 == 0, 360 images) is ``test``,
     the rest (1,437) ``train``; keys are the index in the full set.
     """
-    from sklearn.datasets import load_digits as sklearn_digits
-
     if split not in SPLITS:
         raise InputError(f"digits split must be one of {', '.join(SPLITS)}, got {split!r}.")
-    bunch = sklearn_digits()
-    raw = np.clip(np.rint(bunch.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
-    index = np.arange(raw.shape[0])
+    images, targets = _digits_arrays()
+    index = np.arange(images.shape[0])
     if split == "test":
         index = index[index % 5 == 0]
     elif split == "train":
         index = index[index % 5 != 0]
-    up = np.stack(
-        [
-            np.asarray(
-                Image.fromarray(raw[i]).resize(
-                    (DIGITS_SIZE, DIGITS_SIZE), Image.Resampling.BILINEAR
-                )
-            )
-            for i in index
-        ]
-    ).astype(np.uint8)
     return ArrayImageDataset(
-        up,
-        bunch.target[index].astype(np.int64),
+        images[index],
+        targets[index],
         [f"{i:04d}" for i in index],
         name=f"digits:{split}",
         class_keys=[str(d) for d in range(10)],

@@ -35,7 +35,7 @@ INPUT_SIZE = 32
 CONV_WIDTHS = (16, 24, 32, 32, 32)
 FC_WIDTHS = (128, 128)
 DEMO_DATASETS = ("digits", "fashion-mnist")
-DEFAULT_EPOCHS = {"digits": 12, "fashion-mnist": 2}
+DEFAULT_EPOCHS = {"digits": 8, "fashion-mnist": 2}
 CHECKPOINT_VERSION = 1
 
 

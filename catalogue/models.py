@@ -20,6 +20,7 @@ import difflib
 import hashlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -359,6 +360,10 @@ def _load_demo(dataset: str | None) -> ModelInfo:
 
 
 def _is_demo_checkpoint(path: Path) -> bool:
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            if any(name.endswith("constants.pkl") for name in archive.namelist()):
+                return False  # a TorchScript archive
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # TorchScript archives and other files are not plain payloads
@@ -490,6 +495,8 @@ def graph_nodes(model: ModelInfo | nn.Module) -> list[str]:
     """Feature-extraction node names in execution order (eval graph), without the input node."""
     from torchvision.models.feature_extraction import get_graph_node_names
 
+    if isinstance(model, ModelInfo) and "graph_nodes" in model.extra:
+        return list(model.extra["graph_nodes"])
     module, kwargs = _module_and_tracer(model)
     if isinstance(module, torch.jit.ScriptModule):
         raise InputError(
@@ -497,7 +504,12 @@ def graph_nodes(model: ModelInfo | nn.Module) -> list[str]:
             "state_dict and load it with --weights-file."
         )
     _, eval_nodes = get_graph_node_names(module, tracer_kwargs=kwargs or None)
-    return [n for n in eval_nodes if n != "x"]
+    nodes = [n for n in eval_nodes if n != "x"]
+    if isinstance(model, ModelInfo):
+        model.extra["graph_nodes"] = (
+            nodes  # tracing is slow; the module's structure does not change
+        )
+    return nodes
 
 
 def _module_and_tracer(model: ModelInfo | nn.Module) -> tuple[nn.Module, dict[str, Any]]:

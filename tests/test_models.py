@@ -87,7 +87,6 @@ def test_alexnet_random_weights_layers_and_no_inplace_relu(torch_home):
     out = build_extractor(model, ["features.0", "features.1"])(torch.randn(2, 3, 64, 64))
     assert out["features.0"].min() < 0  # a conv output, not overwritten by an in-place ReLU
     torch.testing.assert_close(out["features.1"], out["features.0"].clamp(min=0))
-    assert load_model("alexnet", input_size=64).checksum == model.checksum  # seeded initialisation
 
 
 def test_resnet_stages_are_module_names():
@@ -98,6 +97,7 @@ def test_resnet_stages_are_module_names():
     assert infos[0].node == graph_nodes(model)[infos[0].position]
     assert infos[0].node.startswith("layer4.1.")
     assert infos[1].n_units == 3
+    assert load_model("resnet18", num_classes=3).checksum == model.checksum  # seeded initialisation
 
 
 def test_pretrained_weights_come_only_from_the_hub_cache(torch_home):
@@ -159,6 +159,7 @@ def test_bad_model_names_and_weights_are_clear_errors(tmp_path, monkeypatch):
         load_model("demo")
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 def test_torchscript_files_load_but_cannot_be_traced(tmp_path):
     scripted = torch.jit.script(random_demo_model().module)
     path = tmp_path / "demo.pt"
@@ -194,3 +195,21 @@ def test_demo_cnn_learns_digits_in_one_short_epoch(tmp_path, monkeypatch):
     assert len(checksums) == 1  # seeded: same weights
     with pytest.raises(InputError, match="digits or fashion-mnist"):
         demo_cnn.train_demo("cifar")
+
+
+def test_layers_command_prints_the_node_table(torch_home):
+    from typer.testing import CliRunner
+
+    from ingest.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["ingest", "layers", "resnet18", "--num-classes", "3", "--input-size", "32"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "layer1.0.conv1" in result.output
+    assert "512 × 1 × 1" in result.output
+    assert "3 outputs" in result.output
+    missing = runner.invoke(app, ["ingest", "layers", "resnet18", "--weights", "DEFAULT"])
+    assert isinstance(missing.exception, ConfigError)
+    assert "resnet18-f37072fd.pth" in str(missing.exception)
