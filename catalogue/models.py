@@ -156,6 +156,19 @@ class ImageNetTransform:
         return self._pipeline(image.convert("RGB"))
 
 
+class RGBFirst:
+    """Convert to RGB, then apply ``inner`` (torchvision's weight transforms keep grayscale as 1 channel)."""
+
+    def __init__(self, inner: Callable[[Any], torch.Tensor]) -> None:
+        self.inner = inner
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.inner(image.convert("RGB"))
+
+    def __repr__(self) -> str:
+        return f"RGBFirst({self.inner!r})"
+
+
 # ---------------------------------------------------------------- torchvision
 def _torchvision_names() -> list[str]:
     from torchvision import models
@@ -246,8 +259,8 @@ def _load_torchvision(
         module = _build_with_weights(architecture, enum, file_path)
         label = str(enum)
         categories = list(enum.meta.get("categories") or []) or None
-        transform = enum.transforms()
-        crop = getattr(transform, "crop_size", None) or [224]
+        transform = RGBFirst(enum.transforms())
+        crop = getattr(transform.inner, "crop_size", None) or [224]
         size = (int(crop[0]), int(crop[0]))
         if input_size is not None:
             transform = ImageNetTransform(input_size)

@@ -118,6 +118,10 @@ def _open_h5(path: Path, mode: str, **kwargs: Any) -> h5py.File:
         handle = h5py.File(path, mode, **kwargs)
     except OSError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "lock" in first.lower():
+            raise InputError(
+                f"{path} is open in another process ({first}); wait for that extraction to finish."
+            ) from exc
         raise InputError(
             f"{path} is not a readable HDF5 activation file ({first}); delete it and extract again."
         ) from exc

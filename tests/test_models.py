@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from catalogue import demo_cnn
@@ -117,7 +119,9 @@ def test_pretrained_weights_come_only_from_the_hub_cache(torch_home):
     assert len(model.class_names) == 1000
     assert model.class_names[0] == "tench"
     assert model.input_size == (224, 224)
-    assert model.transform.crop_size == [224]
+    assert model.transform.inner.crop_size == [224]
+    gray = Image.fromarray(np.full((300, 260), 128, dtype=np.uint8))
+    assert model.transform(gray).shape == (3, 224, 224)
     assert load_model("resnet18", weights="IMAGENET1K_V1").checksum == model.checksum
 
 
