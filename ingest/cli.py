@@ -8,6 +8,7 @@ from ingest.commands import db as db_commands
 from ingest.commands import dissect as dissect_commands
 from ingest.commands import extract as extract_commands
 from ingest.commands import models as model_commands
+from ingest.commands import paper as paper_commands
 from ingest.commands import query as query_commands
 from ingest.commands import runs as runs_commands
 from ingest.commands import score as score_commands
@@ -34,6 +35,7 @@ model_commands.register(ingest_app)
 extract_commands.register(ingest_app)
 score_commands.register(ingest_app)
 dissect_commands.register(ingest_app)
+paper_commands.register(ingest_app)
 
 
 def main() -> None:

@@ -144,3 +144,12 @@ def find_run(conn: Connection, run: str | int, *, kind: str | None = None) -> An
     if kind is not None and row.kind != kind:
         raise InputError(f"run {run} is a {row.kind} run, not a {kind} run.")
     return row
+
+
+def done_run_id(engine: Engine, kind: str, params: Mapping[str, Any]) -> int | None:
+    """The id of a finished run of this kind with exactly these parameters, if any."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT id FROM run WHERE kind = :k AND key = :key AND status = 'done'"),
+            {"k": kind, "key": run_key(kind, params)},
+        ).scalar_one_or_none()

@@ -21,7 +21,7 @@ from catalogue.config import get_settings
 from catalogue.data import ArrayImageDataset, load_digits, load_fashion_mnist
 from catalogue.db.bulk import copy_columns
 from catalogue.db.registry import LayerSpec, register_concepts, register_model
-from catalogue.db.runs import recorded_run
+from catalogue.db.runs import done_run_id, recorded_run
 from catalogue.dissection import LayerDissection, dissect
 from catalogue.errors import InputError
 from catalogue.models import ModelInfo, list_layers
@@ -53,8 +53,13 @@ def dissect_into_catalogue(
     device: str = "auto",
     workers: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
+    reuse: bool = False,
 ) -> DissectResult:
-    """Dissect conv `layers` of `model` on the probe set in `probe_dir` and record the labels."""
+    """Dissect conv `layers` of `model` on the probe set in `probe_dir` and record the labels.
+
+    With `reuse`, a finished dissection with the same parameters is returned
+    (its run id, without per-layer results) instead of being computed again.
+    """
     probe = ProbeSet.open(probe_dir, categories=categories, split=split, limit=limit)
     if len(probe) == 0:
         raise InputError(f"the probe set {probe.directory} has no images for these options.")
@@ -80,6 +85,8 @@ def dissect_into_catalogue(
         "top_n": top_n,
         "layers": [i.name for i in infos],
     }
+    if reuse and (existing := done_run_id(engine, "dissect", params)) is not None:
+        return DissectResult(run_id=existing, probe=probe_name)
     with engine.begin() as conn:
         record = register_model(
             conn,

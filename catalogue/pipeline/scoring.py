@@ -26,7 +26,7 @@ from catalogue.db.registry import (
     register_class_groups,
 )
 from catalogue.db.results import write_unit_metrics
-from catalogue.db.runs import find_run, recorded_run
+from catalogue.db.runs import done_run_id, find_run, recorded_run
 from catalogue.errors import InputError, NotFound
 from catalogue.groups import group_class_indices
 from catalogue.measures import GROUP_MEASURES
@@ -44,6 +44,7 @@ class ScoreResult:
     run_id: int
     n_images: int
     layers: dict[str, int] = field(default_factory=dict)  # layer → units scored
+    reused: bool = False
 
 
 def _extract_context(
@@ -85,8 +86,12 @@ def score_extraction(
     n_top_classes: int = 5,
     n_top_images: int = 20,
     on_progress: ScoreProgress | None = None,
+    reuse: bool = False,
 ) -> ScoreResult:
-    """Score every unit of `layers` (default: all) of an extraction run with every measure."""
+    """Score every unit of `layers` (default: all) of an extraction run with every measure.
+
+    With `reuse`, a finished scoring run with the same parameters is returned as it is.
+    """
     run, model, dataset = _extract_context(engine, extract_run)
     path = Path(run.h5_path)
     if not path.is_file():
@@ -119,6 +124,13 @@ def score_extraction(
             "n_top_classes": n_top_classes,
             "n_top_images": n_top_images,
         }
+        if reuse and (existing := done_run_id(engine, "score", params)) is not None:
+            return ScoreResult(
+                run_id=existing,
+                n_images=int(rows.sum()),
+                layers={n: store.layer_shape(n)[1] for n in names},
+                reused=True,
+            )
         with recorded_run(
             engine,
             "score",

@@ -1,0 +1,64 @@
+"""`unitcat ingest paper`: the paper's AlexNet setup over an ImageNet folder in one command."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from catalogue.db.engine import get_engine
+from catalogue.db.migrate import ensure_current
+from catalogue.pipeline.paper import PaperOptions, run_paper
+from ingest.commands.extract import split_names
+from ingest.reporting import RichReporter, print_report
+
+
+def register(app: typer.Typer) -> None:
+    app.command("paper")(paper)
+
+
+def paper(
+    imagenet: Path = typer.Option(
+        ..., help="ImageNet folder: one folder per WordNet id (e.g. the validation set)."
+    ),
+    broden: Path | None = typer.Option(None, help="Broden directory: also dissect conv5."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    weights: str = typer.Option(
+        "DEFAULT", help="AlexNet weights (DEFAULT = IMAGENET1K_V1 from the torch hub cache)."
+    ),
+    weights_file: Path | None = typer.Option(
+        None, help="The weights file, if not in the torch hub cache."
+    ),
+    class_map: Path | None = typer.Option(
+        None,
+        help="index,key,name CSV (or LOC_synset_mapping.txt) when the folder lacks some classes.",
+    ),
+    batch_size: int = typer.Option(128, help="Images per forward pass."),
+    workers: int = typer.Option(4, help="Image-decoding worker processes."),
+    limit: int | None = typer.Option(None, help="Only the first N images (a quick look)."),
+    broden_categories: str | None = typer.Option(
+        None, help="Broden categories to use, e.g. object,part."
+    ),
+    num_classes: int | None = typer.Option(
+        None, hidden=True, help="Outputs of a random-weight AlexNet (tests)."
+    ),
+) -> None:
+    """AlexNet conv5, fc6, fc7, fc8 over ImageNet: extract, score (correct images, bus and car groups), dissect."""
+    started = time.perf_counter()
+    engine = get_engine()
+    ensure_current(engine)
+    options = PaperOptions(
+        imagenet=imagenet,
+        broden=broden,
+        weights=weights,
+        weights_file=weights_file,
+        num_classes=num_classes,
+        class_map=class_map,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        limit=limit,
+        broden_categories=tuple(split_names(broden_categories) or ()) or None,
+    )
+    print_report(run_paper(engine, options, RichReporter()), time.perf_counter() - started)

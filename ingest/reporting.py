@@ -1,0 +1,101 @@
+"""Progress and the closing report of multi-step commands (demo, paper)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.table import Table
+
+from catalogue.measures import MISLEADING_FALSE_ALARM, PRECISION_DETECTOR
+from catalogue.pipeline.summary import Progress, RunReport
+from ingest.console import console, progress
+
+HEADLINE = (
+    "SELECT model, layer, unit, precision, precision_class, false_alarm_rate\n"
+    "FROM unit_catalogue\n"
+    f"WHERE precision > {PRECISION_DETECTOR} AND false_alarm_rate > {MISLEADING_FALSE_ALARM}"
+)
+
+
+class RichReporter:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    @contextmanager
+    def step(self, title: str) -> Iterator[Progress]:
+        with progress() as bar:
+            task = bar.add_task(title, total=None, rate="")
+
+            def update(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            yield update
+            bar.update(task, completed=bar.tasks[0].total or 1, total=bar.tasks[0].total or 1)
+
+    def note(self, message: str) -> None:
+        console.print(f"  [dim]{message}[/]", highlight=False)
+
+
+def _f(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def print_report(result: RunReport, seconds: float) -> None:
+    table = Table(
+        "layer",
+        "units",
+        f"precision > {PRECISION_DETECTOR}",
+        "CCMAS > .9",
+        "localist",
+        "IoU > .04",
+        "median max informedness",
+        "median false-alarm rate",
+        title=f"(1) 'Object detectors' by each criterion — {result.model}",
+    )
+    for row in result.layers:
+        table.add_row(
+            row["layer"],
+            str(row["n_units"]),
+            str(row["n_precision"]),
+            str(row["n_ccmas"]),
+            str(row["n_localist"]),
+            str(row["n_iou"]),
+            _f(row["median_max_informedness"]),
+            _f(row["median_false_alarm_rate"]),
+        )
+    console.print(table)
+    console.print("\n[bold](2) The headline query[/]")
+    console.print(HEADLINE, highlight=False)
+    if result.misleading:
+        hits = Table(
+            "layer",
+            "unit",
+            "precision",
+            "class",
+            "false-alarm rate",
+            "max informedness",
+            "hit rate at MI",
+        )
+        for r in result.misleading:
+            hits.add_row(
+                r["layer"],
+                str(r["unit"]),
+                _f(r["precision"]),
+                r["precision_class"] or "",
+                _f(r["false_alarm_rate"]),
+                _f(r["max_informedness"]),
+                _f(r["recall_at_mi"]),
+            )
+        console.print(hits)
+    console.print(
+        f"{result.n_misleading} unit(s) pass the precision criterion while most images above their "
+        "best threshold belong to other classes."
+        + (" (showing the first 10)" if result.n_misleading > 10 else ""),
+        highlight=False,
+    )
+    console.print("\n[bold](3) Browse it[/]: make ui   (or: .venv/bin/unitcat ui)")
+    console.print(
+        f"[dim]demo finished in {seconds:.0f} s; psql: psql \"$(.venv/bin/unitcat db url | sed 's/+psycopg//')\"[/]"
+    )
