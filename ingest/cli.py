@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ingest.commands import am as am_commands
 from ingest.commands import db as db_commands
 from ingest.commands import dissect as dissect_commands
 from ingest.commands import extract as extract_commands
@@ -34,6 +35,7 @@ app.command("runs")(runs_commands.runs)
 model_commands.register(ingest_app)
 extract_commands.register(ingest_app)
 score_commands.register(ingest_app)
+am_commands.register(ingest_app)
 dissect_commands.register(ingest_app)
 paper_commands.register(ingest_app)
 

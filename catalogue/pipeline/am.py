@@ -1,0 +1,538 @@
+"""Activation-maximisation panels into the catalogue: validate, maximise, save, record.
+
+The paper (Gale et al., sec. 3.2 and appendix 5) showed people a 10 × 10 panel
+of 100 AM images per unit. Here `catalogue.am.maximise_units` makes the
+images; this module ties them to units that the catalogue already knows (the
+model must have been extracted, so a panel hangs off a registered unit and can
+be compared with the unit's measures), saves one PNG per unit under
+``$UNITCAT_HOME/artifacts/am/<model>/<layer>/unit-<i>-run<run>.png`` and writes
+the `am_panel` rows of one recorded ``am`` run in one transaction at the end.
+
+Two choices make a panel comparable with the unit's row in `unit_catalogue`:
+
+- ``dataset_max`` is the unit's ``max_activation`` in the newest finished
+  scoring run that scored it: the "most active dataset image" the AM images
+  should beat;
+- for conv units the objective (and the stored activation) reduces the channel
+  map the way that scoring run's extraction did (spatial max by default,
+  DESIGN.md), unless ``reduce`` says otherwise; with no scoring run the
+  default is the spatial max too.
+
+The input format follows the model (`am_defaults`): the demo CNN takes grey
+32 × 32 images repeated to three channels with its own mean and std,
+torchvision models RGB at their crop size with ImageNet normalisation.
+
+Everything that can be wrong with a request (an unregistered model, other
+weights than the extracted ones, an unknown layer or unit, a bad option) is
+checked before the run is recorded. Memory: the images of one call are held
+at once (60 MB per unit at 100 images of 224²), so units go through
+`maximise_units` ``units_per_batch`` at a time and each panel is written to
+disk before the next call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psycopg.types.json import Jsonb
+from sqlalchemy import Connection, Engine, text
+
+from catalogue import demo_cnn
+from catalogue.am import METHOD, maximise_units, save_panel
+from catalogue.config import get_settings, resolve_device
+from catalogue.db.bulk import copy_rows
+from catalogue.db.registry import LayerRecord, ModelRecord, load_model_record
+from catalogue.db.runs import recorded_run
+from catalogue.errors import InputError, NotFound
+from catalogue.models import IMAGENET_MEAN, IMAGENET_STD, ImageNetTransform, ModelInfo
+
+PANEL_SIDE = 10  # the paper's panels: 10 × 10 images
+MAX_IMAGES = PANEL_SIDE * PANEL_SIDE
+REDUCE_CHOICES = ("auto", "mean", "max")
+DEFAULT_CONV_REDUCE = "max"  # the extraction default (DESIGN.md: spatial maximum)
+
+#: on_progress(unit-steps done, unit-steps in all); one unit-step = one Adam step of one unit's images
+AMProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class AMDefaults:
+    """How a model wants its AM images: side, colour channels, and normalisation."""
+
+    image_size: int
+    channels: int  # 1 = grey, 3 = RGB
+    input_channels: int  # what the network takes (grey is repeated to 3 for the demo CNN)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def normalise(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return self.mean, self.std
+
+
+def am_defaults(model: ModelInfo) -> AMDefaults:
+    """The model's input format, read from its transform (the one extraction used).
+
+    The demo CNN's `DemoTransform` makes grey images with one mean and std and
+    repeats them to 3 channels; torchvision's weight transforms carry ``mean``
+    and ``std`` per channel; `ImageNetTransform` (random or file weights,
+    TorchScript) uses ImageNet's. Anything else is taken to be an ImageNet model.
+    """
+    side = int(model.input_size[0])
+    transform = model.transform
+    if isinstance(transform, demo_cnn.DemoTransform):
+        mean, std = float(transform.mean), float(transform.std)
+        return AMDefaults(side, 1, 3, (mean,) * 3, (std,) * 3)
+    if isinstance(transform, ImageNetTransform):
+        return AMDefaults(side, 3, 3, IMAGENET_MEAN, IMAGENET_STD)
+    mean_attr, std_attr = getattr(transform, "mean", None), getattr(transform, "std", None)
+    if mean_attr is not None and std_attr is not None and len(mean_attr) == len(std_attr) == 3:
+        return AMDefaults(
+            side, 3, 3, tuple(float(v) for v in mean_attr), tuple(float(v) for v in std_attr)
+        )
+    return AMDefaults(side, 3, 3, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def parse_units(text: str | None) -> list[int] | None:
+    """``"0,1,5"``, ``"0-9"`` or a mix (``"0-3,7"``) → unit indices in the order given; None for all.
+
+    Raises InputError for anything else, a descending range or a repeated unit.
+    """
+    if text is None or not text.strip():
+        return None
+    units: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        if match is None:
+            raise InputError(
+                f"--units {text!r}: {part!r} is not a unit index or a range like 0-9; "
+                "write e.g. 0,1,5 or 0-9."
+            )
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        if last < first:
+            raise InputError(
+                f"--units {text!r}: the range {part} runs backwards; write {last}-{first}."
+            )
+        units.extend(range(first, last + 1))
+    seen: set[int] = set()
+    for unit in units:
+        if unit in seen:
+            raise InputError(f"--units {text!r} names unit {unit} twice; give each unit once.")
+        seen.add(unit)
+    return units
+
+
+def panel_grid(n_images: int) -> tuple[int, int]:
+    """Rows and columns of a panel: 10 × 10 for the paper's 100 images, square-ish below."""
+    cols = min(PANEL_SIDE, math.ceil(math.sqrt(n_images)))
+    return math.ceil(n_images / cols), cols
+
+
+def panel_relative_path(model: str, layer: str, unit: int, run_id: int) -> Path:
+    """The panel file relative to the artifacts folder (names made safe for any file system)."""
+    return Path("am") / _slug(model) / _slug(layer) / f"unit-{unit}-run{run_id}.png"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:80] or "x"
+
+
+@dataclass(frozen=True)
+class PanelResult:
+    """One unit's panel: where it is, and how hard its images drive the unit."""
+
+    unit: int
+    unit_id: int
+    path: Path  # absolute
+    activations: np.ndarray  # one value per image, as stored in am_panel.activations
+    dataset_max: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        """Mean AM activation over the unit's maximum on the dataset images (None without a positive maximum)."""
+        if self.dataset_max is None or self.dataset_max <= 0:
+            return None
+        return float(self.activations.mean()) / self.dataset_max
+
+
+@dataclass(frozen=True)
+class AMRunResult:
+    run_id: int
+    model: str
+    layer: str
+    device: str
+    reduce: str | None
+    score_run_id: int | None
+    panels: list[PanelResult]
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """The newest finished scoring run that scored the layer's units, and its extraction's reduction."""
+
+    run_id: int
+    reduce: str | None
+    max_activation: dict[int, float | None]  # by unit id
+
+
+@dataclass(frozen=True)
+class AMPlan:
+    """A checked AM request: what `run_am` will do, resolved against the catalogue.
+
+    ``params`` are the run's parameters (its identity: the same plan again
+    replaces the run's panels); device and batching only change speed, so they
+    are kept out of them.
+    """
+
+    model: ModelInfo
+    model_id: int
+    layer: str
+    kind: str
+    units: list[int]
+    unit_ids: list[int]
+    defaults: AMDefaults
+    image_size: int
+    n_images: int
+    steps: int
+    lr: float
+    seed: int
+    reduce: str | None  # conv units only
+    device: str
+    units_per_batch: int
+    reference: _Reference | None
+    params: dict[str, Any]
+
+
+def plan_am(
+    engine: Engine,
+    model: ModelInfo,
+    layer: str,
+    units: Sequence[int] | None = None,
+    *,
+    n_images: int = MAX_IMAGES,
+    steps: int = 256,
+    image_size: int | None = None,
+    lr: float = 0.05,
+    seed: int = 0,
+    reduce: str = "auto",
+    device: str | None = "auto",
+    units_per_batch: int = 4,
+) -> AMPlan:
+    """Check an AM request against the catalogue without running anything.
+
+    Args:
+        engine: the catalogue.
+        model: the loaded model; it must be in the catalogue under ``model.name``
+            with the same weights (checksum) as when it was extracted.
+        layer: a registered layer of the model (a feature-extraction node name).
+        units: unit indices of the layer; None for all of them.
+        n_images: images per unit, 1–100 (a panel is at most 10 × 10).
+        steps, lr, seed: the optimisation (see `catalogue.am.maximise_units`).
+        image_size: image side; default the model's input size.
+        reduce: conv units: ``auto`` (the scoring run's extraction reduction,
+            else ``max``), ``mean`` or ``max`` over the channel map.
+        device: ``auto``, ``cpu`` or ``cuda`` (None: UNITCAT_DEVICE).
+        units_per_batch: units optimised together in one batch of
+            ``units_per_batch × n_images`` images; memory grows with it.
+
+    Raises:
+        NotFound: the model is not in the catalogue, or the layer or a unit is unknown.
+        InputError: other weights than the catalogue's, or a bad option.
+        ConfigError: ``cuda`` asked for without a GPU.
+    """
+    _check_options(n_images, steps, lr, seed, reduce, units_per_batch, image_size)
+    device_name = resolve_device(device)
+    defaults = am_defaults(model)
+    side = image_size if image_size is not None else defaults.image_size
+    with engine.connect() as conn:
+        record = _registered_model(conn, model)
+        layer_record = _registered_layer(record, layer)
+        chosen = _check_units(layer_record, units)
+        unit_ids = [int(layer_record.unit_ids[u]) for u in chosen]
+        reference = _reference(conn, unit_ids)
+    conv_reduce: str | None = None
+    if layer_record.kind == "conv":
+        conv_reduce = reduce if reduce != "auto" else _reference_reduce(reference)
+    params: dict[str, Any] = {
+        "model": model.name,
+        "checksum": model.checksum,
+        "layer": layer,
+        "units": chosen,
+        "method": METHOD,
+        "n_images": n_images,
+        "steps": steps,
+        "image_size": side,
+        "lr": lr,
+        "seed": seed,
+        "reduce": conv_reduce,
+        "channels": defaults.channels,
+        "input_channels": defaults.input_channels,
+        "normalise": {"mean": list(defaults.mean), "std": list(defaults.std)},
+    }
+    return AMPlan(
+        model=model,
+        model_id=record.id,
+        layer=layer,
+        kind=layer_record.kind,
+        units=chosen,
+        unit_ids=unit_ids,
+        defaults=defaults,
+        image_size=side,
+        n_images=n_images,
+        steps=steps,
+        lr=lr,
+        seed=seed,
+        reduce=conv_reduce,
+        device=device_name,
+        units_per_batch=units_per_batch,
+        reference=reference,
+        params=params,
+    )
+
+
+def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) -> AMRunResult:
+    """Make, save and record the panels of a plan in one recorded ``am`` run.
+
+    Re-running the same plan replaces the run's panels (the same files and a
+    fresh set of `am_panel` rows); a failure leaves the catalogue as it was.
+    PNGs are written next to their final names and moved into place inside
+    the transaction that writes the rows.
+    """
+    model, reference = plan.model, plan.reference
+    artifacts = get_settings().artifacts_dir
+    rows, cols = panel_grid(plan.n_images)
+    steps = plan.steps
+    total = len(plan.units) * steps
+    with recorded_run(
+        engine,
+        "am",
+        plan.params,
+        label=f"AM {model.name} {plan.layer}",
+        model_id=plan.model_id,
+        parent_id=reference.run_id if reference else None,
+    ) as run:
+        staged: list[tuple[Path, Path]] = []
+        panels: list[PanelResult] = []
+        panel_params: dict[int, dict[str, Any]] = {}
+        try:
+            for start in range(0, len(plan.units), plan.units_per_batch):
+                chunk = plan.units[start : start + plan.units_per_batch]
+
+                def progress(
+                    done: int, of: int, start: int = start, width: int = len(chunk)
+                ) -> None:
+                    if on_progress is not None and of > 0:
+                        on_progress(start * steps + done * width * steps // of, total)
+
+                result = maximise_units(
+                    model.module,
+                    plan.layer,
+                    chunk,
+                    n_images=plan.n_images,
+                    steps=steps,
+                    image_size=plan.image_size,
+                    lr=plan.lr,
+                    seed=plan.seed,
+                    device=plan.device,
+                    normalise=plan.defaults.normalise,
+                    channels=plan.defaults.channels,  # type: ignore[arg-type]
+                    input_channels=plan.defaults.input_channels,
+                    reduce=plan.reduce or "mean",  # type: ignore[arg-type]
+                    batch_size=len(chunk) * plan.n_images,
+                    on_progress=progress,
+                    tracer_kwargs=model.tracer_kwargs or None,
+                )
+                for position, unit in enumerate(chunk):
+                    final = artifacts / panel_relative_path(model.name, plan.layer, unit, run.id)
+                    partial = final.with_name(f".{final.name}.partial")
+                    save_panel(result.images[position], partial, rows=rows, cols=cols)
+                    staged.append((partial, final))
+                    unit_id = plan.unit_ids[start + position]
+                    panel_params[unit_id] = result.params
+                    panels.append(
+                        PanelResult(
+                            unit=unit,
+                            unit_id=unit_id,
+                            path=final,
+                            activations=result.activations[position].astype(np.float64),
+                            dataset_max=reference.max_activation.get(unit_id)
+                            if reference
+                            else None,
+                        )
+                    )
+                del result
+
+            def write(conn: Connection, run_id: int) -> None:
+                copy_rows(
+                    conn,
+                    "am_panel",
+                    ("run_id", "unit_id", "method", "params", "path", "activations", "dataset_max"),
+                    (
+                        (
+                            run_id,
+                            p.unit_id,
+                            METHOD,
+                            Jsonb({**panel_params[p.unit_id], "unit": p.unit}),
+                            str(p.path.relative_to(artifacts)),
+                            p.activations.tolist(),
+                            p.dataset_max,
+                        )
+                        for p in panels
+                    ),
+                )
+                for partial, final in staged:
+                    os.replace(partial, final)
+
+            ratios = [r for r in (p.ratio for p in panels) if r is not None]
+            run.complete(
+                write,
+                stats={
+                    "n_panels": len(panels),
+                    "device": plan.device,
+                    "units_per_batch": plan.units_per_batch,
+                    "score_run": reference.run_id if reference else None,
+                    "mean_activation": float(np.mean([p.activations.mean() for p in panels])),
+                    "mean_ratio_to_dataset_max": float(np.mean(ratios)) if ratios else None,
+                },
+            )
+        finally:
+            for partial, _ in staged:
+                partial.unlink(missing_ok=True)
+    return AMRunResult(
+        run_id=run.id,
+        model=model.name,
+        layer=plan.layer,
+        device=plan.device,
+        reduce=plan.reduce,
+        score_run_id=reference.run_id if reference else None,
+        panels=panels,
+    )
+
+
+def am_into_catalogue(
+    engine: Engine,
+    model: ModelInfo,
+    layer: str,
+    units: Sequence[int] | None = None,
+    *,
+    on_progress: AMProgress | None = None,
+    **options: Any,
+) -> AMRunResult:
+    """`plan_am` then `run_am`: the panels of ``units`` (default: all) of ``layer``, recorded."""
+    return run_am(engine, plan_am(engine, model, layer, units, **options), on_progress)
+
+
+def _check_options(
+    n_images: int,
+    steps: int,
+    lr: float,
+    seed: int,
+    reduce: str,
+    units_per_batch: int,
+    image_size: int | None,
+) -> None:
+    checks = [
+        (
+            1 <= n_images <= MAX_IMAGES,
+            f"--images must be 1–{MAX_IMAGES} (a panel holds at most "
+            f"{PANEL_SIDE} × {PANEL_SIDE} images), got {n_images}.",
+        ),
+        (steps >= 1, f"--steps must be at least 1, got {steps}."),
+        (lr > 0, f"--lr must be positive, got {lr}."),
+        (seed >= 0, f"--seed must be 0 or more, got {seed}."),
+        (
+            reduce in REDUCE_CHOICES,
+            f"--reduce must be one of {', '.join(REDUCE_CHOICES)}, got {reduce!r}.",
+        ),
+        (units_per_batch >= 1, f"--units-per-batch must be at least 1, got {units_per_batch}."),
+        (
+            image_size is None or image_size >= 2,
+            f"--image-size must be at least 2 pixels, got {image_size}.",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise InputError(message)
+
+
+def _registered_model(conn: Connection, model: ModelInfo) -> ModelRecord:
+    row = conn.execute(
+        text("SELECT checksum FROM model WHERE name = :n"), {"n": model.name}
+    ).one_or_none()
+    if row is None:
+        raise NotFound(
+            f"model {model.name!r} is not in the catalogue; run `unitcat ingest extract --model "
+            f"{model.name} --dataset …` first, so that its units are registered."
+        )
+    if row.checksum and model.checksum and row.checksum != model.checksum:
+        raise InputError(
+            f"model {model.name!r} was extracted with other weights (checksum {row.checksum[:12]}, "
+            f"these are {model.checksum[:12]}); pass the same --weights / --weights-file as for "
+            "the extraction."
+        )
+    return load_model_record(conn, model.name)
+
+
+def _registered_layer(record: ModelRecord, layer: str) -> LayerRecord:
+    if layer not in record.layers:
+        known = ", ".join(record.layers) or "none"
+        raise NotFound(
+            f"model {record.name!r} has no layer {layer!r} in the catalogue (registered: {known}); "
+            f"extract it first with `unitcat ingest extract --model {record.name} --layers {layer} …`."
+        )
+    return record.layers[layer]
+
+
+def _check_units(layer: LayerRecord, units: Sequence[int] | None) -> list[int]:
+    if units is None:
+        return list(range(layer.n_units))
+    chosen = [int(u) for u in units]
+    if not chosen:
+        raise InputError(
+            "no units given; pass --units (e.g. 0,1,5 or 0-9) or leave it out for all."
+        )
+    if len(set(chosen)) != len(chosen):
+        raise InputError(f"units repeat in {chosen}; give each unit once.")
+    bad = [u for u in chosen if not 0 <= u < layer.n_units]
+    if bad:
+        raise NotFound(
+            f"layer {layer.name!r} has units 0–{layer.n_units - 1}; there is no unit {bad[0]}."
+        )
+    return chosen
+
+
+def _reference(conn: Connection, unit_ids: Sequence[int]) -> _Reference | None:
+    row = conn.execute(
+        text(
+            "SELECT r.id, e.params ->> 'reduce' AS reduce FROM run r "
+            "LEFT JOIN run e ON e.id = r.parent_id "
+            "WHERE r.kind = 'score' AND r.status = 'done' AND EXISTS ("
+            "  SELECT 1 FROM unit_metrics um WHERE um.run_id = r.id AND um.unit_id = ANY(:ids)) "
+            "ORDER BY r.finished_at DESC NULLS LAST, r.id DESC LIMIT 1"
+        ),
+        {"ids": list(unit_ids)},
+    ).one_or_none()
+    if row is None:
+        return None
+    maxima = conn.execute(
+        text(
+            "SELECT unit_id, max_activation FROM unit_metrics "
+            "WHERE run_id = :r AND unit_id = ANY(:ids)"
+        ),
+        {"r": row.id, "ids": list(unit_ids)},
+    ).all()
+    return _Reference(row.id, row.reduce, {m.unit_id: m.max_activation for m in maxima})
+
+
+def _reference_reduce(reference: _Reference | None) -> str:
+    if reference is not None and reference.reduce in ("mean", "max"):
+        return reference.reduce
+    return DEFAULT_CONV_REDUCE
