@@ -15,6 +15,8 @@ from sklearn.metrics import roc_curve
 from catalogue.errors import InputError
 from catalogue.measures import GROUP_MEASURES, MEASURE_NAMES
 from catalogue.selectivity import score_layer, score_units
+from catalogue.selectivity.kernel import _at_or_above
+from catalogue.selectivity.sorting import sort_by_class, sort_head
 from tests.selectivity_reference import (
     class_count_expectation,
     distinct_class_expectation,
@@ -368,3 +370,69 @@ def test_class_selectivity_index_by_hand(threshold: float, expected_m: int) -> N
     labels = [0, 1, 1, 2, 2, 3]
     got = score_units(a, labels, 4, csi_top_n=4, csi_threshold=threshold)
     assert got["class_selectivity_index"][0] == pytest.approx((4 - expected_m) / 3)
+
+
+def test_the_gpu_tie_scan_equals_the_cpu_one() -> None:
+    """`_at_or_above` has a numpy branch (CPU) and a torch branch (CUDA): same counts."""
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy(rng.choice([0.0, 1.0, 2.0, 3.0], size=(5, 40)).astype(np.float32))
+    vs = torch.sort(x, dim=1, descending=True, stable=True).values
+    widest = int((vs > vs[:, -1:]).sum(1).max())  # the scorer's region width
+    for k in (widest, widest + 1, 40):
+        a = _at_or_above(vs, k, numpy_scan=True)
+        b = _at_or_above(vs, k, numpy_scan=False)
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        counts = (vs[:, None, :] >= vs[:, :k, None]).sum(2)  # literal: images >= each value
+        region = vs[:, :k] > vs[:, -1:]
+        np.testing.assert_array_equal(a.numpy()[region.numpy()], counts.numpy()[region.numpy()])
+
+
+def test_sparse_units_sorted_only_above_their_minimum_match_the_definition() -> None:
+    """400 images, mostly zeros: the scorer sorts only each unit's non-zero part (its
+    head of max(K + 1, 100) positions is under half the row), and fills the top images
+    with the lowest-indexed zeros where a unit has fewer than 100 non-zero values."""
+    rng = np.random.default_rng(4)
+    n, n_classes = 400, 12
+    labels = rng.integers(0, n_classes, n)
+    acts = np.zeros((n, 6), dtype=np.float32)
+    for u, share in enumerate([0.3, 0.15, 0.05, 0.01, 0.0, 0.25]):
+        hot = rng.random(n) < share
+        acts[hot, u] = rng.choice([0.5, 1.0, 1.5, 2.0, 3.0], size=hot.sum())
+    acts[:, 5] -= 0.5  # negative minimum, zeros inside the region
+    layer = score_layer(acts, labels, n_classes, n_top_images=100, groups={"g": [2, 3]})
+    for u in range(acts.shape[1]):
+        a = acts[:, u].astype(np.float64).tolist()
+        ref = reference_unit(a, labels.tolist(), n_classes)
+        for name in MEASURE_NAMES:
+            assert_same(layer.metrics[name][u], ref[name], f"unit {u} {name}")
+        assert layer.top_image_index[u].tolist() == reference_top_images(a, 100)
+        ref_g = reference_group(a, labels.tolist(), {2, 3})
+        for col in GROUP_MEASURES:
+            assert_same(layer.group_metrics["g"][col][u], ref_g[col], f"unit {u} {col}")
+
+
+@pytest.mark.parametrize("n_head", [1, 5, 60])
+def test_the_gpu_sorts_equal_the_cpu_ones(n_head: int) -> None:
+    """The CPU sorts (numpy packed keys) and the CUDA ones (torch) give the same heads."""
+    rng = np.random.default_rng(n_head)
+    x = rng.choice([0.0, 0.0, 0.0, -0.0, 0.5, 1.0, 2.0, -1.0], size=(7, 150)).astype(np.float32)
+    x[1] = 0.0  # dead
+    x[2] = rng.normal(size=150)  # dense, no ties
+    x[3, :] = 0.0
+    x[3, 100] = 3.0  # one image
+    xt = torch.from_numpy(x)
+    cpu, gpu = sort_head(xt, n_head, use_numpy=True), sort_head(xt, n_head, use_numpy=False)
+    assert cpu.width == gpu.width
+    for a, b in ((cpu.values, gpu.values), (cpu.images, gpu.images), (cpu.k_b, gpu.k_b)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    want = torch.sort(xt, dim=1, descending=True, stable=True)
+    np.testing.assert_array_equal(cpu.values.numpy(), want.values[:, : cpu.width].numpy())
+    shown = min(max(n_head, 1), 150)  # images past the region are only filled up to n_head
+    np.testing.assert_array_equal(cpu.images[:, :shown].numpy(), want.indices[:, :shown].numpy())
+    cls = torch.from_numpy(rng.integers(0, 4, size=(7, 30)))
+    for a, b in zip(
+        sort_by_class(cls, torch.int32, use_numpy=True),
+        sort_by_class(cls, torch.int32, use_numpy=False),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

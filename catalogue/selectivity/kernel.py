@@ -32,6 +32,7 @@ need).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,7 @@ import torch
 from torch import Tensor
 
 from catalogue.selectivity.inputs import Options
+from catalogue.selectivity.sorting import sort_by_class, sort_head
 
 F64 = torch.float64
 NEG_INF = float("-inf")
@@ -54,7 +56,7 @@ class Context:
     options: Options
     labels: Tensor  # (N,) int64
     counts: Tensor  # (C,) int64 images per class
-    counts_f: Tensor  # (C+1,) float64, the last entry (the "no class" sentinel) 0
+    counts_f: Tensor  # (C+1,) float64, the last entry (the "no class" sentinel) +inf
     youden_den: Tensor  # (C+1,) float64 n_c (N - n_c), sentinel 1
     n_present: int
     first_present: int
@@ -65,10 +67,13 @@ class Context:
         n = int(labels.shape[0])
         counts_np = np.bincount(labels, minlength=n_classes).astype(np.int64)
         present = np.flatnonzero(counts_np)
-        counts_f = np.append(counts_np.astype(np.float64), 0.0)
+        counts_f = counts_np.astype(np.float64)
         den = counts_f * (n - counts_f)
-        den[-1] = 1.0
         den[den == 0] = 1.0  # absent classes never enter; a single present class is NaN anyway
+        # The "no class" sentinel (region padding) gets infinite size, so that its recall
+        # is 0 and its informedness -inf without masking.
+        counts_f = np.append(counts_f, np.inf)
+        den = np.append(den, 1.0)
         share = counts_np.max() / n
         return cls(
             n_images=n,
@@ -109,60 +114,109 @@ class Cut:
         return self.k - self.start, self.end - self.start
 
 
-class SortedBlock:
-    """The sorted views of one block that all measures read."""
+class NonFiniteBlock(Exception):
+    """The block holds NaN or infinite activations (the caller counts them and reports)."""
 
-    def __init__(self, x: Tensor, ctx: Context, label_width: int) -> None:
+
+def count_above(vs: Tensor, t: Tensor, strict: Sequence[bool] | None = None) -> Tensor:
+    """(B, m) entries > t[:, i] (>= where not strict[i]) of each descending row of vs.
+
+    Bisection over the sorted rows: O(B m log N) work, no pass over the block.
+    """
+    B, N = vs.shape
+    m = t.shape[1]
+    strict_t = torch.tensor(strict if strict is not None else [True] * m, device=vs.device)
+    lo = torch.zeros(B, m, dtype=torch.int64, device=vs.device)
+    hi = torch.full((B, m), N, dtype=torch.int64, device=vs.device)
+    for _ in range(N.bit_length()):
+        mid = (lo + hi) // 2
+        v = vs.gather(1, mid.clamp(max=N - 1))
+        ok = torch.where(strict_t, v > t, v >= t)
+        active = lo < hi
+        lo = torch.where(active & ok, mid + 1, lo)
+        hi = torch.where(active & ~ok, mid, hi)
+    return lo
+
+
+class SortedBlock:
+    """The sorted views of one block that all measures read.
+
+    Each row's *region* is its images strictly above the row's minimum; past it every
+    value is the minimum. Only the first W = min(N, max(K + 1, n_head)) sorted positions
+    are kept (K: the widest region of the block; n_head: the most top images any measure
+    reads), so a sparse unit is never sorted beyond its region.
+
+    Attributes:
+        vs, p1: (B, W) values sorted descending and their image indices; ties keep the
+            lower image index first. Positions k_b..W-1 hold the minimum, and (up to
+            n_head) the lowest-indexed images at the minimum.
+        v_min, k_b: (B,) each row's minimum and region size.
+        at_or_above: (B, K) float64, images with a >= the value at each position.
+        cls: (B, K) class of each region position; C (the sentinel) past k_b.
+        ks, q2, c2: (B, K) the second sort by (class, position): keys, positions, classes.
+        bounds: (B, C+1) where each class's segment starts in that order.
+    """
+
+    def __init__(self, x: Tensor, ctx: Context, label_width: int, n_head: int) -> None:
         self.ctx = ctx
         self.B, self.N = x.shape
         C = self.C = ctx.n_classes
         dev = x.device
-        self.vs, self.p1 = torch.sort(x, dim=1, descending=True, stable=True)
-        self.v_min = self.vs[:, -1]
-        self.k_b = (self.vs > self.v_min[:, None]).sum(1)
+        head = sort_head(x, n_head)
+        self.vs, self.p1, self.v_min, self.k_b = head.values, head.images, head.v_min, head.k_b
+        self.W = head.width
         K = self.K = max(int(self.k_b.max()), 1)
+        if not bool(torch.isfinite(self.vs[:, 0]).all() & torch.isfinite(self.v_min).all()):
+            raise NonFiniteBlock
         self.R = self.vs[:, :K]
         self.ar = torch.arange(K, device=dev)
-        self.valid = self.ar < self.k_b[:, None]
-        width = min(self.N, max(K, label_width))
-        self.ys = ctx.labels[self.p1[:, :width]]
-        self.ends = _tie_group_ends(self.vs, K)
-        self.cls = self.ys[:, :K].masked_fill(~self.valid, C)
-        self.key_dtype = torch.int32 if (C + 1) * K < 2**31 else torch.int64
-        key = self.cls.to(self.key_dtype).mul_(K).add_(self.ar.to(self.key_dtype))
-        self.ks, self.q2 = torch.sort(key, dim=1)
-        del key
-        self.c2 = self.cls.gather(1, self.q2)
-        self.offsets = torch.arange(C + 1, device=dev, dtype=self.key_dtype) * K
+        width = min(self.W, max(K, label_width))
+        flat = self.p1[:, :width].reshape(-1)
+        self.ys = ctx.labels.index_select(0, flat).view(self.B, width)
+        self.at_or_above = _at_or_above(self.vs, K)
+        self.cls = self.ys[:, :K].masked_fill(self.ar >= self.k_b[:, None], C)
+        kd = self.key_dtype = torch.int32 if (C + 1) * K < 2**31 else torch.int64
+        self.ks, self.q2, self.c2 = sort_by_class(self.cls, kd)
+        self.offsets = torch.arange(C + 1, device=dev, dtype=kd) * K
         self.bounds = torch.searchsorted(self.ks, self.offsets.expand(self.B, C + 1).contiguous())
         self.region_counts = self.bounds[:, 1:] - self.bounds[:, :-1]
-        self.n_pos = (self.R > 0).sum(1) + (self.v_min > 0) * (self.N - K)
+
+    def count_above(self, t: Tensor, strict: Sequence[bool] | None = None) -> Tensor:
+        """(B, m) images with a > t[:, i] (>= where not strict[i]), over all N images."""
+        found = count_above(self.vs, t, strict)
+        return torch.where(found == self.W, self.N, found)  # past W every value is v_min
 
     def count_before(self, x: Tensor) -> Tensor:
-        """(B, C): per class, the region images at sorted positions < x (x <= k_b)."""
-        q = self.offsets[None, : self.C] + x[:, None].to(self.key_dtype)
-        return torch.searchsorted(self.ks, q.contiguous()) - self.bounds[:, : self.C]
+        """(B, m, C): per class, the region images at sorted positions < x[:, i] (<= k_b)."""
+        m = x.shape[1]
+        q = self.offsets[None, None, : self.C] + x[:, :, None].to(self.key_dtype)
+        found = torch.searchsorted(self.ks, q.reshape(self.B, m * self.C))
+        return found.view(self.B, m, self.C) - self.bounds[:, None, : self.C]
 
-    def cut(self, k: int) -> Cut:
-        value = self.vs[:, k - 1]
-        start = (self.vs[:, :k] > value[:, None]).sum(1)
-        in_region = (k - 1) < self.k_b
-        if k - 1 < self.K:
-            end = torch.where(in_region, self.ends[:, k - 1] + 1, self.N)
-        else:
-            end = torch.full_like(start, self.N)
-        above = self.count_before(start)
-        through = torch.where(
-            in_region[:, None],
-            self.count_before(torch.minimum(end, self.k_b)),
-            self.ctx.counts[None, :],
-        )
-        return Cut(k, value, start, end, above, through - above)
-
-    def positive_counts(self) -> Tensor:
-        """(B, C): images with a > 0 per class."""
-        in_region = self.count_before(torch.minimum(self.n_pos, self.k_b))
-        return torch.where((self.v_min > 0)[:, None], self.ctx.counts[None, :], in_region)
+    def cuts(self, ks: Sequence[int], n_pos: Tensor) -> tuple[list[Cut], Tensor]:
+        """The tie groups at the given top-k cut-offs, and (B, C) images with a > 0 per
+        class, from one batched search of the class-sorted keys."""
+        N, counts = self.N, self.ctx.counts[None, :]
+        parts = []
+        for k in ks:
+            value = self.vs[:, k - 1]
+            start = (self.vs[:, :k] > value[:, None]).sum(1)
+            in_region = (k - 1) < self.k_b
+            if k - 1 < self.K:
+                end = torch.where(in_region, self.at_or_above[:, k - 1].to(torch.int64), N)
+            else:
+                end = torch.full_like(start, N)
+            parts.append((k, value, start, end, in_region))
+        x = [p[2] for p in parts] + [torch.minimum(p[3], self.k_b) for p in parts]
+        x.append(torch.minimum(n_pos, self.k_b))
+        found = self.count_before(torch.stack(x, dim=1))
+        cuts = []
+        for i, (k, value, start, end, in_region) in enumerate(parts):
+            above = found[:, i]
+            through = torch.where(in_region[:, None], found[:, len(parts) + i], counts)
+            cuts.append(Cut(k, value, start, end, above, through - above))
+        positive = torch.where((self.v_min > 0)[:, None], counts, found[:, -1])
+        return cuts, positive
 
     def class_sums(self) -> Tensor:
         """(B, C) float64: sum of activations per class."""
@@ -171,21 +225,46 @@ class SortedBlock:
         bottom = (self.ctx.counts[None, :] - self.region_counts).to(F64)
         return sums[:, : self.C] + self.v_min.to(F64)[:, None] * bottom
 
+    def leading_run(self, c: Tensor) -> Tensor:
+        """(B,) length of the run of class-c images at the top of each row (within the region).
 
-def _tie_group_ends(vs: Tensor, K: int) -> Tensor:
-    """(B, K) int64: last sorted position of each position's tie group (K past the region)."""
+        Class c's positions in sorted order are q2[bounds[c] + j], increasing in j; the run
+        is the j for which q2[bounds[c] + j] == j, found by bisection.
+        """
+        seg = self.bounds.gather(1, c[:, None]).squeeze(1)
+        lo = torch.zeros_like(seg)
+        hi = self.region_counts.gather(1, c[:, None]).squeeze(1)
+        for _ in range(self.K.bit_length()):
+            mid = (lo + hi) // 2
+            pos = self.q2.gather(1, (seg + mid).clamp(max=self.K - 1)[:, None]).squeeze(1)
+            ok = pos == mid
+            active = lo < hi
+            lo = torch.where(active & ok, mid + 1, lo)
+            hi = torch.where(active & ~ok, mid, hi)
+        return lo
+
+
+def _at_or_above(vs: Tensor, K: int, numpy_scan: bool | None = None) -> Tensor:
+    """(B, K) float64: images with a >= the value at each region position (end of its tie
+    group + 1); positions past the region get K + 1 or more.
+
+    A reverse running minimum; on the CPU numpy does it on a reversed view (torch would
+    need two flipped copies), elsewhere torch's cummin.
+    """
     B, N = vs.shape
     last = torch.ones(B, K, dtype=torch.bool, device=vs.device)
     if K < N:
         torch.ne(vs[:, :K], vs[:, 1 : K + 1], out=last)
     else:
         torch.ne(vs[:, : K - 1], vs[:, 1:K], out=last[:, : K - 1])
-    if vs.device.type == "cpu":  # numpy's reverse-view accumulate avoids two flipped copies
-        idx = np.where(last.numpy(), np.arange(K), K)
+    if numpy_scan is None:
+        numpy_scan = vs.device.type == "cpu"
+    if numpy_scan:
+        idx = np.where(last.numpy(), np.arange(1.0, K + 1.0), K + 1.0)
         out = np.empty_like(idx)
         np.minimum.accumulate(idx[:, ::-1], axis=1, out=out[:, ::-1])
         return torch.from_numpy(out)
-    idx = torch.where(last, torch.arange(K, device=vs.device), K)
+    idx = torch.where(last, torch.arange(1, K + 1, device=vs.device, dtype=F64), K + 1.0)
     return idx.flip(1).cummin(1).values.flip(1)
 
 
@@ -224,58 +303,64 @@ def score_block(x: Tensor, ctx: Context, detail: Detail | None = None) -> dict[s
     N, C = ctx.n_images, ctx.n_classes
     n_csi = min(opt.csi_top_n, N)
     label_width = n_csi if opt.csi_threshold < 1.0 else 1
-    blk = SortedBlock(x, ctx, label_width)
-    vs, v_min, K = blk.vs, blk.v_min, blk.K
+    n_head = max(opt.top_k, opt.top_n_classes, n_csi, detail.n_top_images if detail else 1)
+    blk = SortedBlock(x, ctx, label_width, min(n_head, N))
+    vs = blk.vs
     out: dict[str, Tensor] = {}
 
     # --- hit counts at every candidate threshold (class-sorted order) ---
-    tp = (blk.ar + 1 - blk.bounds.gather(1, blk.c2)).to(F64)
-    g = blk.ends.gather(1, blk.q2).to(F64).add_(1)
-    nc = ctx.counts_f[blk.c2]
-    valid = blk.valid
+    # Region padding has class C, whose size is +inf: recall 0 and informedness -inf there.
+    B, K = blk.B, blk.K
+    flat_c2 = blk.c2.reshape(-1)
+    tp = torch.arange(1.0, K + 1.0, dtype=F64, device=x.device) - blk.bounds.to(F64).gather(
+        1, blk.c2
+    )
+    g = blk.at_or_above.gather(1, blk.q2)
+    nc = ctx.counts_f.index_select(0, flat_c2).view(B, K)
 
-    precise = (tp / g) >= opt.precision_target
-    recall = tp / nc
-    recall.masked_fill_(~(precise & valid), 0.0)
+    precise = torch.div(tp, g).ge_(opt.precision_target)
+    recall = torch.div(tp, nc).mul_(precise)
     out["recall_at_p95"] = torch.clamp(recall.max(1).values, min=ctx.bottom_p95)
     del precise, recall
 
-    youden = tp * N
-    youden.sub_(g * nc).div_(ctx.youden_den[blk.c2])
-    youden.masked_fill_(~valid, NEG_INF)
+    youden = torch.mul(tp, N).addcmul_(g, nc, value=-1)
+    youden.div_(ctx.youden_den.index_select(0, flat_c2).view(B, K))
     _max_informedness(out, blk, youden, tp, g)
     if detail is not None:
         out.update(_class_informedness(blk, youden))
     del youden, tp, g, nc
 
+    # --- localist and recall at 100% precision ---
+    # The top image's class c leads the row for `run` images; the first other image (if in
+    # the region) holds max(a | not c), else that is the minimum (or there is none).
+    c_top = blk.ys[:, 0]
+    run = blk.leading_run(c_top)
+    has_other = run < blk.k_b
+    m_other = vs.gather(1, run.clamp(max=blk.W - 1)[:, None]).squeeze(1)
+    zero = torch.zeros_like(m_other)
+    found = blk.count_above(torch.stack([zero, zero, m_other], 1), strict=[True, False, True])
+    n_pos, n_zero, strictly = found[:, 0], found[:, 1] - found[:, 0], found[:, 2]
+    n_top = ctx.counts.index_select(0, c_top)
+    count = torch.where(has_other, strictly, torch.where(n_top == N, N, blk.k_b))
+    out["recall_at_p100"] = count.to(F64) / n_top.to(F64)
+    out["localist"] = localist = count == n_top
+    out["localist_class"] = torch.where(localist, c_top, -1)
+
     # --- top-k measures ---
-    k60 = min(opt.top_k, N)
-    cut60 = blk.cut(k60)
+    k60, k100 = min(opt.top_k, N), min(opt.top_n_classes, N)
+    wanted = [k60, k100]
+    if opt.csi_threshold >= 1.0 and n_csi != k100:
+        wanted.append(n_csi)
+    cuts, positive = blk.cuts(wanted, n_pos)
+    cut60, cut100 = cuts[0], cuts[1]
     r, m = cut60.share_of_slots
     share = cut60.above * m[:, None] + r[:, None] * cut60.tied
     out["precision"] = share.max(1).values.to(F64) / (m * k60).to(F64)
     out["precision_class"] = share.argmax(1)
     out["top60_threshold"] = cut60.value.to(F64)
-
-    k100 = min(opt.top_n_classes, N)
-    cut100 = blk.cut(k100)
     out["classes_in_top100"] = in_top = _expected_classes(cut100)
-
-    positive = blk.positive_counts()
-    out["class_selectivity_index"] = _class_selectivity(blk, n_csi, cut100, in_top, positive)
-
-    # --- localist and recall at 100% precision ---
-    c_top = blk.ys[:, 0]
-    other = (blk.ys[:, :K] != c_top[:, None]) & valid
-    has_other = other.any(1)
-    first_other = other.to(torch.uint8).argmax(1)
-    m_other = vs.gather(1, first_other[:, None])
-    strictly = (m_other < blk.R).sum(1)
-    n_top = ctx.counts[c_top]
-    count = torch.where(has_other, strictly, torch.where(n_top == N, N, blk.k_b))
-    out["recall_at_p100"] = count.to(F64) / n_top.to(F64)
-    out["localist"] = localist = count == n_top
-    out["localist_class"] = torch.where(localist, c_top, -1)
+    cut_csi, known = (cuts[2], None) if len(cuts) > 2 else (cut100, in_top)
+    out["class_selectivity_index"] = _class_selectivity(blk, n_csi, cut_csi, known, positive)
 
     # --- means ---
     sums = blk.class_sums()
@@ -288,7 +373,7 @@ def score_block(x: Tensor, ctx: Context, detail: Detail | None = None) -> dict[s
     ccmas, ok = _ccmas(mu, mu_not)
     out["ccmas"] = ccmas
     out["ccmas_class"] = torch.where(ok, best, -1)
-    out["frac_zero"] = ((blk.R == 0).sum(1) + (v_min == 0) * (N - K)).to(F64) / N
+    out["frac_zero"] = n_zero.to(F64) / N
     out["mean_activation"] = total / N
     out["max_activation"] = vs[:, 0].to(F64)
 
@@ -298,9 +383,9 @@ def score_block(x: Tensor, ctx: Context, detail: Detail | None = None) -> dict[s
         n_top_img = min(detail.n_top_images, N)
         out["_top_index"] = blk.p1[:, :n_top_img]
         out["_top_activation"] = vs[:, :n_top_img].to(F64)
-        out["_top_class"] = ctx.labels[blk.p1[:, :n_top_img]]
+        out["_top_class"] = ctx.labels[blk.p1[:, :n_top_img]].view(blk.B, n_top_img)
         for i, mask in enumerate(detail.group_masks):
-            group = _group_measures(blk, mask, cut60, sums, total, positive)
+            group = _group_measures(blk, mask, cut60, sums, total, positive, n_pos)
             for name, value in group.items():
                 out[f"_group{i}_{name}"] = value
     return out
@@ -379,21 +464,21 @@ def _class_informedness(blk: SortedBlock, youden: Tensor) -> dict[str, Tensor]:
 
 
 def _class_selectivity(
-    blk: SortedBlock, n: int, cut100: Cut, in_top100: Tensor, positive: Tensor
+    blk: SortedBlock, n: int, cut: Cut, expected: Tensor | None, positive: Tensor
 ) -> Tensor:
-    """Rafegas et al.'s class selectivity index over the n most active images."""
+    """Rafegas et al.'s class selectivity index over the n most active images.
+
+    `cut` is the tie group at rank n; `expected` the expected number of classes among
+    the top n when already known.
+    """
     opt = blk.ctx.options
     a_max = blk.vs[:, 0]
     if opt.csi_threshold >= 1.0:
         # M = classes with positive weight among the top n; expected value over tie orders.
-        if cut100.k == n:
-            expected = in_top100
-            cut_value = cut100.value
-        else:
-            cut = blk.cut(n)
-            expected, cut_value = _expected_classes(cut), cut.value
+        if expected is None:
+            expected = _expected_classes(cut)
         with_positive = (positive > 0).sum(1).to(F64)
-        n_classes = torch.where(cut_value > 0, expected, with_positive)
+        n_classes = torch.where(cut.value > 0, expected, with_positive)
     else:
         # Ties at the cut-off broken by lower image index (the order of unit_top_image).
         weights = blk.vs[:, :n].clamp(min=0).to(F64)
@@ -412,6 +497,7 @@ def _group_measures(
     sums: Tensor,
     total: Tensor,
     positive: Tensor,
+    n_pos: Tensor,
 ) -> dict[str, Tensor]:
     """The paper's Tables 4–6 for one class group A against the rest."""
     ctx, N, C = blk.ctx, blk.ctx.n_images, blk.C
@@ -420,7 +506,7 @@ def _group_measures(
     n_out = N - n_in
     member = mask[blk.cls]
     hits = member.cumsum(1).to(F64)
-    youden = hits.mul_(N).sub_((blk.ends + 1).to(F64) * n_in).div_(max(n_in * n_out, 1.0))
+    youden = hits.mul_(N).sub_(blk.at_or_above * n_in).div_(max(n_in * n_out, 1.0))
     youden.masked_fill_(~member, NEG_INF)
     arg = youden.argmax(1, keepdim=True)
     best = youden.gather(1, arg).squeeze(1)
@@ -437,9 +523,7 @@ def _group_measures(
     ccmas, _ok = _ccmas(mu_in, mu_out)
     out = {
         "n_nonzero_in": pos_in / n_in if n_in else torch.full_like(total, NAN),
-        "n_nonzero_out": (blk.n_pos.to(F64) - pos_in) / n_out
-        if n_out
-        else torch.full_like(total, NAN),
+        "n_nonzero_out": (n_pos.to(F64) - pos_in) / n_out if n_out else torch.full_like(total, NAN),
         "mu_in": mu_in,
         "mu_out": mu_out,
         "precision": share / (m * cut60.k).to(F64),

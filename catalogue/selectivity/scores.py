@@ -26,7 +26,7 @@ from catalogue.selectivity.inputs import (
     raise_non_finite,
     scoring_device,
 )
-from catalogue.selectivity.kernel import Context, Detail, score_block
+from catalogue.selectivity.kernel import Context, Detail, NonFiniteBlock, score_block
 
 #: Columns of `LayerScores.class_stats` (the table `unit_class_stats`, plus `unit`).
 CLASS_STAT_COLUMNS: tuple[str, ...] = (
@@ -233,11 +233,12 @@ def _score(
     parts: list[dict[str, np.ndarray]] = []
     for start, stop in blocks(acts.n_units, size):
         x = acts.block(start, stop, dev)
-        if not bool(torch.isfinite(x).all()):
-            raise_non_finite(acts, start, size, dev)
         if x.device.type == "cuda":
             x.add_(0.0)  # -0.0 → 0.0: radix sorts order the two zeros apart
-        result = score_block(x, ctx, detail)
+        try:
+            result = score_block(x, ctx, detail)
+        except NonFiniteBlock:
+            raise_non_finite(acts, start, size, dev)
         del x
         if detail is not None:
             result.update(_class_ranks(result, n_top_classes))
