@@ -14,6 +14,7 @@ run's row selection (by default only the correctly classified images).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from sqlalchemy.sql import TableClause
 
 from catalogue.config import get_settings
 from catalogue.db import schema
-from catalogue.errors import InputError, NotFound
+from catalogue.errors import InputError, NotFound, UnitcatError
 from catalogue.measures import (
     CCMAS_DETECTOR,
     CLASS_MEASURES,
@@ -817,31 +818,88 @@ def unit_top_images(engine: Engine, unit_id: int, run_id: int) -> pd.DataFrame:
     frame = _frame(engine, statement)
     roots = image_roots(engine, run_id)
     frame["path"] = [image_path(k, roots) for k in frame["image_key"]]
+    images: list[Any] = list(frame["path"])
+    missing = [i for i, p in enumerate(images) if p is None and frame["image_key"].iloc[i]]
+    if missing:
+        with engine.connect() as conn:
+            dataset = conn.execute(
+                select(DATASET.c.name, DATASET.c.source)
+                .join(RUN, RUN.c.dataset_id == DATASET.c.id)
+                .where(RUN.c.id == int(run_id))
+            ).one_or_none()
+        if dataset is not None:
+            for i in missing:
+                images[i] = bundled_image(dataset.name, dataset.source, frame["image_key"].iloc[i])
+    frame["image"] = images
     return frame
 
 
-#: Extraction-run parameters that may name the folder image keys are relative to.
-IMAGE_ROOT_PARAMS: tuple[str, ...] = ("root", "image_root", "images", "data_root", "dataset_root")
+#: Datasets that ship with a package (catalogue.data): their images are arrays, not files.
+BUNDLED_DATASETS: tuple[str, ...] = ("digits", "fashion-mnist")
+
+
+@functools.lru_cache(maxsize=2)
+def _bundled_index(name: str, source: str | None) -> tuple[Any, dict[str, int]] | None:
+    """A bundled dataset (digits:test, fashion-mnist:train …) and its index by image key.
+
+    Imports catalogue.data (and torch) lazily: only the Unit page of such a run needs it.
+    """
+    if name.partition(":")[0].lower() not in BUNDLED_DATASETS:
+        return None
+    from catalogue.data import resolve_dataset
+
+    folder = source if source and Path(source).is_dir() else None
+    try:
+        dataset = resolve_dataset(name, fashion_mnist_dir=folder)
+    except (UnitcatError, OSError):
+        return None
+    return dataset, {dataset.key(i): i for i in range(len(dataset))}
+
+
+def bundled_image(name: str, source: str | None, key: str) -> Any:
+    """The image (PIL) with this key in a bundled dataset, or None when it cannot be read."""
+    found = _bundled_index(name, source)
+    if found is None or key not in found[1]:
+        return None
+    dataset, index = found
+    return dataset.load_image(index[key])
+
+
+#: Extraction-run parameters that may name the folder image keys are relative to
+#: (`dataset_source` is what `unitcat ingest extract` records for an image folder).
+IMAGE_ROOT_PARAMS: tuple[str, ...] = ("dataset_source", "root", "image_root", "data_root")
 
 
 def image_roots(engine: Engine, run_id: int) -> list[Path]:
-    """Folders that image keys of a scoring run may be relative to (from its extraction run)."""
+    """Folders that image keys of a scoring run may be relative to: its extraction run's
+    dataset source and its dataset's registered source."""
     parent = RUN.alias("parent")
     statement = (
-        select(RUN.c.params, parent.c.params.label("parent_params"))
-        .select_from(RUN.outerjoin(parent, parent.c.id == RUN.c.parent_id))
+        select(RUN.c.params, parent.c.params.label("parent_params"), DATASET.c.source)
+        .select_from(
+            RUN.outerjoin(parent, parent.c.id == RUN.c.parent_id).outerjoin(
+                DATASET, DATASET.c.id == RUN.c.dataset_id
+            )
+        )
         .where(RUN.c.id == int(run_id))
     )
     with engine.connect() as conn:
         row = conn.execute(statement).one_or_none()
-    roots: list[Path] = []
     if row is None:
-        return roots
+        return []
+    candidates: list[str] = []
     for params in (row.parent_params, row.params):
         for key in IMAGE_ROOT_PARAMS:
             value = (params or {}).get(key)
-            if isinstance(value, str) and value:
-                roots.append(Path(value).expanduser())
+            if isinstance(value, str):
+                candidates.append(value)
+    if row.source:
+        candidates.append(row.source)
+    roots: list[Path] = []
+    for value in dict.fromkeys(candidates):
+        path = Path(value).expanduser()
+        if value and path.is_dir():
+            roots.append(path)
     return roots
 
 

@@ -1,7 +1,10 @@
-"""The Streamlit pages, run with AppTest against a real catalogue (tests/ui_fixtures.py).
+"""The Streamlit pages, run with AppTest against a real catalogue (tests/ui_fixtures.py:
+an HDF5 store scored by the real scoring pipeline, plus dissection, AM and ratings rows).
 
 Each test sets DATABASE_URL to the module's catalogue and runs the real app
-script (ui/app.py) on one page, then reads what the page shows.
+script (ui/app.py) on one page, then reads what the page shows. Expected values
+come from the fixture's design (worked out from DESIGN.md's definitions) or from
+plain SQL over the tables, never from the code under test.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 from streamlit.testing.v1 import AppTest
 
 from tests.ui_fixtures import (
     CONSENSUS,
+    CONV5_1,
     DETECTORS,
+    FC6_3,
     LOCALIST,
     MISLEADING,
     UICatalogue,
@@ -89,14 +94,28 @@ def _charts(at: AppTest) -> list[list[pd.DataFrame]]:
     return out
 
 
-def _units(frame: pd.DataFrame) -> set[tuple[str, int]]:
-    return {(layer, int(unit)) for layer, unit in zip(frame["layer"], frame["unit"], strict=True)}
+def _unit_values(catalogue: UICatalogue, *measures: str) -> pd.DataFrame:
+    """Measures straight from unit_metrics (plain SQL, not the read API under test)."""
+    engine = create_engine(catalogue.url, poolclass=NullPool)
+    columns = ", ".join(f"um.{m}" for m in measures)
+    frame = pd.read_sql_query(
+        text(
+            f"SELECT l.name AS layer, u.unit_index AS unit, um.run_id, {columns} "
+            "FROM unit_metrics um JOIN unit u ON u.id = um.unit_id "
+            "JOIN layer l ON l.id = u.layer_id ORDER BY l.position, u.unit_index, um.run_id"
+        ),
+        engine,
+    )
+    engine.dispose()
+    return frame
 
 
 # ------------------------------------------------------------------------------- search
 
 
-def test_search_presets_return_exactly_the_planted_units(app: Callable[..., AppTest]) -> None:
+def test_search_presets_return_exactly_the_planted_units(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
     at = app("app_pages/search.py", preset="misleading")  # a preset can come in the URL
     planted = {
         "misleading": MISLEADING,
@@ -105,12 +124,17 @@ def test_search_presets_return_exactly_the_planted_units(app: Callable[..., AppT
         "interpretable": CONSENSUS,
     }
     for preset, expected in planted.items():
-        at.selectbox(key="preset").set_value(preset).run()
+        if preset != "misleading":
+            at.selectbox(key="preset").set_value(preset).run()
         frame = at.dataframe[0].value
-        assert _units(frame) == expected, preset
+        assert catalogue.rows(frame) == expected, preset
         assert len(frame) == len(expected), preset  # one row per unit and scoring run
         n = len(expected)
         assert f"{n} unit{'s' if n != 1 else ''} match" in _texts(at)
+    # the misleading preset agrees with the definition applied to the stored values
+    values = _unit_values(catalogue, "precision", "false_alarm_rate")
+    literal = values[(values["precision"] > 0.75) & (values["false_alarm_rate"] > 0.9)]
+    assert catalogue.rows(literal) == MISLEADING
 
 
 def test_search_filters_sorting_and_download(
@@ -120,30 +144,33 @@ def test_search_filters_sorting_and_download(
     # ranges (inclusive) on two measures within one layer, against a literal filter
     at.multiselect(key="range_measures").set_value(["precision", "max_informedness"]).run()
     at.number_input(key="min_precision").set_value(0.3).run()
-    at.number_input(key="max_max_informedness").set_value(0.42).run()
+    at.number_input(key="max_max_informedness").set_value(0.8).run()
     at.multiselect(key="layers").set_value(["fc6"]).run()
     shown = at.dataframe[0].value
-    expected = {
-        key
-        for key, m in catalogue.metrics.items()
-        if key[0] == "fc6" and m["precision"] >= 0.3 and m["max_informedness"] <= 0.42
-    }
-    assert expected == {("fc6", 3), ("fc6", 4), ("fc6", 6), ("fc6", 7)}
-    assert _units(shown) == expected
-    # the all-images run has precision 0 everywhere, so only the first run's rows qualify
-    assert set(shown["run_id"]) == {catalogue.score_run}
+    values = _unit_values(catalogue, "precision", "max_informedness")
+    literal = values[
+        (values["layer"] == "fc6")
+        & (values["precision"] >= 0.3)
+        & (values["max_informedness"] <= 0.8)
+    ]
+    # fc6.3 (.765 and .689) and, in the all-images run, the bus unit (60 of 80 buses: .75)
+    assert catalogue.rows(literal) == {("fc6", 3, "correct"), ("fc6", 3, "all"), ("fc6", 4, "all")}
+    assert catalogue.rows(shown) == catalogue.rows(literal)
     at.multiselect(key="range_measures").set_value([]).run()
     at.multiselect(key="layers").set_value([]).run()
 
     at.selectbox(key="class_name").set_value("tabby cat").run()
     at.selectbox(key="class_measure").set_value("localist_class").run()
-    assert _units(at.dataframe[0].value) == LOCALIST
+    assert catalogue.rows(at.dataframe[0].value) == LOCALIST
     at.selectbox(key="class_measure").set_value(None).run()
     at.selectbox(key="class_name").set_value(None).run()
 
     at.selectbox(key="order_by").set_value("false_alarm_rate").run()
-    far = at.dataframe[0].value["false_alarm_rate"].to_numpy()
-    assert far[0] == pytest.approx(0.99)
+    far = at.dataframe[0].value["false_alarm_rate"].to_numpy(dtype=float)
+    assert far[0] == pytest.approx(
+        values_max := _unit_values(catalogue, "false_alarm_rate")["false_alarm_rate"].max()
+    )
+    assert values_max > 0.9
     assert np.all(np.diff(far[~np.isnan(far)]) <= 0)
 
     at.number_input(key="limit").set_value(10).run()
@@ -157,8 +184,7 @@ def test_search_treats_hostile_text_as_a_value(catalogue: UICatalogue) -> None:
 
     engine = create_engine(catalogue.url, poolclass=NullPool)
     flt = browse.UnitFilter(class_name="x' OR 1=1 --", models=("toynet'; DROP TABLE unit; --",))
-    result = browse.search_units(engine, flt)
-    assert result.total == 0
+    assert browse.search_units(engine, flt).total == 0
     assert browse.search_units(engine, browse.UnitFilter()).total == 6 + 8 + 8
     engine.dispose()
 
@@ -172,58 +198,60 @@ def test_unit_page_shows_measures_figure_and_details(
     unit_id = catalogue.unit_ids[("fc6", 3)]
     at = app("app_pages/unit.py", unit_id=unit_id, run_id=catalogue.score_run)
     assert "toynet · fc6 · unit 3" in _texts(at)
-    measures = _table(at, "Measure")
-    row = measures[measures["Measure"] == "Top-60 precision"].iloc[0]
-    assert row["Value"] == "0.950"
-    assert row["Class"] == "monarch butterfly"
-    far = measures[measures["Measure"] == "False-alarm rate at MI"].iloc[0]
-    assert (far["Value"], far["Threshold"]) == ("0.970", "2.000")
+    measures = _table(at, "Measure").set_index("Measure")
+    assert measures.loc["Top-60 precision", "Value"] == f"{FC6_3['precision']:.3f}" == "0.776"
+    assert measures.loc["Top-60 precision", "Class"] == "monarch butterfly"
+    assert measures.loc["Top-60 precision", "Threshold"] == "1.000"
+    far = measures.loc["False-alarm rate at MI"]
+    assert (far["Value"], far["Class"], far["Threshold"]) == ("0.902", "monarch butterfly", "1.000")
+    assert measures.loc["Max informedness", "Value"] == f"{FC6_3['max_informedness']:.3f}"
     # Figure 3: every scored image (correct ones only), monarchs highlighted
     scored = catalogue.scored("fc6", 3)
     monarch = catalogue.labels[catalogue.correct] == 0
     points, lines = _charts(at)[0]
-    assert len(points) == scored.size  # small enough to show every image
+    assert len(points) == scored.size == 2880  # small enough to show every image
     np.testing.assert_allclose(np.sort(points["activation"]), np.sort(scored), rtol=1e-6)
     highlighted = points[points["group"] == "monarch butterfly"]
     np.testing.assert_allclose(
         np.sort(highlighted["activation"]), np.sort(scored[monarch]), rtol=1e-6
     )
     assert dict(zip(lines["line"], lines["value"], strict=True)) == pytest.approx(
-        {"max-informedness threshold": 2.0, "top-60 cut-off": np.sort(scored)[::-1][59]}
+        {"max-informedness threshold": 1.0, "top-60 cut-off": 1.0}
     )
     hist_class, hist_all = (c[0] for c in _charts(at)[1:3])
-    assert hist_class["count"].sum() == monarch.sum()
-    assert hist_all["count"].sum() == np.count_nonzero(scored)
-    text = _texts(at)
-    assert f"{scored.size:,} scored images" in text
-    assert f"{monarch.sum():,} of {monarch.sum():,} 'monarch butterfly' images" in text
-    zeros = np.mean(scored[monarch] == 0)
-    assert f"{zeros:.1%} have activation 0" in text
-    # details: top images with thumbnails, per class, dissection none, AM panel, ratings none
+    assert hist_class["count"].sum() == monarch.sum() == 72
+    assert hist_all["count"].sum() == np.count_nonzero(scored) == 46 + 26 + 660
+    text_ = _texts(at)
+    assert "2,880 scored images (the correctly classified images of 3,200 stored)" in text_
+    assert "72 of 72 'monarch butterfly' images; all 2,808 images of other classes" in text_
+    assert "72 images; 0.0% have activation 0." in text_
+    assert f"{scored.size - 732:,} ({1 - 732 / 2880:.1%}) are 0" in text_
+    # details: top images with thumbnails, per-class table, AM panel, no ratings
     top = _table(at, "image_key")
-    assert len(top) == 10
-    best = np.sort(scored)[::-1][:10]
+    best = np.sort(scored)[::-1][: len(top)]
+    assert len(top) == 20
     np.testing.assert_allclose(top["activation"].to_numpy(), best, rtol=1e-6)
+    assert set(top["class_name"]) == {"monarch butterfly"}
     thumbnails, panel = at.image
-    assert len(thumbnails.value) == 10  # every top image file is readable
-    assert thumbnails.captions[0].startswith("#1 ")
+    assert len(thumbnails.value) == 20  # every top image file is readable
+    assert thumbnails.captions[0] == f"#1 monarch butterfly ({best[0]:.3g})"
     assert panel.captions == [f"toy-am (run {catalogue.am_run})"]
     stats = _table(at, "informedness_threshold")
-    assert len(stats) == 12
-    assert "Nobody has rated" in text
+    assert stats["class_name"].iloc[0] == "monarch butterfly"
+    assert stats["informedness"].iloc[0] == pytest.approx(FC6_3["max_informedness"])
+    assert "Nobody has rated" in text_
 
 
 def test_unit_page_switches_runs_and_shows_ratings_and_dissection(
     app: Callable[..., AppTest], catalogue: UICatalogue
 ) -> None:
-    at = app("app_pages/unit.py", unit_id=catalogue.unit_ids[("fc6", 3)])
+    unit_id = catalogue.unit_ids[("fc6", 3)]
+    at = app("app_pages/unit.py", unit_id=unit_id)
     # without run_id: the newest run (all images), whose jitter plot has every stored image
-    assert f"{catalogue.labels.size:,} scored images (all images" in _texts(at)
-    at.selectbox(key=f"unit_run_{catalogue.unit_ids[('fc6', 3)]}").set_value(
-        catalogue.score_run
-    ).run()
+    assert "3,200 scored images (all images of 3,200 stored)" in _texts(at)
+    at.selectbox(key=f"unit_run_{unit_id}").set_value(catalogue.score_run).run()
     assert at.query_params["run_id"] == str(catalogue.score_run)
-    assert f"{catalogue.correct.sum():,} scored images (the correctly classified" in _texts(at)
+    assert "2,880 scored images (the correctly classified" in _texts(at)
 
     at.query_params.clear()
     at.query_params["unit_id"] = str(catalogue.unit_ids[("conv5", 0)])
@@ -238,7 +266,10 @@ def test_unit_page_switches_runs_and_shows_ratings_and_dissection(
     dissection = _table(at, "concept")
     assert dissection["concept"].iloc[0] == "sky"
     assert dissection["iou"].iloc[0] == pytest.approx(0.08)
-    assert "✅ Dissection IoU > 0.04 (Bau, Zhou et al. 2017) — sky" in _texts(at)
+    assert (
+        ":green[:material/check_circle:] Dissection IoU > 0.04 (Bau, Zhou et al. 2017) — sky"
+        in _texts(at)
+    )
 
 
 def test_unit_page_unknown_unit_says_so_and_offers_a_picker(
@@ -251,12 +282,13 @@ def test_unit_page_unknown_unit_says_so_and_offers_a_picker(
     at.selectbox(key="pick_layer").set_value("fc6").run()
     at.number_input(key="pick_unit").set_value(5).run()
     at.button(key="pick_open").click().run()
-    assert at.query_params["unit_id"] == str(catalogue.unit_ids[("fc6", 5)])
+    unit_id = catalogue.unit_ids[("fc6", 5)]
+    assert at.query_params["unit_id"] == str(unit_id)
     assert "toynet · fc6 · unit 5" in _texts(at)
-    at.selectbox(key=f"unit_run_{catalogue.unit_ids[('fc6', 5)]}").set_value(
-        catalogue.score_run
-    ).run()
-    assert "✅ Localist (Bowers et al. 2014) — tabby cat" in _texts(at)
+    # the all-images run: its 8 misclassified tabbies (at 0) make the unit not localist
+    assert ":red[:material/cancel:] Localist (Bowers et al. 2014)" in _texts(at)
+    at.selectbox(key=f"unit_run_{unit_id}").set_value(catalogue.score_run).run()
+    assert ":green[:material/check_circle:] Localist (Bowers et al. 2014) — tabby cat" in _texts(at)
 
 
 # ------------------------------------------------------------------------------- layers
@@ -265,61 +297,61 @@ def test_unit_page_unknown_unit_says_so_and_offers_a_picker(
 def test_layers_page_counts_detectors_per_criterion(
     app: Callable[..., AppTest], catalogue: UICatalogue
 ) -> None:
-    at = app("app_pages/layers.py")
-    at.selectbox(key="score_run").set_value(catalogue.score_run).run()
+    at = app("app_pages/layers.py", run_id=catalogue.score_run)
     table = _table(at, "n_units").set_index("layer")
     assert table.loc["conv5", "n_units"] == 6 and table.loc["fc6", "n_units"] == 8
-    literal = {
-        layer: sum(
-            1
-            for (lay, _u), m in catalogue.metrics.items()
-            if lay == layer and m["precision"] > 0.75
-        )
-        for layer in ("conv5", "fc6")
-    }
-    assert table["precision > 0.75"].to_dict() == literal == {"conv5": 1, "fc6": 3}
-    assert table["localist"].to_dict() == {"conv5": 0, "fc6": 1}
+    values = _unit_values(catalogue, "precision", "ccmas", "localist", "max_informedness")
+    values = values[values["run_id"] == catalogue.score_run]
+
+    def literal(mask: pd.Series) -> dict[str, int]:
+        return {layer: int(mask[values["layer"] == layer].sum()) for layer in ("conv5", "fc6")}
+
+    assert table["precision > 0.75"].to_dict() == literal(values["precision"] > 0.75)
+    assert table["precision > 0.75"].to_dict() == {"conv5": 1, "fc6": 3}  # conv5.1; fc6.3, 4, 5
+    assert table["localist"].to_dict() == literal(values["localist"]) == {"conv5": 0, "fc6": 1}
     assert table["IoU > 0.04"].to_dict() == {"conv5": 1, "fc6": 0}
-    assert table["CCMAS > 0.9"].to_dict() == {"conv5": 0, "fc6": 1}
-    at.slider(key="mi_cutoff").set_value(0.3).run()
-    table = _table(at, "n_units").set_index("layer")
-    mi = {
-        layer: sum(
-            1
-            for (lay, _u), m in catalogue.metrics.items()
-            if lay == layer and m["max_informedness"] > 0.3
+    assert table["CCMAS > 0.9"].to_dict() == literal(values["ccmas"] > 0.9)
+    misleading = table["precision > 0.75 & false alarms > 0.9"].to_dict()
+    assert misleading == {"conv5": 1, "fc6": 1}
+    for cut in (0.5, 0.7):
+        at.slider(key="mi_cutoff").set_value(cut).run()
+        table = _table(at, "n_units").set_index("layer")
+        assert table[f"max informedness > {cut:g}"].to_dict() == literal(
+            values["max_informedness"] > cut
         )
-        for layer in ("conv5", "fc6")
-    }
-    assert table["max informedness > 0.3"].to_dict() == mi
+    assert table["max informedness > 0.7"].to_dict() == {"conv5": 1, "fc6": 3}
     assert len(_charts(at)) == 2
 
 
 # ----------------------------------------------------------------------------- measures
 
 
-def test_measures_page_heatmap_matches_the_view_and_a_literal_correlation(
+def test_measures_page_heatmap_matches_a_literal_correlation(
     app: Callable[..., AppTest], catalogue: UICatalogue
 ) -> None:
-    at = app("app_pages/measures.py")
-    at.selectbox(key="score_run").set_value(catalogue.score_run).run()
+    at = app("app_pages/measures.py", run_id=catalogue.score_run)
     at.selectbox(key="corr_layer").set_value("fc6").run()
     table = _table(at, "spearman")
     row = table[(table["measure_a"] == "false_alarm_rate") & (table["measure_b"] == "precision")]
-    keys = sorted(k for k in catalogue.metrics if k[0] == "fc6")
-    far = np.array([catalogue.metrics[k]["false_alarm_rate"] for k in keys])
-    prec = np.array([catalogue.metrics[k]["precision"] for k in keys])
-    assert row["pearson"].iloc[0] == pytest.approx(np.corrcoef(far, prec)[0, 1])
+    values = _unit_values(catalogue, "false_alarm_rate", "precision")
+    values = values[values["run_id"] == catalogue.score_run]
+    fc6 = values[values["layer"] == "fc6"]
+    assert row["pearson"].iloc[0] == pytest.approx(
+        np.corrcoef(fc6["false_alarm_rate"], fc6["precision"])[0, 1]
+    )
+    heat = _charts(at)[0][0]
+    cell = heat[(heat["a"] == "precision") & (heat["b"] == "false_alarm_rate")]
+    assert cell["r"].iloc[0] == pytest.approx(row["pearson"].iloc[0])
     # pooled over all layers (computed in pandas), Spearman with average ranks
     at.selectbox(key="corr_layer").set_value("all layers").run()
     at.radio(key="corr_method").set_value("spearman").run()
     table = _table(at, "spearman")
     row = table[(table["measure_a"] == "false_alarm_rate") & (table["measure_b"] == "precision")]
-    all_keys = sorted(catalogue.metrics)
-    far = pd.Series([catalogue.metrics[k]["false_alarm_rate"] for k in all_keys])
-    prec = pd.Series([catalogue.metrics[k]["precision"] for k in all_keys])
-    assert row["spearman"].iloc[0] == pytest.approx(np.corrcoef(far.rank(), prec.rank())[0, 1])
-    assert len(_charts(at)) == 2
+    both = values.dropna()
+    assert row["spearman"].iloc[0] == pytest.approx(
+        np.corrcoef(both["false_alarm_rate"].rank(), both["precision"].rank())[0, 1]
+    )
+    assert len(_charts(at)) == 2  # heatmap and scatter
 
 
 # --------------------------------------------------------------------------------- runs
@@ -330,14 +362,14 @@ def test_runs_page_lists_every_run_and_the_failure(
 ) -> None:
     at = app("app_pages/runs.py")
     table = _table(at, "kind")
-    assert set(table["kind"]) == {"extract", "score", "dissect", "am", "ablate"}
-    assert len(table) == 6
+    assert sorted(table["kind"]) == ["ablate", "am", "dissect", "extract", "score", "score"]
     errors = " ".join(e.value for e in at.error)
     assert f"Run #{catalogue.failed_run} (ablate) failed" in errors
     assert "out of patience" in errors
     score = table[table["id"] == catalogue.score_run].iloc[0]
     assert '"all_images": false' in score["params"]
     assert score["parent_id"] == catalogue.extract_run
+    assert score["status"] == "done"
 
 
 # ---------------------------------------------------------------------------------- sql
@@ -353,7 +385,9 @@ def _run_sql(at: AppTest, statement: str | None = None) -> AppTest:
 def test_sql_page_runs_examples_and_refuses_writes(app: Callable[..., AppTest]) -> None:
     at = _run_sql(app("app_pages/sql.py"))  # the first example is the headline query
     frame = at.dataframe[0].value
-    assert _units(frame) == MISLEADING
+    assert sorted(zip(frame["layer"], frame["unit"], strict=True)) == sorted(
+        (layer, unit) for layer, unit, _run in MISLEADING
+    )
     assert list(frame.columns) == [
         "model",
         "layer",
@@ -362,6 +396,9 @@ def test_sql_page_runs_examples_and_refuses_writes(app: Callable[..., AppTest]) 
         "precision_class",
         "false_alarm_rate",
     ]
+    conv5 = frame[frame["layer"] == "conv5"].iloc[0]
+    assert conv5["precision"] == pytest.approx(CONV5_1["precision"])
+    assert conv5["false_alarm_rate"] == pytest.approx(CONV5_1["false_alarm_rate"])
 
     at = _run_sql(at, "DELETE FROM unit_metrics")
     assert len(at.error) == 1
@@ -376,7 +413,7 @@ def test_sql_page_runs_examples_and_refuses_writes(app: Callable[..., AppTest]) 
         "The bus group (school bus + trolleybus + minibus)"
     ).run()
     frame = _run_sql(at).dataframe[0].value
-    assert len(frame) == 14  # every unit of the scoring run has a bus row
+    assert len(frame) == 14  # every unit of the default scoring run has a bus row
     assert frame["max_informedness"].is_monotonic_decreasing
 
 
@@ -550,6 +587,21 @@ def test_measure_rows_pair_each_measure_with_its_class_and_threshold(
     rows = browse.measure_rows(record).set_index("measure")
     assert rows.loc["localist", "value"] is True
     assert rows.loc["localist", "class"] == "tabby cat"
-    assert rows.loc["max_informedness", "threshold"] == pytest.approx(6.0)
+    tabby = catalogue.scored("fc6", 5)[catalogue.labels[catalogue.correct] == 5]
+    assert rows.loc["max_informedness", "value"] == 1.0
+    # J = 1 only at the lowest tabby activation (the only threshold with every tabby above)
+    assert rows.loc["max_informedness", "threshold"] == pytest.approx(float(tabby.min()))
     assert pd.isna(rows.loc["frac_zero", "class"])
     assert "precision_class" not in rows.index  # classes are shown beside their measure
+
+
+def test_bundled_dataset_images_are_read_by_key() -> None:
+    """digits/fashion-mnist images are arrays in a package, found by the keys extraction stores."""
+    from catalogue import browse
+    from catalogue.data import load_digits
+
+    digits = load_digits("test")
+    image = browse.bundled_image("digits:test", "sklearn.datasets.load_digits", digits.key(3))
+    assert np.array_equal(np.asarray(image), np.asarray(digits.load_image(3)))
+    assert browse.bundled_image("digits:test", None, "no-such-key") is None
+    assert browse.bundled_image("my-folder", "/nonexistent", "a.png") is None

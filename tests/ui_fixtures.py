@@ -1,46 +1,53 @@
-"""A small real catalogue for the UI tests: an HDF5 activation store written with the
-store, the runs of the run contract (extract → score with parent_id), and every kind
-of result the UI shows (metrics, per-class stats, a class group, top images with
-readable image files, dissection, an AM panel, ratings, a failed run).
+"""A small real catalogue for the UI tests, built the way users build one: an HDF5
+activation store written with `catalogue.store`, an extraction run that points at it,
+and scoring runs made by `catalogue.pipeline.scoring.score_extraction` (the real
+scorer). Dissection, an AM panel, ratings and a failed run are added as rows, since
+their pipelines need probe sets and models the UI tests do not.
 
-The measures are *planted* (chosen per unit, with the descriptive ones computed
-from the activations), so that each search preset has a known answer:
+40 classes × 80 images; every 10th image is misclassified, so the default scoring run
+(correct images only) scores 72 images per class, 2,880 in all. Most units are ReLU'd
+noise; some are designed so that the measures put them in the paper's categories
+(the numbers follow from DESIGN.md's definitions, worked out below):
 
-- misleading (precision > .75 and false-alarm rate > .9): conv5.1 and fc6.3;
-  conv5.3 sits on the boundary (precision exactly .75) and fc6.4 has a low
-  false-alarm rate, so neither is returned;
-- localist: fc6.5 (tabby cat: its images all above every other image);
-- dissection detector (IoU > .04): conv5.2 (sky); conv5.4 has IoU .03;
-- rating consensus (≥ 80% said "object"): conv5.0; fc6.7 has 2 of 5.
-- conv5.5 is dead (always 0).
+- fc6.3, the paper's fc6.1199: 46 monarch images far above everything, the other 26 at
+  1.0 together with 660 images of other classes; the rest 0. Top-60 precision =
+  (46 + 14·26/686)/60 = .776 (ties at the cut-off shared out); the best informedness is
+  at threshold 1.0: 1 − 660/2,808 = .765, where the false-alarm rate is 660/732 = .902.
+  A "detector" by precision that fires mostly for other classes.
+- conv5.1: the same for ladybirds with 48 above, 24 tied with 700 others at 2.0:
+  precision (48 + 12·24/724)/60 = .807, false-alarm rate 700/772 = .907.
+- fc6.4: a clean school-bus detector (60 of 72 buses above all else): precision 1,
+  false-alarm rate 0 — a precision detector that is not misleading.
+- fc6.5: localist for tabby cat (all tabbies above every other image).
+- conv5.5: dead (always 0).
+Misclassified images are 0 on the designed units, so the all-images run (fc6 only)
+scores fc6.3 as misleading again but fc6.5 as not localist (its 8 misclassified
+tabbies sit at 0).
 
-A second scoring run (all images, fc6 only, neutral scores) gives fc6 units two runs
-and checks that the jitter plot uses each run's own rows.
+Rows besides scoring: conv5.2 is a dissection detector (sky, IoU .08; conv5.4 .03);
+conv5.0 has 5 of 5 "yes" ratings (consensus), fc6.7 2 of 5; fc6.3 has an AM panel.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, text
 
 from catalogue.db import schema
 from catalogue.db.registry import (
     LayerSpec,
-    register_class_groups,
     register_concepts,
     register_dataset,
     register_model,
 )
-from catalogue.db.results import write_top_images, write_unit_metrics
 from catalogue.db.runs import recorded_run
+from catalogue.pipeline.scoring import score_extraction
 from catalogue.store import ActivationStore
 from catalogue.store import LayerSpec as StoreLayer
-from tests.catalogue_builders import neutral_metrics
 
 CLASS_NAMES = (
     "monarch butterfly",
@@ -55,54 +62,29 @@ CLASS_NAMES = (
     "volcano",
     "pizza",
     "castle",
+    *(f"object {i}" for i in range(12, 40)),
 )
-PER_CLASS = 40
-N_IMAGES = PER_CLASS * len(CLASS_NAMES)
+N_CLASSES = len(CLASS_NAMES)
+PER_CLASS = 80
+N_IMAGES = PER_CLASS * N_CLASSES
 LAYERS = (("conv5", "conv", 6), ("fc6", "fc", 8))
-MONARCH, TABBY = 0, 5
-BUS = ("n02", "n03", "n04")
+MONARCH, LADYBIRD, SCHOOL_BUS, TABBY = 0, 1, 2, 5
+BUS = ("n002", "n003", "n004")
 
-#: (layer, unit) → planted measures (others: neutral or computed from the activations).
-PLANTED: dict[tuple[str, int], dict[str, float]] = {
-    ("conv5", 1): {
-        "precision": 0.80,
-        "false_alarm_rate": 0.93,
-        "precision_class": 1,
-        "mi_class": 1,
-    },
-    ("conv5", 3): {"precision": 0.75, "false_alarm_rate": 0.95},
-    ("fc6", 3): {
-        "precision": 0.95,
-        "false_alarm_rate": 0.97,
-        "ccmas": 0.92,
-        "max_informedness": 0.42,
-        "recall_at_mi": 0.55,
-        "specificity_at_mi": 0.87,
-        "precision_class": MONARCH,
-        "ccmas_class": MONARCH,
-        "mi_class": MONARCH,
-        "mi_threshold": 2.0,
-    },
-    ("fc6", 4): {"precision": 0.90, "false_alarm_rate": 0.50, "precision_class": 2},
-    ("fc6", 5): {
-        "localist": 1,
-        "localist_class": TABBY,
-        "precision": 1.0,
-        "false_alarm_rate": 0.0,
-        "max_informedness": 1.0,
-        "recall_at_p100": 1.0,
-        "recall_at_p95": 1.0,
-        "precision_class": TABBY,
-        "mi_class": TABBY,
-        "ccmas_class": TABBY,
-        "mi_threshold": 6.0,
-    },
-    ("fc6", 6): {"precision": 0.70, "false_alarm_rate": 0.99},
+#: (layer, unit, scoring run name) of the rows each search preset must return
+MISLEADING = {("conv5", 1, "correct"), ("fc6", 3, "correct"), ("fc6", 3, "all")}
+LOCALIST = {("fc6", 5, "correct")}
+DETECTORS = {("conv5", 2, "correct")}
+CONSENSUS = {("conv5", 0, "correct")}
+#: the designed units' measures in the default run (see the module docstring)
+FC6_3 = {
+    "precision": (46 + 14 * 26 / 686) / 60,
+    "false_alarm_rate": 660 / 732,
+    "max_informedness": 1 - 660 / 2808,
+    "mi_threshold": 1.0,
+    "top60_threshold": 1.0,
 }
-MISLEADING = {("conv5", 1), ("fc6", 3)}
-LOCALIST = {("fc6", 5)}
-DETECTORS = {("conv5", 2)}
-CONSENSUS = {("conv5", 0)}
+CONV5_1 = {"precision": (48 + 12 * 24 / 724) / 60, "false_alarm_rate": 700 / 772}
 
 
 @dataclass
@@ -120,75 +102,55 @@ class UICatalogue:
     activations: dict[str, np.ndarray]  # layer → N × U, every stored image
     labels: np.ndarray
     correct: np.ndarray
-    metrics: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
-
-    def key_of(self, unit_id: int) -> tuple[str, int]:
-        return next(k for k, v in self.unit_ids.items() if v == unit_id)
+    run_names: dict[int, str] = field(default_factory=dict)
 
     def scored(self, layer: str, unit: int, *, all_images: bool = False) -> np.ndarray:
         values = self.activations[layer][:, unit]
         return values if all_images else values[self.correct]
 
+    def rows(self, frame: object) -> set[tuple[str, int, str]]:
+        """(layer, unit, run name) of the rows of a result table."""
+        return {
+            (layer, int(unit), self.run_names[int(run)])
+            for layer, unit, run in zip(frame["layer"], frame["unit"], frame["run_id"], strict=True)  # type: ignore[index]
+        }
 
-def _activations(rng: np.random.Generator, labels: np.ndarray) -> dict[str, np.ndarray]:
+
+def _design(
+    rng: np.random.Generator, labels: np.ndarray, correct: np.ndarray
+) -> dict[str, np.ndarray]:
     n = labels.size
-    out: dict[str, np.ndarray] = {}
-    for name, _kind, units in LAYERS:
-        block = np.maximum(rng.normal(0.0, 1.0, size=(n, units)), 0.0)
-        out[name] = block.astype(np.float32)
-    conv5, fc6 = out["conv5"], out["fc6"]
-    conv5[:, 5] = 0.0  # dead unit
-    monarch = labels == MONARCH
-    fc6[:, 3] = np.where(rng.random(n) < 0.85, 0.0, rng.uniform(0.0, 4.0, n))
-    fc6[monarch, 3] = np.where(
-        rng.random(monarch.sum()) < 0.2, 0.0, rng.uniform(0.0, 10.0, monarch.sum())
-    )
-    tabby = labels == TABBY
-    fc6[:, 5] = rng.uniform(0.0, 5.0, n)
-    fc6[tabby, 5] = rng.uniform(6.0, 10.0, tabby.sum())
-    conv5[labels == 1, 1] += 3.0
-    return out
-
-
-def _descriptive(values: np.ndarray) -> dict[str, float]:
-    order = np.sort(values)[::-1]
-    return {
-        "mean_activation": float(values.mean()),
-        "max_activation": float(values.max()),
-        "frac_zero": float(np.mean(values == 0)),
-        "top60_threshold": float(order[min(59, order.size - 1)]),
+    out = {
+        name: np.maximum(rng.normal(0.0, 1.0, size=(n, units)), 0.0).astype(np.float32)
+        for name, _kind, units in LAYERS
     }
+    conv5, fc6 = out["conv5"], out["fc6"]
+    conv5[:, 5] = 0.0
 
+    def tie_block(values: np.ndarray, cls: int, n_high: int, n_others: int, level: float) -> None:
+        values[:] = 0.0
+        own = np.flatnonzero(correct & (labels == cls))
+        values[own[:n_high]] = rng.uniform(8.0, 10.0, n_high)
+        values[own[n_high:]] = level
+        others = np.flatnonzero(correct & (labels != cls))
+        values[rng.choice(others, n_others, replace=False)] = level
 
-def _class_stats(values: np.ndarray, labels: np.ndarray, n_classes: int) -> list[dict[str, Any]]:
-    """Per class: mean, share non-zero, and the best informedness over thresholds (literal)."""
-    thresholds = np.unique(values)
-    above = values[None, :] >= thresholds[:, None]
-    rows = []
-    for c in range(n_classes):
-        inside = labels == c
-        hit = above[:, inside].mean(axis=1)
-        false = above[:, ~inside].mean(axis=1)
-        j = hit - false
-        best = int(np.flatnonzero(j == j.max())[-1])
-        rows.append(
-            {
-                "class_index": c,
-                "mean_activation": float(values[inside].mean()),
-                "frac_nonzero": float(np.mean(values[inside] != 0)),
-                "informedness": float(j[best]),
-                "informedness_threshold": float(thresholds[best]),
-            }
-        )
-    for rank, row in enumerate(
-        sorted(rows, key=lambda r: (-r["informedness"], r["class_index"])), 1
-    ):
-        row["rank_by_informedness"] = rank
-    for rank, row in enumerate(
-        sorted(rows, key=lambda r: (-r["mean_activation"], r["class_index"])), 1
-    ):
-        row["rank_by_mean"] = rank
-    return rows
+    tie_block(fc6[:, 3], MONARCH, 46, 660, 1.0)
+    tie_block(conv5[:, 1], LADYBIRD, 48, 700, 2.0)
+
+    bus = fc6[:, 4]
+    bus[:] = np.where(rng.random(n) < 0.1, rng.uniform(0.0, 2.0, n), 0.0)
+    own = np.flatnonzero(correct & (labels == SCHOOL_BUS))
+    bus[own] = 0.0
+    bus[own[:60]] = rng.uniform(6.0, 9.0, 60)
+
+    tabby = fc6[:, 5]
+    tabby[:] = rng.uniform(0.0, 5.0, n)
+    tabby[labels == TABBY] = rng.uniform(6.0, 10.0, int(np.sum(labels == TABBY)))
+
+    for values in (fc6[:, 3], conv5[:, 1], bus, tabby):
+        values[~correct] = 0.0
+    return out
 
 
 def _write_images(root: Path, keys: list[str], labels: np.ndarray) -> None:
@@ -202,23 +164,23 @@ def _write_images(root: Path, keys: list[str], labels: np.ndarray) -> None:
 
 def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0) -> UICatalogue:
     rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(len(CLASS_NAMES)), PER_CLASS)
+    labels = np.repeat(np.arange(N_CLASSES), PER_CLASS)
     predictions = labels.copy()
-    predictions[::10] = (labels[::10] + 1) % len(CLASS_NAMES)  # every 10th image misclassified
+    predictions[::10] = (labels[::10] + 1) % N_CLASSES  # every 10th image misclassified
     correct = predictions == labels
-    keys = [f"n{c:02d}/img_{i:04d}.png" for i, c in enumerate(labels.tolist())]
-    activations = _activations(rng, labels)
+    keys = [f"n{c:03d}/img_{i:05d}.png" for i, c in enumerate(labels.tolist())]
+    activations = _design(rng, labels, correct)
+    class_keys = [f"n{i:03d}" for i in range(N_CLASSES)]
 
     image_root = folder / "images"
     h5_path = folder / "toynet.h5"
-    class_keys = [f"n{i:02d}" for i in range(len(CLASS_NAMES))]
     with ActivationStore.create(
         h5_path,
         [StoreLayer(n, u, kind=k, position=i) for i, (n, k, u) in enumerate(LAYERS)],
         class_keys=class_keys,
         class_names=CLASS_NAMES,
         params={"model": "toynet"},
-        chunk_rows=128,
+        chunk_rows=512,
     ) as store:
         store.append(activations, labels=labels, predictions=predictions, image_keys=keys)
         store.finish()
@@ -235,140 +197,43 @@ def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0)
         dataset = register_dataset(
             conn,
             name="toy-imagenet",
-            kind="folder",
+            kind="ImageFolderDataset",
             source=str(image_root),
             class_keys=class_keys,
             class_names=list(CLASS_NAMES),
         )
-        group_ids = register_class_groups(conn, dataset, {"bus": list(BUS)})
     unit_ids = {
         (layer, int(i)): int(uid)
         for layer, record in model.layers.items()
         for i, uid in enumerate(record.unit_ids)
     }
-
     with recorded_run(
         engine,
         "extract",
-        {"model": "toynet", "root": str(image_root)},
-        label="toy-extract",
+        {"model": "toynet", "dataset": "toy-imagenet", "dataset_source": str(image_root)},
+        label="toynet on toy-imagenet",
         model_id=model.id,
         dataset_id=dataset.id,
         h5_path=str(h5_path),
     ) as extract:
         pass
 
-    metrics: dict[tuple[str, int], dict[str, Any]] = {}
-    top_rows: set[int] = set()
+    score = score_extraction(engine, extract.id, groups={"bus": list(BUS)})
+    score_all = score_extraction(engine, extract.id, layers=["fc6"], all_images=True)
 
-    def write_scores(conn: Any, run_id: int) -> None:
-        for layer, _kind, units in LAYERS:
-            block = activations[layer][correct]
-            scored_labels = labels[correct]
-            m = neutral_metrics(units)
-            rows_stats = []
-            for u in range(units):
-                values = block[:, u]
-                for name, value in _descriptive(values).items():
-                    m[name][u] = value
-                m["precision"][u] = 0.1 + 0.05 * u
-                m["false_alarm_rate"][u] = 0.6 + 0.02 * u
-                m["max_informedness"][u] = 0.05 * (u + 1)
-                m["ccmas"][u] = 0.1 * u
-                m["classes_in_top100"][u] = 12.0 - u
-                m["recall_at_p95"][u] = 0.01 * u
-                m["class_selectivity_index"][u] = 0.05 * u
-                m["mi_threshold"][u] = m["top60_threshold"][u] / 2
-                for name, value in PLANTED.get((layer, u), {}).items():
-                    m[name][u] = value
-                if values.max() == 0:
-                    m["ccmas"][u] = np.nan
-                metrics[(layer, u)] = {name: m[name][u] for name in m}
-                for row in _class_stats(values, scored_labels, len(CLASS_NAMES)):
-                    rows_stats.append({"run_id": run_id, "unit_id": unit_ids[(layer, u)], **row})
-            ids = model.layer(layer).unit_ids
-            write_unit_metrics(conn, run_id, ids, m, n_images=int(correct.sum()))
-            conn.execute(insert(schema.UnitClassStats.__table__), rows_stats)
-            top = np.argsort(-block, axis=0, kind="stable")[:10].T  # U × 10 rows among scored
-            scored_index = np.flatnonzero(correct)
-            top_rows.update(scored_index[top].reshape(-1).tolist())
-            write_top_images(
-                conn,
-                run_id,
-                ids,
-                scored_index[top],
-                np.take_along_axis(block, top.T, axis=0).T,
-                labels,
-                keys,
-            )
-            group = np.isin(scored_labels, [2, 3, 4])
-            conn.execute(
-                insert(schema.UnitGroupMetrics.__table__),
-                [
-                    {
-                        "run_id": run_id,
-                        "unit_id": int(ids[u]),
-                        "group_id": group_ids["bus"],
-                        "n_nonzero_in": float(np.mean(block[group, u] > 0)),
-                        "n_nonzero_out": float(np.mean(block[~group, u] > 0)),
-                        "mu_in": float(block[group, u].mean()),
-                        "mu_out": float(block[~group, u].mean()),
-                        "precision": 0.25,
-                        "ccmas": 0.1,
-                        "max_informedness": 0.2 + 0.01 * u,
-                        "mi_threshold": 1.0,
-                    }
-                    for u in range(units)
-                ],
-            )
-
-    with recorded_run(
-        engine,
-        "score",
-        {"layers": [n for n, _, _ in LAYERS], "all_images": False, "parent": extract.id},
-        label="toy-score",
-        model_id=model.id,
-        dataset_id=dataset.id,
-        parent_id=extract.id,
-    ) as score:
-        score.complete(write_scores)
-
-    shown = sorted(top_rows)  # only the top images need files (thumbnails)
+    with engine.connect() as conn:  # thumbnails: only the top images need files
+        shown = (
+            conn.execute(text("SELECT DISTINCT image_index FROM unit_top_image")).scalars().all()
+        )
     _write_images(image_root, [keys[i] for i in shown], labels[shown])
-
-    def write_all_images(conn: Any, run_id: int) -> None:
-        units = model.layer("fc6").n_units
-        m = neutral_metrics(units)
-        for u in range(units):
-            for name, value in _descriptive(activations["fc6"][:, u]).items():
-                m[name][u] = value
-        write_unit_metrics(conn, run_id, model.layer("fc6").unit_ids, m, n_images=N_IMAGES)
-
-    with recorded_run(
-        engine,
-        "score",
-        {"layers": ["fc6"], "all_images": True, "parent": extract.id},
-        label="toy-score-all",
-        model_id=model.id,
-        dataset_id=dataset.id,
-        parent_id=extract.id,
-    ) as score_all:
-        score_all.complete(write_all_images)
 
     with engine.begin() as conn:
         concepts = register_concepts(
             conn, "toy-probe", [(1, "sky", "scene"), (2, "grass", "material"), (3, "red", "color")]
         )
-    ious = {
-        0: (0.01, 0.005),
-        1: (0.02, 0.01),
-        2: (0.08, 0.02),
-        3: (0.015, 0.01),
-        4: (0.03, 0.02),
-        5: (0.0, 0.0),
-    }
+    ious = {0: (0.01, 0.005), 1: (0.02, 0.01), 2: (0.08, 0.02), 3: (0.015, 0.01), 4: (0.03, 0.02)}
 
-    def write_dissection(conn: Any, run_id: int) -> None:
+    def write_dissection(conn: object, run_id: int) -> None:
         rows = []
         for u, (best, second) in ious.items():
             best_concept = concepts[1] if u == 2 else concepts[2]
@@ -384,7 +249,7 @@ def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0)
                         "is_detector": iou > 0.04,
                     }
                 )
-        conn.execute(insert(schema.Dissection.__table__), rows)
+        conn.execute(insert(schema.Dissection.__table__), rows)  # type: ignore[attr-defined]
 
     with recorded_run(
         engine, "dissect", {"probe": "toy-probe", "layers": ["conv5"]}, model_id=model.id
@@ -397,8 +262,8 @@ def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0)
     panel[:, :, 0] = np.linspace(0, 255, 96, dtype=np.uint8)[None, :]
     Image.fromarray(panel).save(panel_path)
 
-    def write_am(conn: Any, run_id: int) -> None:
-        conn.execute(
+    def write_am(conn: object, run_id: int) -> None:
+        conn.execute(  # type: ignore[attr-defined]
             insert(schema.AMPanel.__table__),
             [
                 {
@@ -417,9 +282,10 @@ def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0)
         am.complete(write_am)
 
     with engine.begin() as conn:
+        table = schema.Participant.__table__
         participants = (
             conn.execute(
-                insert(schema.Participant.__table__).returning(schema.Participant.__table__.c.id),
+                insert(table).returning(table.c.id),
                 [{"code": f"p{i:02d}", "list_index": 0} for i in range(5)],
             )
             .scalars()
@@ -460,8 +326,8 @@ def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0)
 
     return UICatalogue(
         url=url,
-        score_run=score.id,
-        all_images_run=score_all.id,
+        score_run=score.run_id,
+        all_images_run=score_all.run_id,
         extract_run=extract.id,
         failed_run=failed_id,
         am_run=am.id,
@@ -472,5 +338,5 @@ def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0)
         activations=activations,
         labels=labels,
         correct=correct,
-        metrics=metrics,
+        run_names={score.run_id: "correct", score_all.run_id: "all"},
     )

@@ -16,19 +16,24 @@ from sqlalchemy.exc import OperationalError
 from catalogue.errors import DatabaseUnavailable
 from ui.app_pages import common
 
-st.set_page_config(page_title="unitcat", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="unitcat", page_icon=":material/biotech:", layout="wide")
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
 pages = [
-    st.Page(common.SEARCH_PAGE, title="Search", icon="🔎", url_path="search", default=True),
-    st.Page(common.UNIT_PAGE, title="Unit", icon="🧩", url_path="unit"),
-    st.Page(common.LAYERS_PAGE, title="Layers", icon="📊", url_path="layers"),
-    st.Page(common.MEASURES_PAGE, title="Measures", icon="🧮", url_path="measures"),
-    st.Page(common.RUNS_PAGE, title="Runs", icon="🏃", url_path="runs"),
-    st.Page(common.SQL_PAGE, title="SQL", icon="⌨️", url_path="sql"),
+    # the default page is served at "/" (e.g. /?preset=misleading)
+    st.Page(common.SEARCH_PAGE, title="Search", icon=":material/search:", default=True),
+    st.Page(common.UNIT_PAGE, title="Unit", icon=":material/neurology:", url_path="unit"),
+    st.Page(
+        common.LAYERS_PAGE, title="Layers", icon=":material/stacked_bar_chart:", url_path="layers"
+    ),
+    st.Page(common.MEASURES_PAGE, title="Measures", icon=":material/grid_on:", url_path="measures"),
+    st.Page(common.RUNS_PAGE, title="Runs", icon=":material/history:", url_path="runs"),
+    st.Page(common.SQL_PAGE, title="SQL", icon=":material/terminal:", url_path="sql"),
 ]
 if (PAGES_DIR / "rate.py").is_file():  # the human rating experiment (its own module)
-    pages.append(st.Page("app_pages/rate.py", title="Rate", icon="🗳️", url_path="rate"))
+    pages.append(
+        st.Page("app_pages/rate.py", title="Rate", icon=":material/how_to_vote:", url_path="rate")
+    )
 
 page = st.navigation(pages)
 common.connect_or_stop()

@@ -163,7 +163,7 @@ def jitter_chart(
             color=alt.Color(
                 "group:N",
                 scale=alt.Scale(domain=groups, range=[CLASS_COLOUR, OTHER_COLOUR]),
-                legend=alt.Legend(title=None, orient="top"),
+                legend=alt.Legend(title=None, orient="top", labelLimit=0),
             ),
             shape=alt.Shape(
                 "group:N",
@@ -192,7 +192,7 @@ def jitter_chart(
                 color=alt.Color(
                     "line:N",
                     scale=alt.Scale(domain=names, range=colours),
-                    legend=alt.Legend(title=None, orient="top"),
+                    legend=alt.Legend(title=None, orient="top", labelLimit=0),
                 ),
                 strokeDash=alt.StrokeDash(
                     "line:N", scale=alt.Scale(domain=names, range=dashes), legend=None
@@ -219,7 +219,7 @@ def threshold_frame(*, mi_threshold: float | None, top60_threshold: float | None
 def histogram_frame(
     values: np.ndarray,
     *,
-    bins: int = 40,
+    bins: int = 30,
     value_range: tuple[float, float] | None = None,
     drop_zeros: bool = False,
 ) -> pd.DataFrame:
@@ -248,7 +248,7 @@ def histogram_chart(
     """Figure 3 (middle and inset): a histogram from `histogram_frame`."""
     return (
         alt.Chart(frame, title=title)
-        .mark_bar(color=colour, opacity=0.85)
+        .mark_bar(color=colour, opacity=0.85, binSpacing=0)
         .encode(
             x=alt.X("start:Q", title="activation", bin="binned"),
             x2="end:Q",
@@ -279,14 +279,16 @@ def box_frame(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def layer_box_chart(
-    summary: pd.DataFrame, layer_order: Sequence[str], *, columns: int = 3
+    summary: pd.DataFrame, layer_order: Sequence[str], *, columns: int = 2
 ) -> alt.FacetChart:
     """Figure 2: per measure, a box per layer (quartiles, median, min–max whiskers) with the
     mean ± standard error, drawn from `layer_summary`."""
     frame = box_frame(summary)
-    x = alt.X("layer:N", sort=list(layer_order), title=None)
+    x = alt.X("layer:N", sort=list(layer_order), title=None, axis=alt.Axis(labelAngle=0))
     base = alt.Chart()
-    whisker = base.mark_rule(color="#555555").encode(x=x, y=alt.Y("min:Q", title=None), y2="max:Q")
+    whisker = base.mark_rule(color="#555555").encode(
+        x=x, y=alt.Y("min:Q", title=None, axis=alt.Axis(format="~g")), y2="max:Q"
+    )
     box = base.mark_bar(size=22, color="#c6dbef", stroke="#3b6ea5").encode(
         x=x,
         y="q1:Q",
@@ -310,8 +312,16 @@ def layer_box_chart(
     mean = base.mark_point(color="#2ca02c", filled=True, size=30).encode(x=x, y="mean:Q")
     return (
         alt.layer(whisker, box, median, mean_err, mean, data=frame)
-        .properties(width=170, height=170)
-        .facet(facet=alt.Facet("measure_label:N", title=None), columns=columns)
+        .properties(width=210, height=150)
+        .facet(
+            facet=alt.Facet(
+                "measure_label:N",
+                title=None,
+                sort=list(dict.fromkeys(frame["measure_label"])),
+                header=alt.Header(labelFontSize=12),
+            ),
+            columns=columns,
+        )
         .resolve_scale(y="independent")
     )
 
@@ -345,13 +355,13 @@ def detector_count_chart(frame: pd.DataFrame, layer_order: Sequence[str]) -> alt
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("layer:N", sort=list(layer_order), title=None),
+            x=alt.X("layer:N", sort=list(layer_order), title=None, axis=alt.Axis(labelAngle=0)),
             xOffset=alt.XOffset("criterion:N", sort=criteria),
-            y=alt.Y("n:Q", title="units called detectors"),
+            y=alt.Y("n:Q", title="units called detectors", axis=alt.Axis(format="d")),
             color=alt.Color(
                 "criterion:N",
                 sort=criteria,
-                legend=alt.Legend(title=None, orient="bottom", columns=2),
+                legend=alt.Legend(title=None, orient="bottom", columns=1, labelLimit=0),
             ),
             tooltip=[
                 "layer:N",
@@ -396,8 +406,13 @@ def correlation_heatmap(matrix: pd.DataFrame, order: Sequence[str] = ()) -> alt.
     labels = [measure_label(m) for m in order] if order else sorted(set(matrix["a_label"]))
     present = [label for label in labels if label in set(matrix["a_label"])]
     base = alt.Chart(matrix).encode(
-        x=alt.X("a_label:N", sort=present, title=None, axis=alt.Axis(labelAngle=-40)),
-        y=alt.Y("b_label:N", sort=present, title=None),
+        x=alt.X(
+            "a_label:N",
+            sort=present,
+            title=None,
+            axis=alt.Axis(labelAngle=-45, labelLimit=220, labelOverlap=False),
+        ),
+        y=alt.Y("b_label:N", sort=present, title=None, axis=alt.Axis(labelLimit=220)),
     )
     cells = base.mark_rect().encode(
         color=alt.Color(
@@ -405,9 +420,13 @@ def correlation_heatmap(matrix: pd.DataFrame, order: Sequence[str] = ()) -> alt.
         ),
         tooltip=["a_label:N", "b_label:N", alt.Tooltip("r:Q", format=".3f"), "n:Q"],
     )
-    text = base.mark_text(fontSize=10).encode(
-        text=alt.Text("r:Q", format=".2f"),
-        color=alt.condition("abs(datum.r) > 0.6", alt.value("white"), alt.value("black")),
+    text = (
+        base.transform_filter("isValid(datum.r)")
+        .mark_text(fontSize=10)
+        .encode(
+            text=alt.Text("r:Q", format=".2f"),
+            color=alt.condition("abs(datum.r) > 0.6", alt.value("white"), alt.value("black")),
+        )
     )
     size = max(260, 42 * len(present))
     return alt.layer(cells, text).properties(width=size, height=size)
@@ -438,8 +457,8 @@ def scatter_chart(
         alt.Chart(frame)
         .mark_circle(size=40)
         .encode(
-            x=alt.X(f"{x}:Q", title=measure_label(x)),
-            y=alt.Y(f"{y}:Q", title=measure_label(y)),
+            x=alt.X(f"{x}:Q", title=measure_label(x), axis=alt.Axis(format="~g")),
+            y=alt.Y(f"{y}:Q", title=measure_label(y), axis=alt.Axis(format="~g")),
             color=alt.Color(f"{colour}:N", title=colour),
             opacity=alt.condition(pick, alt.value(0.85), alt.value(0.3)),
             tooltip=tooltip,

@@ -70,7 +70,7 @@ def show_database_error(exc: BaseException) -> None:
         if isinstance(exc, SchemaOutOfDate)
         else DATABASE_FIX
     )
-    st.error(f"**Cannot open the catalogue.** {message}\n\n{fix}", icon="🛑")
+    st.error(f"**Cannot open the catalogue.** {message}\n\n{fix}", icon=":material/error:")
 
 
 def connect_or_stop() -> Engine:
@@ -97,7 +97,7 @@ def refresh_button() -> None:
 def stop_if_empty(ov: browse.Overview) -> None:
     """Show the friendly empty-catalogue message and stop the page."""
     if ov.is_empty:
-        st.info(EMPTY_MESSAGE, icon="🗂️")
+        st.info(EMPTY_MESSAGE, icon=":material/inventory_2:")
         st.stop()
 
 
@@ -244,9 +244,15 @@ def measure_values(
 
 
 def score_run_picker(label: str = "Scoring run", key: str = "score_run") -> int | None:
-    """A select box of the scoring runs with results; None when there are none."""
+    """A select box of the scoring runs with results (newest first, or ?run_id=…);
+    None when there are none."""
     runs = score_runs(engine_key())
     if runs.empty:
         return None
     names = dict(zip(runs["id"].astype(int), runs["name"], strict=True))
-    return st.selectbox(label, list(names), format_func=names.__getitem__, key=key)
+    ids = list(names)
+    wanted = st.query_params.get("run_id")
+    index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in names else 0
+    chosen = st.selectbox(label, ids, index=index, format_func=names.__getitem__, key=key)
+    st.query_params["run_id"] = str(chosen)  # the URL names the run shown
+    return chosen

@@ -48,6 +48,8 @@ with left:
         st.info("No measures to summarise for this run.")
     else:
         order = summary.sort_values(["layer_position", "layer"])["layer"].drop_duplicates().tolist()
+        rank = {m: i for i, m in enumerate(measures)}
+        summary = summary.sort_values("measure", key=lambda col: col.map(rank), kind="stable")
         st.altair_chart(plots.layer_box_chart(summary, order), key="boxes")
         st.caption(
             "Boxes: quartiles; red tick: median; whiskers: minimum to maximum; green: mean ± "

@@ -78,7 +78,7 @@ outcome = st.session_state.get("sql_outcome")
 if outcome is not None:
     kind, payload = outcome
     if kind == "refused":
-        st.error(payload, icon="🔒")
+        st.error(payload, icon=":material/lock:")
     elif kind == "error":
         st.error(payload)
     else:

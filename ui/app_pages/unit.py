@@ -73,6 +73,7 @@ def _measures(record: dict[str, Any]) -> None:
     st.dataframe(
         table,
         hide_index=True,
+        height="content",
         column_config={
             "Measure": st.column_config.Column(help="Definitions: DESIGN.md, the paper's §2."),
         },
@@ -80,7 +81,11 @@ def _measures(record: dict[str, Any]) -> None:
     )
     st.markdown("**Is it an object detector?**")
     for verdict in browse.detector_verdicts(record):
-        mark = {True: "✅", False: "❌", None: "·"}[verdict.is_detector]
+        mark = {
+            True: ":green[:material/check_circle:]",
+            False: ":red[:material/cancel:]",
+            None: ":gray[:material/remove:]",
+        }[verdict.is_detector]
         st.markdown(f"{mark} {verdict.criterion} — {verdict.detail}")
 
 
@@ -166,10 +171,10 @@ def _top_images(frame: pd.DataFrame) -> None:
     if frame.empty:
         st.info("No top images recorded for this unit and run.")
         return
-    readable = frame[frame["path"].notna()]
+    readable = frame[frame["image"].notna()]
     if not readable.empty:
         st.image(
-            readable["path"].tolist(),
+            readable["image"].tolist(),
             caption=[
                 f"#{r} {c} ({a:.3g})"
                 for r, c, a in zip(
@@ -260,7 +265,7 @@ else:
     st.caption("This unit has not been scored; dissection, AM and ratings are shown below.")
 
 details = common.unit_details(key, unit_id, run_id)
-left, right = st.columns([2, 3])
+left, right = st.columns([5, 7])
 with left:
     _measures(record)
 with right:
