@@ -6,6 +6,7 @@ import typer
 
 from ingest.commands import am as am_commands
 from ingest.commands import db as db_commands
+from ingest.commands import demo as demo_commands
 from ingest.commands import dissect as dissect_commands
 from ingest.commands import extract as extract_commands
 from ingest.commands import models as model_commands
@@ -13,7 +14,6 @@ from ingest.commands import paper as paper_commands
 from ingest.commands import query as query_commands
 from ingest.commands import runs as runs_commands
 from ingest.commands import score as score_commands
-from ingest.commands import ui as ui_commands
 from ingest.console import run_reporting_errors
 
 app = typer.Typer(
@@ -32,7 +32,7 @@ app.add_typer(db_commands.app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.command("query")(query_commands.query)
 app.command("runs")(runs_commands.runs)
-app.command("ui")(ui_commands.ui)
+app.command("demo")(demo_commands.demo)
 # ingest commands are registered below, one line per module.
 model_commands.register(ingest_app)
 extract_commands.register(ingest_app)

@@ -1,0 +1,156 @@
+"""The newcomer's path: a real catalogue built offline from data on this machine.
+
+`make demo` (`unitcat demo`) trains the demo CNN (an AlexNet-shaped network,
+`catalogue.demo_cnn`) on Fashion-MNIST — or on scikit-learn's digits where
+Debian's `dataset-fashion-mnist` is missing — extracts its conv and fully
+connected layers over the test images, scores every unit with every measure,
+builds a probe set and dissects the conv layers, makes AM panels for a handful
+of units, and reports the disagreement between the measures. Every step reuses
+what an earlier run finished, so a second `make demo` takes seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from catalogue import demo_cnn
+from catalogue.data import FASHION_MNIST_DIR, resolve_dataset
+from catalogue.errors import ConfigError
+from catalogue.models import ModelInfo, load_model
+from catalogue.pipeline.summary import Progress, Reporter, RunReport, run_report
+
+DEMO_LAYERS = ("conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+DISSECT_LAYERS = ("conv3", "conv4", "conv5")
+#: A handful of units for AM panels: the first units of the top conv layer and the outputs.
+AM_UNITS = {"conv5": (0, 1, 2), "fc8": (0, 1, 2)}
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    dataset: str
+    probe_images: int = 300
+    probe_size: int = 64
+    am_images: int = 100
+    am_steps: int = 128
+
+    @property
+    def model_spec(self) -> str:
+        return f"demo:{self.dataset}"
+
+
+def choose_dataset(requested: str = "auto") -> str:
+    """Fashion-MNIST when its files are installed, scikit-learn's digits otherwise."""
+    if requested != "auto":
+        if requested not in demo_cnn.DEMO_DATASETS:
+            raise ConfigError(
+                f"the demo runs on {' or '.join(demo_cnn.DEMO_DATASETS)}, not {requested!r}."
+            )
+        return requested
+    return (
+        "fashion-mnist" if (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file() else "digits"
+    )
+
+
+def trained_model(plan: DemoPlan, on_progress: Progress | None = None) -> tuple[ModelInfo, bool]:
+    """The demo CNN for the plan's dataset, trained now unless a checkpoint exists."""
+    path = demo_cnn.checkpoint_path(plan.dataset)
+    trained = False
+    if not path.is_file():
+        demo_cnn.train_demo(
+            plan.dataset,
+            on_progress=(lambda step, total, _info: on_progress(step, total))
+            if on_progress
+            else None,
+        )
+        trained = True
+    return load_model(plan.model_spec), trained
+
+
+def run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
+    """Build (or reuse) the whole demo catalogue and return its report."""
+    from catalogue.pipeline.am import am_into_catalogue
+    from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
+    from catalogue.pipeline.extract import extract_into_catalogue
+    from catalogue.pipeline.scoring import score_extraction
+
+    with reporter.step(f"train the demo CNN on {plan.dataset}") as progress:
+        model, trained = trained_model(plan, progress)
+    accuracy = model.extra.get("test_accuracy")
+    reporter.note(
+        f"{'trained' if trained else 'reusing'} {model.name}"
+        + (f" (test accuracy {accuracy:.1%})" if accuracy is not None else "")
+    )
+
+    data = resolve_dataset(f"{plan.dataset}:test", transform=model.transform)
+    with reporter.step(
+        f"extract {', '.join(DEMO_LAYERS)} over {len(data):,} test images"
+    ) as progress:
+        extracted = extract_into_catalogue(
+            engine, model, data, list(DEMO_LAYERS), on_progress=progress
+        )
+    reporter.note(
+        f"run {extracted.run_id}: {extracted.summary.n_images:,} images, "
+        f"accuracy {extracted.summary.accuracy:.1%}"
+    )
+
+    with reporter.step(
+        "score every unit with every measure (correctly classified images)"
+    ) as progress:
+        n_units = sum(model_layer_units(extracted))
+        done_before: dict[str, int] = {}
+
+        def score_progress(layer: str, done: int, _total: int) -> None:
+            done_before[layer] = done
+            progress(sum(done_before.values()), n_units)
+
+        scored = score_extraction(engine, extracted.run_id, on_progress=score_progress, reuse=True)
+    reporter.note(
+        f"run {scored.run_id}: {sum(scored.layers.values()):,} units over {scored.n_images:,} images"
+        + (" (reused)" if scored.reused else "")
+    )
+
+    with reporter.step(f"build a probe set of {plan.probe_images} scenes") as progress:
+        probe = build_probe(plan.dataset, n_images=plan.probe_images, image_size=plan.probe_size)
+        progress(1, 1)
+    with reporter.step(f"dissect {', '.join(DISSECT_LAYERS)}") as progress:
+        dissected = dissect_into_catalogue(
+            engine, model, probe.directory, list(DISSECT_LAYERS), on_progress=progress, reuse=True
+        )
+    reporter.note(f"run {dissected.run_id}: probe set {probe.directory}")
+
+    for layer, units in AM_UNITS.items():
+        if panels_exist(engine, model.name, layer, units):
+            reporter.note(f"reusing AM panels of {layer} units {', '.join(map(str, units))}")
+            continue
+        with reporter.step(f"AM panels for {layer} units {', '.join(map(str, units))}") as progress:
+            am_into_catalogue(
+                engine,
+                model,
+                layer,
+                list(units),
+                n_images=plan.am_images,
+                steps=plan.am_steps,
+                on_progress=progress,
+            )
+    return run_report(engine, model.name, scored.run_id)
+
+
+def model_layer_units(extracted: Any) -> list[int]:
+    return [layer.n_units for layer in extracted.summary.layers]
+
+
+def panels_exist(engine: Engine, model_name: str, layer: str, units: tuple[int, ...]) -> bool:
+    """Whether every one of `units` of `layer` already has an AM panel."""
+    with engine.connect() as conn:
+        n = conn.execute(
+            text(
+                "SELECT count(DISTINCT u.unit_index) FROM am_panel p JOIN unit u ON u.id = p.unit_id "
+                "JOIN layer l ON l.id = u.layer_id JOIN model m ON m.id = l.model_id "
+                "WHERE m.name = :m AND l.name = :l AND u.unit_index = ANY(:units)"
+            ),
+            {"m": model_name, "l": layer, "units": list(units)},
+        ).scalar_one()
+    return n == len(units)
