@@ -14,6 +14,7 @@ from ingest.commands import paper as paper_commands
 from ingest.commands import query as query_commands
 from ingest.commands import runs as runs_commands
 from ingest.commands import score as score_commands
+from ingest.commands import ui as ui_commands
 from ingest.console import run_reporting_errors
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.add_typer(ingest_app, name="ingest")
 app.command("query")(query_commands.query)
 app.command("runs")(runs_commands.runs)
 app.command("demo")(demo_commands.demo)
+app.command("ui")(ui_commands.ui)
 # ingest commands are registered below, one line per module.
 model_commands.register(ingest_app)
 extract_commands.register(ingest_app)
