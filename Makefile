@@ -24,8 +24,7 @@ $(SYSTEM_STAMP): | $(STAMP)
 system-packages: $(SYSTEM_STAMP)
 
 demo: $(STAMP) $(SYSTEM_STAMP)
-	$(BIN)/unitcat db upgrade
-	$(BIN)/unitcat query "SELECT * FROM layer_summary"
+	$(BIN)/unitcat demo
 
 test: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/python -m pytest
