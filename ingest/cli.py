@@ -12,6 +12,7 @@ from ingest.commands import extract as extract_commands
 from ingest.commands import models as model_commands
 from ingest.commands import paper as paper_commands
 from ingest.commands import query as query_commands
+from ingest.commands import ratings as ratings_commands
 from ingest.commands import runs as runs_commands
 from ingest.commands import score as score_commands
 from ingest.commands import ui as ui_commands
@@ -40,6 +41,7 @@ model_commands.register(ingest_app)
 extract_commands.register(ingest_app)
 score_commands.register(ingest_app)
 am_commands.register(ingest_app)
+ratings_commands.register(ingest_app)
 dissect_commands.register(ingest_app)
 paper_commands.register(ingest_app)
 
