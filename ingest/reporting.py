@@ -42,6 +42,29 @@ def _f(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
+def _units_table(rows: list[dict]) -> Table:
+    table = Table(
+        "layer",
+        "unit",
+        "precision",
+        "class",
+        "false-alarm rate",
+        "max informedness",
+        "hit rate at MI",
+    )
+    for r in rows:
+        table.add_row(
+            r["layer"],
+            str(r["unit"]),
+            _f(r["precision"]),
+            r["precision_class"] or "",
+            _f(r["false_alarm_rate"]),
+            _f(r["max_informedness"]),
+            _f(r["recall_at_mi"]),
+        )
+    return table
+
+
 def print_report(result: RunReport, seconds: float) -> None:
     table = Table(
         "layer",
@@ -69,33 +92,20 @@ def print_report(result: RunReport, seconds: float) -> None:
     console.print("\n[bold](2) The headline query[/]")
     console.print(HEADLINE, highlight=False)
     if result.misleading:
-        hits = Table(
-            "layer",
-            "unit",
-            "precision",
-            "class",
-            "false-alarm rate",
-            "max informedness",
-            "hit rate at MI",
-        )
-        for r in result.misleading:
-            hits.add_row(
-                r["layer"],
-                str(r["unit"]),
-                _f(r["precision"]),
-                r["precision_class"] or "",
-                _f(r["false_alarm_rate"]),
-                _f(r["max_informedness"]),
-                _f(r["recall_at_mi"]),
-            )
-        console.print(hits)
+        console.print(_units_table(result.misleading))
     console.print(
-        f"{result.n_misleading} unit(s) pass the precision criterion while most images above their "
-        "best threshold belong to other classes."
+        f"{result.n_misleading} unit(s) pass the precision criterion while more than "
+        f"{MISLEADING_FALSE_ALARM:.0%} of the images above their best threshold belong to other classes."
         + (" (showing the first 10)" if result.n_misleading > 10 else ""),
         highlight=False,
     )
+    if not result.misleading and result.worst_precision_detectors:
+        console.print(
+            f"The precision 'detectors' (> {PRECISION_DETECTOR}) with the highest false-alarm rates:",
+            highlight=False,
+        )
+        console.print(_units_table(result.worst_precision_detectors))
     console.print("\n[bold](3) Browse it[/]: make ui   (or: .venv/bin/unitcat ui)")
     console.print(
-        f"[dim]demo finished in {seconds:.0f} s; psql: psql \"$(.venv/bin/unitcat db url | sed 's/+psycopg//')\"[/]"
+        f"[dim]finished in {seconds:.0f} s; psql: psql \"$(.venv/bin/unitcat db url | sed 's/+psycopg//')\"[/]"
     )

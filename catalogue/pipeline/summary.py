@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, text
 
+from catalogue.measures import PRECISION_DETECTOR
+
 Progress = Callable[[int, int], None]
 
 
@@ -26,6 +28,8 @@ class RunReport:
     layers: list[dict[str, Any]] = field(default_factory=list)
     misleading: list[dict[str, Any]] = field(default_factory=list)
     n_misleading: int = 0
+    #: the precision "detectors" with the highest false-alarm rates (shown when none passes .9)
+    worst_precision_detectors: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_report(engine: Engine, model_name: str, score_run_id: int) -> RunReport:
@@ -58,9 +62,22 @@ def run_report(engine: Engine, model_name: str, score_run_id: int) -> RunReport:
         n_misleading = conn.execute(
             text("SELECT count(*) FROM misleading_detectors WHERE run_id = :r"), {"r": score_run_id}
         ).scalar_one()
+        worst = (
+            conn.execute(
+                text(
+                    "SELECT layer, unit, precision, precision_class, false_alarm_rate, max_informedness, "
+                    "recall_at_mi FROM unit_catalogue WHERE run_id = :r AND precision > :p "
+                    "ORDER BY false_alarm_rate DESC NULLS LAST, precision DESC LIMIT 5"
+                ),
+                {"r": score_run_id, "p": PRECISION_DETECTOR},
+            )
+            .mappings()
+            .all()
+        )
     return RunReport(
         model=model_name,
         layers=[dict(r) for r in layers],
         misleading=[dict(r) for r in misleading],
         n_misleading=n_misleading,
+        worst_precision_detectors=[dict(r) for r in worst],
     )
