@@ -14,7 +14,7 @@ from sklearn.metrics import roc_curve
 
 from catalogue.errors import InputError
 from catalogue.measures import GROUP_MEASURES, MEASURE_NAMES
-from catalogue.selectivity import score_layer, score_units
+from catalogue.selectivity import score_layer, score_units, sorting
 from catalogue.selectivity.kernel import _at_or_above
 from catalogue.selectivity.sorting import sort_by_class, sort_head
 from tests.selectivity_reference import (
@@ -436,3 +436,26 @@ def test_the_gpu_sorts_equal_the_cpu_ones(n_head: int) -> None:
         strict=True,
     ):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_the_gpu_code_path_gives_the_same_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With numpy switched off, CPU tensors take the torch code CUDA runs: same results."""
+    rng = np.random.default_rng(8)
+    n, n_classes = 500, 7
+    labels = rng.integers(0, n_classes, n)
+    acts = np.maximum(rng.normal(size=(n, 6)), 0).round(1).astype(np.float32)
+    acts[:, 1] = 0.0
+    acts[:, 2] = rng.normal(size=n)  # dense
+    kwargs = {"groups": {"g": [1, 2]}, "n_top_images": 10, "block_units": 4}
+    default = score_layer(acts, labels, n_classes, **kwargs)
+    monkeypatch.setattr(sorting, "NUMPY_ON_CPU", False)
+    torch_only = score_layer(acts, labels, n_classes, **kwargs)
+    for name in MEASURE_NAMES:
+        np.testing.assert_array_equal(torch_only.metrics[name], default.metrics[name], name)
+    for name, col in default.class_stats.items():
+        np.testing.assert_array_equal(torch_only.class_stats[name], col, name)
+    np.testing.assert_array_equal(torch_only.top_image_index, default.top_image_index)
+    for col in GROUP_MEASURES:
+        np.testing.assert_array_equal(
+            torch_only.group_metrics["g"][col], default.group_metrics["g"][col], col
+        )

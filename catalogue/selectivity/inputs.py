@@ -23,7 +23,7 @@ from catalogue.errors import InputError
 #: Bytes of scorer memory per (unit × image) element of a block: the float32
 #: block, its sorted copy and sort indices, and the int/float64 temporaries of
 #: the region above each unit's minimum (worst case: a unit with no ties).
-BYTES_PER_ELEMENT = 128
+BYTES_PER_ELEMENT = 192
 
 #: Images per tile when transposing a numpy block to units × images.
 TRANSPOSE_TILE = 256

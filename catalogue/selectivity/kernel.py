@@ -39,8 +39,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from catalogue.selectivity import sorting
 from catalogue.selectivity.inputs import Options
-from catalogue.selectivity.sorting import sort_by_class, sort_head
+from catalogue.selectivity.sorting import class_shift, sort_by_class, sort_head
 
 F64 = torch.float64
 NEG_INF = float("-inf")
@@ -175,9 +176,10 @@ class SortedBlock:
         self.ys = ctx.labels.index_select(0, flat).view(self.B, width)
         self.at_or_above = _at_or_above(self.vs, K)
         self.cls = self.ys[:, :K].masked_fill(self.ar >= self.k_b[:, None], C)
-        kd = self.key_dtype = torch.int32 if (C + 1) * K < 2**31 else torch.int64
+        self.shift = class_shift(K)
+        kd = self.key_dtype = torch.int32 if (C + 1) << self.shift < 2**31 else torch.int64
         self.ks, self.q2, self.c2 = sort_by_class(self.cls, kd)
-        self.offsets = torch.arange(C + 1, device=dev, dtype=kd) * K
+        self.offsets = torch.arange(C + 1, device=dev, dtype=kd) << self.shift
         self.bounds = torch.searchsorted(self.ks, self.offsets.expand(self.B, C + 1).contiguous())
         self.region_counts = self.bounds[:, 1:] - self.bounds[:, :-1]
 
@@ -258,7 +260,7 @@ def _at_or_above(vs: Tensor, K: int, numpy_scan: bool | None = None) -> Tensor:
     else:
         torch.ne(vs[:, : K - 1], vs[:, 1:K], out=last[:, : K - 1])
     if numpy_scan is None:
-        numpy_scan = vs.device.type == "cpu"
+        numpy_scan = sorting.numpy_for(vs)
     if numpy_scan:
         idx = np.where(last.numpy(), np.arange(1.0, K + 1.0), K + 1.0)
         out = np.empty_like(idx)

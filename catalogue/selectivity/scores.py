@@ -77,7 +77,8 @@ def score_units(
         device: "auto"/None (CUDA when available), "cpu" or "cuda".
         block_units: units per block; default from `memory_budget`.
         memory_budget: bytes for one block's working memory (default 512 MiB on
-            the CPU, a third of free GPU memory up to 8 GiB on CUDA).
+            the CPU, a third of free GPU memory up to 8 GiB on CUDA); the peak is
+            about this plus the caller's own array.
 
     Returns:
         ``localist`` (bool), ``localist_class``, ``precision_class``,

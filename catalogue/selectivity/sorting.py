@@ -24,6 +24,14 @@ from torch import Tensor
 
 LOW32 = np.int64(0xFFFFFFFF)
 
+#: Whether CPU tensors are sorted with numpy (True) or with the torch code that CUDA
+#: runs (False: tests use it to run the GPU path on a CPU).
+NUMPY_ON_CPU = True
+
+
+def numpy_for(t: Tensor) -> bool:
+    return NUMPY_ON_CPU and t.device.type == "cpu"
+
 
 @cache
 def _pool(workers: int) -> ThreadPoolExecutor:
@@ -58,9 +66,16 @@ def packed_keys(a: np.ndarray, index: np.ndarray | int) -> np.ndarray:
     return key
 
 
+def unpack_values(key: np.ndarray) -> np.ndarray:
+    """The float32 values of `packed_keys` (with +0.0 for either zero)."""
+    ordered = (key >> 32).astype(np.int32)
+    bits = ordered ^ ((ordered >> 31) & 0x7FFFFFFF)
+    return np.subtract(np.float32(0.0), bits.view(np.float32), dtype=np.float32)
+
+
 def sort_descending(x: Tensor) -> tuple[Tensor, Tensor]:
     """Rows of x (B, W float32) sorted descending, ties by lower index: (values, indices)."""
-    if x.device.type != "cpu":
+    if not numpy_for(x):
         return torch.sort(x, dim=1, descending=True, stable=True)
     a = x.numpy()
     values = np.empty_like(a)
@@ -70,7 +85,7 @@ def sort_descending(x: Tensor) -> tuple[Tensor, Tensor]:
         key = packed_keys(a[lo:hi], np.arange(a.shape[1]))
         key.sort(axis=1)
         np.bitwise_and(key, LOW32, out=index[lo:hi])
-        values[lo:hi] = np.take_along_axis(a[lo:hi], index[lo:hi], axis=1)
+        values[lo:hi] = unpack_values(key)
 
     _over_row_chunks(a.shape[0], work)
     return torch.from_numpy(values), torch.from_numpy(index)
@@ -103,7 +118,7 @@ def sort_head(x: Tensor, n_head: int, use_numpy: bool | None = None) -> Head:
     lowest-indexed images at the minimum (image 0 beyond). Otherwise one full sort.
     """
     if use_numpy is None:
-        use_numpy = x.device.type == "cpu"
+        use_numpy = numpy_for(x)
     return _sort_head_numpy(x, n_head) if use_numpy else _sort_head_torch(x, n_head)
 
 
@@ -132,17 +147,15 @@ def _sort_head_numpy(x: Tensor, n_head: int) -> Head:
         else:
             above = rows_a > vmin[:, None]
             flat = np.flatnonzero(above)  # row-major: images ascending within each row
-            rows = flat // N
+            rows = np.repeat(np.arange(hi - lo), k)
             starts = np.cumsum(k) - k
             dest = np.arange(flat.size) + rows * width - starts[rows]
-            key = np.repeat(packed_keys(vmin, LOW32)[:, None], width, axis=1)
+            # The minimum's key carries image 0; it sorts after every value above it.
+            key = np.repeat(packed_keys(vmin, 0)[:, None], width, axis=1)
             key.ravel()[dest] = packed_keys(rows_a.ravel()[flat], flat - rows * N)
             key.sort(axis=1)
         idx = key & LOW32
-        past = idx >= N  # padding at the minimum
-        idx[past] = 0
-        vals = np.take_along_axis(rows_a, idx, axis=1)
-        values[lo:hi] = np.where(past, vmin[:, None], vals)
+        values[lo:hi] = unpack_values(key)
         if not dense:
             need = n_head - k
             short = np.flatnonzero(need > 0)
@@ -194,20 +207,26 @@ def _sort_head_torch(x: Tensor, n_head: int) -> Head:
     return Head(vs, p1, v_min, k_b, width)
 
 
+def class_shift(n_positions: int) -> int:
+    """Bits for a position in a (class, position) key: class = key >> shift."""
+    return max(int(n_positions - 1).bit_length(), 1)
+
+
 def sort_by_class(
     cls: Tensor, key_dtype: torch.dtype, use_numpy: bool | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Region positions grouped by class, in position order within each class.
 
-    cls: (B, K) int64 class of each position (ties impossible: keys class·K + position
-    are unique). Returns the sorted keys (key_dtype), the positions and the classes
-    (both int64) in that order.
+    cls: (B, K) int64 class of each position. The keys (class << shift) | position
+    (shift = `class_shift(K)`) are unique. Returns the sorted keys (key_dtype), the
+    positions and the classes (both int64) in that order.
     """
     B, K = cls.shape
+    shift = class_shift(K)
     ar = torch.arange(K, device=cls.device, dtype=key_dtype)
-    key = torch.add(ar, cls.to(key_dtype), alpha=K)
+    key = torch.bitwise_or(ar, cls.to(key_dtype) << shift)
     if use_numpy is None:
-        use_numpy = cls.device.type == "cpu"
+        use_numpy = numpy_for(cls)
     if not use_numpy:
         keys, pos = torch.sort(key, dim=1)
         return keys, pos, cls.gather(1, pos)
@@ -217,8 +236,8 @@ def sort_by_class(
 
     def work(lo: int, hi: int) -> None:
         keys[lo:hi].sort(axis=1)
-        np.floor_divide(keys[lo:hi], K, out=classes[lo:hi], casting="unsafe")
-        np.subtract(keys[lo:hi], classes[lo:hi] * K, out=pos[lo:hi], casting="unsafe")
+        np.right_shift(keys[lo:hi], shift, out=classes[lo:hi], casting="unsafe")
+        np.bitwise_and(keys[lo:hi], (1 << shift) - 1, out=pos[lo:hi], casting="unsafe")
 
     _over_row_chunks(B, work)
     return key, torch.from_numpy(pos), torch.from_numpy(classes)
