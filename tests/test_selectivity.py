@@ -247,7 +247,14 @@ def test_blocks_devices_and_dtypes_do_not_change_the_scores() -> None:
     acts = np.maximum(rng.normal(size=(n, 9)) - 0.9, 0).astype(np.float16)
     acts[:, 3] = 0  # a dead unit in the middle of a block
     whole = score_units(acts, labels, n_classes, device="cpu")
-    for kwargs in ({"block_units": 1}, {"block_units": 4}, {"memory_budget": 1}):
+    options = (
+        {"block_units": 1},
+        {"block_units": 4},
+        {"memory_budget": 1},
+        {"block_units": 9, "memory_budget": 192 * 1000},  # rows scored one at a time
+        {"memory_budget": 40 * 3000 * 4},  # blocks sized from the density seen
+    )
+    for kwargs in options:
         part = score_units(acts.astype(np.float32), labels, n_classes, **kwargs)
         for name in MEASURE_NAMES:
             np.testing.assert_array_equal(part[name], whole[name], err_msg=name)

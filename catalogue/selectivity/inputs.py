@@ -10,7 +10,7 @@ names the problem and what to do about it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +20,13 @@ import torch
 from catalogue.config import resolve_device
 from catalogue.errors import InputError
 
-#: Bytes of scorer memory per (unit × image) element of a block: the float32
-#: block, its sorted copy and sort indices, and the int/float64 temporaries of
-#: the region above each unit's minimum (worst case: a unit with no ties).
-BYTES_PER_ELEMENT = 192
+#: Bytes of scorer memory per (unit × image) of a block: the float32 block, its sort
+#: keys and the compacted part above each unit's minimum.
+RAW_BYTES = 32
+
+#: Bytes per (unit × sorted head position): the int and float64 temporaries of the
+#: measures over the part of each unit above its minimum (all of it for a dense unit).
+REGION_BYTES = 192
 
 #: Images per tile when transposing a numpy block to units × images.
 TRANSPOSE_TILE = 256
@@ -161,40 +164,38 @@ def scoring_device(device: str | None) -> str:
     return resolve_device(device)
 
 
+def memory_budget_for(device: str, memory_budget: int | None) -> int:
+    """Bytes one block may use: the given budget, or 512 MiB on the CPU and a third of
+    the free GPU memory (at most 8 GiB) on CUDA."""
+    if memory_budget is not None:
+        if isinstance(memory_budget, bool) or not isinstance(memory_budget, int):
+            raise InputError(f"memory_budget must be a number of bytes; got {memory_budget!r}.")
+        return max(memory_budget, 1)
+    if device.startswith("cuda"):
+        free, _total = torch.cuda.mem_get_info(torch.device(device))
+        return int(min(free // 3, 8 * 2**30))
+    return CPU_BUDGET_BYTES
+
+
 def block_size(
-    n_images: int,
-    n_units: int,
-    device: str,
-    block_units: int | None,
-    memory_budget: int | None,
+    n_images: int, n_units: int, block_units: int | None, budget: int, head_width: int
 ) -> int:
-    """Units per block so that one block's scorer memory stays within the budget."""
+    """Units per block within the budget, for units needing `head_width` sorted positions
+    each (N, the dense worst case, until a block has shown the layer's density)."""
     if block_units is not None:
         if isinstance(block_units, bool) or not isinstance(block_units, int) or block_units < 1:
             raise InputError(f"block_units must be a positive integer; got {block_units!r}.")
         return min(block_units, max(n_units, 1))
-    if memory_budget is None:
-        memory_budget = CPU_BUDGET_BYTES
-        if device.startswith("cuda"):
-            free, _total = torch.cuda.mem_get_info(torch.device(device))
-            memory_budget = min(free // 3, 8 * 2**30)
-    units = max(1, memory_budget // (BYTES_PER_ELEMENT * max(n_images, 1)))
-    return int(min(units, max(n_units, 1)))
-
-
-def blocks(n_units: int, size: int) -> Iterator[tuple[int, int]]:
-    for start in range(0, n_units, size):
-        yield start, min(start + size, n_units)
+    per_unit = RAW_BYTES * n_images + REGION_BYTES * head_width
+    return int(min(max(1, budget // per_unit), max(n_units, 1)))
 
 
 def raise_non_finite(acts: Activations, first_block: int, size: int, device: str) -> None:
     """Count NaN and infinite values from `first_block` on and raise one clear InputError."""
     n_nan = n_inf = 0
     first_unit: int | None = None
-    for start, stop in blocks(acts.n_units, size):
-        if start < first_block:
-            continue
-        x = acts.block(start, stop, device)
+    for start in range(first_block, acts.n_units, size):
+        x = acts.block(start, min(start + size, acts.n_units), device)
         nan = torch.isnan(x).sum(1)
         inf = torch.isinf(x).sum(1)
         n_nan += int(nan.sum())

@@ -41,7 +41,7 @@ from torch import Tensor
 
 from catalogue.selectivity import sorting
 from catalogue.selectivity.inputs import Options
-from catalogue.selectivity.sorting import class_shift, sort_by_class, sort_head
+from catalogue.selectivity.sorting import Head, class_shift, sort_by_class, sort_head
 
 F64 = torch.float64
 NEG_INF = float("-inf")
@@ -158,24 +158,23 @@ class SortedBlock:
         bounds: (B, C+1) where each class's segment starts in that order.
     """
 
-    def __init__(self, x: Tensor, ctx: Context, label_width: int, n_head: int) -> None:
+    def __init__(self, head: Head, ctx: Context, label_width: int) -> None:
         self.ctx = ctx
-        self.B, self.N = x.shape
+        self.B, self.N = head.values.shape[0], ctx.n_images
         C = self.C = ctx.n_classes
-        dev = x.device
-        head = sort_head(x, n_head)
+        dev = head.values.device
         self.vs, self.p1, self.v_min, self.k_b = head.values, head.images, head.v_min, head.k_b
         self.W = head.width
         K = self.K = max(int(self.k_b.max()), 1)
-        if not bool(torch.isfinite(self.vs[:, 0]).all() & torch.isfinite(self.v_min).all()):
-            raise NonFiniteBlock
         self.R = self.vs[:, :K]
         self.ar = torch.arange(K, device=dev)
         width = min(self.W, max(K, label_width))
         flat = self.p1[:, :width].reshape(-1)
         self.ys = ctx.labels.index_select(0, flat).view(self.B, width)
         self.at_or_above = _at_or_above(self.vs, K)
-        self.cls = self.ys[:, :K].masked_fill(self.ar >= self.k_b[:, None], C)
+        self.cls = self.ys[:, :K]
+        if bool((self.k_b < K).any()):
+            self.cls = self.cls.masked_fill(self.ar >= self.k_b[:, None], C)
         self.shift = class_shift(K)
         kd = self.key_dtype = torch.int32 if (C + 1) << self.shift < 2**31 else torch.int64
         self.ks, self.q2, self.c2 = sort_by_class(self.cls, kd)
@@ -295,28 +294,49 @@ def _expected_classes(cut: Cut) -> Tensor:
     return contrib.sum(1)
 
 
-def score_block(x: Tensor, ctx: Context, detail: Detail | None = None) -> dict[str, Tensor]:
+def score_block(
+    x: Tensor, ctx: Context, detail: Detail | None = None, max_region: int | None = None
+) -> tuple[dict[str, Tensor], int]:
     """All unit measures (and, with `detail`, the layer extras) for one block.
 
     x: (B, N) float32 contiguous, one unit per row. Returns (B,) tensors keyed by
-    DESIGN.md's column names, plus "_..." keys for the `Detail` outputs.
+    DESIGN.md's column names (plus "_..." keys for the `Detail` outputs) and the head
+    width, the sorted positions per unit that the block needed (its density). Rows are
+    scored in chunks of at most `max_region` (unit × head position) elements.
     """
+    opt = ctx.options
+    N = ctx.n_images
+    n_csi = min(opt.csi_top_n, N)
+    n_head = max(opt.top_k, opt.top_n_classes, n_csi, detail.n_top_images if detail else 1)
+    head = sort_head(x, min(n_head, N))
+    if not bool(torch.isfinite(head.values[:, 0]).all() & torch.isfinite(head.v_min).all()):
+        raise NonFiniteBlock
+    B = head.values.shape[0]
+    rows = B if max_region is None else max(1, max_region // head.width)
+    if rows >= B:
+        return _score_rows(head, ctx, detail), head.width
+    parts = [
+        _score_rows(head.rows(i, min(i + rows, B), min(n_head, N)), ctx, detail)
+        for i in range(0, B, rows)
+    ]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, head.width
+
+
+def _score_rows(head: Head, ctx: Context, detail: Detail | None) -> dict[str, Tensor]:
     opt = ctx.options
     N, C = ctx.n_images, ctx.n_classes
     n_csi = min(opt.csi_top_n, N)
     label_width = n_csi if opt.csi_threshold < 1.0 else 1
-    n_head = max(opt.top_k, opt.top_n_classes, n_csi, detail.n_top_images if detail else 1)
-    blk = SortedBlock(x, ctx, label_width, min(n_head, N))
+    blk = SortedBlock(head, ctx, label_width)
     vs = blk.vs
+    device = vs.device
     out: dict[str, Tensor] = {}
 
     # --- hit counts at every candidate threshold (class-sorted order) ---
     # Region padding has class C, whose size is +inf: recall 0 and informedness -inf there.
     B, K = blk.B, blk.K
     flat_c2 = blk.c2.reshape(-1)
-    tp = torch.arange(1.0, K + 1.0, dtype=F64, device=x.device) - blk.bounds.to(F64).gather(
-        1, blk.c2
-    )
+    tp = torch.arange(1.0, K + 1.0, dtype=F64, device=device) - blk.bounds.to(F64).gather(1, blk.c2)
     g = blk.at_or_above.gather(1, blk.q2)
     nc = ctx.counts_f.index_select(0, flat_c2).view(B, K)
 

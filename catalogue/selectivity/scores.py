@@ -16,13 +16,14 @@ import torch
 from catalogue.errors import InputError
 from catalogue.measures import GROUP_MEASURES, UNIT_MEASURES
 from catalogue.selectivity.inputs import (
+    REGION_BYTES,
     Activations,
     Options,
     block_size,
-    blocks,
     check_groups,
     check_labels,
     exact_limit_ok,
+    memory_budget_for,
     raise_non_finite,
     scoring_device,
 )
@@ -230,20 +231,26 @@ def _score(
             masks.append(mask.to(dev))
         detail = Detail(n_top_images=n_top_images, group_masks=masks)
 
-    size = block_size(acts.n_images, acts.n_units, dev, block_units, memory_budget)
+    budget = memory_budget_for(dev, memory_budget)
+    max_region = budget // REGION_BYTES
     parts: list[dict[str, np.ndarray]] = []
-    for start, stop in blocks(acts.n_units, size):
+    start, width = 0, acts.n_images  # the dense worst case until a block shows the density
+    while start < acts.n_units:
+        size = block_size(acts.n_images, acts.n_units, block_units, budget, width)
+        stop = min(start + size, acts.n_units)
         x = acts.block(start, stop, dev)
         if x.device.type == "cuda":
             x.add_(0.0)  # -0.0 → 0.0: radix sorts order the two zeros apart
         try:
-            result = score_block(x, ctx, detail)
+            result, used = score_block(x, ctx, detail, max_region)
         except NonFiniteBlock:
             raise_non_finite(acts, start, size, dev)
         del x
+        width = min(acts.n_images, max(used, width // 2))  # density may drift; adapt slowly
         if detail is not None:
             result.update(_class_ranks(result, n_top_classes))
         parts.append({k: v.cpu().numpy() for k, v in result.items()})
+        start = stop
 
     metrics = _empty_metrics()
     for name in metrics:

@@ -101,6 +101,18 @@ class Head:
     k_b: Tensor  # (B,) images strictly above the minimum
     width: int
 
+    def rows(self, start: int, stop: int, n_head: int) -> Head:
+        """Rows start..stop-1, trimmed to the width they need."""
+        k_b = self.k_b[start:stop]
+        width = min(self.width, max(max(int(k_b.max()), 1) + 1, n_head))
+        return Head(
+            self.values[start:stop, :width].contiguous(),
+            self.images[start:stop, :width].contiguous(),
+            self.v_min[start:stop],
+            k_b,
+            width,
+        )
+
 
 def head_width(k_max: int, n_images: int, n_head: int) -> int:
     """The region (at least one position) plus one position of the minimum, and at least
