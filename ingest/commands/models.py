@@ -84,6 +84,9 @@ def train_demo(
         None, "--epochs", help="Training epochs (default: digits 8, fashion-mnist 2)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for initialisation and batch order."),
+    threads: int = typer.Option(
+        1, "--threads", help="CPU threads for training (0: torch's default)."
+    ),
     fashion_mnist_dir: Path | None = typer.Option(
         None,
         "--fashion-mnist-dir",
@@ -106,6 +109,7 @@ def train_demo(
             dataset,
             epochs=epochs,
             seed=seed,
+            threads=threads,
             fashion_mnist_dir=fashion_mnist_dir,
             on_progress=report,
         )
