@@ -1,14 +1,14 @@
 """Every measure of DESIGN.md for a block of units at once, in torch (CPU or CUDA).
 
-A block is B units × N images (float32, one unit per row). The cost floor is
-one sort of each row; everything else is a few passes over the part of the row
-that matters, never an N × C (images × classes) table:
+A block is B units × N images (float32, one unit per row). The cost is one
+sort of the part of each row that matters and a few passes over it, never an
+N × C (images × classes) table:
 
-1. **One stable sort per row**, descending. It gives the top images (ties broken
-   by lower image index) and the cut-off of every top-k measure.
-2. **The region**: each row's images strictly above its minimum. The minimum's
+1. **The region**: each row's images strictly above its minimum. The minimum's
    tie group (for ReLU units the zeros: often 80 % of the images) is handled in
    closed form, because every class's threshold there selects all images.
+2. **One sort of each region** (`sorting.sort_head`), descending, ties by lower
+   image index. It gives the top images and the cut-off of every top-k measure.
 3. **Tie-group ends**: a threshold t selects every image with a >= t, so the
    number of images at or above the value at sorted position p is the end of
    p's tie group + 1 (one reverse running-minimum).
