@@ -8,7 +8,8 @@
    float32 layer (post-ReLU-like data: half zeros), against reading the whole
    layer. Target: one column < 0.5 s.
 
-    .venv/bin/python bench/extract.py [--model demo|alexnet|…] [--images 4096] [--rows 100000] [--units 4096]
+    .venv/bin/python bench/extract.py [--model demo|alexnet|…] [--images 4096] [--threads 1]
+                                      [--rows 100000] [--units 4096]
 """
 
 from __future__ import annotations
@@ -75,12 +76,12 @@ def bench_extraction(args: argparse.Namespace, workdir: Path) -> None:
     )
     bare_forward(model, synthetic_images(args.batch_size * 2, model.input_size[0], 10, model.transform),
                  args.batch_size, args.workers, device)  # fmt: skip
-    bare_rates, extract_rates = [], []
+    bare_rates, extract_rates, loop_rates = [], [], []
     for rep in range(args.repeats):
         bare_rates.append(bare_forward(model, dataset, args.batch_size, args.workers, device))
         out = workdir / f"extract{rep}.h5"
         started = time.perf_counter()
-        extract_activations(
+        summary = extract_activations(
             model,
             dataset,
             layers,
@@ -90,15 +91,23 @@ def bench_extraction(args: argparse.Namespace, workdir: Path) -> None:
             device=device,
         )
         extract_rates.append(args.images / (time.perf_counter() - started))
+        loop_rates.append(summary.images_per_second)
         out.unlink()
-    bare, extract = max(bare_rates), max(extract_rates)
-    print(f"  bare forward loop : {bare:8.1f} images/s (best of {args.repeats})")
+    bare, extract, loop = max(bare_rates), max(extract_rates), max(loop_rates)
+    pairs = sorted(e / b for e, b in zip(extract_rates, bare_rates, strict=True))
+    print(f"  bare forward loop    : {bare:8.1f} images/s (best of {args.repeats})")
     print(
-        f"  extract_activations: {extract:8.1f} images/s (best of {args.repeats}, incl. setup and HDF5 writes)"
+        f"  extract_activations  : {extract:8.1f} images/s (incl. setup: tracing, shape probe, new file)"
     )
+    print(f"  extraction loop only : {loop:8.1f} images/s")
     print(
         f"  ratio extraction / bare = {extract / bare:.3f}  (overhead {100 * (1 - extract / bare):.1f} %)"
     )
+    print(f"  ratio loop only / bare  = {loop / bare:.3f}")
+    print(
+        f"  per-pair ratios extraction / bare (each pair back to back): {', '.join(f'{r:.2f}' for r in pairs)}"
+    )
+    print(f"  median per-pair ratio = {pairs[len(pairs) // 2]:.3f}")
 
 
 def bench_reads(args: argparse.Namespace, workdir: Path) -> None:
@@ -156,12 +165,17 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--units", type=int, default=4096)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (0: torch's default)"
+    )
     parser.add_argument("--skip-extraction", action="store_true")
     parser.add_argument("--skip-reads", action="store_true")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="unitcat-bench-") as tmp:
         if not args.skip_extraction:
             bench_extraction(args, Path(tmp))
