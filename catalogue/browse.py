@@ -566,16 +566,16 @@ def score_runs(engine: Engine) -> pd.DataFrame:
 
 def run_name(run: Mapping[str, Any]) -> str:
     """'#12 alexnet on imagenet-val (correct images)': how the UI names a scoring run."""
-    parts = [f"#{run['id']}"]
-    if run.get("label"):
-        parts.append(str(run["label"]))
-    model, dataset = run.get("model"), run.get("dataset")
-    if model:
-        parts.append(f"{model}" + (f" on {dataset}" if dataset else ""))
+    label = str(run.get("label") or "")
+    if not label:
+        model, dataset = run.get("model"), run.get("dataset")
+        label = f"{model} on {dataset}" if model and dataset else str(model or "")
     params = run.get("params") or {}
     if isinstance(params, Mapping) and "all_images" in params:
-        parts.append("(all images)" if params["all_images"] else "(correct images)")
-    return " ".join(parts)
+        which = "(all images)" if params["all_images"] else "(correct images)"
+        if which not in label:
+            label = f"{label} {which}".strip()
+    return f"#{run['id']} {label}".strip()
 
 
 # --------------------------------------------------------------------------------- units

@@ -605,3 +605,14 @@ def test_bundled_dataset_images_are_read_by_key() -> None:
     assert np.array_equal(np.asarray(image), np.asarray(digits.load_image(3)))
     assert browse.bundled_image("digits:test", None, "no-such-key") is None
     assert browse.bundled_image("my-folder", "/nonexistent", "a.png") is None
+
+
+def test_run_names_say_which_images_were_scored() -> None:
+    from catalogue.browse import run_name
+
+    scored = {"id": 3, "label": "toynet on toy", "params": {"all_images": True}}
+    assert run_name(scored) == "#3 toynet on toy (all images)"
+    labelled = {"id": 3, "label": "toynet on toy (all images)", "params": {"all_images": True}}
+    assert run_name(labelled) == "#3 toynet on toy (all images)"  # said once
+    bare = {"id": 4, "label": None, "model": "m", "dataset": "d", "params": {}}
+    assert run_name(bare) == "#4 m on d"

@@ -47,14 +47,24 @@ run_ids = c3.multiselect(
 )
 
 c1, c2, c3, c4 = st.columns(4)
-class_name = c1.selectbox("Class", [None, *options.class_names], key="class_name")
+class_name = c1.selectbox(
+    "Class",
+    [None, *options.class_names],
+    format_func=lambda c: "any" if c is None else c,
+    key="class_name",
+)
 class_measure = c2.selectbox(
     "…as the class of",
     [None, *CLASS_MEASURES],
     format_func=lambda c: "any measure" if c is None else MEASURES_BY_NAME[c].label,
     key="class_measure",
 )
-concept = c3.selectbox("Best dissection concept", [None, *options.concepts], key="concept")
+concept = c3.selectbox(
+    "Best dissection concept",
+    [None, *options.concepts],
+    format_func=lambda c: "any" if c is None else c,
+    key="concept",
+)
 localist_choice = c4.selectbox("Localist", ["any", "yes", "no"], key="localist")
 
 numeric = [m for m in (*FLOAT_MEASURES, "best_iou", "share_yes") if m in ranges]
@@ -110,6 +120,7 @@ DISPLAY = [
     "model",
     "layer",
     "unit",
+    "run_id",
     "precision",
     "precision_class",
     "false_alarm_rate",
@@ -127,7 +138,6 @@ DISPLAY = [
     "share_yes",
     "rating_consensus",
     "dataset",
-    "run_id",
     "unit_id",
 ]
 display = frame.assign(
@@ -135,8 +145,11 @@ display = frame.assign(
 )
 config: dict[str, object] = {
     "open": st.column_config.LinkColumn("Open", display_text="open ↗", width="small"),
+    "model": st.column_config.Column("Model"),
+    "layer": st.column_config.Column("Layer"),
     "unit": st.column_config.NumberColumn("Unit", format="%d"),
-    "run_id": st.column_config.NumberColumn("Run", format="%d"),
+    "run_id": st.column_config.NumberColumn("Run", format="%d", help="The scoring run (Runs page)"),
+    "dataset": st.column_config.Column("Dataset"),
     "unit_id": st.column_config.NumberColumn("Unit id", format="%d"),
 }
 for name in DISPLAY:
