@@ -616,3 +616,26 @@ def test_run_names_say_which_images_were_scored() -> None:
     assert run_name(labelled) == "#3 toynet on toy (all images)"  # said once
     bare = {"id": 4, "label": None, "model": "m", "dataset": "d", "params": {}}
     assert run_name(bare) == "#4 m on d"
+
+
+# ------------------------------------------------------------------ clicks open the unit
+
+
+def test_selecting_a_search_row_or_a_scatter_point_opens_the_unit(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    """A click arrives as the selection state of the table or chart (what the browser sends)."""
+    at = app(preset="localist")
+    at.session_state["search_results_0"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    unit_id = catalogue.unit_ids[("fc6", 5)]
+    assert at.query_params == {"unit_id": str(unit_id), "run_id": str(catalogue.score_run)}
+    assert "toynet · fc6 · unit 5" in _texts(at)
+
+    at = app("app_pages/measures.py", run_id=catalogue.score_run)
+    unit_id = catalogue.unit_ids[("conv5", 1)]
+    point = {"unit_id": unit_id, "run_id": catalogue.score_run}
+    at.session_state["scatter_0"] = {"selection": {"unit": [point]}}
+    at.run()
+    assert at.query_params == {"unit_id": str(unit_id), "run_id": str(catalogue.score_run)}
+    assert "toynet · conv5 · unit 1" in _texts(at)

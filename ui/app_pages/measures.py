@@ -85,7 +85,8 @@ event = st.altair_chart(
     selection_mode="unit",
     key=chart_key,
 )
-picked = (event.selection.get("unit") if event is not None else None) or []
+selection = (event or {}).get("selection") or {}  # a dict-like VegaLiteState
+picked = selection.get("unit") or []
 if picked:
     common.consume_widget_key("scatter")
     common.open_unit(int(picked[0]["unit_id"]), picked[0].get("run_id"))

@@ -172,7 +172,7 @@ event = st.dataframe(
     selection_mode="single-row",
     key=table_key,
 )
-selected = event.selection.rows if event is not None else []
+selected = ((event or {}).get("selection") or {}).get("rows") or []  # dict-like state
 if selected:
     row = frame.iloc[selected[0]]
     common.consume_widget_key("search_results")
