@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,7 +299,7 @@ def _run_loop(
     )
     n_new = 0
     with torch.inference_mode(), _autocast_context(device, autocast):
-        for batch in loader:
+        for batch in _batches(loader):
             for key, reason, index in batch.skipped:
                 if index >= start:
                     store.add_skipped(key, reason, index)
@@ -319,6 +319,17 @@ def _run_loop(
             if on_progress is not None:
                 on_progress(min(done, n_total), n_total)
     return n_new
+
+
+def _batches(loader: torch.utils.data.DataLoader) -> Iterator[Batch]:
+    """The loader's batches; an InputError from a worker process comes back as its own one line."""
+    try:
+        yield from loader
+    except InputError as exc:
+        lines = str(exc).strip().splitlines()
+        if len(lines) > 1:  # DataLoader's re-raise carries the worker's traceback
+            raise InputError(lines[-1].split("InputError: ", 1)[-1]) from None
+        raise
 
 
 def _last_index(batch: Batch) -> int:

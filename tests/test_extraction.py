@@ -124,6 +124,10 @@ def test_corrupt_images_are_skipped_and_listed(tmp_path):
         assert store.skipped == summary.skipped
     with pytest.raises(InputError, match="zz_broken"):
         extract_activations(model, dataset, ["fc"], tmp_path / "strict.h5", strict=True)
+    with pytest.raises(
+        InputError, match=r"^cannot read image dog/zz_broken\.jpg .*--strict to skip it\.$"
+    ):
+        extract_activations(model, dataset, ["fc"], tmp_path / "workers.h5", strict=True, workers=1)
 
 
 def test_class_count_mismatch_fails_before_any_work(tmp_path):
