@@ -533,6 +533,13 @@ def _module_and_tracer(model: ModelInfo | nn.Module) -> tuple[nn.Module, dict[st
     return model, {}
 
 
+def node_of(name: str, nodes: Sequence[str]) -> str | None:
+    """The graph node a layer name selects: itself, or a module's last node (None if neither)."""
+    if name in nodes:
+        return name
+    return next((n for n in reversed(nodes) if n.startswith(name + ".")), None)
+
+
 def resolve_layer_names(requested: Sequence[str], nodes: Sequence[str]) -> list[str]:
     """Check requested layer names against the graph; unknown ones raise NotFound with close names.
 
@@ -553,8 +560,14 @@ def resolve_layer_names(requested: Sequence[str], nodes: Sequence[str]) -> list[
         raise NotFound(
             f"layer {name!r} is not a node of this model ({hint}); see `unitcat ingest layers`."
         )
-    if len(set(out)) != len(out):
-        raise InputError(f"layer names repeat in {list(requested)}.")
+    selected: dict[str, str] = {}
+    for name in out:
+        node = node_of(name, nodes)
+        if node in selected:
+            raise InputError(
+                f"layers {selected[node]!r} and {name!r} are the same node ({node}); name it once."
+            )
+        selected[node] = name
     return out
 
 
@@ -621,7 +634,7 @@ def list_layers(
         ):
             continue
         shape = tuple(int(s) for s in value.shape[1:])
-        node = name if name in position else [n for n in nodes if n.startswith(name + ".")][-1]
+        node = node_of(name, nodes)
         infos.append(
             LayerInfo(
                 name=name,
@@ -646,8 +659,12 @@ def default_layers(
     """Sensible layers to extract when none are named.
 
     The demo CNN: conv1 … fc8. ResNet-style stages (``layer1`` … ``layer4``) and
-    the classifier. Otherwise the output of every ReLU module after a conv or
-    linear layer (AlexNet: ``features.1`` … ``classifier.5``) and the logits.
+    the classifier. The output of every ReLU module after a conv or linear
+    layer (AlexNet, VGG: ``features.1`` … ``classifier.5``) and the logits.
+    Otherwise the network's blocks: its top-level modules that hold a conv or
+    linear layer, one level down inside a multi-block ``nn.Sequential``
+    (GoogLeNet ``inception3a`` … ``inception5b``, DenseNet ``features.denseblock1``
+    …, MobileNet ``features.0`` …), where they output a (C, H, W) or (F,) tensor.
     """
     module, _ = _module_and_tracer(model)
     nodes = graph_nodes(model)
@@ -666,8 +683,31 @@ def default_layers(
         if sub is not None and not isinstance(sub, nn.Dropout):
             previous = sub
     if not chosen:
-        infos = list(infos) if infos is not None else list_layers(model)
-        chosen = [i.name for i in infos if i.kind == "conv"][-3:]
-    if nodes[-1] not in chosen:
+        chosen = _block_layers(module, nodes, infos if infos is not None else list_layers(model))
+    if all(node_of(name, nodes) != nodes[-1] for name in chosen):
         chosen.append(nodes[-1])
     return chosen
+
+
+def _block_layers(module: nn.Module, nodes: Sequence[str], infos: Sequence[LayerInfo]) -> list[str]:
+    """Top-level blocks (one level into multi-block Sequentials) that compute something."""
+
+    def computes(sub: nn.Module) -> bool:
+        return any(isinstance(m, nn.Conv2d | nn.Linear) for m in sub.modules())
+
+    candidates = []
+    for name, child in module.named_children():
+        if isinstance(child, nn.Sequential) and len(child) > 1 and computes(child):
+            candidates += [(f"{name}.{sub_name}", sub) for sub_name, sub in child.named_children()]
+        else:
+            candidates.append((name, child))
+    shaped = {i.node for i in infos}
+    position = {n: i for i, n in enumerate(nodes)}
+    chosen = []
+    for name, sub in candidates:
+        if not computes(sub):
+            continue
+        node = node_of(name, nodes)
+        if node is not None and node in shaped:
+            chosen.append((position[node], name))
+    return [name for _, name in sorted(chosen)]

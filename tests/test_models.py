@@ -217,3 +217,16 @@ def test_layers_command_prints_the_node_table(torch_home):
     missing = runner.invoke(app, ["ingest", "layers", "resnet18", "--weights", "DEFAULT"])
     assert isinstance(missing.exception, ConfigError)
     assert "resnet18-f37072fd.pth" in str(missing.exception)
+
+
+@pytest.mark.filterwarnings("ignore:The default weight initialization of GoogleNet:FutureWarning")
+def test_networks_without_relu_modules_default_to_their_blocks():
+    model = load_model("googlenet", input_size=64)
+    assert default_layers(model) == [
+        "conv1", "conv2", "conv3", "inception3a", "inception3b", "inception4a", "inception4b",
+        "inception4c", "inception4d", "inception4e", "inception5a", "inception5b", "fc",
+    ]  # fmt: skip
+    infos = list_layers(model, layers=["inception4e", "fc"])
+    assert infos[0].output_shape == (832, 4, 4)
+    with pytest.raises(InputError, match="same node"):
+        list_layers(model, layers=["fc", "fc"])
