@@ -16,12 +16,14 @@ module's last node, as in torchvision.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import os
 import tempfile
+import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -504,6 +506,16 @@ def load_model(
 
 
 # ---------------------------------------------------------------- layers
+@contextlib.contextmanager
+def _quiet_tracing() -> Iterator[None]:
+    """Silence torchvision's note that eval-mode graphs differ from train-mode ones: we only use eval."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="NOTE: The nodes obtained by tracing", category=UserWarning
+        )
+        yield
+
+
 def graph_nodes(model: ModelInfo | nn.Module) -> list[str]:
     """Feature-extraction node names in execution order (eval graph), without the input node."""
     from torchvision.models.feature_extraction import get_graph_node_names
@@ -516,7 +528,8 @@ def graph_nodes(model: ModelInfo | nn.Module) -> list[str]:
             "TorchScript models cannot be traced for feature extraction; save the eager model's "
             "state_dict and load it with --weights-file."
         )
-    _, eval_nodes = get_graph_node_names(module, tracer_kwargs=kwargs or None)
+    with _quiet_tracing():
+        _, eval_nodes = get_graph_node_names(module, tracer_kwargs=kwargs or None)
     nodes = [n for n in eval_nodes if n != "x"]
     if isinstance(model, ModelInfo):
         model.extra["graph_nodes"] = (
@@ -583,7 +596,10 @@ def build_extractor(
     return_nodes = {name: name for name in layers}
     if with_logits and nodes[-1] not in return_nodes:
         return_nodes[nodes[-1]] = LOGITS
-    return create_feature_extractor(module, return_nodes=return_nodes, tracer_kwargs=kwargs or None)
+    with _quiet_tracing():
+        return create_feature_extractor(
+            module, return_nodes=return_nodes, tracer_kwargs=kwargs or None
+        )
 
 
 def logits_of(outputs: dict[str, torch.Tensor], last_node: str) -> torch.Tensor:
@@ -613,9 +629,10 @@ def list_layers(
         input_size = (input_size, input_size)
     nodes = graph_nodes(model)
     names = resolve_layer_names(layers, nodes) if layers is not None else nodes
-    extractor = create_feature_extractor(
-        module, return_nodes={n: n for n in names}, tracer_kwargs=kwargs or None
-    )
+    with _quiet_tracing():
+        extractor = create_feature_extractor(
+            module, return_nodes={n: n for n in names}, tracer_kwargs=kwargs or None
+        )
     was_training = module.training
     module.eval()
     try:
