@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, text
@@ -89,6 +90,21 @@ def register_model(
     for spec in layers:
         _register_layer(conn, model_id, name, spec)
     return load_model_record(conn, name)
+
+
+def register_model_info(conn: Connection, model: Any, layers: Sequence[Any]) -> ModelRecord:
+    """Register a loaded model (`catalogue.models.ModelInfo`) with the layers about to be used
+    (`catalogue.models.LayerInfo`: name, kind, n_units, position, output_shape)."""
+    return register_model(
+        conn,
+        name=model.name,
+        architecture=model.architecture,
+        weights=model.weights,
+        checksum=model.checksum,
+        layers=[
+            LayerSpec(i.name, i.kind, i.n_units, i.position, list(i.output_shape)) for i in layers
+        ],
+    )
 
 
 def _register_layer(conn: Connection, model_id: int, model_name: str, spec: LayerSpec) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 from catalogue.config import get_settings
 from catalogue.data import ArrayImageDataset, load_digits, load_fashion_mnist
 from catalogue.db.bulk import copy_columns
-from catalogue.db.registry import LayerSpec, register_concepts, register_model
+from catalogue.db.registry import register_concepts, register_model_info
 from catalogue.db.runs import done_run_id, recorded_run
 from catalogue.dissection import LayerDissection, dissect
 from catalogue.errors import InputError
@@ -88,17 +88,7 @@ def dissect_into_catalogue(
     if reuse and (existing := done_run_id(engine, "dissect", params)) is not None:
         return DissectResult(run_id=existing, probe=probe_name)
     with engine.begin() as conn:
-        record = register_model(
-            conn,
-            name=model.name,
-            architecture=model.architecture,
-            weights=model.weights,
-            checksum=model.checksum,
-            layers=[
-                LayerSpec(i.name, i.kind, i.n_units, i.position, list(i.output_shape))
-                for i in infos
-            ],
-        )
+        record = register_model_info(conn, model, infos)
     with recorded_run(
         engine,
         "dissect",

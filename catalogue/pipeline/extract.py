@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from catalogue.config import get_settings
 from catalogue.data import ImageDataset
-from catalogue.db.registry import LayerSpec, register_dataset, register_model
+from catalogue.db.registry import register_dataset, register_model_info
 from catalogue.db.runs import recorded_run, run_key
 from catalogue.errors import InputError
 from catalogue.extraction import (
@@ -85,17 +85,7 @@ def extract_into_catalogue(
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
     with engine.begin() as conn:
-        model_record = register_model(
-            conn,
-            name=model.name,
-            architecture=model.architecture,
-            weights=model.weights,
-            checksum=model.checksum,
-            layers=[
-                LayerSpec(i.name, i.kind, i.n_units, i.position, list(i.output_shape))
-                for i in infos
-            ],
-        )
+        model_record = register_model_info(conn, model, infos)
         dataset_record = register_dataset(
             conn,
             name=dataset.name,

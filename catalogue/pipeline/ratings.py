@@ -319,26 +319,17 @@ def enrol(engine: Engine, code: str, n_lists: int) -> Participant:
         row = conn.execute(
             text("SELECT id, code, list_index FROM participant WHERE code = :c"), {"c": code}
         ).one_or_none()
-        if row is None:
+        if row is None or row.list_index is None:  # new, or known only from an import
             arrival = conn.execute(
                 text("SELECT count(*) FROM participant WHERE list_index IS NOT NULL")
             ).scalar_one()
             row = conn.execute(
                 text(
                     "INSERT INTO participant (code, list_index) VALUES (:c, :l) "
+                    "ON CONFLICT (code) DO UPDATE SET list_index = EXCLUDED.list_index "
                     "RETURNING id, code, list_index"
                 ),
                 {"c": code, "l": list_for_participant(arrival, n_lists)},
-            ).one()
-        elif row.list_index is None:  # known from an import: give them a list now
-            arrival = conn.execute(
-                text("SELECT count(*) FROM participant WHERE list_index IS NOT NULL")
-            ).scalar_one()
-            row = conn.execute(
-                text(
-                    "UPDATE participant SET list_index = :l WHERE id = :i RETURNING id, code, list_index"
-                ),
-                {"l": list_for_participant(arrival, n_lists), "i": row.id},
             ).one()
     return Participant(row.id, row.code, row.list_index % n_lists)
 
