@@ -8,9 +8,9 @@ file is either YAML — a mapping from group name to a list of class keys::
       - n02930766
       - n04037443
 
-or CSV with a header ``group,key`` and one class per line. Class keys are the
-dataset's keys (WordNet ids for ImageNet folders, class names for the bundled
-datasets).
+or CSV with a header ``group,key`` and one class per line. Classes are given
+by the dataset's class keys (WordNet ids for ImageNet folders; `unitcat query
+"SELECT key, name FROM image_class"` lists them) or by their exact names.
 """
 
 from __future__ import annotations
@@ -91,17 +91,30 @@ def _parse_csv(text: str, path: Path) -> dict[str, list[str]]:
 
 
 def group_class_indices(
-    groups: Mapping[str, Sequence[str]], class_keys: Sequence[str], *, dataset: str = "the dataset"
+    groups: Mapping[str, Sequence[str]],
+    class_keys: Sequence[str],
+    class_names: Sequence[str] | None = None,
+    *,
+    dataset: str = "the dataset",
 ) -> dict[str, list[int]]:
-    """Map each group's class keys to class indices; unknown keys are an InputError."""
+    """Map each group's classes to class indices.
+
+    A class may be given by its key (a WordNet id, `tshirt_top`) or, where keys
+    are not what people type, by its exact name (`T-shirt/top`). Unknown
+    classes are an InputError that lists some valid keys.
+    """
     index_of = {k: i for i, k in enumerate(class_keys)}
+    for i, name in enumerate(class_names or ()):
+        index_of.setdefault(name, i)
     out: dict[str, list[int]] = {}
-    for name, keys in groups.items():
-        unknown = [k for k in keys if k not in index_of]
+    for group, members in groups.items():
+        unknown = [k for k in members if k not in index_of]
         if unknown:
+            examples = ", ".join(list(class_keys)[:6]) + (" …" if len(class_keys) > 6 else "")
             raise InputError(
-                f"class group {name!r}: {', '.join(map(repr, unknown[:5]))} "
-                f"{'is' if len(unknown) == 1 else 'are'} not a class of {dataset}."
+                f"class group {group!r}: {', '.join(map(repr, unknown[:5]))} "
+                f"{'is' if len(unknown) == 1 else 'are'} not a class of {dataset} "
+                f"(its class keys: {examples})."
             )
-        out[name] = sorted({index_of[k] for k in keys})
+        out[group] = sorted({index_of[k] for k in members})
     return out

@@ -48,8 +48,15 @@ def test_a_missing_groups_file_is_named(tmp_path: Path) -> None:
 def test_keys_map_to_sorted_indices_and_unknown_keys_are_refused() -> None:
     keys = ["a", "b", "c", "d"]
     assert group_class_indices({"g": ["d", "b", "d"]}, keys) == {"g": [1, 3]}
-    with pytest.raises(InputError, match="'z' is not a class of toy"):
+    with pytest.raises(
+        InputError, match=r"'z' is not a class of toy \(its class keys: a, b, c, d\)"
+    ):
         group_class_indices({"g": ["a", "z"]}, keys, dataset="toy")
+
+
+def test_classes_can_be_named_where_keys_are_not_what_people_type() -> None:
+    keys, names = ["tshirt_top", "trouser", "ankle_boot"], ["T-shirt/top", "Trouser", "Ankle boot"]
+    assert group_class_indices({"g": ["Ankle boot", "tshirt_top"]}, keys, names) == {"g": [0, 2]}
 
 
 def test_paper_groups_are_the_appendix_classes() -> None:

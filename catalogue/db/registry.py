@@ -238,17 +238,15 @@ def load_dataset_record(conn: Connection, name: str) -> DatasetRecord:
 def register_class_groups(
     conn: Connection, dataset: DatasetRecord, groups: Mapping[str, Sequence[str]]
 ) -> dict[str, int]:
-    """Create or replace named groups of classes (by class key); return group ids by name."""
-    index_of = {k: i for i, k in enumerate(dataset.class_keys)}
+    """Create or replace named groups of classes (keys or names); return group ids by name."""
+    from catalogue.groups import group_class_indices
+
+    indices = group_class_indices(
+        groups, dataset.class_keys, dataset.class_names, dataset=dataset.name
+    )
     ids: dict[str, int] = {}
-    for group, keys in groups.items():
-        unknown = [k for k in keys if k not in index_of]
-        if unknown:
-            raise InputError(
-                f"class group {group!r}: {', '.join(map(repr, unknown[:5]))} "
-                f"{'is' if len(unknown) == 1 else 'are'} not a class of dataset {dataset.name!r}."
-            )
-        if not keys:
+    for group, members in indices.items():
+        if not members:
             raise InputError(f"class group {group!r} has no classes.")
         group_id = conn.execute(
             text(
@@ -261,9 +259,9 @@ def register_class_groups(
         conn.execute(
             text(
                 "INSERT INTO class_group_member (group_id, class_id) "
-                "SELECT :g, id FROM image_class WHERE dataset_id = :d AND key = ANY(:keys)"
+                "SELECT :g, id FROM image_class WHERE dataset_id = :d AND class_index = ANY(:members)"
             ),
-            {"g": group_id, "d": dataset.id, "keys": list(keys)},
+            {"g": group_id, "d": dataset.id, "members": members},
         )
         ids[group] = group_id
     return ids

@@ -115,7 +115,9 @@ def score_extraction(
         scored_labels = labels[rows]
         keys = store.image_keys
         class_keys = store.class_keys
-        group_indices = group_class_indices(groups or {}, class_keys, dataset=dataset.name)
+        group_indices = group_class_indices(
+            groups or {}, class_keys, store.class_names, dataset=dataset.name
+        )
         params = {
             "extract_run": run.id,
             "layers": names,
