@@ -150,6 +150,48 @@ def _autocast_context(device: str, enabled: bool) -> contextlib.AbstractContextM
     return torch.autocast(device_type=device, dtype=dtype)
 
 
+@dataclass(frozen=True)
+class ExtractionPlan:
+    """What an extraction will do, checked before anything runs or is recorded."""
+
+    layers: list[LayerInfo]
+    kept_maps: list[str]
+    n_images: int
+    params: dict[str, Any]
+
+
+def plan_extraction(
+    model: ModelInfo,
+    dataset: ImageDataset,
+    layers: Sequence[str] | None,
+    *,
+    reduce: str = "max",
+    keep_maps: bool | Sequence[str] = False,
+    limit: int | None = None,
+    autocast: bool = False,
+) -> ExtractionPlan:
+    """Validate a request (classes, layer names, reduction, maps, limit) and derive its parameters.
+
+    Raises the one-line errors for bad input (unknown layer, class mismatch,
+    empty dataset) before any file or catalogue row is written.
+    """
+    if reduce not in REDUCTIONS:
+        raise InputError(f"--reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}.")
+    if limit is not None and limit < 0:
+        raise InputError(f"--limit must be 0 or more, got {limit}.")
+    check_classes(model, dataset)
+    names = list(layers) if layers else default_layers(model)
+    infos = list_layers(model, layers=names)
+    kept = _kept_maps(infos, keep_maps)
+    n_total = len(dataset) if limit is None else min(limit, len(dataset))
+    if n_total == 0:
+        raise InputError(f"dataset {dataset.name} has no images to extract (limit {limit}).")
+    params = run_params(
+        model, dataset, infos, n_items=n_total, reduce=reduce, keep_maps=kept, autocast=autocast
+    )
+    return ExtractionPlan(layers=infos, kept_maps=kept, n_images=n_total, params=params)
+
+
 def extract_activations(
     model: ModelInfo,
     dataset: ImageDataset,
@@ -178,26 +220,16 @@ def extract_activations(
     resumes (same parameters required; batch size may differ, but only the
     same batch size gives a bit-identical file).
     """
-    if reduce not in REDUCTIONS:
-        raise InputError(f"--reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}.")
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}.")
     if workers < 0:
         raise InputError(f"--workers must be 0 or more, got {workers}.")
-    if limit is not None and limit < 0:
-        raise InputError(f"--limit must be 0 or more, got {limit}.")
     out_path = Path(out_path)
     dataset.strict = strict
-    check_classes(model, dataset)
-    names = list(layers) if layers else default_layers(model)
-    infos = list_layers(model, layers=names)
-    kept = _kept_maps(infos, keep_maps)
-    n_total = len(dataset) if limit is None else min(limit, len(dataset))
-    if n_total == 0:
-        raise InputError(f"dataset {dataset.name} has no images to extract (limit {limit}).")
-    params = run_params(
-        model, dataset, infos, n_items=n_total, reduce=reduce, keep_maps=kept, autocast=autocast
+    plan = plan_extraction(
+        model, dataset, layers, reduce=reduce, keep_maps=keep_maps, limit=limit, autocast=autocast
     )
+    infos, kept, n_total, params = plan.layers, plan.kept_maps, plan.n_images, plan.params
     device = resolve_device(device)
     runtime = {"device": device, "batch_size": batch_size, "workers": workers, "strict": strict}
     specs = [

@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 
@@ -20,14 +19,8 @@ from catalogue.config import get_settings
 from catalogue.data import ImageDataset
 from catalogue.db.registry import register_dataset, register_model_info
 from catalogue.db.runs import recorded_run, run_key
-from catalogue.errors import InputError
-from catalogue.extraction import (
-    ExtractionSummary,
-    check_classes,
-    extract_activations,
-    run_params,
-)
-from catalogue.models import LayerInfo, ModelInfo, default_layers, list_layers
+from catalogue.extraction import ExtractionSummary, extract_activations, plan_extraction
+from catalogue.models import ModelInfo
 
 MAX_SKIPPED_LISTED = 1000
 
@@ -40,12 +33,6 @@ class ExtractResult:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60] or "x"
-
-
-def plan_layers(model: ModelInfo, layers: Sequence[str] | None) -> list[LayerInfo]:
-    """The layers to extract, with shapes; unknown names raise before anything runs."""
-    names = list(layers) if layers else default_layers(model)
-    return list_layers(model, layers=names)
 
 
 def extract_into_catalogue(
@@ -65,17 +52,10 @@ def extract_into_catalogue(
     out_path: str | Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ExtractResult:
-    check_classes(model, dataset)
-    infos = plan_layers(model, layers)
-    n_total = len(dataset) if limit is None else min(limit, len(dataset))
-    if n_total == 0:
-        raise InputError(f"dataset {dataset.name} has no images to extract.")
-    kept = (
-        [i.name for i in infos if i.kind == "conv"] if keep_maps is True else list(keep_maps or [])
+    plan = plan_extraction(
+        model, dataset, layers, reduce=reduce, keep_maps=keep_maps, limit=limit, autocast=autocast
     )
-    params: dict[str, Any] = run_params(
-        model, dataset, infos, n_items=n_total, reduce=reduce, keep_maps=kept, autocast=autocast
-    )
+    infos, params = plan.layers, plan.params
     key = run_key("extract", params)
     if out_path is None:
         out_path = (
@@ -109,7 +89,7 @@ def extract_into_catalogue(
             [i.name for i in infos],
             out_path,
             reduce=reduce,
-            keep_maps=kept,
+            keep_maps=plan.kept_maps,
             device=device,
             batch_size=batch_size,
             workers=workers,
