@@ -23,6 +23,9 @@ from sqlalchemy.pool import NullPool
 from catalogue.config import normalise_database_url
 from catalogue.db import migrate, server
 
+#: the UI test catalogue fixture (`catalogue`), shared by the AppTest and browser tests
+pytest_plugins = ("tests.ui_fixtures",)
+
 _counter = itertools.count()
 _OWN_BASETEMP_KEY = pytest.StashKey[str]()
 

@@ -15,14 +15,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.pool import NullPool
 
-from tests.ui_fixtures import UICatalogue, build_ui_catalogue
+from tests.ui_fixtures import UICatalogue
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "ui" / "app.py"
@@ -90,17 +88,6 @@ def ensure_chromium() -> Path:
             "chromium) and run the browser tests again."
         )
     return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def catalogue(
-    database_factory: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
-) -> UICatalogue:
-    url = database_factory()
-    engine = create_engine(url, poolclass=NullPool)
-    built = build_ui_catalogue(engine, url, tmp_path_factory.mktemp("browser-catalogue"))
-    engine.dispose()
-    return built
 
 
 @pytest.fixture(scope="module")

@@ -28,22 +28,10 @@ from tests.ui_fixtures import (
     LOCALIST,
     MISLEADING,
     UICatalogue,
-    build_ui_catalogue,
 )
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def catalogue(
-    database_factory: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
-) -> UICatalogue:
-    url = database_factory()
-    engine = create_engine(url, poolclass=NullPool)
-    built = build_ui_catalogue(engine, url, tmp_path_factory.mktemp("ui-catalogue"))
-    engine.dispose()
-    return built
 
 
 @pytest.fixture

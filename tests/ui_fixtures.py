@@ -30,12 +30,15 @@ conv5.0 has 5 of 5 "yes" ratings (consensus), fc6.7 2 of 5; fc6.3 has an AM pane
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy.pool import NullPool
 
 from catalogue.db import schema
 from catalogue.db.registry import (
@@ -340,3 +343,15 @@ def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0)
         correct=correct,
         run_names={score.run_id: "correct", score_all.run_id: "all"},
     )
+
+
+@pytest.fixture(scope="module")
+def catalogue(
+    database_factory: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
+) -> UICatalogue:
+    """The UI test catalogue in a fresh database, built once per test module."""
+    url = database_factory()
+    engine = create_engine(url, poolclass=NullPool)
+    built = build_ui_catalogue(engine, url, tmp_path_factory.mktemp("ui-catalogue"))
+    engine.dispose()
+    return built

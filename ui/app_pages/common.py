@@ -256,3 +256,15 @@ def score_run_picker(label: str = "Scoring run", key: str = "score_run") -> int 
     chosen = st.selectbox(label, ids, index=index, format_func=names.__getitem__, key=key)
     st.query_params["run_id"] = str(chosen)  # the URL names the run shown
     return chosen
+
+
+def require_score_run() -> tuple[str, int]:
+    """The engine key and the chosen scoring run; stops the page with the
+    "nothing here yet" message when the catalogue has no scores."""
+    key = engine_key()
+    stop_if_empty(overview(key))
+    run_id = score_run_picker()
+    if run_id is None:
+        st.info(EMPTY_MESSAGE)
+        st.stop()
+    return key, run_id

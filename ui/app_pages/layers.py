@@ -27,12 +27,7 @@ st.caption(
     "Figure 2 of the paper: the distribution of each measure in each layer, next to the "
     "number of units each criterion of the literature calls an object detector."
 )
-key = common.engine_key()
-common.stop_if_empty(common.overview(key))
-run_id = common.score_run_picker()
-if run_id is None:
-    st.info(common.EMPTY_MESSAGE)
-    st.stop()
+key, run_id = common.require_score_run()
 
 measures = st.multiselect(
     "Measures",

@@ -18,12 +18,7 @@ st.caption(
     "Table 3 of the paper: correlations between the measures over units, and a scatter "
     "of any two (click a point to open the unit)."
 )
-key = common.engine_key()
-common.stop_if_empty(common.overview(key))
-run_id = common.score_run_picker()
-if run_id is None:
-    st.info(common.EMPTY_MESSAGE)
-    st.stop()
+key, run_id = common.require_score_run()
 
 options = common.filter_options(key)
 values_all = common.measure_values(key, run_id, CORRELATED_MEASURES, ())
