@@ -90,19 +90,16 @@ def test_two_commands_starting_at_once_share_one_server(fresh_home: Path) -> Non
     assert not server.status(data_dir).running
 
 
-def test_runs_lists_status_and_error(engine) -> None:
-    from typer.testing import CliRunner
-
+def test_runs_lists_status_and_error(engine, database_url: str) -> None:
     from catalogue.db.runs import recorded_run
-    from ingest.cli import app
 
     with (
         pytest.raises(RuntimeError),
         recorded_run(engine, "score", {"layer": "fc6"}, label="broken"),
     ):
         raise RuntimeError("disk full")
-    result = CliRunner().invoke(app, ["runs"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    line = next(li for li in result.output.splitlines() if "broken" in li)
+    result = unitcat("runs", env={"DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    line = next(li for li in result.stdout.splitlines() if "broken" in li)
     assert "failed" in line
     assert "RuntimeError: disk full" in line

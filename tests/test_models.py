@@ -201,11 +201,13 @@ def test_demo_cnn_learns_digits_in_one_short_epoch(tmp_path, monkeypatch):
         demo_cnn.train_demo("cifar")
 
 
-def test_layers_command_prints_the_node_table(torch_home):
+def test_layers_command_prints_the_node_table(torch_home, monkeypatch):
     from typer.testing import CliRunner
 
     from ingest.cli import app
+    from ingest.console import console
 
+    monkeypatch.setattr(console, "_width", 200)  # the table must not wrap with the caller's COLUMNS
     runner = CliRunner()
     result = runner.invoke(
         app, ["ingest", "layers", "resnet18", "--num-classes", "3", "--input-size", "32"]
