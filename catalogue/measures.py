@@ -7,8 +7,10 @@ by `catalogue.selectivity.score_units`, the columns of `unit_metrics` and of the
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 MeasureKind = Literal["float", "bool", "class"]
 
@@ -150,8 +152,173 @@ GROUP_MEASURES: tuple[str, ...] = (
     "mi_threshold",
 )
 
-#: Criteria by which the literature calls a unit an "object detector".
-PRECISION_DETECTOR = 0.75
-CCMAS_DETECTOR = 0.9
-IOU_DETECTOR = 0.04
-MISLEADING_FALSE_ALARM = 0.9
+# ------------------------------------------------------------------------------ criteria
+#
+# The criteria by which the literature calls a unit an "object detector", defined
+# once. View SQL (`catalogue.db.views`), Search presets, Unit-page verdicts, the
+# Layers page's counts and the CLI reports are all generated from this table, so a
+# threshold is a number in exactly one place.
+
+ComparisonOp = Literal[">", ">=", "<", "<=", "is true"]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One test of a `unit_catalogue` column: `column op value`, or `column IS TRUE`."""
+
+    column: str
+    op: ComparisonOp
+    value: float | None = None
+
+    def text(self) -> str:
+        """Human form, e.g. "precision > 0.75"."""
+        return self.column if self.op == "is true" else f"{self.column} {self.op} {self.value:g}"
+
+    def sql(self, alias: str | None = None) -> str:
+        """SQL form over `unit_catalogue` (or a relation with the same column names)."""
+        col = f"{alias}.{self.column}" if alias else self.column
+        return f"{col} IS TRUE" if self.op == "is true" else f"{col} {self.op} {self.value!r}"
+
+    def core(self, columns: Any) -> Any:
+        """SQLAlchemy Core form; `columns` is a table's `.c` (anything indexable by name)."""
+        col = columns[self.column]
+        if self.op == "is true":
+            return col.is_(True)
+        return {
+            ">": col.__gt__,
+            ">=": col.__ge__,
+            "<": col.__lt__,
+            "<=": col.__le__,
+        }[self.op](self.value)
+
+    def test(self, record: Mapping[str, Any]) -> bool | None:
+        """Python form on one unit's record; None where the value is missing or NaN."""
+        value = record.get(self.column)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        if self.op == "is true":
+            return bool(value)
+        v = float(value)
+        assert self.value is not None
+        return {
+            ">": v > self.value,
+            ">=": v >= self.value,
+            "<": v < self.value,
+            "<=": v <= self.value,
+        }[self.op]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A named rule for calling a unit a detector, with the paper it comes from.
+
+    `conditions` are ANDed. `class_column` names the class (or concept) the rule
+    says the unit detects; `count_column` is its column in `layer_detectors`.
+    """
+
+    key: str
+    label: str
+    source: str
+    description: str
+    conditions: tuple[Condition, ...]
+    class_column: str | None = None
+    count_column: str | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c.column for c in self.conditions)
+
+    def rule(self) -> str:
+        """The rule in words, e.g. "precision > 0.75 and false_alarm_rate > 0.9"."""
+        return " and ".join(c.text() for c in self.conditions)
+
+    def sql(self, alias: str | None = None) -> str:
+        return " AND ".join(c.sql(alias) for c in self.conditions)
+
+    def core(self, columns: Any) -> Any:
+        from sqlalchemy import and_
+
+        return and_(*(c.core(columns) for c in self.conditions))
+
+    def test(self, record: Mapping[str, Any]) -> bool | None:
+        """True/False on one unit's record; None if any value it needs is missing."""
+        results = [c.test(record) for c in self.conditions]
+        if any(r is False for r in results):
+            return False
+        if any(r is None for r in results):
+            return None
+        return True
+
+
+PRECISION_ABOVE = Condition("precision", ">", 0.75)
+CCMAS_ABOVE = Condition("ccmas", ">", 0.9)
+IOU_ABOVE = Condition("best_iou", ">", 0.04)
+FALSE_ALARM_ABOVE = Condition("false_alarm_rate", ">", 0.9)
+# Plain numbers, derived from the conditions above (kept while callers move to CRITERIA).
+PRECISION_DETECTOR = float(PRECISION_ABOVE.value or 0)
+CCMAS_DETECTOR = float(CCMAS_ABOVE.value or 0)
+IOU_DETECTOR = float(IOU_ABOVE.value or 0)
+MISLEADING_FALSE_ALARM = float(FALSE_ALARM_ABOVE.value or 0)
+#: share of participants answering "yes" for a unit to count as interpretable (Gale et al.)
+RATING_CONSENSUS_SHARE = 0.8
+
+CRITERIA: tuple[Criterion, ...] = (
+    Criterion(
+        "precision",
+        f"Top-60 precision > {PRECISION_ABOVE.value:g}",
+        "Zhou et al. 2015",
+        "Object detectors by Zhou et al.'s criterion: one class holds most of the 60 most "
+        "active images.",
+        (PRECISION_ABOVE,),
+        class_column="precision_class",
+        count_column="n_precision",
+    ),
+    Criterion(
+        "ccmas",
+        f"CCMAS > {CCMAS_ABOVE.value:g}",
+        "Morcos et al. 2018",
+        "Highly selective by class-conditional mean activity.",
+        (CCMAS_ABOVE,),
+        class_column="ccmas_class",
+        count_column="n_ccmas",
+    ),
+    Criterion(
+        "localist",
+        "Localist",
+        "Bowers et al. 2014",
+        "Some class has all its images above, and disjoint from, all other images.",
+        (Condition("localist", "is true"),),
+        class_column="localist_class",
+        count_column="n_localist",
+    ),
+    Criterion(
+        "iou",
+        f"Dissection IoU > {IOU_ABOVE.value:g}",
+        "Bau, Zhou et al. 2017",
+        "Network dissection: the unit's best concept overlaps its top-quantile activation "
+        "region with IoU above the cut-off.",
+        (IOU_ABOVE,),
+        class_column="best_concept",
+        count_column="n_iou",
+    ),
+    Criterion(
+        "misleading",
+        f"Precision > {PRECISION_ABOVE.value:g} but false-alarm rate > {FALSE_ALARM_ABOVE.value:g}",
+        "Gale et al. 2020",
+        "Units that top-60 precision calls object detectors while most images above their "
+        "best threshold are of other classes (the paper's unit fc6.1199).",
+        (PRECISION_ABOVE, FALSE_ALARM_ABOVE),
+        class_column="precision_class",
+        count_column="n_misleading",
+    ),
+    Criterion(
+        "consensus",
+        f"Rated interpretable (≥ {RATING_CONSENSUS_SHARE:.0%} yes)",
+        "Gale et al. 2020",
+        "Units whose AM images most participants recognised as objects.",
+        (Condition("rating_consensus", "is true"),),
+        class_column="rating_top_name",
+    ),
+)
+
+CRITERIA_BY_KEY: dict[str, Criterion] = {c.key: c for c in CRITERIA}
