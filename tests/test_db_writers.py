@@ -31,7 +31,7 @@ from catalogue.db.results import (
     write_group_metrics,
     write_top_images,
 )
-from catalogue.db.runs import done_run_id, find_run, mark_failed, recorded_run, start_run
+from catalogue.db.runs import done_run_id, find_run, recorded_run
 from catalogue.errors import InputError, NotFound
 from tests.catalogue_builders import register_toy, write_scores
 
@@ -155,39 +155,48 @@ def test_result_writers_round_trip_in_the_runs_transaction(engine: Engine) -> No
 
 def test_write_top_images_with_no_ranks_writes_nothing(engine: Engine) -> None:
     model, _ = register_toy(engine)
-    with engine.begin() as conn:
-        run_id = start_run(conn, "score", {"empty": True}, model_id=model.id)
-        n = write_top_images(
-            conn,
-            run_id,
-            model.layer("fc6").unit_ids[:2],
-            np.full((2, 3), -1),
-            np.full((2, 3), np.nan),
-            labels=np.array([0]),
-        )
-        assert n == 0
+    written: list[int] = []
+
+    def write(conn, run_id):
+        unit_ids = model.layer("fc6").unit_ids[:2]
+        empty = np.full((2, 3), -1)
+        written.append(write_top_images(conn, run_id, unit_ids, empty, empty * 1.0, np.array([0])))
+
+    with recorded_run(engine, "score", {"empty": True}, model_id=model.id) as run:
+        run.complete(write)
+    assert written == [0]
+    with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM unit_top_image")).scalar_one() == 0
 
 
-def test_a_restarted_run_keeps_its_id_and_a_failed_one_its_error(engine: Engine) -> None:
+def test_a_rerun_keeps_its_id_and_a_failed_one_its_error(engine: Engine) -> None:
     model, _ = register_toy(engine)
-    with engine.begin() as conn:
-        first = start_run(conn, "dissect", {"p": 1}, label="one", model_id=model.id)
-        mark_failed(conn, first, "ValueError: boom")
-    with engine.begin() as conn:
-        again = start_run(conn, "dissect", {"p": 1}, label="two", model_id=model.id)
-        assert again == first
-        row = find_run(conn, "two")
-        assert (row.id, row.status, row.error, row.finished_at) == (first, "running", None, None)
-        mark_failed(conn, first, "ValueError: boom")
+    with (
+        pytest.raises(ValueError, match="boom"),
+        recorded_run(engine, "dissect", {"p": 1}, label="one", model_id=model.id) as first,
+    ):
+        raise ValueError("boom\nsecond line")
     with engine.connect() as conn:
-        row = find_run(conn, first)
-        assert row.status == "failed" and row.error == "ValueError: boom"
-        assert row.duration_s >= 0
+        row = find_run(conn, "one")
+        assert (row.id, row.status, row.error) == (first.id, "failed", "ValueError: boom")
+        assert row.duration_s >= 0 and row.finished_at is not None
         with pytest.raises(InputError, match="is a dissect run, not a score run"):
-            find_run(conn, first, kind="score")
+            find_run(conn, first.id, kind="score")
         with pytest.raises(NotFound):
             find_run(conn, "no such label")
+    with recorded_run(engine, "dissect", {"p": 1}, label="two", model_id=model.id) as again:
+        assert again.id == first.id
+        with engine.connect() as conn:
+            row = find_run(conn, "two")
+            assert (row.id, row.status, row.error, row.finished_at) == (
+                first.id,
+                "running",
+                None,
+                None,
+            )
+    with engine.connect() as conn:
+        assert find_run(conn, first.id).status == "done"
+        assert done_run_id(conn, "dissect", {"p": 1}) == first.id
 
 
 def test_lookups_find_units_and_the_newest_scoring_reference(engine: Engine) -> None:

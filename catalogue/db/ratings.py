@@ -46,7 +46,7 @@ from catalogue.db.schema import (
 )
 
 #: the advisory lock that serialises enrolment, so that lists are dealt in order of arrival
-ENROL_LOCK = "unitcat-enrol"
+_ENROL_LOCK = "unitcat-enrol"
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def ensure_participants(conn: Connection, codes: Sequence[str]) -> dict[str, int
 
 def lock_enrolment(conn: Connection) -> None:
     """Hold the enrolment lock until the transaction ends."""
-    conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(literal(ENROL_LOCK, Text)))))
+    conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(literal(_ENROL_LOCK, Text)))))
 
 
 def find_participant(conn: Connection, code: str) -> Row[Any] | None:

@@ -7,8 +7,7 @@ the run's previous rows; if anything fails, that transaction rolls back and the
 run is marked failed with its error, leaving no partial rows.
 
 `recorded_run` is the one entry point that owns transactions (it takes the
-`Engine`); everything else here takes the `Connection` of the caller's
-transaction.
+`Engine`); the lookups here take the `Connection` of the caller's transaction.
 """
 
 from __future__ import annotations
@@ -55,10 +54,10 @@ class RunHandle:
     ) -> None:
         """Replace the run's results with what `write(conn, run_id)` writes, in one transaction."""
         with self.engine.begin() as conn:
-            delete_run_results(conn, self.id)
+            _delete_run_results(conn, self.id)
             if write is not None:
                 write(conn, self.id)
-            mark_done(conn, self.id, duration_s=time.monotonic() - self.started, stats=stats)
+            _mark_done(conn, self.id, duration_s=time.monotonic() - self.started, stats=stats)
         self.completed = True
 
 
@@ -78,7 +77,7 @@ def recorded_run(
     if kind not in RUN_KINDS:
         raise ValueError(f"unknown run kind {kind!r}")
     with engine.begin() as conn:
-        run_id = start_run(
+        run_id = _start_run(
             conn,
             kind,
             params,
@@ -98,7 +97,7 @@ def recorded_run(
         raise
 
 
-def start_run(
+def _start_run(
     conn: Connection,
     kind: str,
     params: Mapping[str, Any],
@@ -110,7 +109,7 @@ def start_run(
     h5_path: str | None = None,
 ) -> int:
     """Insert the run as running, or restart the run with the same kind and parameters;
-    its id. The restarted run keeps its results until `delete_run_results`."""
+    its id. The restarted run keeps its results until `_delete_run_results`."""
     values = {
         "label": label,
         "model_id": model_id,
@@ -140,14 +139,14 @@ def start_run(
     return conn.execute(statement.returning(Run.id)).scalar_one()
 
 
-def delete_run_results(conn: Connection, run_id: int) -> None:
+def _delete_run_results(conn: Connection, run_id: int) -> None:
     """Delete the run's rows from every result table (`RUN_RESULT_TABLES`)."""
     for table in RUN_RESULT_TABLES:
         result_table = Base.metadata.tables[table]
         conn.execute(delete(result_table).where(result_table.c.run_id == run_id))
 
 
-def mark_done(
+def _mark_done(
     conn: Connection, run_id: int, *, duration_s: float, stats: Mapping[str, Any] | None = None
 ) -> None:
     conn.execute(
@@ -163,24 +162,20 @@ def mark_done(
     )
 
 
-def mark_failed(conn: Connection, run_id: int, error: str) -> None:
-    conn.execute(
-        update(Run)
-        .where(Run.id == run_id)
-        .values(
-            status="failed",
-            finished_at=func.now(),
-            duration_s=extract("epoch", func.now() - Run.started_at),
-            error=error,
-        )
-    )
-
-
 def _mark_failed(engine: Engine, run_id: int, exc: BaseException) -> None:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
     try:
         with engine.begin() as conn:
-            mark_failed(conn, run_id, f"{exc.__class__.__name__}: {message}")
+            conn.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(
+                    status="failed",
+                    finished_at=func.now(),
+                    duration_s=extract("epoch", func.now() - Run.started_at),
+                    error=f"{exc.__class__.__name__}: {message}",
+                )
+            )
     except Exception:  # the database itself may be what failed
         _log.warning("could not mark run %s as failed", run_id, exc_info=True)
 
