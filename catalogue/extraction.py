@@ -12,6 +12,10 @@ band, and a re-run with the same parameters restarts at the batch boundary
 that contains the first missing image and drops the rows it already has, so
 every image is computed in the same batch as in an uninterrupted run and the
 file ends up identical. Different parameters are refused instead of mixed.
+
+The model is a `catalogue.models.ModelInfo`, borrowed through
+`catalogue.models.prepared`: it runs on the device, channels-last and in eval
+mode, and the caller gets it back as given, also when the run fails.
 """
 
 from __future__ import annotations
