@@ -323,7 +323,7 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
                         on_progress(start * steps + done * width * steps // of, total)
 
                 result = maximise_units(
-                    model.module,
+                    model,
                     plan.layer,
                     chunk,
                     n_images=plan.n_images,
@@ -338,7 +338,6 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
                     reduce=plan.reduce or "mean",  # type: ignore[arg-type]
                     batch_size=len(chunk) * plan.n_images,
                     on_progress=progress,
-                    tracer_kwargs=model.tracer_kwargs or None,
                 )
                 for position, unit in enumerate(chunk):
                     final = artifacts / panel_relative_path(model.name, plan.layer, unit, run.id)
