@@ -18,10 +18,10 @@ old revision creates. A change here is therefore a new revision:
 2. `pytest tests/test_migrations.py` fails and names the views that now differ
    from the head revision's.
 3. `python -m catalogue.db.views --revision "what changed" --write` writes
-   `migrations/versions/<next>_<slug>.py`: it drops the changed views and the
-   views that read them (their head SQL copied into `PREVIOUS_VIEWS` for the
-   downgrade) and creates them from the SQL generated now. Without `--write` it
-   prints the revision instead.
+   `migrations/versions/<next>_<slug>.py` (`catalogue.db.view_revision`): it
+   drops the changed views and the views that read them (their head SQL copied
+   into `PREVIOUS_VIEWS` for the downgrade) and creates them from the SQL
+   generated now. Without `--write` it prints the revision instead.
 4. Read the revision, run the tests (the stepwise migration test takes it up and
    down over a catalogue that holds data) and commit it. A new measure also
    needs its `unit_metrics` column: `alembic revision --autogenerate` for the
@@ -34,11 +34,9 @@ the current definitions (all views, or the named ones), e.g. for psql.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date
 
 from catalogue.measures import (
     CORRELATED_MEASURES,
@@ -362,136 +360,6 @@ def create_statement(name: str, select: str) -> str:
     return f"CREATE VIEW {name} AS\n{select.strip()};"
 
 
-def normalised(sql: str) -> str:
-    """SQL with runs of white space made one space: how two view texts are compared."""
-    return " ".join(sql.split())
-
-
-def changed_views(previous: Mapping[str, str], current: Mapping[str, View]) -> list[str]:
-    """Views to drop and recreate to go from `previous` (name -> SELECT) to `current`.
-
-    A view whose SQL differs (white space aside), a new view, a removed view, and
-    every view that reads one of these (PostgreSQL refuses to drop a view that
-    another reads), in no particular order.
-    """
-    changed = {
-        name
-        for name in {*previous, *current}
-        if name not in previous
-        or name not in current
-        or normalised(previous[name]) != normalised(current[name].select)
-    }
-    grew = True
-    while grew:
-        readers = {v.name for v in current.values() if changed.intersection(v.reads)}
-        grew = not readers <= changed
-        changed |= readers
-    return sorted(changed)
-
-
-def _literal(select: str) -> str:
-    """`select` as a triple-quoted Python literal that evaluates back to it."""
-    if '"""' in select or "\\" in select or select.endswith('"'):
-        return repr(select)
-    return f'"""{select}"""'
-
-
-def _views_literal(views: Mapping[str, str]) -> str:
-    if not views:
-        return "{}"
-    lines = [f'    "{name}": {_literal(select)},' for name, select in views.items()]
-    return "{\n" + "\n".join(lines) + "\n}"
-
-
-def slug(message: str) -> str:
-    """A file-name slug of a revision message, cut at a word like Alembic's."""
-    words = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")
-    if len(words) <= 40:
-        return words
-    cut = words[:41]
-    return cut.rsplit("_", 1)[0] if "_" in cut else cut[:40]
-
-
-def render_revision(
-    message: str,
-    revision: str,
-    down_revision: str,
-    previous: Mapping[str, str],
-    views: Mapping[str, str],
-) -> str:
-    """A revision module that replaces the views `previous` (as the head left them) by `views`.
-
-    Both mappings are name -> SELECT in creation order and are written out as
-    literals, so the revision keeps meaning what it means today.
-    """
-    replaced = ", ".join(sorted({*previous, *views}))
-    return f'''"""{message}
-
-Views dropped and created: {replaced}, with the SQL that catalogue.db.views
-generated when this revision was written (literal SQL: never edit it; a changed
-view is a new revision).
-
-Revision ID: {revision}
-Revises: {down_revision}
-Create Date: {date.today().isoformat()}
-"""
-
-from collections.abc import Sequence
-
-from alembic import op
-
-revision: str = "{revision}"
-down_revision: str | None = "{down_revision}"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-#: The views as revision {down_revision} left them, name -> SELECT in creation order:
-#: dropped by upgrade, restored by downgrade.
-PREVIOUS_VIEWS: dict[str, str] = {_views_literal(previous)}
-
-#: The views this revision creates, name -> SELECT in creation order.
-VIEWS: dict[str, str] = {_views_literal(views)}
-
-
-def upgrade() -> None:
-    for name in reversed(PREVIOUS_VIEWS):
-        op.execute(f"DROP VIEW {{name}}")
-    for name, select in VIEWS.items():
-        op.execute(f"CREATE VIEW {{name}} AS {{select}}")
-
-
-def downgrade() -> None:
-    for name in reversed(VIEWS):
-        op.execute(f"DROP VIEW {{name}}")
-    for name, select in PREVIOUS_VIEWS.items():
-        op.execute(f"CREATE VIEW {{name}} AS {{select}}")
-'''
-
-
-def next_revision(head: str) -> str:
-    """The id after `head`: revisions are numbered 0001, 0002, ..."""
-    if not head.isdigit():
-        raise ValueError(f"cannot number the revision after {head!r}; give the id by hand")
-    return f"{int(head) + 1:0{len(head)}d}"
-
-
-def revision_for_current_views(
-    message: str,
-    head: str,
-    head_views: Mapping[str, str],
-    current: Mapping[str, View] = VIEWS,
-) -> tuple[str, str] | None:
-    """(revision id, module source) taking the views from `head_views` to `current`;
-    None when they already agree."""
-    changed = set(changed_views(head_views, current))
-    if not changed:
-        return None
-    previous = {name: sql for name, sql in head_views.items() if name in changed}
-    views = {name: v.select for name, v in current.items() if name in changed}
-    revision = next_revision(head)
-    return revision, render_revision(message, revision, head, previous, views)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m catalogue.db.views",
@@ -504,29 +372,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--write", action="store_true", help="with --revision: write it to migrations/versions"
     )
     args = parser.parse_args(argv)
-    if args.revision is None:
-        unknown = sorted(set(args.views) - set(VIEWS))
-        if unknown:
-            parser.error(f"no view named {', '.join(unknown)}; views: {', '.join(VIEWS)}")
-        for view in VIEWS.values():
-            if not args.views or view.name in args.views:
-                print(create_statement(view.name, view.select) + "\n")
-        return 0
+    if args.revision is not None:
+        from catalogue.db.view_revision import make_revision
 
-    from catalogue.db import migrate
-
-    head = migrate.head_revision()
-    made = revision_for_current_views(args.revision, head, migrate.revision_views(head))
-    if made is None:
-        print(f"the views of revision {head} are the current ones; no revision needed.")
+        print(make_revision(args.revision, write=args.write), end="")
         return 0
-    revision, source = made
-    if not args.write:
-        print(source, end="")
-        return 0
-    path = migrate.script_location() / "versions" / f"{revision}_{slug(args.revision)}.py"
-    path.write_text(source)
-    print(f"wrote {path.resolve()}")
+    unknown = sorted(set(args.views) - set(VIEWS))
+    if unknown:
+        parser.error(f"no view named {', '.join(unknown)}; views: {', '.join(VIEWS)}")
+    for view in VIEWS.values():
+        if not args.views or view.name in args.views:
+            print(create_statement(view.name, view.select) + "\n")
     return 0
 
 
