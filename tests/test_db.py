@@ -16,7 +16,7 @@ from catalogue.db.registry import LayerSpec, register_class_groups, register_mod
 from catalogue.db.results import write_unit_metrics
 from catalogue.db.runs import recorded_run
 from catalogue.db.schema import Base
-from catalogue.db.views import VIEWS_V1, VIEWS_V2
+from catalogue.db.views import VIEWS
 from catalogue.errors import InputError, ReadOnlyViolation
 from tests.catalogue_builders import neutral_metrics, register_toy, write_scores
 
@@ -31,7 +31,7 @@ def test_upgrade_downgrade_upgrade_round_trip(database_factory) -> None:
     migrate.upgrade(engine)
     tables = set(inspect(engine).get_table_names())
     assert set(Base.metadata.tables) <= tables
-    assert set(VIEWS_V1) | set(VIEWS_V2) <= set(inspect(engine).get_view_names())
+    assert set(VIEWS) <= set(inspect(engine).get_view_names())
     migrate.downgrade(engine, "base")
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     assert inspect(engine).get_view_names() == []

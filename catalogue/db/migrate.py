@@ -1,7 +1,17 @@
-"""Alembic, driven from code: upgrade, downgrade, and the schema check at start."""
+"""Alembic, driven from code: upgrade, downgrade, the schema check at start, the views of a revision.
+
+The migration scripts live at the top of the repository (`migrations/`, with
+`alembic.ini` beside it, so `alembic -c alembic.ini upgrade head` works in a
+checkout) and are installed inside this package as `catalogue/migrations` and
+`catalogue/alembic.ini` (in the repository these two are symbolic links to the
+top-level ones). They are found through importlib.resources, so an installed
+wheel migrates a database with no repository anywhere; the Alembic
+configuration is built here, not read from the ini file.
+"""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
@@ -10,24 +20,65 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from catalogue.errors import SchemaOutOfDate
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from catalogue.errors import ConfigError, SchemaOutOfDate
 
 
-def alembic_config(url: str) -> Config:
-    cfg = Config(str(REPO_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+def script_location() -> Path:
+    """The folder of env.py and versions/, as installed with this package."""
+    folder = resources.files("catalogue") / "migrations"
+    if not isinstance(folder, Path) or not (folder / "env.py").is_file():
+        raise ConfigError(
+            f"unitcat's migration scripts are missing from {folder}; "
+            "reinstall unitcat (pip install --force-reinstall unitcat)."
+        )
+    return folder
+
+
+def alembic_config(url: str, *, scripts: Path | None = None) -> Config:
+    """An Alembic configuration for the database at `url` (scripts: another migrations folder)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(scripts or script_location()))
+    cfg.set_main_option("path_separator", "os")
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["configure_logger"] = False
     return cfg
 
 
-def head_revision() -> str:
-    script = ScriptDirectory.from_config(alembic_config("postgresql+psycopg://unused"))
-    head = script.get_current_head()
-    assert head is not None, "migrations/ has no revisions"
+def _scripts(scripts: Path | None = None) -> ScriptDirectory:
+    return ScriptDirectory.from_config(
+        alembic_config("postgresql+psycopg://unused", scripts=scripts)
+    )
+
+
+def head_revision(*, scripts: Path | None = None) -> str:
+    head = _scripts(scripts).get_current_head()
+    if head is None:
+        raise ConfigError(f"{scripts or script_location()} holds no revisions; reinstall unitcat.")
     return head
+
+
+def revisions(*, scripts: Path | None = None) -> list[str]:
+    """Every revision id, from the first to the head."""
+    return [s.revision for s in reversed(list(_scripts(scripts).walk_revisions()))]
+
+
+def revision_views(revision: str = "head", *, scripts: Path | None = None) -> dict[str, str]:
+    """The views a database at `revision` has, name -> SELECT, from the revisions' literal SQL.
+
+    Each revision that touches views says so in module constants: `VIEWS` (the
+    views it creates) and `PREVIOUS_VIEWS` (the views it drops, as they were).
+    """
+    views: dict[str, str] = {}
+    for script in reversed(list(_scripts(scripts).walk_revisions("base", revision))):
+        for name in getattr(script.module, "PREVIOUS_VIEWS", {}):
+            if name not in views:
+                raise ConfigError(
+                    f"revision {script.revision} replaces view {name}, which no earlier "
+                    "revision created."
+                )
+            del views[name]
+        views.update(getattr(script.module, "VIEWS", {}))
+    return views
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -35,12 +86,14 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    command.upgrade(alembic_config(engine.url.render_as_string(hide_password=False)), revision)
+def upgrade(engine: Engine, revision: str = "head", *, scripts: Path | None = None) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    command.upgrade(alembic_config(url, scripts=scripts), revision)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    command.downgrade(alembic_config(engine.url.render_as_string(hide_password=False)), revision)
+def downgrade(engine: Engine, revision: str, *, scripts: Path | None = None) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    command.downgrade(alembic_config(url, scripts=scripts), revision)
 
 
 def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:

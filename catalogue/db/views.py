@@ -1,23 +1,63 @@
-"""The SQL views: the catalogue's query surface (psql, pandas, the UI).
+"""The SQL views as they should be now, generated from the registries of `catalogue.measures`.
 
-View SQL lives here and the migrations refer to it by version, so that an old
-migration keeps creating the views it created then. A new version of a view is a
-new entry in a new `VIEWS_Vn` mapping plus a migration that switches to it.
+The views are the catalogue's query surface (psql, pandas, the UI) and their
+column names are a contract (DESIGN.md). Their SQL is built here from
+`UNIT_MEASURES` (a column per measure, class indices turned into names) and
+`CRITERIA` (a `layer_detectors` count per criterion with a `count_column`, the
+`misleading_detectors` filter, the dissection cut-off of `is_detector` and
+`dissection_summary`, the rating consensus share), so no threshold is written
+in this module.
 
-Column names are a contract (DESIGN.md): keep them stable.
+A migration never imports this module. Each revision carries, as literal SQL,
+the views it created when it was written (module constants `VIEWS`, name ->
+SELECT in creation order, and `PREVIOUS_VIEWS`, the SQL of the views it
+replaces, for its downgrade); a new measure or threshold must not change what an
+old revision creates. A change here is therefore a new revision:
+
+1. Change the registry in `catalogue/measures.py` (a measure, a criterion, a threshold).
+2. `pytest tests/test_migrations.py` fails and names the views that now differ
+   from the head revision's.
+3. `python -m catalogue.db.views --revision "what changed" --write` writes
+   `migrations/versions/<next>_<slug>.py` (`catalogue.db.view_revision`): it
+   drops the changed views and the views that read them (their head SQL copied
+   into `PREVIOUS_VIEWS` for the downgrade) and creates them from the SQL
+   generated now. Without `--write` it prints the revision instead.
+4. Read the revision, run the tests (the stepwise migration test takes it up and
+   down over a catalogue that holds data) and commit it. A new measure also
+   needs its `unit_metrics` column: `alembic revision --autogenerate` for the
+   table first, then step 3.
+
+`python -m catalogue.db.views [VIEW ...]` prints the CREATE VIEW statements of
+the current definitions (all views, or the named ones), e.g. for psql.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
 from catalogue.measures import (
-    CCMAS_DETECTOR,
     CORRELATED_MEASURES,
-    IOU_DETECTOR,
-    MISLEADING_FALSE_ALARM,
-    PRECISION_DETECTOR,
+    CRITERIA,
+    IOU_ABOVE,
+    RATING_CONSENSUS_SHARE,
     SUMMARISED_MEASURES,
     UNIT_MEASURES,
+    Condition,
+    Criterion,
+    Measure,
 )
+
+
+@dataclass(frozen=True)
+class View:
+    """One view: its name, its SELECT, and the views it reads (dropped and recreated with it)."""
+
+    name: str
+    select: str
+    reads: tuple[str, ...] = ()
 
 
 def _class_name_join(alias: str, column: str) -> str:
@@ -27,10 +67,10 @@ def _class_name_join(alias: str, column: str) -> str:
     )
 
 
-def _measure_select() -> str:
+def _measure_select(measures: Sequence[Measure]) -> str:
     """Every measure column; class columns become names, with the index beside them."""
     parts: list[str] = []
-    for m in UNIT_MEASURES:
+    for m in measures:
         if m.kind == "class":
             alias = f"c_{m.name}"
             parts.append(f"{alias}.name AS {m.name}")
@@ -40,13 +80,20 @@ def _measure_select() -> str:
     return ",\n    ".join(parts)
 
 
-def _class_joins() -> str:
-    return "\n".join(
-        _class_name_join(f"c_{m.name}", m.name) for m in UNIT_MEASURES if m.kind == "class"
-    )
+def _class_joins(measures: Sequence[Measure]) -> str:
+    return "\n".join(_class_name_join(f"c_{m.name}", m.name) for m in measures if m.kind == "class")
 
 
-_UNIT_CATALOGUE_V1 = f"""
+def _top_rated_name() -> str:
+    return """(SELECT n.name FROM rating r2, unnest(r2.names) AS n(name)
+         WHERE r2.unit_id = u.id AND r2.answer
+         GROUP BY n.name ORDER BY count(*) DESC, n.name LIMIT 1)"""
+
+
+def _unit_catalogue(measures: Sequence[Measure], iou_above: Condition, consensus: float) -> str:
+    # the dissection cut-off on the raw IoU of the best concept, before it is named best_iou
+    is_detector = replace(iou_above, column="iou").sql("best")
+    return f"""
 SELECT
     um.run_id,
     m.name AS model,
@@ -58,11 +105,11 @@ SELECT
     u.id AS unit_id,
     d.name AS dataset,
     um.n_images,
-    {_measure_select()},
+    {_measure_select(measures)},
     best.concept AS best_concept,
     best.category AS best_concept_category,
     best.iou AS best_iou,
-    best.iou > {IOU_DETECTOR} AS is_detector,
+    {is_detector} AS is_detector,
     rs.n_ratings,
     rs.share_yes,
     rs.consensus AS rating_consensus,
@@ -73,7 +120,7 @@ JOIN model m ON m.id = l.model_id
 LEFT JOIN unit_metrics um ON um.unit_id = u.id
 LEFT JOIN run r ON r.id = um.run_id
 LEFT JOIN dataset d ON d.id = r.dataset_id
-{_class_joins()}
+{_class_joins(measures)}
 LEFT JOIN LATERAL (
     SELECT c.name AS concept, c.category, dn.iou
     FROM dissection dn
@@ -86,24 +133,24 @@ LEFT JOIN LATERAL (
     SELECT
         count(*)::integer AS n_ratings,
         avg(rt.answer::integer)::double precision AS share_yes,
-        avg(rt.answer::integer) >= 0.8 AS consensus,
-        (SELECT n.name FROM rating r2, unnest(r2.names) AS n(name)
-         WHERE r2.unit_id = u.id AND r2.answer
-         GROUP BY n.name ORDER BY count(*) DESC, n.name LIMIT 1) AS top_name
+        avg(rt.answer::integer) >= {consensus!r} AS consensus,
+        {_top_rated_name()} AS top_name
     FROM rating rt
     WHERE rt.unit_id = u.id
     HAVING count(*) > 0
 ) rs ON true
 """
 
-_MISLEADING_DETECTORS_V1 = f"""
+
+def _misleading_detectors(misleading: Criterion) -> str:
+    return f"""
 SELECT *
 FROM unit_catalogue
-WHERE precision > {PRECISION_DETECTOR} AND false_alarm_rate > {MISLEADING_FALSE_ALARM}
+WHERE {misleading.sql()}
 """
 
 
-def _unpivot(measures: tuple[str, ...]) -> str:
+def _unpivot(measures: Sequence[str]) -> str:
     rows = []
     for name in measures:
         value = f"uc.{name}::integer::double precision" if name == "localist" else f"uc.{name}"
@@ -111,7 +158,8 @@ def _unpivot(measures: tuple[str, ...]) -> str:
     return ",\n        ".join(rows)
 
 
-_LAYER_SUMMARY_V1 = f"""
+def _layer_summary(summarised: Sequence[str]) -> str:
+    return f"""
 SELECT
     uc.run_id,
     uc.model,
@@ -128,18 +176,20 @@ SELECT
     max(v.value) AS max
 FROM unit_catalogue uc
 CROSS JOIN LATERAL (VALUES
-        {_unpivot(SUMMARISED_MEASURES)}
+        {_unpivot(summarised)}
 ) AS v(measure, value)
 WHERE uc.run_id IS NOT NULL
 GROUP BY uc.run_id, uc.model, uc.layer, uc.layer_position, v.measure
 """
 
-_MEASURE_CORRELATIONS_V1 = f"""
+
+def _measure_correlations(correlated: Sequence[str]) -> str:
+    return f"""
 WITH long AS (
     SELECT uc.run_id, uc.model, uc.layer, uc.unit_id, v.measure, v.value
     FROM unit_catalogue uc
     CROSS JOIN LATERAL (VALUES
-        {_unpivot(CORRELATED_MEASURES)}
+        {_unpivot(correlated)}
     ) AS v(measure, value)
     WHERE uc.run_id IS NOT NULL AND v.value IS NOT NULL AND v.value <> 'NaN'::double precision
 ),
@@ -168,7 +218,9 @@ FROM ranked
 GROUP BY run_id, model, layer, measure_a, measure_b
 """
 
-_RATING_SUMMARY_V1 = """
+
+def _rating_summary(consensus: float) -> str:
+    return f"""
 SELECT
     m.name AS model,
     l.name AS layer,
@@ -178,12 +230,10 @@ SELECT
     count(*)::integer AS n_ratings,
     sum(rt.answer::integer)::integer AS n_yes,
     avg(rt.answer::integer)::double precision AS share_yes,
-    avg(rt.answer::integer) >= 0.8 AS consensus,
+    avg(rt.answer::integer) >= {consensus!r} AS consensus,
     ra.n_named,
     coalesce(ra.top_name,
-        (SELECT n.name FROM rating r2, unnest(r2.names) AS n(name)
-         WHERE r2.unit_id = u.id AND r2.answer
-         GROUP BY n.name ORDER BY count(*) DESC, n.name LIMIT 1)) AS top_name,
+        {_top_rated_name()}) AS top_name,
     ra.human_agreement,
     ra.match_most_active,
     ra.match_ccmas,
@@ -197,9 +247,10 @@ LEFT JOIN unit_rating_analysis ra ON ra.unit_id = u.id
 GROUP BY m.name, l.name, l.position, u.unit_index, u.id, ra.unit_id
 """
 
-# The paper's Table 1, per layer: (a) share of yes, (b) share of units with >= 80% yes,
-# (c-e) name agreement among consensus units, each with its standard error.
-_RATING_LAYER_SUMMARY_V1 = """
+
+# The paper's Table 1, per layer: (a) share of yes, (b) share of units with a consensus,
+# (c-e) name agreement among consensus units, each with its standard error (Gale et al. 2020).
+_RATING_LAYER_SUMMARY = """
 SELECT
     model,
     layer,
@@ -224,16 +275,19 @@ FROM rating_summary
 GROUP BY model, layer, layer_position
 """
 
-_DISSECTION_SUMMARY_V1 = f"""
+
+def _dissection_summary(iou_above: Condition) -> str:
+    detector = replace(iou_above, column="iou").sql("dn")
+    return f"""
 SELECT
     dn.run_id,
     m.name AS model,
     l.name AS layer,
     l.position AS layer_position,
     count(DISTINCT dn.unit_id)::integer AS n_units,
-    count(DISTINCT dn.unit_id) FILTER (WHERE dn.rank = 1 AND dn.iou > {IOU_DETECTOR})::integer
+    count(DISTINCT dn.unit_id) FILTER (WHERE dn.rank = 1 AND {detector})::integer
         AS n_detectors,
-    count(DISTINCT dn.concept_id) FILTER (WHERE dn.rank = 1 AND dn.iou > {IOU_DETECTOR})::integer
+    count(DISTINCT dn.concept_id) FILTER (WHERE dn.rank = 1 AND {detector})::integer
         AS n_unique_concepts
 FROM dissection dn
 JOIN unit u ON u.id = dn.unit_id
@@ -242,41 +296,23 @@ JOIN model m ON m.id = l.model_id
 GROUP BY dn.run_id, m.name, l.name, l.position
 """
 
-#: Views of schema revision 0001, in creation order (later ones read earlier ones).
-VIEWS_V1: dict[str, str] = {
-    "unit_catalogue": _UNIT_CATALOGUE_V1,
-    "misleading_detectors": _MISLEADING_DETECTORS_V1,
-    "layer_summary": _LAYER_SUMMARY_V1,
-    "measure_correlations": _MEASURE_CORRELATIONS_V1,
-    "rating_summary": _RATING_SUMMARY_V1,
-    "rating_layer_summary": _RATING_LAYER_SUMMARY_V1,
-    "dissection_summary": _DISSECTION_SUMMARY_V1,
-}
 
-
-def create_statements(views: dict[str, str]) -> list[str]:
-    return [f"CREATE VIEW {name} AS {sql}" for name, sql in views.items()]
-
-
-def drop_statements(views: dict[str, str]) -> list[str]:
-    return [f"DROP VIEW IF EXISTS {name}" for name in reversed(list(views))]
-
-
-# The paper's point in one table: how many "object detectors" each criterion finds
-# in a layer, next to the signal-detection measures that show what they are worth.
-_LAYER_DETECTORS_V2 = f"""
+def _layer_detectors(criteria: Sequence[Criterion]) -> str:
+    """The paper's point in one table: how many "object detectors" each criterion finds in
+    a layer, next to the signal-detection measures that show what they are worth."""
+    counts = ",\n    ".join(
+        f"count(*) FILTER (WHERE {c.sql()})::integer AS {c.count_column}"
+        for c in criteria
+        if c.count_column
+    )
+    return f"""
 SELECT
     run_id,
     model,
     layer,
     layer_position,
     count(*)::integer AS n_units,
-    count(*) FILTER (WHERE precision > {PRECISION_DETECTOR})::integer AS n_precision,
-    count(*) FILTER (WHERE ccmas > {CCMAS_DETECTOR})::integer AS n_ccmas,
-    count(*) FILTER (WHERE localist)::integer AS n_localist,
-    count(*) FILTER (WHERE best_iou > {IOU_DETECTOR})::integer AS n_iou,
-    count(*) FILTER (WHERE precision > {PRECISION_DETECTOR}
-                     AND false_alarm_rate > {MISLEADING_FALSE_ALARM})::integer AS n_misleading,
+    {counts},
     percentile_cont(0.5) WITHIN GROUP (ORDER BY max_informedness) AS median_max_informedness,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY false_alarm_rate) AS median_false_alarm_rate,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY recall_at_mi) AS median_recall_at_mi
@@ -285,5 +321,70 @@ WHERE run_id IS NOT NULL
 GROUP BY run_id, model, layer, layer_position
 """
 
-#: Views added by schema revision 0002.
-VIEWS_V2: dict[str, str] = {"layer_detectors": _LAYER_DETECTORS_V2}
+
+def build_views(
+    measures: Sequence[Measure] = UNIT_MEASURES,
+    criteria: Sequence[Criterion] = CRITERIA,
+    *,
+    iou_above: Condition = IOU_ABOVE,
+    consensus_share: float = RATING_CONSENSUS_SHARE,
+    summarised: Sequence[str] = SUMMARISED_MEASURES,
+    correlated: Sequence[str] = CORRELATED_MEASURES,
+) -> dict[str, View]:
+    """Every view, name -> View, in creation order (a view comes after the views it reads).
+
+    The defaults are the registries; other arguments describe a registry that does
+    not exist yet (the tests use them to write a revision for a changed threshold).
+    """
+    by_key = {c.key: c for c in criteria}
+    views = (
+        View("unit_catalogue", _unit_catalogue(measures, iou_above, consensus_share)),
+        View(
+            "misleading_detectors", _misleading_detectors(by_key["misleading"]), ("unit_catalogue",)
+        ),
+        View("layer_summary", _layer_summary(summarised), ("unit_catalogue",)),
+        View("measure_correlations", _measure_correlations(correlated), ("unit_catalogue",)),
+        View("rating_summary", _rating_summary(consensus_share)),
+        View("rating_layer_summary", _RATING_LAYER_SUMMARY, ("rating_summary",)),
+        View("dissection_summary", _dissection_summary(iou_above)),
+        View("layer_detectors", _layer_detectors(criteria), ("unit_catalogue",)),
+    )
+    return {v.name: v for v in views}
+
+
+#: The current views, name -> View, in creation order.
+VIEWS: dict[str, View] = build_views()
+
+
+def create_statement(name: str, select: str) -> str:
+    return f"CREATE VIEW {name} AS\n{select.strip()};"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m catalogue.db.views",
+        description="Print the current view SQL, or write the revision that brings the views "
+        "of the head migration up to it.",
+    )
+    parser.add_argument("views", nargs="*", help="views to print (default: all)")
+    parser.add_argument("--revision", metavar="MESSAGE", help="make a new revision")
+    parser.add_argument(
+        "--write", action="store_true", help="with --revision: write it to migrations/versions"
+    )
+    args = parser.parse_args(argv)
+    if args.revision is not None:
+        from catalogue.db.view_revision import make_revision
+
+        print(make_revision(args.revision, write=args.write), end="")
+        return 0
+    unknown = sorted(set(args.views) - set(VIEWS))
+    if unknown:
+        parser.error(f"no view named {', '.join(unknown)}; views: {', '.join(VIEWS)}")
+    for view in VIEWS.values():
+        if not args.views or view.name in args.views:
+            print(create_statement(view.name, view.select) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

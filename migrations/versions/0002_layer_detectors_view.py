@@ -1,5 +1,7 @@
 """The layer_detectors view: object detectors per criterion and layer.
 
+Literal SQL, as catalogue.db.views generated it when this revision was written.
+
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-25
@@ -9,19 +11,41 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from catalogue.db.views import VIEWS_V2, create_statements, drop_statements
-
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: The views this revision creates, name -> SELECT. Literal SQL: never edit it.
+VIEWS: dict[str, str] = {
+    "layer_detectors": """
+SELECT
+    run_id,
+    model,
+    layer,
+    layer_position,
+    count(*)::integer AS n_units,
+    count(*) FILTER (WHERE precision > 0.75)::integer AS n_precision,
+    count(*) FILTER (WHERE ccmas > 0.9)::integer AS n_ccmas,
+    count(*) FILTER (WHERE localist)::integer AS n_localist,
+    count(*) FILTER (WHERE best_iou > 0.04)::integer AS n_iou,
+    count(*) FILTER (WHERE precision > 0.75
+                     AND false_alarm_rate > 0.9)::integer AS n_misleading,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY max_informedness) AS median_max_informedness,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY false_alarm_rate) AS median_false_alarm_rate,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY recall_at_mi) AS median_recall_at_mi
+FROM unit_catalogue
+WHERE run_id IS NOT NULL
+GROUP BY run_id, model, layer, layer_position
+""",
+}
+
 
 def upgrade() -> None:
-    for statement in create_statements(VIEWS_V2):
-        op.execute(statement)
+    for name, select in VIEWS.items():
+        op.execute(f"CREATE VIEW {name} AS {select}")
 
 
 def downgrade() -> None:
-    for statement in drop_statements(VIEWS_V2):
-        op.execute(statement)
+    for name in reversed(VIEWS):
+        op.execute(f"DROP VIEW {name}")

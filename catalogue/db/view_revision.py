@@ -1,0 +1,165 @@
+"""A new migration revision for the views, when the registries have changed them.
+
+`catalogue.db.views` says what the views should be now; the revisions say, in
+literal SQL, what each revision created (`VIEWS`) and what it replaced
+(`PREVIOUS_VIEWS`), and `catalogue.db.migrate.revision_views` folds them into
+the views a database at a revision has. This module compares the two and writes
+the revision that takes the head to the current views: the changed views and
+the views that read them are dropped (their head SQL kept for the downgrade)
+and created from the current SQL. `python -m catalogue.db.views --revision
+"what changed" [--write]` runs it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+
+from catalogue.db import migrate
+from catalogue.db.views import VIEWS, View
+
+
+def normalised(sql: str) -> str:
+    """SQL with runs of white space made one space: how two view texts are compared."""
+    return " ".join(sql.split())
+
+
+def changed_views(previous: Mapping[str, str], current: Mapping[str, View]) -> list[str]:
+    """Views to drop and recreate to go from `previous` (name -> SELECT) to `current`.
+
+    A view whose SQL differs (white space aside), a new view, a removed view, and
+    every view that reads one of these (PostgreSQL refuses to drop a view that
+    another reads), in no particular order.
+    """
+    changed = {
+        name
+        for name in {*previous, *current}
+        if name not in previous
+        or name not in current
+        or normalised(previous[name]) != normalised(current[name].select)
+    }
+    grew = True
+    while grew:
+        readers = {v.name for v in current.values() if changed.intersection(v.reads)}
+        grew = not readers <= changed
+        changed |= readers
+    return sorted(changed)
+
+
+def _literal(select: str) -> str:
+    """`select` as a triple-quoted Python literal that evaluates back to it."""
+    if '"""' in select or "\\" in select or select.endswith('"'):
+        return repr(select)
+    return f'"""{select}"""'
+
+
+def _views_literal(views: Mapping[str, str]) -> str:
+    if not views:
+        return "{}"
+    lines = [f'    "{name}": {_literal(select)},' for name, select in views.items()]
+    return "{\n" + "\n".join(lines) + "\n}"
+
+
+def slug(message: str) -> str:
+    """A file-name slug of a revision message, cut at a word like Alembic's."""
+    words = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")
+    if len(words) <= 40:
+        return words
+    cut = words[:41]
+    return cut.rsplit("_", 1)[0] if "_" in cut else cut[:40]
+
+
+def render_revision(
+    message: str,
+    revision: str,
+    down_revision: str,
+    previous: Mapping[str, str],
+    views: Mapping[str, str],
+) -> str:
+    """A revision module that replaces the views `previous` (as the head left them) by `views`.
+
+    Both mappings are name -> SELECT in creation order and are written out as
+    literals, so the revision keeps meaning what it means today.
+    """
+    replaced = ", ".join(sorted({*previous, *views}))
+    return f'''"""{message}
+
+Views dropped and created: {replaced}, with the SQL that catalogue.db.views
+generated when this revision was written (literal SQL: never edit it; a changed
+view is a new revision).
+
+Revision ID: {revision}
+Revises: {down_revision}
+Create Date: {date.today().isoformat()}
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "{revision}"
+down_revision: str | None = "{down_revision}"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+#: The views as revision {down_revision} left them, name -> SELECT in creation order:
+#: dropped by upgrade, restored by downgrade.
+PREVIOUS_VIEWS: dict[str, str] = {_views_literal(previous)}
+
+#: The views this revision creates, name -> SELECT in creation order.
+VIEWS: dict[str, str] = {_views_literal(views)}
+
+
+def upgrade() -> None:
+    for name in reversed(PREVIOUS_VIEWS):
+        op.execute(f"DROP VIEW {{name}}")
+    for name, select in VIEWS.items():
+        op.execute(f"CREATE VIEW {{name}} AS {{select}}")
+
+
+def downgrade() -> None:
+    for name in reversed(VIEWS):
+        op.execute(f"DROP VIEW {{name}}")
+    for name, select in PREVIOUS_VIEWS.items():
+        op.execute(f"CREATE VIEW {{name}} AS {{select}}")
+'''
+
+
+def next_revision(head: str) -> str:
+    """The id after `head`: revisions are numbered 0001, 0002, ..."""
+    if not head.isdigit():
+        raise ValueError(f"cannot number the revision after {head!r}; give the id by hand")
+    return f"{int(head) + 1:0{len(head)}d}"
+
+
+def revision_for(
+    message: str,
+    head: str,
+    head_views: Mapping[str, str],
+    current: Mapping[str, View] = VIEWS,
+) -> tuple[str, str] | None:
+    """(revision id, module source) taking the views from `head_views` to `current`;
+    None when they already agree."""
+    changed = set(changed_views(head_views, current))
+    if not changed:
+        return None
+    previous = {name: sql for name, sql in head_views.items() if name in changed}
+    views = {name: v.select for name, v in current.items() if name in changed}
+    revision = next_revision(head)
+    return revision, render_revision(message, revision, head, previous, views)
+
+
+def make_revision(message: str, *, write: bool = False) -> str:
+    """The revision bringing the head's views up to the current ones, as text to print,
+    or (`write`) written to the migrations' versions folder; what to print either way."""
+    head = migrate.head_revision()
+    made = revision_for(message, head, migrate.revision_views(head))
+    if made is None:
+        return f"the views of revision {head} are the current ones; no revision needed.\n"
+    revision, source = made
+    if not write:
+        return source
+    path = migrate.script_location() / "versions" / f"{revision}_{slug(message)}.py"
+    path.write_text(source)
+    return f"wrote {path.resolve()}\n"
