@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 from psycopg.types.json import Jsonb
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from catalogue import demo_cnn
 from catalogue.am import METHOD, maximise_units, save_panel
@@ -52,6 +52,8 @@ from catalogue.db.registry import LayerRecord, ModelRecord, load_model_record
 from catalogue.db.runs import recorded_run
 from catalogue.errors import InputError, NotFound
 from catalogue.models import IMAGENET_MEAN, IMAGENET_STD, ImageNetTransform, ModelInfo
+from catalogue.query.registry import registered_model
+from catalogue.query.units import scored_maxima
 
 PANEL_SIDE = 10  # the paper's panels: 10 × 10 images
 MAX_IMAGES = PANEL_SIDE * PANEL_SIDE
@@ -464,9 +466,7 @@ def _check_options(
 
 
 def _registered_model(conn: Connection, model: ModelInfo) -> ModelRecord:
-    row = conn.execute(
-        text("SELECT checksum FROM model WHERE name = :n"), {"n": model.name}
-    ).one_or_none()
+    row = registered_model(conn, model.name)
     if row is None:
         raise NotFound(
             f"model {model.name!r} is not in the catalogue; run `unitcat ingest extract --model "
@@ -510,26 +510,10 @@ def _check_units(layer: LayerRecord, units: Sequence[int] | None) -> list[int]:
 
 
 def _reference(conn: Connection, unit_ids: Sequence[int]) -> _Reference | None:
-    row = conn.execute(
-        text(
-            "SELECT r.id, e.params ->> 'reduce' AS reduce FROM run r "
-            "LEFT JOIN run e ON e.id = r.parent_id "
-            "WHERE r.kind = 'score' AND r.status = 'done' AND EXISTS ("
-            "  SELECT 1 FROM unit_metrics um WHERE um.run_id = r.id AND um.unit_id = ANY(:ids)) "
-            "ORDER BY r.finished_at DESC NULLS LAST, r.id DESC LIMIT 1"
-        ),
-        {"ids": list(unit_ids)},
-    ).one_or_none()
-    if row is None:
+    found = scored_maxima(conn, unit_ids)
+    if found is None:
         return None
-    maxima = conn.execute(
-        text(
-            "SELECT unit_id, max_activation FROM unit_metrics "
-            "WHERE run_id = :r AND unit_id = ANY(:ids)"
-        ),
-        {"r": row.id, "ids": list(unit_ids)},
-    ).all()
-    return _Reference(row.id, row.reduce, {m.unit_id: m.max_activation for m in maxima})
+    return _Reference(found.run_id, found.reduce, found.max_activation)
 
 
 def _reference_reduce(reference: _Reference | None) -> str:

@@ -14,13 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from catalogue import demo_cnn
 from catalogue.data import FASHION_MNIST_DIR, resolve_dataset
 from catalogue.errors import ConfigError
 from catalogue.models import ModelInfo, load_model
-from catalogue.pipeline.summary import Progress, Reporter, RunReport, run_report
+from catalogue.pipeline.summary import Progress, Reporter
+from catalogue.query.registry import n_units_with_panels
+from catalogue.query.report import RunReport, run_report
 
 DEMO_LAYERS = ("conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 DISSECT_LAYERS = ("conv3", "conv4", "conv5")
@@ -144,13 +146,4 @@ def model_layer_units(extracted: Any) -> list[int]:
 
 def panels_exist(engine: Engine, model_name: str, layer: str, units: tuple[int, ...]) -> bool:
     """Whether every one of `units` of `layer` already has an AM panel."""
-    with engine.connect() as conn:
-        n = conn.execute(
-            text(
-                "SELECT count(DISTINCT u.unit_index) FROM am_panel p JOIN unit u ON u.id = p.unit_id "
-                "JOIN layer l ON l.id = u.layer_id JOIN model m ON m.id = l.model_id "
-                "WHERE m.name = :m AND l.name = :l AND u.unit_index = ANY(:units)"
-            ),
-            {"m": model_name, "l": layer, "units": list(units)},
-        ).scalar_one()
-    return n == len(units)
+    return n_units_with_panels(engine, model_name, layer, units) == len(units)

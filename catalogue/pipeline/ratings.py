@@ -1,9 +1,9 @@
 """Human ratings of AM panels in the catalogue: import, the rating study, analysis.
 
-The pure parts (CSV validation, counterbalanced lists, Table 1 summaries,
-WordNet name matching) live in `catalogue.ratings` and `catalogue.wordnet`; this
-module reads and writes the `participant`, `rating` and `unit_rating_analysis`
-tables around them.
+The pure parts (CSV validation, counterbalanced lists, per-unit summaries,
+WordNet name matching) live in `catalogue.ratings` and `catalogue.wordnet`, the
+reads (panels, answers, Table 1) in `catalogue.query.ratings`; this module writes
+the `participant`, `rating` and `unit_rating_analysis` tables around them.
 
 Study design (the paper's appendix 5, adapted to a live study): the panels are
 the newest AM panel of every unit; `n_practice` of them, chosen with the seed,
@@ -23,6 +23,12 @@ from sqlalchemy import Connection, Engine, text
 
 from catalogue.db.bulk import copy_rows
 from catalogue.errors import InputError, NotFound
+from catalogue.query.ratings import (
+    StudyPanel,
+    answered_units,
+    rated_unit_classes,
+    rating_answers,
+)
 from catalogue.ratings import (
     ESTIMATE_BINS,
     MAX_NAMES,
@@ -163,28 +169,8 @@ def analyse_ratings(engine: Engine, *, matcher: NameMatcher | None = None) -> in
     Class names to compare with people's names come from each unit's newest
     scoring run: the class of its most active image and its CCMAS class.
     """
-    with engine.connect() as conn:
-        ratings = conn.execute(
-            text(
-                "SELECT r.id, p.code, m.name AS model, l.name AS layer, u.unit_index AS unit, "
-                "r.answer, r.estimate, r.names, u.id AS unit_id "
-                "FROM rating r JOIN participant p ON p.id = r.participant_id "
-                "JOIN unit u ON u.id = r.unit_id JOIN layer l ON l.id = u.layer_id "
-                "JOIN model m ON m.id = l.model_id ORDER BY l.position, u.unit_index, r.id"
-            )
-        ).all()
-        classes = conn.execute(
-            text(
-                "SELECT DISTINCT ON (um.unit_id) um.unit_id, um.run_id, cc.name AS ccmas_name, "
-                "tc.name AS top_name "
-                "FROM unit_metrics um JOIN run r ON r.id = um.run_id "
-                "LEFT JOIN image_class cc ON cc.dataset_id = r.dataset_id AND cc.class_index = um.ccmas_class "
-                "LEFT JOIN unit_top_image ti ON ti.run_id = um.run_id AND ti.unit_id = um.unit_id AND ti.rank = 1 "
-                "LEFT JOIN image_class tc ON tc.dataset_id = r.dataset_id AND tc.class_index = ti.class_index "
-                "WHERE um.unit_id IN (SELECT unit_id FROM rating) "
-                "ORDER BY um.unit_id, um.run_id DESC"
-            )
-        ).all()
+    ratings = rating_answers(engine)
+    classes = rated_unit_classes(engine)
     unit_id_of: dict[UnitKey, int] = {}
     rows: list[RatingRow] = []
     for r in ratings:
@@ -250,16 +236,6 @@ def analyse_ratings(engine: Engine, *, matcher: NameMatcher | None = None) -> in
 
 
 @dataclass(frozen=True)
-class StudyPanel:
-    panel_id: int
-    unit_id: int
-    model: str
-    layer: str
-    unit: int
-    path: str
-
-
-@dataclass(frozen=True)
 class StudyDesign:
     panels: dict[int, StudyPanel]
     practice: list[int]
@@ -271,20 +247,6 @@ class Participant:
     id: int
     code: str
     list_index: int
-
-
-def study_panels(conn: Connection) -> list[StudyPanel]:
-    """The newest AM panel of every unit, in layer and unit order."""
-    rows = conn.execute(
-        text(
-            "SELECT DISTINCT ON (p.unit_id) p.id, p.unit_id, m.name AS model, l.name AS layer, "
-            "u.unit_index AS unit, p.path, l.position "
-            "FROM am_panel p JOIN unit u ON u.id = p.unit_id JOIN layer l ON l.id = u.layer_id "
-            "JOIN model m ON m.id = l.model_id ORDER BY p.unit_id, p.id DESC"
-        )
-    ).all()
-    rows = sorted(rows, key=lambda r: (r.model, r.position, r.unit))
-    return [StudyPanel(r.id, r.unit_id, r.model, r.layer, r.unit, r.path) for r in rows]
 
 
 def design_study(
@@ -334,18 +296,9 @@ def enrol(engine: Engine, code: str, n_lists: int) -> Participant:
     return Participant(row.id, row.code, row.list_index % n_lists)
 
 
-def answered_units(conn: Connection, participant_id: int) -> set[int]:
-    return set(
-        conn.execute(
-            text("SELECT unit_id FROM rating WHERE participant_id = :p"), {"p": participant_id}
-        ).scalars()
-    )
-
-
 def next_panel(engine: Engine, design: StudyDesign, participant: Participant) -> StudyPanel | None:
     """The first panel of the participant's list they have not answered (None: done)."""
-    with engine.connect() as conn:
-        done = answered_units(conn, participant.id)
+    done = answered_units(engine, participant.id)
     for panel_id in design.lists[participant.list_index]:
         panel = design.panels[panel_id]
         if panel.unit_id not in done:

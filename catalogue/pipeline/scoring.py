@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from catalogue.db.bulk import copy_columns
 from catalogue.db.registry import (
@@ -30,6 +30,7 @@ from catalogue.db.runs import done_run_id, find_run, recorded_run
 from catalogue.errors import InputError, NotFound
 from catalogue.groups import group_class_indices
 from catalogue.measures import GROUP_MEASURES
+from catalogue.query.registry import dataset_name, model_name
 from catalogue.selectivity import LayerScores, score_layer
 from catalogue.store import ActivationStore
 
@@ -63,15 +64,11 @@ def _extract_context(
 
 
 def _model_by_id(conn: Connection, model_id: int) -> ModelRecord:
-    name = conn.execute(text("SELECT name FROM model WHERE id = :i"), {"i": model_id}).scalar_one()
-    return load_model_record(conn, name)
+    return load_model_record(conn, model_name(conn, model_id))
 
 
 def _dataset_by_id(conn: Connection, dataset_id: int) -> DatasetRecord:
-    name = conn.execute(
-        text("SELECT name FROM dataset WHERE id = :i"), {"i": dataset_id}
-    ).scalar_one()
-    return load_dataset_record(conn, name)
+    return load_dataset_record(conn, dataset_name(conn, dataset_id))
 
 
 def score_extraction(
