@@ -35,7 +35,7 @@ MEASURE_THRESHOLD: dict[str, str] = {
     "false_alarm_rate": "mi_threshold",
 }
 
-#: Short names of the columns criteria test, for table headers ("CCMAS > 0.9").
+#: Short names of the columns criteria test, for table headers ("CCMAS > …", "IoU > …").
 SHORT_NAMES: dict[str, str] = {
     "ccmas": "CCMAS",
     "best_iou": "IoU",
@@ -85,7 +85,8 @@ def measure_rows(record: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def condition_short_label(condition: Condition) -> str:
-    """ "precision > 0.75", "IoU > 0.04", "localist": a condition as a column header."""
+    """A condition as a column header: the column's short name, the operator and the value
+    ("IoU > …"), or the name alone for a condition that the column is true ("localist")."""
     name = SHORT_NAMES.get(condition.column, condition.column.replace("_", " "))
     return name if condition.op == "is true" else f"{name} {condition.op} {condition.value:g}"
 
