@@ -26,8 +26,10 @@ from catalogue.errors import InputError, NotFound
 from catalogue.query.ratings import (
     StudyPanel,
     answered_units,
+    newest_panel_ids,
     rated_unit_classes,
     rating_answers,
+    unit_ids_of,
 )
 from catalogue.ratings import (
     ESTIMATE_BINS,
@@ -52,25 +54,6 @@ class ImportSummary:
     n_units: int
 
 
-def _resolve_units(conn: Connection, keys: Sequence[UnitKey]) -> dict[UnitKey, int]:
-    if not keys:
-        return {}
-    rows = conn.execute(
-        text(
-            "SELECT m.name AS model, l.name AS layer, u.unit_index AS unit, u.id "
-            "FROM unit u JOIN layer l ON l.id = u.layer_id JOIN model m ON m.id = l.model_id "
-            "JOIN unnest(CAST(:models AS text[]), CAST(:layers AS text[]), CAST(:units AS int[])) "
-            "AS k(model, layer, unit) ON k.model = m.name AND k.layer = l.name AND k.unit = u.unit_index"
-        ),
-        {
-            "models": [k[0] for k in keys],
-            "layers": [k[1] for k in keys],
-            "units": [k[2] for k in keys],
-        },
-    ).all()
-    return {(r.model, r.layer, r.unit): r.id for r in rows}
-
-
 def _fail(problems: list[str], what: str) -> None:
     shown = "; ".join(problems[:MAX_ERRORS_SHOWN])
     more = (
@@ -86,7 +69,7 @@ def import_ratings(
     already in the catalogue refuses the whole file, naming the lines."""
     keys = sorted({r.unit_key for r in rows})
     with engine.begin() as conn:
-        unit_ids = _resolve_units(conn, keys)
+        unit_ids = unit_ids_of(conn, keys)
         problems = [
             f"line {r.line}: no unit {r.model} {r.layer} {r.unit} in the catalogue"
             for r in rows
@@ -112,7 +95,7 @@ def import_ratings(
         if problems:
             _fail(problems, label)
         participant_ids = _ensure_participants(conn, sorted({r.participant for r in rows}))
-        panels = _latest_panels(conn, sorted(set(unit_ids.values())))
+        panels = newest_panel_ids(conn, sorted(set(unit_ids.values())))
         copy_rows(
             conn,
             "rating",
@@ -147,17 +130,6 @@ def _ensure_participants(conn: Connection, codes: Sequence[str]) -> dict[str, in
         text("SELECT code, id FROM participant WHERE code = ANY(:codes)"), {"codes": list(codes)}
     ).all()
     return {r.code: r.id for r in rows}
-
-
-def _latest_panels(conn: Connection, unit_ids: Sequence[int]) -> dict[int, int]:
-    rows = conn.execute(
-        text(
-            "SELECT DISTINCT ON (unit_id) unit_id, id FROM am_panel "
-            "WHERE unit_id = ANY(:u) ORDER BY unit_id, id DESC"
-        ),
-        {"u": list(unit_ids)},
-    ).all()
-    return {r.unit_id: r.id for r in rows}
 
 
 # ---------------------------------------------------------------- analysis

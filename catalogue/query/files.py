@@ -62,7 +62,7 @@ def bundled_image(name: str, source: str | None, key: str) -> Any:
     return dataset.load_image(index[key])
 
 
-def image_roots(engine: Engine, run_id: int) -> list[Path]:
+def _image_roots(engine: Engine, run_id: int) -> list[Path]:
     """Folders that image keys of a scoring run may be relative to: its extraction run's
     dataset source and its dataset's registered source."""
     parent = RUN.alias("parent")
@@ -95,7 +95,7 @@ def image_roots(engine: Engine, run_id: int) -> list[Path]:
     return roots
 
 
-def image_path(key: str | None, roots: Iterable[Path]) -> str | None:
+def _image_path(key: str | None, roots: Iterable[Path]) -> str | None:
     """The readable image file a key names (absolute, or relative to one of `roots`), else None."""
     if not key:
         return None
@@ -110,8 +110,8 @@ def image_path(key: str | None, roots: Iterable[Path]) -> str | None:
 def attach_images(engine: Engine, run_id: int, frame: pd.DataFrame) -> pd.DataFrame:
     """Add `path` (the image file, or None) and `image` (a path or a PIL image of a bundled
     dataset, or None) to a frame of a scoring run's images with an `image_key` column."""
-    roots = image_roots(engine, run_id)
-    frame["path"] = [image_path(k, roots) for k in frame["image_key"]]
+    roots = _image_roots(engine, run_id)
+    frame["path"] = [_image_path(k, roots) for k in frame["image_key"]]
     images: list[Any] = list(frame["path"])
     missing = [i for i, p in enumerate(images) if p is None and frame["image_key"].iloc[i]]
     if missing:

@@ -31,7 +31,7 @@ from catalogue.query.views import (
 # ------------------------------------------------------------------------ detector counts
 
 
-def informedness_criterion(cutoff: float) -> Criterion:
+def _informedness_criterion(cutoff: float) -> Criterion:
     """A unit counts as a detector by informedness when its max informedness is above
     `cutoff` (the Layers page's slider: the literature names no one cut-off)."""
     if not math.isfinite(cutoff):
@@ -48,7 +48,7 @@ def informedness_criterion(cutoff: float) -> Criterion:
 
 def detector_criteria(mi_cutoff: float) -> list[Criterion]:
     """The criteria counted per layer: the registry's, then max informedness > `mi_cutoff`."""
-    return [*CRITERIA, informedness_criterion(mi_cutoff)]
+    return [*CRITERIA, _informedness_criterion(mi_cutoff)]
 
 
 def layer_detector_counts(engine: Engine, run_id: int, *, mi_cutoff: float = 0.5) -> pd.DataFrame:

@@ -11,11 +11,12 @@ module reads it in layer order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Engine, func, select
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy import Connection, Engine, Integer, Text, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 
 from catalogue.query.views import (
     AM_PANEL,
@@ -30,6 +31,43 @@ from catalogue.query.views import (
     UNIT_METRICS,
     UNIT_TOP_IMAGE,
 )
+from catalogue.ratings import UnitKey
+
+# ------------------------------------------------------------------------------ units
+
+
+def unit_ids_of(conn: Connection, keys: Sequence[UnitKey]) -> dict[UnitKey, int]:
+    """The unit id of each (model, layer, unit) key that names a registered unit."""
+    if not keys:
+        return {}
+    k = (
+        func.unnest(
+            bindparam("models", [key[0] for key in keys], type_=ARRAY(Text)),
+            bindparam("layers", [key[1] for key in keys], type_=ARRAY(Text)),
+            bindparam("units", [int(key[2]) for key in keys], type_=ARRAY(Integer)),
+        )
+        .table_valued("model", "layer", "unit")
+        .render_derived(name="k")
+    )
+    statement = (
+        select(
+            MODEL.c.name.label("model"),
+            LAYER.c.name.label("layer"),
+            UNIT.c.unit_index.label("unit"),
+            UNIT.c.id,
+        )
+        .select_from(UNIT)
+        .join(LAYER, LAYER.c.id == UNIT.c.layer_id)
+        .join(MODEL, MODEL.c.id == LAYER.c.model_id)
+        .join(
+            k,
+            (k.c.model == MODEL.c.name)
+            & (k.c.layer == LAYER.c.name)
+            & (k.c.unit == UNIT.c.unit_index),
+        )
+    )
+    return {(r.model, r.layer, r.unit): r.id for r in conn.execute(statement)}
+
 
 # ---------------------------------------------------------------------------- Table 1
 
@@ -129,6 +167,17 @@ def study_panels(engine: Engine) -> list[StudyPanel]:
         rows = conn.execute(statement).all()
     rows = sorted(rows, key=lambda r: (r.model, r.position, r.unit))
     return [StudyPanel(r.id, r.unit_id, r.model, r.layer, r.unit, r.path) for r in rows]
+
+
+def newest_panel_ids(conn: Connection, unit_ids: Sequence[int]) -> dict[int, int]:
+    """The id of each unit's newest AM panel (the panel an imported rating is about)."""
+    statement = (
+        select(AM_PANEL.c.unit_id, AM_PANEL.c.id)
+        .where(AM_PANEL.c.unit_id.in_(list(unit_ids)))
+        .ext(distinct_on(AM_PANEL.c.unit_id))
+        .order_by(AM_PANEL.c.unit_id, AM_PANEL.c.id.desc())
+    )
+    return {r.unit_id: r.id for r in conn.execute(statement)}
 
 
 def answered_units(engine: Engine, participant_id: int) -> set[int]:

@@ -16,18 +16,18 @@ from sqlalchemy import Engine, func, select
 from catalogue.measures import CRITERIA, CRITERIA_BY_KEY
 from catalogue.query.views import LAYER_DETECTORS, MISLEADING_DETECTORS, UNIT_CATALOGUE
 
-MISLEADING = CRITERIA_BY_KEY["misleading"]
-PRECISION = CRITERIA_BY_KEY["precision"]
+_MISLEADING = CRITERIA_BY_KEY["misleading"]
+_PRECISION = CRITERIA_BY_KEY["precision"]
 
 #: The headline query as a user types it in psql or the SQL page.
 HEADLINE_SQL = (
     "SELECT model, layer, unit, precision, precision_class, false_alarm_rate\n"
     "FROM unit_catalogue\n"
-    f"WHERE {MISLEADING.sql()}"
+    f"WHERE {_MISLEADING.sql()}"
 )
 
 #: The columns of a unit in the report's unit tables.
-UNIT_COLUMNS: tuple[str, ...] = (
+_UNIT_COLUMNS: tuple[str, ...] = (
     "layer",
     "unit",
     "precision",
@@ -68,7 +68,7 @@ def run_report(engine: Engine, model_name: str, score_run_id: int) -> RunReport:
         ).mappings()
         layers = [dict(r) for r in layers]
         misleading = conn.execute(
-            select(*(md.c[name] for name in UNIT_COLUMNS))
+            select(*(md.c[name] for name in _UNIT_COLUMNS))
             .where(md.c.run_id == run)
             .order_by(md.c.false_alarm_rate.desc(), md.c.precision.desc())
             .limit(10)
@@ -78,8 +78,8 @@ def run_report(engine: Engine, model_name: str, score_run_id: int) -> RunReport:
             select(func.count()).select_from(md).where(md.c.run_id == run)
         ).scalar_one()
         worst = conn.execute(
-            select(*(uc.c[name] for name in UNIT_COLUMNS))
-            .where(uc.c.run_id == run, PRECISION.core(uc.c))
+            select(*(uc.c[name] for name in _UNIT_COLUMNS))
+            .where(uc.c.run_id == run, _PRECISION.core(uc.c))
             .order_by(uc.c.false_alarm_rate.desc().nulls_last(), uc.c.precision.desc())
             .limit(5)
         ).mappings()
@@ -100,7 +100,7 @@ def showcase_unit(engine: Engine) -> tuple[int, int] | None:
     with engine.connect() as conn:
         row = conn.execute(
             select(uc.c.unit_id, uc.c.run_id)
-            .where(PRECISION.core(uc.c))
+            .where(_PRECISION.core(uc.c))
             .order_by(uc.c.false_alarm_rate.desc().nulls_last())
             .limit(1)
         ).one_or_none()

@@ -10,7 +10,7 @@ import pandas as pd
 from sqlalchemy import Engine, Select, func, select
 
 from catalogue.query.frame import read_frame
-from catalogue.query.views import DATASET, IMAGE_CLASS, MODEL, RUN, UNIT_METRICS
+from catalogue.query.views import DATASET, MODEL, RUN, UNIT_METRICS
 
 
 def _runs_statement(kinds: Sequence[str], statuses: Sequence[str]) -> Select[Any]:
@@ -103,15 +103,3 @@ def run_name(run: Mapping[str, Any]) -> str:
         if which not in label:
             label = f"{label} {which}".strip()
     return f"#{run['id']} {label}".strip()
-
-
-def run_classes(engine: Engine, run_id: int) -> list[str]:
-    """Class names of a run's dataset, by class index."""
-    statement = (
-        select(IMAGE_CLASS.c.name)
-        .join(RUN, RUN.c.dataset_id == IMAGE_CLASS.c.dataset_id)
-        .where(RUN.c.id == int(run_id))
-        .order_by(IMAGE_CLASS.c.class_index)
-    )
-    with engine.connect() as conn:
-        return [str(n) for n in conn.execute(statement).scalars()]

@@ -33,7 +33,7 @@ from catalogue.query.views import (
 EXTRA_NUMERIC: tuple[str, ...] = ("best_iou", "share_yes")
 
 #: Preset names in URLs (?preset=…) that differ from their criterion's key (links stay valid).
-PRESET_NAMES: dict[str, str] = {"iou": "dissection", "consensus": "interpretable"}
+_PRESET_NAMES: dict[str, str] = {"iou": "dissection", "consensus": "interpretable"}
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Preset:
 def _presets() -> dict[str, Preset]:
     """One preset per criterion, the paper's headline (misleading detectors) first."""
     ordered = sorted(CRITERIA, key=lambda c: c.key != "misleading")
-    presets = [Preset(PRESET_NAMES.get(c.key, c.key), c) for c in ordered]
+    presets = [Preset(_PRESET_NAMES.get(c.key, c.key), c) for c in ordered]
     return {p.key: p for p in presets}
 
 
