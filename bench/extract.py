@@ -25,7 +25,7 @@ import torch
 from catalogue.config import resolve_device
 from catalogue.data import ArrayImageDataset, collate_samples
 from catalogue.extraction import extract_activations
-from catalogue.models import default_layers, load_model, random_demo_model
+from catalogue.models import default_layers, load_model, prepared, random_demo_model
 from catalogue.store import ActivationStore, LayerSpec
 
 
@@ -44,7 +44,6 @@ def synthetic_images(n: int, size: int, n_classes: int, transform) -> ArrayImage
 
 def bare_forward(model, dataset, batch_size: int, workers: int, device: str) -> float:
     """Images/s of the plain model over the same loader: the floor extraction is measured against."""
-    module = model.module.to(device, memory_format=torch.channels_last).eval()  # as extraction does
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
@@ -52,15 +51,16 @@ def bare_forward(model, dataset, batch_size: int, workers: int, device: str) -> 
         collate_fn=collate_samples,
         pin_memory=device == "cuda",
     )
-    started = time.perf_counter()
-    with torch.inference_mode():
+    # on the device, channels-last and in eval mode, as extraction runs it
+    with prepared(model, device=device, channels_last=True) as ready, torch.inference_mode():
+        started = time.perf_counter()
         for batch in loader:
             images = batch.images.to(device, non_blocking=True).contiguous(
                 memory_format=torch.channels_last
             )
-            logits = module(images)
+            logits = ready.module(images)
             logits.argmax(1).cpu()
-    return len(dataset) / (time.perf_counter() - started)
+        return len(dataset) / (time.perf_counter() - started)
 
 
 def bench_extraction(args: argparse.Namespace, workdir: Path) -> None:

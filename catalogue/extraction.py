@@ -12,6 +12,10 @@ band, and a re-run with the same parameters restarts at the batch boundary
 that contains the first missing image and drops the rows it already has, so
 every image is computed in the same batch as in an uninterrupted run and the
 file ends up identical. Different parameters are refused instead of mixed.
+
+The model is a `catalogue.models.ModelInfo`, borrowed through
+`catalogue.models.prepared`: it runs on the device, channels-last and in eval
+mode, and the caller gets it back as given, also when the run fails.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ from catalogue.errors import InputError
 from catalogue.models import (
     LayerInfo,
     ModelInfo,
-    build_extractor,
     default_layers,
     graph_nodes,
     list_layers,
     logits_of,
+    prepared,
 )
 from catalogue.store import DEFAULT_CHUNK_ROWS, ActivationStore, LayerSpec
 
@@ -311,11 +315,12 @@ def _run_loop(
     autocast: bool,
     on_progress: Callable[[int, int], None] | None,
 ) -> int:
-    """Forward every remaining batch and append it; returns the number of new rows."""
+    """Forward every remaining batch and append it; returns the number of new rows.
+
+    The model runs on ``device``, channels-last (the fast layout for
+    convolutions on GPUs and for oneDNN on CPUs), and comes back as it was given.
+    """
     cuda = device == "cuda"
-    # channels-last is the fast layout for convolutions on GPUs and for oneDNN on CPUs.
-    model.module.to(device, memory_format=torch.channels_last).eval()
-    extractor = build_extractor(model, [i.name for i in infos])
     last_node = graph_nodes(model)[-1]
     # Restart at the batch boundary holding the first missing item: same batches as an uninterrupted run.
     first = (start // batch_size) * batch_size
@@ -330,26 +335,28 @@ def _run_loop(
         persistent_workers=False,
     )
     n_new = 0
-    with torch.inference_mode(), _autocast_context(device, autocast):
-        for batch in _batches(loader):
-            for key, reason, index in batch.skipped:
-                if index >= start:
-                    store.add_skipped(key, reason, index)
-            done = _last_index(batch) + 1
-            if len(batch):
-                n_new += _forward_and_append(
-                    extractor,
-                    batch,
-                    store,
-                    infos,
-                    kept,
-                    start,
-                    last_node,
-                    reduce=reduce,
-                    device=device,
-                )
-            if on_progress is not None:
-                on_progress(min(done, n_total), n_total)
+    with prepared(model, device=device, channels_last=True) as ready:
+        extractor = ready.extractor([i.name for i in infos])
+        with torch.inference_mode(), _autocast_context(device, autocast):
+            for batch in _batches(loader):
+                for key, reason, index in batch.skipped:
+                    if index >= start:
+                        store.add_skipped(key, reason, index)
+                done = _last_index(batch) + 1
+                if len(batch):
+                    n_new += _forward_and_append(
+                        extractor,
+                        batch,
+                        store,
+                        infos,
+                        kept,
+                        start,
+                        last_node,
+                        reduce=reduce,
+                        device=device,
+                    )
+                if on_progress is not None:
+                    on_progress(min(done, n_total), n_total)
     return n_new
 
 

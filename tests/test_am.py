@@ -28,7 +28,7 @@ from catalogue.am import (
 )
 from catalogue.data import resolve_dataset
 from catalogue.errors import InputError, NotFound
-from catalogue.models import random_demo_model
+from catalogue.models import ModelInfo, random_demo_model
 
 
 class DigitsNet(nn.Module):
@@ -117,7 +117,7 @@ def am(net: nn.Module, layer: str, units: list[int], **kwargs) -> AMResult:
         "seed": 3,
     }
     options.update(kwargs)
-    return maximise_units(net, layer, units, **options)
+    return maximise_units(ModelInfo.from_module(net), layer, units, **options)
 
 
 def test_am_drives_units_far_above_their_most_active_digit(net: DigitsNet, digits) -> None:
@@ -459,13 +459,12 @@ def test_demo_cnn_units_by_node_name_beat_every_digit() -> None:
         "channels": 1,
         "input_channels": 3,
         "normalise": ([transform.mean] * 3, [transform.std] * 3),
-        "tracer_kwargs": info.tracer_kwargs,
         "device": "cpu",
         "lr": 0.1,
     }
     conv_units = [int(u) for u in torch.argsort(conv_max, descending=True)[:2]]
-    conv5 = maximise_units(info.module, "conv5", conv_units, **options)
-    fc8 = maximise_units(info.module, "fc8", [0, 3], **options)
+    conv5 = maximise_units(info, "conv5", conv_units, **options)
+    fc8 = maximise_units(info, "fc8", [0, 3], **options)
     assert conv5.images.shape == (2, 3, 1, 32, 32)
     for position, unit in enumerate(conv_units):
         assert conv5.activations[position].min() > conv_max[unit].item() > 0

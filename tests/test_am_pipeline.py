@@ -160,7 +160,7 @@ def test_pipeline_passes_the_models_input_format_to_maximise_units(
     """Same activations as a direct call with the demo CNN's grey input and normalisation."""
     result = am_into_catalogue(engine, model, "conv5", [3, 5], **FAST)
     direct = maximise_units(
-        model.module,
+        model,
         "conv5",
         [3, 5],
         n_images=4,
@@ -172,7 +172,6 @@ def test_pipeline_passes_the_models_input_format_to_maximise_units(
         normalise=([model.transform.mean] * 3, [model.transform.std] * 3),
         reduce="max",
         device="cpu",
-        tracer_kwargs=model.tracer_kwargs,
     )
     for position, panel in enumerate(result.panels):
         np.testing.assert_allclose(panel.activations, direct.activations[position], rtol=1e-5)

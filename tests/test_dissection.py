@@ -21,6 +21,7 @@ from catalogue.dissection import (
     unit_thresholds,
 )
 from catalogue.errors import InputError, NotFound
+from catalogue.models import ModelInfo
 from catalogue.probe import ImageMasks, ProbeSet, make_probe
 
 # ----------------------------------------------------------------- literal implementation
@@ -322,11 +323,16 @@ def digit_probe(tmp_path_factory) -> ProbeSet:
     return make_probe(items, tmp_path_factory.mktemp("probe"), n_images=24, image_size=32, seed=3)
 
 
+def tiny_net() -> ModelInfo:
+    return ModelInfo.from_module(TinyNet(), transform=to_tensor, input_size=32)
+
+
 def test_dissect_matches_the_core_on_extracted_maps_and_finds_the_red_unit(digit_probe):
-    model = TinyNet()
+    info = tiny_net()
+    model = info.module
     calls = []
     result = dissect(
-        model, ["act1", "act2"], digit_probe, transform=to_tensor, batch_size=5, device="cpu",
+        info, ["act1", "act2"], digit_probe, transform=to_tensor, batch_size=5, device="cpu",
         quantile=0.05, top_n=3, progress=lambda done, total: calls.append((done, total)),
     )  # fmt: skip
     assert calls[-1] == (48, 48)
@@ -356,9 +362,9 @@ def test_dissect_matches_the_core_on_extracted_maps_and_finds_the_red_unit(digit
 
 def test_dissect_refuses_unknown_and_non_spatial_layers(digit_probe):
     with pytest.raises(NotFound, match="'conv9' is not a node"):
-        dissect(TinyNet(), ["conv9"], digit_probe, transform=to_tensor, device="cpu")
+        dissect(tiny_net(), ["conv9"], digit_probe, transform=to_tensor, device="cpu")
     with pytest.raises(InputError, match="'fc' outputs shape"):
-        dissect(TinyNet(), ["fc"], digit_probe, transform=to_tensor, device="cpu")
+        dissect(tiny_net(), ["fc"], digit_probe, transform=to_tensor, device="cpu")
 
 
 def test_dissect_reports_a_missing_probe_image_from_a_worker_as_one_line(digit_probe, tmp_path):
@@ -370,7 +376,7 @@ def test_dissect_reports_a_missing_probe_image_from_a_worker_as_one_line(digit_p
     with pytest.raises(
         InputError, match=r"^probe image .*000002\.png \(index\.csv line 4\) is missing"
     ):
-        dissect(TinyNet(), ["act2"], probe, transform=to_tensor, device="cpu", num_workers=1)
+        dissect(tiny_net(), ["act2"], probe, transform=to_tensor, device="cpu", num_workers=1)
 
 
 def test_dissect_takes_the_demo_cnn_model_info_with_its_own_transform(digit_probe):

@@ -1,1 +1,19 @@
-"""The catalogue database: engine and embedded server, schema, writers, queries."""
+"""The catalogue database: engine and embedded server, schema, and the one write layer.
+
+Writes go through typed functions that take the `Connection` of the caller's
+transaction (a run's writes: the one `RunHandle.complete` opens), split by job:
+
+- `registry`: models, layers, units, datasets, classes, class groups, concepts;
+- `runs`: the run lifecycle (`recorded_run` is the one entry point that takes
+  an `Engine`, since it owns the run's transactions);
+- `results`: a run's result rows (unit_metrics, unit_class_stats, unit_top_image,
+  unit_group_metrics, dissection, am_panel);
+- `ratings`: participants, ratings, the stored rating analysis;
+- `bulk`: the COPY primitive.
+
+Style: SQLAlchemy Core statements on the tables of `schema` (PostgreSQL's
+``INSERT … ON CONFLICT`` from `sqlalchemy.dialects.postgresql`), and COPY through
+`bulk` for rows that come in bulk. Beside the writers are only the lookups a
+writer needs (an id by name, who rated what already); reads for people go
+through the read-side package.
+"""

@@ -2,7 +2,9 @@
 datasets with their classes and class groups, probe-set concepts.
 
 Registration is idempotent (re-registering the same thing returns the same ids)
-and refuses a name that already stands for something different.
+and refuses a name that already stands for something different. Every function
+takes the `Connection` of the caller's transaction; the lookups beside the
+writers are the ones the pipelines need to write (an id by name).
 """
 
 from __future__ import annotations
@@ -12,9 +14,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, text
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Integer,
+    Text,
+    any_,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert
 
+from catalogue.db.schema import (
+    ClassGroup,
+    ClassGroupMember,
+    Concept,
+    Dataset,
+    ImageClass,
+    Layer,
+    Model,
+    Unit,
+)
 from catalogue.errors import InputError, NotFound
+
+#: (model name, layer name, unit index): how people and files name a unit
+UnitKey = tuple[str, str, int]
 
 
 @dataclass(frozen=True)
@@ -41,6 +68,7 @@ class ModelRecord:
     id: int
     name: str
     layers: dict[str, LayerRecord]
+    checksum: str | None = None
 
     def layer(self, name: str) -> LayerRecord:
         try:
@@ -69,16 +97,12 @@ def register_model(
     checksum: str | None,
     layers: Sequence[LayerSpec],
 ) -> ModelRecord:
-    row = conn.execute(
-        text("SELECT id, checksum FROM model WHERE name = :name"), {"name": name}
-    ).one_or_none()
+    row = conn.execute(select(Model.id, Model.checksum).where(Model.name == name)).one_or_none()
     if row is None:
         model_id = conn.execute(
-            text(
-                "INSERT INTO model (name, architecture, weights, checksum) "
-                "VALUES (:name, :arch, :weights, :checksum) RETURNING id"
-            ),
-            {"name": name, "arch": architecture, "weights": weights, "checksum": checksum},
+            insert(Model)
+            .values(name=name, architecture=architecture, weights=weights, checksum=checksum)
+            .returning(Model.id)
         ).scalar_one()
     else:
         model_id, known = row
@@ -109,8 +133,7 @@ def register_model_info(conn: Connection, model: Any, layers: Sequence[Any]) -> 
 
 def _register_layer(conn: Connection, model_id: int, model_name: str, spec: LayerSpec) -> None:
     existing = conn.execute(
-        text("SELECT id, n_units FROM layer WHERE model_id = :m AND name = :n"),
-        {"m": model_id, "n": spec.name},
+        select(Layer.id, Layer.n_units).where(Layer.model_id == model_id, Layer.name == spec.name)
     ).one_or_none()
     if existing is not None:
         if existing.n_units != spec.n_units:
@@ -121,45 +144,40 @@ def _register_layer(conn: Connection, model_id: int, model_name: str, spec: Laye
         layer_id = existing.id
     else:
         layer_id = conn.execute(
-            text(
-                "INSERT INTO layer (model_id, name, kind, n_units, position, output_shape) "
-                "VALUES (:m, :n, :k, :u, :p, :s) RETURNING id"
-            ),
-            {
-                "m": model_id,
-                "n": spec.name,
-                "k": spec.kind,
-                "u": spec.n_units,
-                "p": spec.position,
-                "s": list(spec.output_shape) if spec.output_shape is not None else None,
-            },
+            insert(Layer)
+            .values(
+                model_id=model_id,
+                name=spec.name,
+                kind=spec.kind,
+                n_units=spec.n_units,
+                position=spec.position,
+                output_shape=list(spec.output_shape) if spec.output_shape is not None else None,
+            )
+            .returning(Layer.id)
         ).scalar_one()
     conn.execute(
-        text(
-            "INSERT INTO unit (layer_id, unit_index) "
-            "SELECT :l, g FROM generate_series(0, :u - 1) AS g "
-            "ON CONFLICT (layer_id, unit_index) DO NOTHING"
-        ),
-        {"l": layer_id, "u": spec.n_units},
+        insert(Unit)
+        .from_select(
+            [Unit.layer_id, Unit.unit_index],
+            select(literal(layer_id, Integer), func.generate_series(0, spec.n_units - 1)),
+        )
+        .on_conflict_do_nothing(index_elements=[Unit.layer_id, Unit.unit_index])
     )
 
 
-def load_model_record(conn: Connection, name: str) -> ModelRecord:
-    model_id = conn.execute(
-        text("SELECT id FROM model WHERE name = :n"), {"n": name}
-    ).scalar_one_or_none()
-    if model_id is None:
-        raise NotFound(f"no model named {name!r} in the catalogue; extract activations first.")
+def find_model(conn: Connection, name: str) -> ModelRecord | None:
+    """The registered model of this name with its layers and unit ids; None if there is none."""
+    row = conn.execute(select(Model.id, Model.checksum).where(Model.name == name)).one_or_none()
+    if row is None:
+        return None
     layers: dict[str, LayerRecord] = {}
     for lrow in conn.execute(
-        text(
-            "SELECT id, name, kind, n_units, position FROM layer "
-            "WHERE model_id = :m ORDER BY position, name"
-        ),
-        {"m": model_id},
+        select(Layer.id, Layer.name, Layer.kind, Layer.n_units, Layer.position)
+        .where(Layer.model_id == row.id)
+        .order_by(Layer.position, Layer.name)
     ):
         ids = conn.execute(
-            text("SELECT id FROM unit WHERE layer_id = :l ORDER BY unit_index"), {"l": lrow.id}
+            select(Unit.id).where(Unit.layer_id == lrow.id).order_by(Unit.unit_index)
         ).scalars()
         layers[lrow.name] = LayerRecord(
             id=lrow.id,
@@ -169,7 +187,52 @@ def load_model_record(conn: Connection, name: str) -> ModelRecord:
             position=lrow.position,
             unit_ids=np.fromiter(ids, dtype=np.int64),
         )
-    return ModelRecord(id=model_id, name=name, layers=layers)
+    return ModelRecord(id=row.id, name=name, layers=layers, checksum=row.checksum)
+
+
+def load_model_record(conn: Connection, name: str) -> ModelRecord:
+    record = find_model(conn, name)
+    if record is None:
+        raise NotFound(f"no model named {name!r} in the catalogue; extract activations first.")
+    return record
+
+
+def load_model_record_by_id(conn: Connection, model_id: int) -> ModelRecord:
+    name = conn.execute(select(Model.name).where(Model.id == model_id)).scalar_one()
+    return load_model_record(conn, name)
+
+
+def unit_ids_by_key(conn: Connection, keys: Sequence[UnitKey]) -> dict[UnitKey, int]:
+    """Unit ids of the registered units among (model, layer, unit index) keys; unknown
+    keys are left out."""
+    if not keys:
+        return {}
+    wanted = (
+        func.unnest(
+            cast([k[0] for k in keys], ARRAY(Text)),
+            cast([k[1] for k in keys], ARRAY(Text)),
+            cast([k[2] for k in keys], ARRAY(Integer)),
+        )
+        .table_valued("model", "layer", "unit")
+        .render_derived(name="k")
+    )
+    rows = conn.execute(
+        select(
+            Model.name.label("model"),
+            Layer.name.label("layer"),
+            Unit.unit_index.label("unit"),
+            Unit.id,
+        )
+        .join_from(Unit, Layer, Layer.id == Unit.layer_id)
+        .join(Model, Model.id == Layer.model_id)
+        .join(
+            wanted,
+            (wanted.c.model == Model.name)
+            & (wanted.c.layer == Layer.name)
+            & (wanted.c.unit == Unit.unit_index),
+        )
+    ).all()
+    return {(r.model, r.layer, r.unit): r.id for r in rows}
 
 
 def register_dataset(
@@ -187,10 +250,8 @@ def register_dataset(
         )
     if len(set(class_keys)) != len(class_keys):
         raise InputError(f"dataset {name!r}: class keys are not unique.")
-    row = conn.execute(
-        text("SELECT id FROM dataset WHERE name = :n"), {"n": name}
-    ).scalar_one_or_none()
-    if row is not None:
+    known = conn.execute(select(Dataset.id).where(Dataset.name == name)).scalar_one_or_none()
+    if known is not None:
         record = load_dataset_record(conn, name)
         if record.class_keys != tuple(class_keys):
             raise InputError(
@@ -199,18 +260,14 @@ def register_dataset(
             )
         return record
     dataset_id = conn.execute(
-        text(
-            "INSERT INTO dataset (name, kind, source, n_classes) "
-            "VALUES (:n, :k, :s, :c) RETURNING id"
-        ),
-        {"n": name, "k": kind, "s": source, "c": len(class_keys)},
+        insert(Dataset)
+        .values(name=name, kind=kind, source=source, n_classes=len(class_keys))
+        .returning(Dataset.id)
     ).scalar_one()
     conn.execute(
-        text(
-            "INSERT INTO image_class (dataset_id, class_index, key, name) VALUES (:d, :i, :k, :n)"
-        ),
+        insert(ImageClass),
         [
-            {"d": dataset_id, "i": i, "k": k, "n": n}
+            {"dataset_id": dataset_id, "class_index": i, "key": k, "name": n}
             for i, (k, n) in enumerate(zip(class_keys, class_names, strict=True))
         ],
     )
@@ -218,14 +275,13 @@ def register_dataset(
 
 
 def load_dataset_record(conn: Connection, name: str) -> DatasetRecord:
-    dataset_id = conn.execute(
-        text("SELECT id FROM dataset WHERE name = :n"), {"n": name}
-    ).scalar_one_or_none()
+    dataset_id = conn.execute(select(Dataset.id).where(Dataset.name == name)).scalar_one_or_none()
     if dataset_id is None:
         raise NotFound(f"no dataset named {name!r} in the catalogue.")
     rows = conn.execute(
-        text("SELECT key, name FROM image_class WHERE dataset_id = :d ORDER BY class_index"),
-        {"d": dataset_id},
+        select(ImageClass.key, ImageClass.name)
+        .where(ImageClass.dataset_id == dataset_id)
+        .order_by(ImageClass.class_index)
     ).all()
     return DatasetRecord(
         id=dataset_id,
@@ -233,6 +289,11 @@ def load_dataset_record(conn: Connection, name: str) -> DatasetRecord:
         class_keys=tuple(r.key for r in rows),
         class_names=tuple(r.name for r in rows),
     )
+
+
+def load_dataset_record_by_id(conn: Connection, dataset_id: int) -> DatasetRecord:
+    name = conn.execute(select(Dataset.name).where(Dataset.id == dataset_id)).scalar_one()
+    return load_dataset_record(conn, name)
 
 
 def register_class_groups(
@@ -248,20 +309,22 @@ def register_class_groups(
     for group, members in indices.items():
         if not members:
             raise InputError(f"class group {group!r} has no classes.")
+        upsert = insert(ClassGroup).values(dataset_id=dataset.id, name=group)
         group_id = conn.execute(
-            text(
-                "INSERT INTO class_group (dataset_id, name) VALUES (:d, :n) "
-                "ON CONFLICT (dataset_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id"
-            ),
-            {"d": dataset.id, "n": group},
+            upsert.on_conflict_do_update(
+                index_elements=[ClassGroup.dataset_id, ClassGroup.name],
+                set_={"name": upsert.excluded.name},
+            ).returning(ClassGroup.id)
         ).scalar_one()
-        conn.execute(text("DELETE FROM class_group_member WHERE group_id = :g"), {"g": group_id})
+        conn.execute(delete(ClassGroupMember).where(ClassGroupMember.group_id == group_id))
         conn.execute(
-            text(
-                "INSERT INTO class_group_member (group_id, class_id) "
-                "SELECT :g, id FROM image_class WHERE dataset_id = :d AND class_index = ANY(:members)"
-            ),
-            {"g": group_id, "d": dataset.id, "members": members},
+            insert(ClassGroupMember).from_select(
+                [ClassGroupMember.group_id, ClassGroupMember.class_id],
+                select(literal(group_id, Integer), ImageClass.id).where(
+                    ImageClass.dataset_id == dataset.id,
+                    ImageClass.class_index == any_(cast([int(m) for m in members], ARRAY(Integer))),
+                ),
+            )
         )
         ids[group] = group_id
     return ids
@@ -273,12 +336,11 @@ def register_concepts(
     """Register (number, name, category) concepts of a probe set; return concept id by number."""
     ids: dict[int, int] = {}
     for number, name, category in concepts:
+        upsert = insert(Concept).values(probe=probe, number=number, name=name, category=category)
         ids[number] = conn.execute(
-            text(
-                "INSERT INTO concept (probe, number, name, category) VALUES (:p, :num, :n, :c) "
-                "ON CONFLICT (probe, category, name) DO UPDATE SET number = EXCLUDED.number "
-                "RETURNING id"
-            ),
-            {"p": probe, "num": number, "n": name, "c": category},
+            upsert.on_conflict_do_update(
+                index_elements=[Concept.probe, Concept.category, Concept.name],
+                set_={"number": upsert.excluded.number},
+            ).returning(Concept.id)
         ).scalar_one()
     return ids

@@ -5,6 +5,9 @@ same command with the same parameters again *replaces* that run's results. The
 results of a run are written by one transaction at its end, which first deletes
 the run's previous rows; if anything fails, that transaction rolls back and the
 run is marked failed with its error, leaving no partial rows.
+
+`recorded_run` is the one entry point that owns transactions (it takes the
+`Engine`); the lookups here take the `Connection` of the caller's transaction.
 """
 
 from __future__ import annotations
@@ -18,12 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql.expression import bindparam
+from sqlalchemy import Connection, Engine, Row, delete, extract, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 
 import catalogue
-from catalogue.db.schema import RUN_KINDS, RUN_RESULT_TABLES
+from catalogue.db.schema import RUN_KINDS, RUN_RESULT_TABLES, Base, Run
 from catalogue.errors import InputError, NotFound
 
 _log = logging.getLogger(__name__)
@@ -52,17 +54,10 @@ class RunHandle:
     ) -> None:
         """Replace the run's results with what `write(conn, run_id)` writes, in one transaction."""
         with self.engine.begin() as conn:
-            for table in RUN_RESULT_TABLES:
-                conn.execute(text(f"DELETE FROM {table} WHERE run_id = :r"), {"r": self.id})
+            _delete_run_results(conn, self.id)
             if write is not None:
                 write(conn, self.id)
-            conn.execute(
-                text(
-                    "UPDATE run SET status = 'done', finished_at = now(), duration_s = :d, "
-                    "error = NULL, stats = :stats WHERE id = :r"
-                ).bindparams(bindparam("stats", type_=JSONB)),
-                {"d": time.monotonic() - self.started, "stats": dict(stats or {}), "r": self.id},
-            )
+            _mark_done(conn, self.id, duration_s=time.monotonic() - self.started, stats=stats)
         self.completed = True
 
 
@@ -81,34 +76,18 @@ def recorded_run(
     """Record a run as running now, done when `complete` is called, failed on any exception."""
     if kind not in RUN_KINDS:
         raise ValueError(f"unknown run kind {kind!r}")
-    key = run_key(kind, params)
     with engine.begin() as conn:
-        run_id = conn.execute(
-            text(
-                "INSERT INTO run (kind, key, label, model_id, dataset_id, parent_id, params, "
-                "status, started_at, code_version, h5_path) "
-                "VALUES (:kind, :key, :label, :model, :dataset, :parent, :params, 'running', now(), "
-                ":version, :h5) "
-                "ON CONFLICT (kind, key) DO UPDATE SET status = 'running', started_at = now(), "
-                "finished_at = NULL, error = NULL, label = EXCLUDED.label, "
-                "model_id = EXCLUDED.model_id, dataset_id = EXCLUDED.dataset_id, "
-                "parent_id = EXCLUDED.parent_id, code_version = EXCLUDED.code_version, "
-                "h5_path = EXCLUDED.h5_path "
-                "RETURNING id"
-            ).bindparams(bindparam("params", type_=JSONB)),
-            {
-                "kind": kind,
-                "key": key,
-                "label": label,
-                "model": model_id,
-                "dataset": dataset_id,
-                "parent": parent_id,
-                "params": dict(params),
-                "version": catalogue.__version__,
-                "h5": h5_path,
-            },
-        ).scalar_one()
-    handle = RunHandle(engine=engine, id=run_id, kind=kind, key=key)
+        run_id = _start_run(
+            conn,
+            kind,
+            params,
+            label=label,
+            model_id=model_id,
+            dataset_id=dataset_id,
+            parent_id=parent_id,
+            h5_path=h5_path,
+        )
+    handle = RunHandle(engine=engine, id=run_id, kind=kind, key=run_key(kind, params))
     try:
         yield handle
         if not handle.completed:
@@ -118,27 +97,97 @@ def recorded_run(
         raise
 
 
+def _start_run(
+    conn: Connection,
+    kind: str,
+    params: Mapping[str, Any],
+    *,
+    label: str | None = None,
+    model_id: int | None = None,
+    dataset_id: int | None = None,
+    parent_id: int | None = None,
+    h5_path: str | None = None,
+) -> int:
+    """Insert the run as running, or restart the run with the same kind and parameters;
+    its id. The restarted run keeps its results until `_delete_run_results`."""
+    values = {
+        "label": label,
+        "model_id": model_id,
+        "dataset_id": dataset_id,
+        "parent_id": parent_id,
+        "code_version": catalogue.__version__,
+        "h5_path": h5_path,
+    }
+    statement = insert(Run).values(
+        kind=kind,
+        key=run_key(kind, params),
+        params=dict(params),
+        status="running",
+        started_at=func.now(),
+        **values,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[Run.kind, Run.key],
+        set_={
+            "status": "running",
+            "started_at": func.now(),
+            "finished_at": None,
+            "error": None,
+            **{name: statement.excluded[name] for name in values},
+        },
+    )
+    return conn.execute(statement.returning(Run.id)).scalar_one()
+
+
+def _delete_run_results(conn: Connection, run_id: int) -> None:
+    """Delete the run's rows from every result table (`RUN_RESULT_TABLES`)."""
+    for table in RUN_RESULT_TABLES:
+        result_table = Base.metadata.tables[table]
+        conn.execute(delete(result_table).where(result_table.c.run_id == run_id))
+
+
+def _mark_done(
+    conn: Connection, run_id: int, *, duration_s: float, stats: Mapping[str, Any] | None = None
+) -> None:
+    conn.execute(
+        update(Run)
+        .where(Run.id == run_id)
+        .values(
+            status="done",
+            finished_at=func.now(),
+            duration_s=duration_s,
+            error=None,
+            stats=dict(stats or {}),
+        )
+    )
+
+
 def _mark_failed(engine: Engine, run_id: int, exc: BaseException) -> None:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
     try:
         with engine.begin() as conn:
             conn.execute(
-                text(
-                    "UPDATE run SET status = 'failed', finished_at = now(), "
-                    "duration_s = extract(epoch FROM now() - started_at), error = :e WHERE id = :r"
-                ),
-                {"e": f"{exc.__class__.__name__}: {message}", "r": run_id},
+                update(Run)
+                .where(Run.id == run_id)
+                .values(
+                    status="failed",
+                    finished_at=func.now(),
+                    duration_s=extract("epoch", func.now() - Run.started_at),
+                    error=f"{exc.__class__.__name__}: {message}",
+                )
             )
     except Exception:  # the database itself may be what failed
         _log.warning("could not mark run %s as failed", run_id, exc_info=True)
 
 
-def find_run(conn: Connection, run: str | int, *, kind: str | None = None) -> Any:
-    """A run row by id (or label), optionally of a given kind; NotFound otherwise."""
-    query = "SELECT * FROM run WHERE " + (
-        "id = :v" if str(run).isdigit() else "label = :v ORDER BY started_at DESC LIMIT 1"
-    )
-    row = conn.execute(text(query), {"v": int(run) if str(run).isdigit() else run}).one_or_none()
+def find_run(conn: Connection, run: str | int, *, kind: str | None = None) -> Row[Any]:
+    """A run row by id (or label, the newest), optionally of a given kind; NotFound otherwise."""
+    query = select(Run.__table__)
+    if str(run).isdigit():
+        query = query.where(Run.id == int(run))
+    else:
+        query = query.where(Run.label == run).order_by(Run.started_at.desc()).limit(1)
+    row = conn.execute(query).one_or_none()
     if row is None:
         raise NotFound(f"no run {run!r} in the catalogue; `unitcat runs` lists them.")
     if kind is not None and row.kind != kind:
@@ -146,10 +195,10 @@ def find_run(conn: Connection, run: str | int, *, kind: str | None = None) -> An
     return row
 
 
-def done_run_id(engine: Engine, kind: str, params: Mapping[str, Any]) -> int | None:
+def done_run_id(conn: Connection, kind: str, params: Mapping[str, Any]) -> int | None:
     """The id of a finished run of this kind with exactly these parameters, if any."""
-    with engine.connect() as conn:
-        return conn.execute(
-            text("SELECT id FROM run WHERE kind = :k AND key = :key AND status = 'done'"),
-            {"k": kind, "key": run_key(kind, params)},
-        ).scalar_one_or_none()
+    return conn.execute(
+        select(Run.id).where(
+            Run.kind == kind, Run.key == run_key(kind, params), Run.status == "done"
+        )
+    ).scalar_one_or_none()

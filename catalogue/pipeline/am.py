@@ -41,19 +41,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Engine
 
 from catalogue import demo_cnn
 from catalogue.am import METHOD, maximise_units, save_panel
 from catalogue.config import get_settings, resolve_device
-from catalogue.db.bulk import copy_rows
-from catalogue.db.registry import LayerRecord, ModelRecord, load_model_record
+from catalogue.db.registry import LayerRecord, ModelRecord, find_model
+from catalogue.db.results import PanelRow, ScoreReference, score_reference, write_am_panels
 from catalogue.db.runs import recorded_run
 from catalogue.errors import InputError, NotFound
 from catalogue.models import IMAGENET_MEAN, IMAGENET_STD, ImageNetTransform, ModelInfo
-from catalogue.query.registry import registered_model
-from catalogue.query.units import scored_maxima
 
 PANEL_SIDE = 10  # the paper's panels: 10 × 10 images
 MAX_IMAGES = PANEL_SIDE * PANEL_SIDE
@@ -177,15 +174,6 @@ class AMRunResult:
 
 
 @dataclass(frozen=True)
-class _Reference:
-    """The newest finished scoring run that scored the layer's units, and its extraction's reduction."""
-
-    run_id: int
-    reduce: str | None
-    max_activation: dict[int, float | None]  # by unit id
-
-
-@dataclass(frozen=True)
 class AMPlan:
     """A checked AM request: what `run_am` will do, resolved against the catalogue.
 
@@ -209,7 +197,7 @@ class AMPlan:
     reduce: str | None  # conv units only
     device: str
     units_per_batch: int
-    reference: _Reference | None
+    reference: ScoreReference | None
     params: dict[str, Any]
 
 
@@ -259,7 +247,7 @@ def plan_am(
         layer_record = _registered_layer(record, layer)
         chosen = _check_units(layer_record, units)
         unit_ids = [int(layer_record.unit_ids[u]) for u in chosen]
-        reference = _reference(conn, unit_ids)
+        reference = score_reference(conn, unit_ids)
     conv_reduce: str | None = None
     if layer_record.kind == "conv":
         conv_reduce = reduce if reduce != "auto" else _reference_reduce(reference)
@@ -335,7 +323,7 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
                         on_progress(start * steps + done * width * steps // of, total)
 
                 result = maximise_units(
-                    model.module,
+                    model,
                     plan.layer,
                     chunk,
                     n_images=plan.n_images,
@@ -350,7 +338,6 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
                     reduce=plan.reduce or "mean",  # type: ignore[arg-type]
                     batch_size=len(chunk) * plan.n_images,
                     on_progress=progress,
-                    tracer_kwargs=model.tracer_kwargs or None,
                 )
                 for position, unit in enumerate(chunk):
                     final = artifacts / panel_relative_path(model.name, plan.layer, unit, run.id)
@@ -373,19 +360,17 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
                 del result
 
             def write(conn: Connection, run_id: int) -> None:
-                copy_rows(
+                write_am_panels(
                     conn,
-                    "am_panel",
-                    ("run_id", "unit_id", "method", "params", "path", "activations", "dataset_max"),
+                    run_id,
                     (
-                        (
-                            run_id,
-                            p.unit_id,
-                            METHOD,
-                            Jsonb({**panel_params[p.unit_id], "unit": p.unit}),
-                            str(p.path.relative_to(artifacts)),
-                            p.activations.tolist(),
-                            p.dataset_max,
+                        PanelRow(
+                            unit_id=p.unit_id,
+                            method=METHOD,
+                            params={**panel_params[p.unit_id], "unit": p.unit},
+                            path=str(p.path.relative_to(artifacts)),
+                            activations=p.activations.tolist(),
+                            dataset_max=p.dataset_max,
                         )
                         for p in panels
                     ),
@@ -466,19 +451,19 @@ def _check_options(
 
 
 def _registered_model(conn: Connection, model: ModelInfo) -> ModelRecord:
-    row = registered_model(conn, model.name)
-    if row is None:
+    record = find_model(conn, model.name)
+    if record is None:
         raise NotFound(
             f"model {model.name!r} is not in the catalogue; run `unitcat ingest extract --model "
             f"{model.name} --dataset …` first, so that its units are registered."
         )
-    if row.checksum and model.checksum and row.checksum != model.checksum:
+    if record.checksum and model.checksum and record.checksum != model.checksum:
         raise InputError(
-            f"model {model.name!r} was extracted with other weights (checksum {row.checksum[:12]}, "
+            f"model {model.name!r} was extracted with other weights (checksum {record.checksum[:12]}, "
             f"these are {model.checksum[:12]}); pass the same --weights / --weights-file as for "
             "the extraction."
         )
-    return load_model_record(conn, model.name)
+    return record
 
 
 def _registered_layer(record: ModelRecord, layer: str) -> LayerRecord:
@@ -509,14 +494,7 @@ def _check_units(layer: LayerRecord, units: Sequence[int] | None) -> list[int]:
     return chosen
 
 
-def _reference(conn: Connection, unit_ids: Sequence[int]) -> _Reference | None:
-    found = scored_maxima(conn, unit_ids)
-    if found is None:
-        return None
-    return _Reference(found.run_id, found.reduce, found.max_activation)
-
-
-def _reference_reduce(reference: _Reference | None) -> str:
+def _reference_reduce(reference: ScoreReference | None) -> str:
     if reference is not None and reference.reduce in ("mean", "max"):
         return reference.reduce
     return DEFAULT_CONV_REDUCE

@@ -18,10 +18,10 @@ from sqlalchemy import Engine
 
 from catalogue import demo_cnn
 from catalogue.data import FASHION_MNIST_DIR, resolve_dataset
+from catalogue.db.results import have_panels
 from catalogue.errors import ConfigError
 from catalogue.models import ModelInfo, load_model
 from catalogue.pipeline.summary import Progress, Reporter
-from catalogue.query.registry import n_units_with_panels
 from catalogue.query.report import RunReport, run_report
 
 DEMO_LAYERS = ("conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
@@ -146,4 +146,5 @@ def model_layer_units(extracted: Any) -> list[int]:
 
 def panels_exist(engine: Engine, model_name: str, layer: str, units: tuple[int, ...]) -> bool:
     """Whether every one of `units` of `layer` already has an AM panel."""
-    return n_units_with_panels(engine, model_name, layer, units) == len(units)
+    with engine.connect() as conn:
+        return have_panels(conn, model_name, layer, units)

@@ -19,8 +19,8 @@ from sqlalchemy import Connection, Engine
 
 from catalogue.config import get_settings
 from catalogue.data import ArrayImageDataset, load_digits, load_fashion_mnist
-from catalogue.db.bulk import copy_columns
 from catalogue.db.registry import register_concepts, register_model_info
+from catalogue.db.results import write_dissection
 from catalogue.db.runs import done_run_id, recorded_run
 from catalogue.dissection import LayerDissection, dissect
 from catalogue.errors import InputError
@@ -86,8 +86,11 @@ def dissect_into_catalogue(
         "top_n": top_n,
         "layers": [i.name for i in infos],
     }
-    if reuse and (existing := done_run_id(engine, "dissect", params)) is not None:
-        return DissectResult(run_id=existing, probe=probe_name)
+    if reuse:
+        with engine.connect() as conn:
+            existing = done_run_id(conn, "dissect", params)
+        if existing is not None:
+            return DissectResult(run_id=existing, probe=probe_name)
     with engine.begin() as conn:
         record = register_model_info(conn, model, infos)
     with recorded_run(
@@ -115,7 +118,9 @@ def dissect_into_catalogue(
                 conn, probe_name, [(c.number, c.name, c.category) for c in probe.concepts]
             )
             for name, result in results.items():
-                _write_layer(conn, run_id, record.layer(name).unit_ids, result, concept_ids)
+                write_dissection(
+                    conn, run_id, record.layer(name).unit_ids, result.rows(), concept_ids
+                )
 
         run.complete(
             write,
@@ -131,31 +136,6 @@ def dissect_into_catalogue(
             | {"n_images": len(probe)},
         )
     return DissectResult(run_id=run.id, probe=probe_name, layers=results)
-
-
-def _write_layer(
-    conn: Connection,
-    run_id: int,
-    unit_ids: np.ndarray,
-    result: LayerDissection,
-    concept_ids: dict[int, int],
-) -> None:
-    rows = result.rows()
-    if not rows:
-        return
-    copy_columns(
-        conn,
-        "dissection",
-        {
-            "run_id": run_id,
-            "unit_id": [int(unit_ids[r["unit"]]) for r in rows],
-            "concept_id": [concept_ids[r["concept_number"]] for r in rows],
-            "rank": [r["rank"] for r in rows],
-            "iou": [r["iou"] for r in rows],
-            "threshold": [r["threshold"] for r in rows],
-            "is_detector": [r["detector"] for r in rows],
-        },
-    )
 
 
 def probe_items(source: str, split: str = "test") -> Iterator[tuple[np.ndarray, str, str]]:

@@ -2,8 +2,9 @@
 
 The pure parts (CSV validation, counterbalanced lists, per-unit summaries,
 WordNet name matching) live in `catalogue.ratings` and `catalogue.wordnet`, the
-reads (panels, answers, Table 1) in `catalogue.query.ratings`; this module writes
-the `participant`, `rating` and `unit_rating_analysis` tables around them.
+study's reads (panels, answers, Table 1) in `catalogue.query.ratings`; this module
+orchestrates the `participant`, `rating` and `unit_rating_analysis` writes of
+`catalogue.db.ratings` around them.
 
 Study design (the paper's appendix 5, adapted to a live study): the panels are
 the newest AM panel of every unit; `n_practice` of them, chosen with the seed,
@@ -19,18 +20,27 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine
 
-from catalogue.db.bulk import copy_rows
-from catalogue.errors import InputError, NotFound
-from catalogue.query.ratings import (
-    StudyPanel,
-    answered_units,
-    newest_panel_ids,
+from catalogue.db.ratings import (
+    AnalysisRecord,
+    RatingRecord,
+    count_enrolled,
+    ensure_participants,
+    find_participant,
+    insert_rating,
+    latest_panel_ids,
+    lock_enrolment,
+    rated_pairs,
     rated_unit_classes,
-    rating_answers,
-    unit_ids_of,
+    ratings_to_analyse,
+    replace_rating_analysis,
+    set_participant_list,
+    write_ratings,
 )
+from catalogue.db.registry import unit_ids_by_key
+from catalogue.errors import InputError, NotFound
+from catalogue.query.ratings import StudyPanel, answered_units
 from catalogue.ratings import (
     ESTIMATE_BINS,
     MAX_NAMES,
@@ -69,7 +79,7 @@ def import_ratings(
     already in the catalogue refuses the whole file, naming the lines."""
     keys = sorted({r.unit_key for r in rows})
     with engine.begin() as conn:
-        unit_ids = unit_ids_of(conn, keys)
+        unit_ids = unit_ids_by_key(conn, keys)
         problems = [
             f"line {r.line}: no unit {r.model} {r.layer} {r.unit} in the catalogue"
             for r in rows
@@ -77,16 +87,7 @@ def import_ratings(
         ]
         if problems:
             _fail(problems, label)
-        existing = {
-            (row.code, row.unit_id)
-            for row in conn.execute(
-                text(
-                    "SELECT p.code, r.unit_id FROM rating r JOIN participant p ON p.id = r.participant_id "
-                    "WHERE p.code = ANY(:codes)"
-                ),
-                {"codes": sorted({r.participant for r in rows})},
-            )
-        }
+        existing = rated_pairs(conn, sorted({r.participant for r in rows}))
         problems = [
             f"line {r.line}: participant {r.participant!r} already rated {r.model} {r.layer} unit {r.unit}"
             for r in rows
@@ -94,21 +95,19 @@ def import_ratings(
         ]
         if problems:
             _fail(problems, label)
-        participant_ids = _ensure_participants(conn, sorted({r.participant for r in rows}))
-        panels = newest_panel_ids(conn, sorted(set(unit_ids.values())))
-        copy_rows(
+        participant_ids = ensure_participants(conn, sorted({r.participant for r in rows}))
+        panels = latest_panel_ids(conn, sorted(set(unit_ids.values())))
+        write_ratings(
             conn,
-            "rating",
-            ("participant_id", "unit_id", "panel_id", "answer", "estimate", "names", "source"),
             (
-                (
-                    participant_ids[r.participant],
-                    unit_ids[r.unit_key],
-                    panels.get(unit_ids[r.unit_key]),
-                    r.answer,
-                    r.estimate,
-                    list(r.names),
-                    "import",
+                RatingRecord(
+                    participant_id=participant_ids[r.participant],
+                    unit_id=unit_ids[r.unit_key],
+                    panel_id=panels.get(unit_ids[r.unit_key]),
+                    answer=r.answer,
+                    estimate=r.estimate,
+                    names=list(r.names),
+                    source="import",
                 )
                 for r in rows
             ),
@@ -116,20 +115,6 @@ def import_ratings(
     return ImportSummary(
         n_ratings=len(rows), n_participants=len(participant_ids), n_units=len(keys)
     )
-
-
-def _ensure_participants(conn: Connection, codes: Sequence[str]) -> dict[str, int]:
-    conn.execute(
-        text(
-            "INSERT INTO participant (code) SELECT unnest(CAST(:codes AS text[])) "
-            "ON CONFLICT (code) DO NOTHING"
-        ),
-        {"codes": list(codes)},
-    )
-    rows = conn.execute(
-        text("SELECT code, id FROM participant WHERE code = ANY(:codes)"), {"codes": list(codes)}
-    ).all()
-    return {r.code: r.id for r in rows}
 
 
 # ---------------------------------------------------------------- analysis
@@ -141,8 +126,9 @@ def analyse_ratings(engine: Engine, *, matcher: NameMatcher | None = None) -> in
     Class names to compare with people's names come from each unit's newest
     scoring run: the class of its most active image and its CCMAS class.
     """
-    ratings = rating_answers(engine)
-    classes = rated_unit_classes(engine)
+    with engine.connect() as conn:
+        ratings = ratings_to_analyse(conn)
+        classes = rated_unit_classes(conn)
     unit_id_of: dict[UnitKey, int] = {}
     rows: list[RatingRow] = []
     for r in ratings:
@@ -169,34 +155,21 @@ def analyse_ratings(engine: Engine, *, matcher: NameMatcher | None = None) -> in
     matcher = matcher or NameMatcher()
     summaries = summarise_units(rows, class_names, matcher=matcher)
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM unit_rating_analysis"))
-        copy_rows(
+        replace_rating_analysis(
             conn,
-            "unit_rating_analysis",
             (
-                "unit_id",
-                "score_run_id",
-                "n_named",
-                "top_name",
-                "human_agreement",
-                "match_most_active",
-                "match_ccmas",
-                "mean_estimate",
-                "used_wordnet",
-            ),
-            (
-                (
-                    unit_id_of[(s.model, s.layer, s.unit)],
-                    by_unit[unit_id_of[(s.model, s.layer, s.unit)]].run_id
+                AnalysisRecord(
+                    unit_id=unit_id_of[(s.model, s.layer, s.unit)],
+                    score_run_id=by_unit[unit_id_of[(s.model, s.layer, s.unit)]].run_id
                     if unit_id_of[(s.model, s.layer, s.unit)] in by_unit
                     else None,
-                    s.n_named,
-                    s.most_common_name,
-                    s.human_agreement,
-                    s.match_most_active,
-                    s.match_ccmas,
-                    s.mean_estimate,
-                    matcher.uses_wordnet,
+                    n_named=s.n_named,
+                    top_name=s.most_common_name,
+                    human_agreement=s.human_agreement,
+                    match_most_active=s.match_most_active,
+                    match_ccmas=s.match_ccmas,
+                    mean_estimate=s.mean_estimate,
+                    used_wordnet=matcher.uses_wordnet,
                 )
                 for s in summaries
             ),
@@ -249,22 +222,11 @@ def enrol(engine: Engine, code: str, n_lists: int) -> Participant:
     if not code:
         raise InputError("enter a participant code.")
     with engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('unitcat-enrol'))"))
-        row = conn.execute(
-            text("SELECT id, code, list_index FROM participant WHERE code = :c"), {"c": code}
-        ).one_or_none()
+        lock_enrolment(conn)
+        row = find_participant(conn, code)
         if row is None or row.list_index is None:  # new, or known only from an import
-            arrival = conn.execute(
-                text("SELECT count(*) FROM participant WHERE list_index IS NOT NULL")
-            ).scalar_one()
-            row = conn.execute(
-                text(
-                    "INSERT INTO participant (code, list_index) VALUES (:c, :l) "
-                    "ON CONFLICT (code) DO UPDATE SET list_index = EXCLUDED.list_index "
-                    "RETURNING id, code, list_index"
-                ),
-                {"c": code, "l": list_for_participant(arrival, n_lists)},
-            ).one()
+            arrival = count_enrolled(conn)
+            row = set_participant_list(conn, code, list_for_participant(arrival, n_lists))
     return Participant(row.id, row.code, row.list_index % n_lists)
 
 
@@ -296,20 +258,17 @@ def record_rating(
     if estimate is not None and estimate not in ESTIMATE_BINS:
         raise InputError(f"estimate must be one of {', '.join(ESTIMATE_BINS)}.")
     with engine.begin() as conn:
-        inserted = conn.execute(
-            text(
-                "INSERT INTO rating (participant_id, unit_id, panel_id, answer, estimate, names, source) "
-                "VALUES (:p, :u, :panel, :a, :e, :n, 'ui') "
-                "ON CONFLICT (participant_id, unit_id) DO NOTHING RETURNING id"
+        inserted = insert_rating(
+            conn,
+            RatingRecord(
+                participant_id=participant.id,
+                unit_id=panel.unit_id,
+                panel_id=panel.panel_id,
+                answer=answer,
+                estimate=estimate,
+                names=clean,
+                source="ui",
             ),
-            {
-                "p": participant.id,
-                "u": panel.unit_id,
-                "panel": panel.panel_id,
-                "a": answer,
-                "e": estimate,
-                "n": clean,
-            },
-        ).scalar_one_or_none()
+        )
     if inserted is None:
         raise InputError(f"participant {participant.code!r} has already rated this panel.")

@@ -17,20 +17,23 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Connection, Engine
 
-from catalogue.db.bulk import copy_columns
 from catalogue.db.registry import (
     DatasetRecord,
     ModelRecord,
-    load_dataset_record,
-    load_model_record,
+    load_dataset_record_by_id,
+    load_model_record_by_id,
     register_class_groups,
 )
-from catalogue.db.results import write_unit_metrics
+from catalogue.db.results import (
+    write_class_stats,
+    write_group_metrics,
+    write_top_images,
+    write_unit_metrics,
+)
 from catalogue.db.runs import done_run_id, find_run, recorded_run
 from catalogue.errors import InputError, NotFound
 from catalogue.groups import group_class_indices
 from catalogue.measures import GROUP_MEASURES
-from catalogue.query.registry import dataset_name, model_name
 from catalogue.selectivity import LayerScores, score_layer
 from catalogue.store import ActivationStore
 
@@ -58,17 +61,9 @@ def _extract_context(
                 f"extraction run {run.id} is {run.status}; finish it first (re-run the same "
                 "`unitcat ingest extract` command to resume)."
             )
-        model = _model_by_id(conn, run.model_id)
-        dataset = _dataset_by_id(conn, run.dataset_id)
+        model = load_model_record_by_id(conn, run.model_id)
+        dataset = load_dataset_record_by_id(conn, run.dataset_id)
     return run, model, dataset
-
-
-def _model_by_id(conn: Connection, model_id: int) -> ModelRecord:
-    return load_model_record(conn, model_name(conn, model_id))
-
-
-def _dataset_by_id(conn: Connection, dataset_id: int) -> DatasetRecord:
-    return load_dataset_record(conn, dataset_name(conn, dataset_id))
 
 
 def score_extraction(
@@ -123,7 +118,11 @@ def score_extraction(
             "n_top_classes": n_top_classes,
             "n_top_images": n_top_images,
         }
-        if reuse and (existing := done_run_id(engine, "score", params)) is not None:
+        existing = None
+        if reuse:
+            with engine.connect() as conn:
+                existing = done_run_id(conn, "score", params)
+        if existing is not None:
             return ScoreResult(
                 run_id=existing,
                 n_images=int(rows.sum()),
@@ -165,6 +164,7 @@ def score_extraction(
                         model.layer(name).unit_ids,
                         scores,
                         image_index,
+                        labels,
                         keys,
                         group_ids,
                     )
@@ -242,56 +242,29 @@ def _concatenate(parts: list[LayerScores]) -> LayerScores:
     )
 
 
-def _null_rank(values: np.ndarray) -> list[int | None]:
-    return [None if v < 0 else int(v) for v in values.tolist()]
-
-
 def _write_layer(
     conn: Connection,
     run_id: int,
     unit_ids: np.ndarray,
     scores: LayerScores,
     image_index: np.ndarray,
+    labels: np.ndarray,
     image_keys: Sequence[str],
     group_ids: Mapping[str, int],
 ) -> None:
-    n_images = len(image_index)
-    write_unit_metrics(conn, run_id, unit_ids, scores.metrics, n_images=n_images)
-    stats = scores.class_stats
-    copy_columns(
+    """One layer's rows; `image_index` maps the scored images to the run's images, whose
+    `labels` and `image_keys` are given."""
+    write_unit_metrics(conn, run_id, unit_ids, scores.metrics, n_images=len(image_index))
+    write_class_stats(conn, run_id, unit_ids, scores.class_stats)
+    top = scores.top_image_index
+    write_top_images(
         conn,
-        "unit_class_stats",
-        {
-            "run_id": run_id,
-            "unit_id": unit_ids[stats["unit"]],
-            "class_index": stats["class_index"],
-            "mean_activation": stats["mean_activation"],
-            "frac_nonzero": stats["frac_nonzero"],
-            "informedness": stats["informedness"],
-            "informedness_threshold": stats["informedness_threshold"],
-            "rank_by_informedness": _null_rank(stats["rank_by_informedness"]),
-            "rank_by_mean": _null_rank(stats["rank_by_mean"]),
-        },
+        run_id,
+        unit_ids,
+        np.where(top >= 0, image_index[np.maximum(top, 0)], -1),
+        scores.top_image_activation,
+        labels,
+        image_keys,
     )
-    top = scores.top_image_table()
-    if len(top["unit"]):
-        original = image_index[top["image_index"]]
-        copy_columns(
-            conn,
-            "unit_top_image",
-            {
-                "run_id": run_id,
-                "unit_id": unit_ids[top["unit"]],
-                "rank": top["rank"],
-                "image_index": original,
-                "image_key": [image_keys[i] for i in original.tolist()],
-                "class_index": top["class_index"],
-                "activation": top["activation"],
-            },
-        )
     for group, metrics in scores.group_metrics.items():
-        copy_columns(
-            conn,
-            "unit_group_metrics",
-            {"run_id": run_id, "unit_id": unit_ids, "group_id": group_ids[group], **metrics},
-        )
+        write_group_metrics(conn, run_id, unit_ids, group_ids[group], metrics)

@@ -8,13 +8,12 @@ One job per module, all SQLAlchemy Core over the views (`views`) and tables of
 - `overview`: how much the catalogue holds.
 - `search`: the Search page's filters and presets (one per detector criterion).
 - `units`: one unit: its record, verdicts, class and group statistics, top images,
-  dissection, AM panels, ratings (and the dataset maxima AM panels are compared with).
+  dissection, AM panels and ratings.
 - `layers`: per layer: detector counts, measure summaries, correlations, values.
 - `report`: what a pipeline run reports (detector counts and the headline query).
 - `examples`: example queries for the SQL page (the headline built from the criteria).
 - `runs`: the runs and how a scoring run is named.
 - `ratings`: the rating study's reads and the paper's Table 1.
-- `registry`: identity lookups the pipelines need before they write.
 - `files`: image files, bundled images, artifacts and the run's HDF5 store.
 
 Writes live in `catalogue.db`; nothing here writes.

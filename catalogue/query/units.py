@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Connection, Engine, and_, exists, select
+from sqlalchemy import ColumnElement, Engine, and_, select
 
 from catalogue.errors import NotFound
 from catalogue.measures import CRITERIA, FLOAT_MEASURES, Criterion
@@ -292,39 +292,3 @@ def unit_rating_summary(engine: Engine, unit_id: int) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(statement).mappings().one_or_none()
     return None if row is None else dict(row)
-
-
-# ---------------------------------------------------------------- for the AM pipeline
-
-
-@dataclass(frozen=True)
-class ScoredMaxima:
-    """The newest finished scoring run of some units: its id, how its extraction reduced
-    conv maps ('max' or 'mean', None when not recorded) and each unit's max activation."""
-
-    run_id: int
-    reduce: str | None
-    max_activation: dict[int, float | None]  # by unit id
-
-
-def scored_maxima(conn: Connection, unit_ids: Sequence[int]) -> ScoredMaxima | None:
-    """The dataset maxima AM panels are compared with (None: none of the units is scored)."""
-    run, extraction = RUN, RUN.alias("e")
-    scored = exists().where(
-        UNIT_METRICS.c.run_id == run.c.id, UNIT_METRICS.c.unit_id.in_(list(unit_ids))
-    )
-    row = conn.execute(
-        select(run.c.id, extraction.c.params["reduce"].astext.label("reduce"))
-        .select_from(run.outerjoin(extraction, extraction.c.id == run.c.parent_id))
-        .where(run.c.kind == "score", run.c.status == "done", scored)
-        .order_by(run.c.finished_at.desc().nulls_last(), run.c.id.desc())
-        .limit(1)
-    ).one_or_none()
-    if row is None:
-        return None
-    maxima = conn.execute(
-        select(UNIT_METRICS.c.unit_id, UNIT_METRICS.c.max_activation).where(
-            UNIT_METRICS.c.run_id == row.id, UNIT_METRICS.c.unit_id.in_(list(unit_ids))
-        )
-    ).all()
-    return ScoredMaxima(row.id, row.reduce, {m.unit_id: m.max_activation for m in maxima})

@@ -1,132 +1,36 @@
-"""Model loading and layer discovery: torchvision models, TorchScript files, the demo CNN.
+"""Model loading: torchvision models, TorchScript files, the demo CNN — offline only.
 
 Why offline-first: pretrained weights are large downloads and this project must
 run without a network. `load_model` therefore never downloads: torchvision
 weights come from the torch hub cache (``torch.hub.get_dir()/checkpoints``,
 where torchvision itself stores them) or from an explicit file, and a missing
 file is a `ConfigError` naming the exact path to put it at.
-
-Layers are feature-extraction graph nodes (torchvision's
-``get_graph_node_names``; e.g. ``features.10`` in AlexNet, ``layer4`` in a
-ResNet, ``conv5`` in the demo CNN). Activations are read with
-``create_feature_extractor`` for only the requested nodes, not with hooks on
-every module. A module name that is not itself a node (``layer4``) selects the
-module's last node, as in torchvision.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import hashlib
 import os
 import tempfile
-import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import torch
-from PIL import Image
 from torch import nn
 
 from catalogue import demo_cnn
-from catalogue.errors import ConfigError, InputError, NotFound
+from catalogue.errors import ConfigError, NotFound
+from catalogue.models.info import (
+    ImageNetTransform,
+    ModelInfo,
+    RGBFirst,
+    weights_checksum,
+)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 RANDOM_WEIGHTS = ("none", "random", "")
-LOGITS = "__logits__"
 INIT_SEED = 0
-
-
-@dataclass
-class ModelInfo:
-    """A loaded classifier and what the catalogue records about it."""
-
-    module: nn.Module
-    name: str
-    architecture: str
-    weights: str
-    checksum: str
-    transform: Callable[[Image.Image], torch.Tensor]
-    input_size: tuple[int, int]
-    class_keys: list[str] | None = None
-    class_names: list[str] | None = None
-    leaf_modules: tuple[type[nn.Module], ...] = ()
-    source: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def tracer_kwargs(self) -> dict[str, Any]:
-        return tracer_kwargs(self.leaf_modules)
-
-    @property
-    def n_outputs(self) -> int:
-        """Width of the model's output (number of classes), from one dummy forward."""
-        if "n_outputs" not in self.extra:
-            with torch.inference_mode():
-                out = self.module(
-                    torch.zeros(1, 3, *self.input_size, device=_device_of(self.module))
-                )
-            if not isinstance(out, torch.Tensor) or out.ndim != 2:
-                raise InputError(
-                    f"model {self.name} does not return a (batch × classes) tensor of logits."
-                )
-            self.extra["n_outputs"] = int(out.shape[1])
-        return int(self.extra["n_outputs"])
-
-    def describe(self) -> dict[str, Any]:
-        """What the catalogue's ``model`` row needs."""
-        return {
-            "name": self.name,
-            "architecture": self.architecture,
-            "weights": self.weights,
-            "checksum": self.checksum,
-            "input_size": list(self.input_size),
-            "n_classes": len(self.class_names) if self.class_names else None,
-            "source": self.source,
-        }
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """One feature-extraction node: ``kind`` is conv for (C, H, W) outputs, fc for (F,)."""
-
-    name: str
-    kind: str
-    output_shape: tuple[int, ...]
-    n_units: int
-    position: int
-    node: str
-
-    @property
-    def map_shape(self) -> tuple[int, int] | None:
-        return (self.output_shape[1], self.output_shape[2]) if self.kind == "conv" else None
-
-
-def tracer_kwargs(leaf_modules: Sequence[type[nn.Module]]) -> dict[str, Any]:
-    return {"leaf_modules": list(leaf_modules)} if leaf_modules else {}
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    for tensor in module.parameters():
-        return tensor.device
-    return torch.device("cpu")
-
-
-def weights_checksum(module: nn.Module) -> str:
-    """SHA-256 over the state dict (names and raw bytes): identifies the weights, however loaded."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        data = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(str(data.dtype).encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
-    return digest.hexdigest()
 
 
 def _no_inplace(module: nn.Module) -> nn.Module:
@@ -135,40 +39,6 @@ def _no_inplace(module: nn.Module) -> nn.Module:
         if getattr(sub, "inplace", False) is True:
             sub.inplace = False
     return module
-
-
-class ImageNetTransform:
-    """Resize (shorter side to size·256/224), centre crop, to tensor, ImageNet normalisation."""
-
-    def __init__(self, size: int = 224) -> None:
-        from torchvision.transforms import v2
-
-        self.size = size
-        self._pipeline = v2.Compose(
-            [
-                v2.PILToTensor(),
-                v2.Resize(round(size * 256 / 224), antialias=True),
-                v2.CenterCrop(size),
-                v2.ToDtype(torch.float32, scale=True),
-                v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-            ]
-        )
-
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        return self._pipeline(image.convert("RGB"))
-
-
-class RGBFirst:
-    """Convert to RGB, then apply ``inner`` (torchvision's weight transforms keep grayscale as 1 channel)."""
-
-    def __init__(self, inner: Callable[[Any], torch.Tensor]) -> None:
-        self.inner = inner
-
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        return self.inner(image.convert("RGB"))
-
-    def __repr__(self) -> str:
-        return f"RGBFirst({self.inner!r})"
 
 
 # ---------------------------------------------------------------- torchvision
@@ -503,228 +373,3 @@ def load_model(
             f"unknown model {spec!r}: not a torchvision classifier, demo, or a file.{hint}"
         )
     return _load_torchvision(architecture, weights, weights_file, num_classes, input_size)
-
-
-# ---------------------------------------------------------------- layers
-@contextlib.contextmanager
-def _quiet_tracing() -> Iterator[None]:
-    """Silence torchvision's note that eval-mode graphs differ from train-mode ones: we only use eval."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="NOTE: The nodes obtained by tracing", category=UserWarning
-        )
-        yield
-
-
-def graph_nodes(model: ModelInfo | nn.Module) -> list[str]:
-    """Feature-extraction node names in execution order (eval graph), without the input node."""
-    from torchvision.models.feature_extraction import get_graph_node_names
-
-    if isinstance(model, ModelInfo) and "graph_nodes" in model.extra:
-        return list(model.extra["graph_nodes"])
-    module, kwargs = _module_and_tracer(model)
-    if isinstance(module, torch.jit.ScriptModule):
-        raise InputError(
-            "TorchScript models cannot be traced for feature extraction; save the eager model's "
-            "state_dict and load it with --weights-file."
-        )
-    with _quiet_tracing():
-        _, eval_nodes = get_graph_node_names(module, tracer_kwargs=kwargs or None)
-    nodes = [n for n in eval_nodes if n != "x"]
-    if isinstance(model, ModelInfo):
-        model.extra["graph_nodes"] = (
-            nodes  # tracing is slow; the module's structure does not change
-        )
-    return nodes
-
-
-def _module_and_tracer(model: ModelInfo | nn.Module) -> tuple[nn.Module, dict[str, Any]]:
-    if isinstance(model, ModelInfo):
-        return model.module, model.tracer_kwargs
-    if isinstance(model, demo_cnn.DemoCNN):
-        return model, tracer_kwargs((demo_cnn.DemoBlock,))
-    return model, {}
-
-
-def node_of(name: str, nodes: Sequence[str]) -> str | None:
-    """The graph node a layer name selects: itself, or a module's last node (None if neither)."""
-    if name in nodes:
-        return name
-    return next((n for n in reversed(nodes) if n.startswith(name + ".")), None)
-
-
-def resolve_layer_names(requested: Sequence[str], nodes: Sequence[str]) -> list[str]:
-    """Check requested layer names against the graph; unknown ones raise NotFound with close names.
-
-    A module name that prefixes nodes (``layer4``) is accepted: it selects that module's last node.
-    """
-    known = set(nodes)
-    out = []
-    for name in requested:
-        if name in known or any(n.startswith(name + ".") for n in nodes):
-            out.append(name)
-            continue
-        close = difflib.get_close_matches(name, nodes, n=5, cutoff=0.5)
-        hint = (
-            f"closest: {', '.join(close)}"
-            if close
-            else f"valid names start {', '.join(nodes[:6])} …"
-        )
-        raise NotFound(
-            f"layer {name!r} is not a node of this model ({hint}); see `unitcat ingest layers`."
-        )
-    selected: dict[str, str] = {}
-    for name in out:
-        node = node_of(name, nodes)
-        if node in selected:
-            raise InputError(
-                f"layers {selected[node]!r} and {name!r} are the same node ({node}); name it once."
-            )
-        selected[node] = name
-    return out
-
-
-def build_extractor(
-    model: ModelInfo | nn.Module, layers: Sequence[str], with_logits: bool = True
-) -> nn.Module:
-    """A graph module returning ``{layer: tensor}`` for ``layers`` (plus ``__logits__``) in one forward."""
-    from torchvision.models.feature_extraction import create_feature_extractor
-
-    module, kwargs = _module_and_tracer(model)
-    nodes = graph_nodes(model)
-    resolve_layer_names(layers, nodes)
-    return_nodes = {name: name for name in layers}
-    if with_logits and nodes[-1] not in return_nodes:
-        return_nodes[nodes[-1]] = LOGITS
-    with _quiet_tracing():
-        return create_feature_extractor(
-            module, return_nodes=return_nodes, tracer_kwargs=kwargs or None
-        )
-
-
-def logits_of(outputs: dict[str, torch.Tensor], last_node: str) -> torch.Tensor:
-    """The logits from an extractor's outputs (the last node may also be a requested layer)."""
-    return outputs[LOGITS] if LOGITS in outputs else outputs[last_node]
-
-
-def list_layers(
-    model: ModelInfo | nn.Module,
-    input_size: tuple[int, int] | int | None = None,
-    layers: Sequence[str] | None = None,
-) -> list[LayerInfo]:
-    """Nodes with output shapes from a real forward on a dummy batch (one image).
-
-    ``layers`` restricts the answer (and the forward) to those names, in the
-    order given; otherwise every node whose output is a (C, H, W) or (F,)
-    tensor is listed in graph order.
-    """
-    from torchvision.models.feature_extraction import create_feature_extractor
-
-    module, kwargs = _module_and_tracer(model)
-    if input_size is None:
-        if not isinstance(model, ModelInfo):
-            raise InputError("list_layers needs input_size for a bare module.")
-        input_size = model.input_size
-    if isinstance(input_size, int):
-        input_size = (input_size, input_size)
-    nodes = graph_nodes(model)
-    names = resolve_layer_names(layers, nodes) if layers is not None else nodes
-    with _quiet_tracing():
-        extractor = create_feature_extractor(
-            module, return_nodes={n: n for n in names}, tracer_kwargs=kwargs or None
-        )
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.inference_mode():
-            outputs = extractor(torch.zeros(1, 3, *input_size, device=_device_of(module)))
-    finally:
-        module.train(was_training)
-    position = {n: i for i, n in enumerate(nodes)}
-    infos = []
-    for name in names:
-        value = outputs[name]
-        if (
-            not isinstance(value, torch.Tensor)
-            or value.ndim not in (2, 4)
-            or not value.is_floating_point()
-        ):
-            continue
-        shape = tuple(int(s) for s in value.shape[1:])
-        node = node_of(name, nodes)
-        infos.append(
-            LayerInfo(
-                name=name,
-                kind="conv" if value.ndim == 4 else "fc",
-                output_shape=shape,
-                n_units=shape[0],
-                position=position[node],
-                node=node,
-            )
-        )
-    if layers is not None and len(infos) != len(names):
-        bad = sorted(set(names) - {i.name for i in infos})
-        raise InputError(
-            f"layers {bad} do not output a (C, H, W) or (F,) float tensor; choose other nodes."
-        )
-    return infos
-
-
-def default_layers(
-    model: ModelInfo | nn.Module, infos: Sequence[LayerInfo] | None = None
-) -> list[str]:
-    """Sensible layers to extract when none are named.
-
-    The demo CNN: conv1 … fc8. ResNet-style stages (``layer1`` … ``layer4``) and
-    the classifier. The output of every ReLU module after a conv or linear
-    layer (AlexNet, VGG: ``features.1`` … ``classifier.5``) and the logits.
-    Otherwise the network's blocks: its top-level modules that hold a conv or
-    linear layer, one level down inside a multi-block ``nn.Sequential``
-    (GoogLeNet ``inception3a`` … ``inception5b``, DenseNet ``features.denseblock1``
-    …, MobileNet ``features.0`` …), where they output a (C, H, W) or (F,) tensor.
-    """
-    module, _ = _module_and_tracer(model)
-    nodes = graph_nodes(model)
-    if isinstance(module, demo_cnn.DemoCNN):
-        return [n for n in nodes if n.startswith(("conv", "fc"))]
-    stages = [f"layer{i}" for i in range(1, 5) if any(n.startswith(f"layer{i}.") for n in nodes)]
-    if stages:
-        return [*stages, nodes[-1]] if nodes[-1] not in stages else stages
-    named = dict(module.named_modules())
-    chosen = []
-    previous: nn.Module | None = None
-    for node in nodes:
-        sub = named.get(node)
-        if isinstance(sub, nn.ReLU) and isinstance(previous, nn.Conv2d | nn.Linear):
-            chosen.append(node)
-        if sub is not None and not isinstance(sub, nn.Dropout):
-            previous = sub
-    if not chosen:
-        chosen = _block_layers(module, nodes, infos if infos is not None else list_layers(model))
-    if all(node_of(name, nodes) != nodes[-1] for name in chosen):
-        chosen.append(nodes[-1])
-    return chosen
-
-
-def _block_layers(module: nn.Module, nodes: Sequence[str], infos: Sequence[LayerInfo]) -> list[str]:
-    """Top-level blocks (one level into multi-block Sequentials) that compute something."""
-
-    def computes(sub: nn.Module) -> bool:
-        return any(isinstance(m, nn.Conv2d | nn.Linear) for m in sub.modules())
-
-    candidates = []
-    for name, child in module.named_children():
-        if isinstance(child, nn.Sequential) and len(child) > 1 and computes(child):
-            candidates += [(f"{name}.{sub_name}", sub) for sub_name, sub in child.named_children()]
-        else:
-            candidates.append((name, child))
-    shaped = {i.node for i in infos}
-    position = {n: i for i, n in enumerate(nodes)}
-    chosen = []
-    for name, sub in candidates:
-        if not computes(sub):
-            continue
-        node = node_of(name, nodes)
-        if node is not None and node in shaped:
-            chosen.append((position[node], name))
-    return [name for _, name in sorted(chosen)]
