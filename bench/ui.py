@@ -179,7 +179,8 @@ def bench_page(args: argparse.Namespace, unit_id: int, run_id: int, engine) -> N
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from catalogue import browse
+    from catalogue.query.files import unit_activations
+    from catalogue.query.units import unit_record
     from ui import plots
 
     at = AppTest.from_file(str(REPO / "ui" / "app.py"), default_timeout=600)
@@ -198,8 +199,8 @@ def bench_page(args: argparse.Namespace, unit_id: int, run_id: int, engine) -> N
     assert not at.exception, [e.value for e in at.exception]
     ours_bytes = payload_bytes(at)
 
-    t_read, acts = timed(lambda: browse.unit_activations(engine, unit_id, run_id), args.repeats)
-    record = browse.unit_record(engine, unit_id, run_id)
+    t_read, acts = timed(lambda: unit_activations(engine, unit_id, run_id), args.repeats)
+    record = unit_record(engine, unit_id, run_id)
     t_select, data = timed(
         lambda: plots.jitter_points(acts.values, acts.labels, 0, acts.class_names), args.repeats
     )
@@ -255,15 +256,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from catalogue import browse
 from catalogue.db.engine import get_engine
+from catalogue.query.files import unit_activations
+from catalogue.query.units import unit_record
 from ui import plots
 
 st.title("Every point")
 engine = get_engine()
 unit_id, run_id = int(os.environ["BENCH_UNIT"]), int(os.environ["BENCH_RUN"])
-acts = browse.unit_activations(engine, unit_id, run_id)
-record = browse.unit_record(engine, unit_id, run_id)
+acts = unit_activations(engine, unit_id, run_id)
+record = unit_record(engine, unit_id, run_id)
 labels = acts.labels
 points = pd.DataFrame({
     "activation": acts.values.astype(np.float64),

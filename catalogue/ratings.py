@@ -1,4 +1,4 @@
-"""The human-rating experiment on AM panels: list assignment, CSV import, Table 1 summaries.
+"""The human-rating experiment on AM panels: list assignment, CSV import, per-unit summaries.
 
 Protocol (Gale et al., sec. 3.2 and appendix 5). Each participant first sees
 practice trials, then one list of 10 × 10 AM panels. For every panel:
@@ -13,15 +13,16 @@ counterbalanced lists of 51 or 52 (4 conv5, 15 or 16 fc8, 32 fc6 each) and gave
 each list to 5 or 6 of its 333 participants. `assign_lists` reproduces that
 split for any panels, `list_for_participant` deals participants round-robin.
 
-Everything here is pure: the lead's code reads panels and class names from the
-database and writes what these functions return.
+Everything here is pure: `catalogue.query.ratings` reads panels, answers and class
+names from the database, `catalogue.pipeline.ratings` writes what these functions
+return, and the view `rating_layer_summary` aggregates the per-unit summaries into
+the paper's Table 1.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from catalogue.errors import InputError
+from catalogue.measures import RATING_CONSENSUS_SHARE
 from catalogue.wordnet import NameMatcher
 
 CSV_COLUMNS = ("participant", "model", "layer", "unit", "answer", "estimate", "names")
@@ -41,7 +43,6 @@ ESTIMATE_BINS = ("0-20", "20-40", "40-60", "60-80", "80-100")
 ESTIMATE_MIDPOINTS = {b: (int(b.split("-")[0]) + int(b.split("-")[1])) / 200 for b in ESTIMATE_BINS}
 MAX_NAMES = 2
 NAME_SEPARATOR = ";"
-CONSENSUS_SHARE = 0.8  # Table 1b: units with >= 80% 'yes'
 MIN_RATERS = 5
 MAX_ERRORS_SHOWN = 10
 
@@ -348,7 +349,7 @@ def _parse_names(text: str) -> tuple[tuple[str, ...], str | None]:
     return tuple(names), None
 
 
-# ---------------------------------------------------------------- summaries (Table 1)
+# ---------------------------------------------------------------- per-unit summaries
 
 
 @dataclass(frozen=True)
@@ -363,7 +364,7 @@ class UnitClasses:
 class UnitRatingSummary:
     """Ratings of one unit's panel.
 
-    - ``share_yes``: n_yes / n_ratings; ``consensus``: share_yes ≥ .8 (Table 1b).
+    - ``share_yes``: n_yes / n_ratings; ``consensus``: share_yes ≥ `RATING_CONSENSUS_SHARE` (Table 1b).
     - ``n_named``: yes raters who gave at least one name; the name measures use only them.
     - ``most_common_name``: the name (in base form, "dogs" → "dog") given by most
       named raters, each rater counting a name once; ties go to the alphabetically first.
@@ -395,49 +396,12 @@ class UnitRatingSummary:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class LayerRatingSummary:
-    """One row of Table 1, with standard errors (``*_se``; None where undefined).
-
-    - ``share_yes`` (a): mean over the layer's rated units of their share of yes
-      (equal to the pooled share of yes responses when every unit has the same
-      number of raters), SE = sample SD / √n_units.
-    - ``share_consensus`` (b): share of units with ≥ 80% yes, SE = √(p(1-p)/n_units).
-    - ``human_agreement`` (c), ``match_most_active`` (d), ``match_ccmas`` (e): means
-      over the consensus units where the unit value is defined (counts in
-      ``n_*_units``), SE = sample SD / √n; as in the paper, names are analysed
-      only for units where at least 80% said yes.
-    """
-
-    model: str
-    layer: str
-    n_units: int
-    n_ratings: int
-    n_consensus: int
-    share_yes: float
-    share_yes_se: float | None
-    share_consensus: float
-    share_consensus_se: float | None
-    human_agreement: float | None
-    human_agreement_se: float | None
-    n_agreement_units: int
-    match_most_active: float | None
-    match_most_active_se: float | None
-    n_match_most_active_units: int
-    match_ccmas: float | None
-    match_ccmas_se: float | None
-    n_match_ccmas_units: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def summarise_units(
     rows: Iterable[RatingRow],
     class_names: Mapping[UnitKey, UnitClasses] | None = None,
     *,
     matcher: NameMatcher | None = None,
-    consensus_share: float = CONSENSUS_SHARE,
+    consensus_share: float = RATING_CONSENSUS_SHARE,
 ) -> list[UnitRatingSummary]:
     """Per-unit summaries, ordered by first appearance of (model, layer), then unit.
 
@@ -499,56 +463,3 @@ def _summarise_unit(
         match_ccmas=match_class(classes.ccmas if classes else None),
         mean_estimate=sum(estimates) / len(estimates) if estimates else None,
     )
-
-
-def summarise_layers(units: Iterable[UnitRatingSummary]) -> list[LayerRatingSummary]:
-    """Table 1 per (model, layer), in order of first appearance (see `LayerRatingSummary`)."""
-    groups: dict[tuple[str, str], list[UnitRatingSummary]] = defaultdict(list)
-    for u in units:
-        groups[(u.model, u.layer)].append(u)
-    out = []
-    for (model, layer), members in groups.items():
-        shares = [u.share_yes for u in members]
-        consensus = [u for u in members if u.consensus]
-        p = len(consensus) / len(members)
-        agreement = [u.human_agreement for u in consensus if u.human_agreement is not None]
-        most_active = [u.match_most_active for u in consensus if u.match_most_active is not None]
-        ccmas = [u.match_ccmas for u in consensus if u.match_ccmas is not None]
-        out.append(
-            LayerRatingSummary(
-                model=model,
-                layer=layer,
-                n_units=len(members),
-                n_ratings=sum(u.n_ratings for u in members),
-                n_consensus=len(consensus),
-                share_yes=_mean(shares),
-                share_yes_se=standard_error(shares),
-                share_consensus=p,
-                share_consensus_se=math.sqrt(p * (1 - p) / len(members))
-                if len(members) > 1
-                else None,
-                human_agreement=_mean(agreement) if agreement else None,
-                human_agreement_se=standard_error(agreement),
-                n_agreement_units=len(agreement),
-                match_most_active=_mean(most_active) if most_active else None,
-                match_most_active_se=standard_error(most_active),
-                n_match_most_active_units=len(most_active),
-                match_ccmas=_mean(ccmas) if ccmas else None,
-                match_ccmas_se=standard_error(ccmas),
-                n_match_ccmas_units=len(ccmas),
-            )
-        )
-    return out
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
-
-
-def standard_error(values: Sequence[float]) -> float | None:
-    """Standard error of the mean: sample SD (n - 1) / √n; None for fewer than two values."""
-    n = len(values)
-    if n < 2:
-        return None
-    mean = _mean(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)

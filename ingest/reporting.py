@@ -8,15 +8,13 @@ from contextlib import contextmanager
 
 from rich.table import Table
 
-from catalogue.measures import MISLEADING_FALSE_ALARM, PRECISION_DETECTOR
-from catalogue.pipeline.summary import Progress, RunReport
+from catalogue.measures import CRITERIA, FALSE_ALARM_ABOVE, PRECISION_ABOVE
+from catalogue.pipeline.summary import Progress
+from catalogue.query.report import HEADLINE_SQL, RunReport
 from ingest.console import console, progress
 
-HEADLINE = (
-    "SELECT model, layer, unit, precision, precision_class, false_alarm_rate\n"
-    "FROM unit_catalogue\n"
-    f"WHERE precision > {PRECISION_DETECTOR} AND false_alarm_rate > {MISLEADING_FALSE_ALARM}"
-)
+#: The criteria counted per layer in table (1): those `layer_detectors` has a column for.
+COUNTED = tuple(c for c in CRITERIA if c.count_column)
 
 
 class RichReporter:
@@ -69,10 +67,7 @@ def print_report(result: RunReport, seconds: float) -> None:
     table = Table(
         "layer",
         "units",
-        f"precision > {PRECISION_DETECTOR}",
-        "CCMAS > .9",
-        "localist",
-        "IoU > .04",
+        *(c.label for c in COUNTED),
         "median max informedness",
         "median false-alarm rate",
         title=f"(1) 'Object detectors' by each criterion — {result.model}",
@@ -81,27 +76,24 @@ def print_report(result: RunReport, seconds: float) -> None:
         table.add_row(
             row["layer"],
             str(row["n_units"]),
-            str(row["n_precision"]),
-            str(row["n_ccmas"]),
-            str(row["n_localist"]),
-            str(row["n_iou"]),
+            *(str(row[c.count_column]) for c in COUNTED),
             _f(row["median_max_informedness"]),
             _f(row["median_false_alarm_rate"]),
         )
     console.print(table)
     console.print("\n[bold](2) The headline query[/]")
-    console.print(HEADLINE, highlight=False)
+    console.print(HEADLINE_SQL, highlight=False)
     if result.misleading:
         console.print(_units_table(result.misleading))
     console.print(
         f"{result.n_misleading} unit(s) pass the precision criterion while more than "
-        f"{MISLEADING_FALSE_ALARM:.0%} of the images above their best threshold belong to other classes."
+        f"{FALSE_ALARM_ABOVE.value:.0%} of the images above their best threshold belong to other classes."
         + (" (showing the first 10)" if result.n_misleading > 10 else ""),
         highlight=False,
     )
     if not result.misleading and result.worst_precision_detectors:
         console.print(
-            f"The precision 'detectors' (> {PRECISION_DETECTOR}) with the highest false-alarm rates:",
+            f"The precision 'detectors' (> {PRECISION_ABOVE.value:g}) with the highest false-alarm rates:",
             highlight=False,
         )
         console.print(_units_table(result.worst_precision_detectors))

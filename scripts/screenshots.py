@@ -17,23 +17,19 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sqlalchemy import text
-
 from catalogue.db.engine import database_url, get_engine
+from catalogue.errors import NotFound
+from catalogue.query.report import showcase_unit
 from tests.test_browser import APP, CHROMIUM_FLAGS, SETTLED, _free_port, ensure_chromium
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 
 
 def _showcase_unit() -> tuple[int, int]:
-    with get_engine().connect() as conn:
-        row = conn.execute(
-            text(
-                "SELECT unit_id, run_id FROM unit_catalogue WHERE precision > .75 "
-                "ORDER BY false_alarm_rate DESC NULLS LAST LIMIT 1"
-            )
-        ).one()
-    return row.unit_id, row.run_id
+    found = showcase_unit(get_engine())
+    if found is None:
+        raise NotFound("no precision detector in the catalogue to show; run `make demo` first.")
+    return found
 
 
 def main() -> None:

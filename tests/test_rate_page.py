@@ -20,8 +20,8 @@ from catalogue.pipeline.ratings import (
     enrol,
     import_ratings,
     next_panel,
-    study_panels,
 )
+from catalogue.query.ratings import study_panels
 from catalogue.ratings import parse_ratings_csv
 from tests.catalogue_builders import register_toy
 
@@ -60,8 +60,7 @@ def catalogue(engine: Engine, own_home: Path) -> StudyDesign:
 
         with recorded_run(engine, "am", {"layer": layer}, model_id=model.id) as run:
             run.complete(write)
-    with engine.connect() as conn:
-        return design_study(study_panels(conn))
+    return design_study(study_panels(engine))
 
 
 @pytest.fixture

@@ -1,21 +1,19 @@
-"""The rating experiment's logic: counterbalanced lists, CSV validation, Table 1 summaries."""
+"""The rating experiment's logic: counterbalanced lists, CSV validation, per-unit summaries
+(Table 1 per layer is the view `rating_layer_summary`: tests/test_ratings_db.py)."""
 
 from __future__ import annotations
 
 import itertools
-import math
 import random
 import re
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from catalogue.errors import InputError
 from catalogue.ratings import (
     ESTIMATE_BINS,
-    LayerRatingSummary,
     PanelRef,
     RatingRow,
     Trial,
@@ -26,8 +24,6 @@ from catalogue.ratings import (
     parse_ratings_csv,
     participant_trials,
     select_panels,
-    standard_error,
-    summarise_layers,
     summarise_units,
 )
 from catalogue.wordnet import NameMatcher
@@ -325,7 +321,7 @@ def test_ties_go_to_the_alphabetically_first_name_and_empty_units_are_undefined(
     assert silent.most_common_name is None and silent.human_agreement is None
     assert silent.mean_estimate is None
     assert single.human_agreement is None  # one named rater: no pairs
-    assert summarise_units([], matcher=words) == [] and summarise_layers([]) == []
+    assert summarise_units([], matcher=words) == []
 
 
 def literal_unit(rows: list[RatingRow], most_active: str, matcher: NameMatcher) -> dict:
@@ -373,56 +369,3 @@ def test_summaries_agree_with_literal_definitions_on_random_ratings(words: NameM
         expected = literal_unit(mine, classes[("alexnet", u.layer, u.unit)].most_active, words)
         got = {k: getattr(u, k) for k in expected}
         assert got == pytest.approx(expected)
-
-    layers = summarise_layers(units)
-    assert [s.layer for s in layers] == ["conv5", "fc6", "fc8"]
-    for s in layers:
-        members = [u for u in units if u.layer == s.layer]
-        shares = np.array([u.share_yes for u in members])
-        consensus = [u for u in members if u.consensus]
-        assert s.n_units == 40 and s.n_consensus == len(consensus)
-        assert s.n_ratings == sum(r.layer == s.layer for r in rows)
-        assert s.share_yes == pytest.approx(shares.mean())
-        assert s.share_yes_se == pytest.approx(shares.std(ddof=1) / math.sqrt(40))
-        p = len(consensus) / 40
-        assert s.share_consensus == pytest.approx(p)
-        assert s.share_consensus_se == pytest.approx(math.sqrt(p * (1 - p) / 40))
-        agreement = np.array(
-            [u.human_agreement for u in consensus if u.human_agreement is not None]
-        )
-        assert s.n_agreement_units == len(agreement)
-        if len(agreement) >= 2:
-            assert s.human_agreement == pytest.approx(agreement.mean())
-            assert s.human_agreement_se == pytest.approx(
-                agreement.std(ddof=1) / math.sqrt(len(agreement))
-            )
-        matches = np.array([u.match_ccmas for u in consensus if u.match_ccmas is not None])
-        if len(matches) >= 2:
-            assert s.match_ccmas == pytest.approx(matches.mean())
-    assert layers[2].n_consensus > layers[0].n_consensus  # fc8 says yes most often
-
-
-def test_layer_summary_of_one_unit_and_without_consensus(words: NameMatcher) -> None:
-    rows = [
-        row("p1", 1, True, ("dog",)),
-        row("p2", 1, False),
-        row("p1", 2, True, ("cat",), layer="fc8"),
-    ]
-    fc6, fc8 = summarise_layers(summarise_units(rows, matcher=words))
-    assert isinstance(fc6, LayerRatingSummary)
-    assert (fc6.share_yes, fc6.share_yes_se, fc6.n_consensus, fc6.share_consensus) == (
-        0.5,
-        None,
-        0,
-        0.0,
-    )
-    assert fc6.human_agreement is None and fc6.n_agreement_units == 0
-    assert (fc8.share_yes, fc8.share_consensus, fc8.share_consensus_se) == (1.0, 1.0, None)
-    assert fc8.human_agreement is None  # one named rater
-    assert fc8.as_dict()["layer"] == "fc8"
-
-
-def test_standard_error_is_the_sample_sd_over_root_n() -> None:
-    assert standard_error([]) is None and standard_error([0.4]) is None
-    assert standard_error([0.0, 1.0]) == pytest.approx(math.sqrt(0.5) / math.sqrt(2))
-    assert standard_error([0.3, 0.3, 0.3]) == 0.0

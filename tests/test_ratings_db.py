@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import numpy as np
 import pytest
 from sqlalchemy import Engine, text
 
+from catalogue.db.registry import register_dataset
 from catalogue.db.results import write_top_images
 from catalogue.db.runs import recorded_run
 from catalogue.errors import InputError
@@ -16,9 +20,9 @@ from catalogue.pipeline.ratings import (
     import_ratings,
     next_panel,
     record_rating,
-    study_panels,
 )
-from catalogue.ratings import parse_ratings_csv
+from catalogue.query.ratings import RatingCounts, rating_counts, study_panels, table1
+from catalogue.ratings import ESTIMATE_BINS, RatingRow, parse_ratings_csv
 from catalogue.wordnet import NameMatcher
 from tests.catalogue_builders import register_toy, write_scores
 
@@ -147,8 +151,7 @@ def test_the_study_deals_lists_resumes_and_refuses_a_second_answer(engine: Engin
     model, _ = register_toy(engine)
     _write_panels(engine, model, "fc6", list(range(6)))
     _write_panels(engine, model, "conv5", list(range(4)))
-    with engine.connect() as conn:
-        panels = study_panels(conn)
+    panels = study_panels(engine)
     assert len(panels) == 10
     design = design_study(panels, list_size=4, n_practice=2, seed=1)
     assert len(design.practice) == 2
@@ -183,11 +186,112 @@ def test_the_study_deals_lists_resumes_and_refuses_a_second_answer(engine: Engin
 def test_a_rating_with_details_after_no_is_refused(engine: Engine) -> None:
     model, _ = register_toy(engine)
     _write_panels(engine, model, "fc6", [0, 1])
-    with engine.connect() as conn:
-        design = design_study(study_panels(conn), n_practice=0)
+    design = design_study(study_panels(engine), n_practice=0)
     person = enrol(engine, "carol", len(design.lists))
     panel = next_panel(engine, design, person)
     with pytest.raises(InputError, match="only asked after 'yes'"):
         record_rating(engine, person, panel, answer=False, names=["cat"])
     with pytest.raises(InputError, match="at most 2 names"):
         record_rating(engine, person, panel, answer=True, names=["a", "b", "c"])
+
+
+# ------------------------------------------------------- Table 1 from the view
+
+
+def _literal_mean_se(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and standard error (sample SD / √n), written out; None where undefined."""
+    n = len(values)
+    if n == 0:
+        return None, None
+    mean = sum(values) / n
+    if n < 2:
+        return mean, None
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, sd / math.sqrt(n)
+
+
+def test_table1_from_the_view_agrees_with_literal_definitions_on_random_ratings(
+    engine: Engine,
+) -> None:
+    """Per layer: (a) mean share of yes, (b) share of units with ≥ 80% yes, (c–e) name
+    agreement over those consensus units, each with its standard error (Gale et al.)."""
+    words = NameMatcher(use_wordnet=False)
+    rng = random.Random(11)
+    class_names = ["dog", "cat", "bus", "wine", "car"]
+    vocabulary = ["dog", "dogs", "sled dog", "cat", "bus", "school bus", "wine", "red wine", "car"]
+    layers = ("conv5", "fc6", "fc8")
+    n_units = 30
+    model, _ = register_toy(engine, layers=[(la, "fc", n_units) for la in layers])
+    with engine.begin() as conn:
+        dataset = register_dataset(
+            conn,
+            name="words",
+            kind="test",
+            source=None,
+            class_keys=[f"w{i}" for i in range(len(class_names))],
+            class_names=class_names,
+        )
+    ccmas: dict[tuple[str, int], str] = {}
+    rows: list[RatingRow] = []
+    for layer in layers:
+        classes = [rng.randrange(len(class_names)) for _ in range(n_units)]
+        write_scores(engine, model, dataset, layer, {"ccmas_class": classes})
+        p_yes = {"conv5": 0.3, "fc6": 0.5, "fc8": 0.9}[layer]
+        for unit in range(n_units):
+            ccmas[(layer, unit)] = class_names[classes[unit]]
+            for participant in range(rng.randint(1, 7)):
+                yes = rng.random() < p_yes
+                names = tuple(rng.sample(vocabulary, rng.randint(0, 2))) if yes else ()
+                estimate = rng.choice((None, *ESTIMATE_BINS)) if yes else None
+                rows.append(
+                    RatingRow(0, f"p{participant}", "toy", layer, unit, yes, estimate, names)
+                )
+    import_ratings(engine, rows)
+    assert analyse_ratings(engine, matcher=words) == len(layers) * n_units
+
+    table = table1(engine)
+    assert [r.layer for r in table] == list(layers)
+    for got in table:
+        mine = [r for r in rows if r.layer == got.layer]
+        shares, consensus_units = [], []
+        for unit in range(n_units):
+            answers = [r for r in mine if r.unit == unit]
+            share = sum(r.answer for r in answers) / len(answers)
+            shares.append(share)
+            if share >= 0.8:
+                consensus_units.append(unit)
+        assert (got.n_units, got.n_ratings) == (n_units, len(mine))
+        assert (got.share_yes, got.share_yes_se) == pytest.approx(_literal_mean_se(shares))
+        p = len(consensus_units) / n_units
+        assert got.share_consensus == pytest.approx(p)
+        assert got.share_consensus_se == pytest.approx(math.sqrt(p * (1 - p) / n_units))
+        agreement, match_ccmas = [], []
+        for unit in consensus_units:
+            named = [r.names for r in mine if r.unit == unit and r.answer and r.names]
+            pairs = [(a, b) for i, a in enumerate(named) for b in named[i + 1 :]]
+            if pairs:
+                agreement.append(sum(words.match_any(a, b) for a, b in pairs) / len(pairs))
+            if named:
+                hits = sum(words.match_any(n, [ccmas[(got.layer, unit)]]) for n in named)
+                match_ccmas.append(hits / len(named))
+        assert (got.human_agreement, got.human_agreement_se) == pytest.approx(
+            _literal_mean_se(agreement)
+        )
+        assert (got.match_ccmas, got.match_ccmas_se) == pytest.approx(_literal_mean_se(match_ccmas))
+        assert (got.match_most_active, got.match_most_active_se) == (None, None)  # no top images
+    assert table[2].share_consensus > table[0].share_consensus  # fc8 says yes most often
+
+
+def test_table1_of_one_unit_and_without_consensus(engine: Engine) -> None:
+    register_toy(engine, layers=(("fc6", "fc", 4), ("fc8", "fc", 4)))
+    rows = parse_ratings_csv(
+        _ratings_csv(["p1,toy,fc6,1,yes,,dog", "p2,toy,fc6,1,no,,", "p1,toy,fc8,2,yes,,cat"])
+    )
+    import_ratings(engine, rows)
+    analyse_ratings(engine, matcher=NameMatcher(use_wordnet=False))
+    fc6, fc8 = table1(engine)
+    assert (fc6.share_yes, fc6.share_yes_se, fc6.share_consensus) == (0.5, None, 0.0)
+    assert fc6.human_agreement is None and fc6.human_agreement_se is None
+    assert (fc8.share_yes, fc8.share_consensus, fc8.share_consensus_se) == (1.0, 1.0, None)
+    assert fc8.human_agreement is None  # one named rater
+    assert rating_counts(engine) == RatingCounts(n_ratings=3, n_participants=2, n_units=2)

@@ -168,12 +168,12 @@ def test_search_filters_sorting_and_download(
 
 
 def test_search_treats_hostile_text_as_a_value(catalogue: UICatalogue) -> None:
-    from catalogue import browse
+    from catalogue.query.search import UnitFilter, search_units
 
     engine = create_engine(catalogue.url, poolclass=NullPool)
-    flt = browse.UnitFilter(class_name="x' OR 1=1 --", models=("toynet'; DROP TABLE unit; --",))
-    assert browse.search_units(engine, flt).total == 0
-    assert browse.search_units(engine, browse.UnitFilter()).total == 6 + 8 + 8
+    flt = UnitFilter(class_name="x' OR 1=1 --", models=("toynet'; DROP TABLE unit; --",))
+    assert search_units(engine, flt).total == 0
+    assert search_units(engine, UnitFilter()).total == 6 + 8 + 8
     engine.dispose()
 
 
@@ -447,24 +447,25 @@ def test_database_down_shows_one_error_box_with_the_fix(
 
 
 def test_view_tables_name_every_column_of_the_views(catalogue: UICatalogue) -> None:
-    """browse's Core tables must match the views (a renamed view column fails here)."""
+    """The query package's Core tables must match the views (a renamed view column fails here)."""
     from sqlalchemy import inspect
 
-    from catalogue import browse
+    from catalogue.query import views
 
     engine = create_engine(catalogue.url, poolclass=NullPool)
     inspector = inspect(engine)
     for clause in (
-        browse.UNIT_CATALOGUE,
-        browse.LAYER_SUMMARY,
-        browse.MEASURE_CORRELATIONS,
-        browse.RATING_SUMMARY,
-        browse.DISSECTION_SUMMARY,
+        views.UNIT_CATALOGUE,
+        views.LAYER_SUMMARY,
+        views.MEASURE_CORRELATIONS,
+        views.RATING_SUMMARY,
+        views.DISSECTION_SUMMARY,
+        *views.VIEWS,
     ):
         actual = {c["name"] for c in inspector.get_columns(clause.name)}
         assert set(clause.c.keys()) <= actual, clause.name
     actual = [c["name"] for c in inspector.get_columns("unit_catalogue")]
-    assert list(browse.UNIT_CATALOGUE.c.keys()) == actual
+    assert list(views.UNIT_CATALOGUE.c.keys()) == actual
     engine.dispose()
 
 
@@ -534,7 +535,7 @@ def test_histogram_frame_counts_every_value() -> None:
 
 
 def test_correlation_matrix_is_symmetric_with_a_unit_diagonal() -> None:
-    from catalogue import browse
+    from catalogue.query.layers import pooled_correlations
     from ui import plots
 
     rng = np.random.default_rng(0)
@@ -546,7 +547,7 @@ def test_correlation_matrix_is_symmetric_with_a_unit_diagonal() -> None:
         }
     )
     values["ccmas"] = values["precision"] * 0.5 + values["ccmas"] * 0.5
-    pairs = browse.pooled_correlations(values)
+    pairs = pooled_correlations(values)
     assert len(pairs) == 3
     both = values[["ccmas", "max_informedness"]].dropna()
     row = pairs[(pairs["measure_a"] == "ccmas") & (pairs["measure_b"] == "max_informedness")]
@@ -567,12 +568,13 @@ def test_correlation_matrix_is_symmetric_with_a_unit_diagonal() -> None:
 def test_measure_rows_pair_each_measure_with_its_class_and_threshold(
     catalogue: UICatalogue,
 ) -> None:
-    from catalogue import browse
+    from catalogue.query.units import unit_record
+    from ui.display import measure_rows
 
     engine = create_engine(catalogue.url, poolclass=NullPool)
-    record = browse.unit_record(engine, catalogue.unit_ids[("fc6", 5)], catalogue.score_run)
+    record = unit_record(engine, catalogue.unit_ids[("fc6", 5)], catalogue.score_run)
     engine.dispose()
-    rows = browse.measure_rows(record).set_index("measure")
+    rows = measure_rows(record).set_index("measure")
     assert rows.loc["localist", "value"] is True
     assert rows.loc["localist", "class"] == "tabby cat"
     tabby = catalogue.scored("fc6", 5)[catalogue.labels[catalogue.correct] == 5]
@@ -585,18 +587,18 @@ def test_measure_rows_pair_each_measure_with_its_class_and_threshold(
 
 def test_bundled_dataset_images_are_read_by_key() -> None:
     """digits/fashion-mnist images are arrays in a package, found by the keys extraction stores."""
-    from catalogue import browse
     from catalogue.data import load_digits
+    from catalogue.query.files import bundled_image
 
     digits = load_digits("test")
-    image = browse.bundled_image("digits:test", "sklearn.datasets.load_digits", digits.key(3))
+    image = bundled_image("digits:test", "sklearn.datasets.load_digits", digits.key(3))
     assert np.array_equal(np.asarray(image), np.asarray(digits.load_image(3)))
-    assert browse.bundled_image("digits:test", None, "no-such-key") is None
-    assert browse.bundled_image("my-folder", "/nonexistent", "a.png") is None
+    assert bundled_image("digits:test", None, "no-such-key") is None
+    assert bundled_image("my-folder", "/nonexistent", "a.png") is None
 
 
 def test_run_names_say_which_images_were_scored() -> None:
-    from catalogue.browse import run_name
+    from catalogue.query.runs import run_name
 
     scored = {"id": 3, "label": "toynet on toy", "params": {"all_images": True}}
     assert run_name(scored) == "#3 toynet on toy (all images)"

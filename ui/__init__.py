@@ -1,2 +1,3 @@
 """The Streamlit app on the catalogue (`unitcat ui`): pages in `ui/app_pages/`, charts in
-`ui/plots.py`, data through `catalogue.browse`."""
+`ui/plots.py`, data through `catalogue.query`, labels and
+display frames in `ui/display.py`."""

@@ -1,7 +1,7 @@
 """The unitcat app: `unitcat ui`, or `streamlit run ui/app.py`.
 
 Pages are modules in `ui/app_pages/` wired with st.navigation; they read the
-catalogue through `catalogue.browse` (Core queries with bound parameters).
+catalogue through `catalogue.query` (Core queries with bound parameters).
 A database that cannot be reached shows one error box with the fix instead
 of a page.
 """

@@ -19,6 +19,7 @@ from catalogue.dissection.labels import LayerDissection, label_units
 from catalogue.dissection.tally import IoUTally
 from catalogue.dissection.thresholds import RunningTopK, threshold_rank
 from catalogue.errors import InputError, UnitcatError
+from catalogue.measures import IOU_ABOVE
 from catalogue.models import ModelInfo, PreparedModel, prepared, require_model_info
 from catalogue.probe import ProbeSet
 
@@ -83,7 +84,7 @@ def dissect(
     batch_size: int = 32,
     device: str | None = "auto",
     quantile: float = 0.005,
-    iou_threshold: float = 0.04,
+    iou_threshold: float = IOU_ABOVE.value,
     top_n: int = 5,
     num_workers: int = 0,
     progress: Callable[[int, int], None] | None = None,

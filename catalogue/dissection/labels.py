@@ -10,6 +10,7 @@ import numpy as np
 
 from catalogue.dissection.tally import ConceptIoU
 from catalogue.errors import InputError
+from catalogue.measures import IOU_ABOVE
 from catalogue.probe import Concept
 
 
@@ -91,7 +92,7 @@ def label_units(
     scores: ConceptIoU,
     concepts: Sequence[Concept],
     *,
-    iou_threshold: float = 0.04,
+    iou_threshold: float = IOU_ABOVE.value,
     top_n: int = 5,
 ) -> LayerDissection:
     """Rank each unit's concepts by IoU and flag detectors (IoU > iou_threshold)."""

@@ -21,7 +21,8 @@ from catalogue.data import FASHION_MNIST_DIR, resolve_dataset
 from catalogue.db.results import have_panels
 from catalogue.errors import ConfigError
 from catalogue.models import ModelInfo, load_model
-from catalogue.pipeline.summary import Progress, Reporter, RunReport, run_report
+from catalogue.pipeline.summary import Progress, Reporter
+from catalogue.query.report import RunReport, run_report
 
 DEMO_LAYERS = ("conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 DISSECT_LAYERS = ("conv3", "conv4", "conv5")

@@ -2,7 +2,7 @@
 
 `dissect_into_catalogue` runs `catalogue.dissection.dissect` on conv layers of a
 model over a Broden-format probe set and writes, per unit, its top concepts with
-IoU, threshold and the detector flag (IoU > 0.04) into `dissection`, with the
+IoU, threshold and the detector flag (IoU above `IOU_ABOVE`) into `dissection`, with the
 probe set's concepts in `concept`, in one transaction. `build_probe` makes a
 probe set in Broden's format from the bundled datasets, since Broden itself
 cannot be downloaded here (it is a probe set, not Broden).
@@ -24,6 +24,7 @@ from catalogue.db.results import write_dissection
 from catalogue.db.runs import done_run_id, recorded_run
 from catalogue.dissection import LayerDissection, dissect
 from catalogue.errors import InputError
+from catalogue.measures import IOU_ABOVE
 from catalogue.models import ModelInfo, list_layers
 from catalogue.probe import ProbeSet, make_probe
 
@@ -47,7 +48,7 @@ def dissect_into_catalogue(
     split: str | None = None,
     limit: int | None = None,
     quantile: float = 0.005,
-    iou_threshold: float = 0.04,
+    iou_threshold: float = IOU_ABOVE.value,
     top_n: int = 5,
     batch_size: int = 32,
     device: str = "auto",

@@ -25,7 +25,8 @@ from catalogue.models import load_model
 from catalogue.pipeline.dissect import dissect_into_catalogue
 from catalogue.pipeline.extract import extract_into_catalogue
 from catalogue.pipeline.scoring import score_extraction
-from catalogue.pipeline.summary import Reporter, RunReport, run_report
+from catalogue.pipeline.summary import Reporter
+from catalogue.query.report import RunReport, run_report
 
 #: The paper's layer names and torchvision AlexNet's node names.
 ALEXNET_LAYERS: dict[str, str] = {

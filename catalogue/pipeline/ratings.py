@@ -1,9 +1,10 @@
 """Human ratings of AM panels in the catalogue: import, the rating study, analysis.
 
-The pure parts (CSV validation, counterbalanced lists, Table 1 summaries,
-WordNet name matching) live in `catalogue.ratings` and `catalogue.wordnet`; this
-module reads and writes the `participant`, `rating` and `unit_rating_analysis`
-tables around them.
+The pure parts (CSV validation, counterbalanced lists, per-unit summaries,
+WordNet name matching) live in `catalogue.ratings` and `catalogue.wordnet`, the
+study's reads (panels, answers, Table 1) in `catalogue.query.ratings`; this module
+orchestrates the `participant`, `rating` and `unit_rating_analysis` writes of
+`catalogue.db.ratings` around them.
 
 Study design (the paper's appendix 5, adapted to a live study): the panels are
 the newest AM panel of every unit; `n_practice` of them, chosen with the seed,
@@ -19,7 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Engine
 
 from catalogue.db.ratings import (
     AnalysisRecord,
@@ -39,6 +40,7 @@ from catalogue.db.ratings import (
 )
 from catalogue.db.registry import unit_ids_by_key
 from catalogue.errors import InputError, NotFound
+from catalogue.query.ratings import StudyPanel, answered_units
 from catalogue.ratings import (
     ESTIMATE_BINS,
     MAX_NAMES,
@@ -179,16 +181,6 @@ def analyse_ratings(engine: Engine, *, matcher: NameMatcher | None = None) -> in
 
 
 @dataclass(frozen=True)
-class StudyPanel:
-    panel_id: int
-    unit_id: int
-    model: str
-    layer: str
-    unit: int
-    path: str
-
-
-@dataclass(frozen=True)
 class StudyDesign:
     panels: dict[int, StudyPanel]
     practice: list[int]
@@ -200,20 +192,6 @@ class Participant:
     id: int
     code: str
     list_index: int
-
-
-def study_panels(conn: Connection) -> list[StudyPanel]:
-    """The newest AM panel of every unit, in layer and unit order."""
-    rows = conn.execute(
-        text(
-            "SELECT DISTINCT ON (p.unit_id) p.id, p.unit_id, m.name AS model, l.name AS layer, "
-            "u.unit_index AS unit, p.path, l.position "
-            "FROM am_panel p JOIN unit u ON u.id = p.unit_id JOIN layer l ON l.id = u.layer_id "
-            "JOIN model m ON m.id = l.model_id ORDER BY p.unit_id, p.id DESC"
-        )
-    ).all()
-    rows = sorted(rows, key=lambda r: (r.model, r.position, r.unit))
-    return [StudyPanel(r.id, r.unit_id, r.model, r.layer, r.unit, r.path) for r in rows]
 
 
 def design_study(
@@ -252,18 +230,9 @@ def enrol(engine: Engine, code: str, n_lists: int) -> Participant:
     return Participant(row.id, row.code, row.list_index % n_lists)
 
 
-def answered_units(conn: Connection, participant_id: int) -> set[int]:
-    return set(
-        conn.execute(
-            text("SELECT unit_id FROM rating WHERE participant_id = :p"), {"p": participant_id}
-        ).scalars()
-    )
-
-
 def next_panel(engine: Engine, design: StudyDesign, participant: Participant) -> StudyPanel | None:
     """The first panel of the participant's list they have not answered (None: done)."""
-    with engine.connect() as conn:
-        done = answered_units(conn, participant.id)
+    done = answered_units(engine, participant.id)
     for panel_id in design.lists[participant.list_index]:
         panel = design.panels[panel_id]
         if panel.unit_id not in done:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
+from catalogue.measures import IOU_ABOVE
 from catalogue.models import load_model
 from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
 from ingest.commands.extract import split_names
@@ -44,7 +45,9 @@ def dissect(
     quantile: float = typer.Option(
         0.005, help="Top quantile of each unit's activations that counts as firing."
     ),
-    iou_threshold: float = typer.Option(0.04, help="IoU above which a unit is a detector."),
+    iou_threshold: float = typer.Option(
+        IOU_ABOVE.value, help="IoU above which a unit is a detector (Bau, Zhou et al. 2017)."
+    ),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(32, help="Probe images per forward pass."),
     workers: int = typer.Option(0, help="Image-decoding worker processes."),

@@ -11,8 +11,9 @@ from sqlalchemy import Engine
 
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
-from catalogue.pipeline.rating_table import rating_counts, share_text, table1
+from catalogue.measures import RATING_CONSENSUS_SHARE
 from catalogue.pipeline.ratings import analyse_ratings, import_ratings
+from catalogue.query.ratings import rating_counts, table1
 from catalogue.ratings import CSV_COLUMNS, parse_ratings_csv
 from catalogue.wordnet import NameMatcher, wordnet_available
 from ingest.console import console
@@ -100,10 +101,20 @@ def _analyse_and_report(engine: Engine, matcher: NameMatcher) -> None:
     console.print(_table1(engine))
 
 
+def share_text(value: float | None, se: float | None = None) -> str:
+    """``21.7% (±1.1%)`` as in the paper; ``21.7%`` without an SE; ``–`` for no value."""
+    if value is None:
+        return "–"
+    if se is None:
+        return f"{value:.1%}"
+    return f"{value:.1%} (±{se:.1%})"
+
+
 def _table1(engine: Engine) -> Table:
+    consensus = f"≥ {RATING_CONSENSUS_SHARE:.0%} 'yes'"
     table = Table(
         title="Table 1: are the AM images familiar objects? (Gale et al., sec. 3.2)",
-        caption="c–e: over units with ≥ 80% 'yes'; ± one standard error.",
+        caption=f"c–e: over units with {consensus}; ± one standard error.",
         header_style="bold",
     )
     table.add_column("model")
@@ -111,7 +122,7 @@ def _table1(engine: Engine) -> Table:
     table.add_column("units", justify="right")
     table.add_column("ratings", justify="right")
     table.add_column("(a) % 'yes'", justify="right")
-    table.add_column("(b) % units ≥ 80% 'yes'", justify="right")
+    table.add_column(f"(b) % units {consensus}", justify="right")
     table.add_column("(c) humans ~ humans", justify="right")
     table.add_column("(d) ~ most active class", justify="right")
     table.add_column("(e) ~ CCMAS class", justify="right")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
-from sqlalchemy import text
 
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
+from catalogue.query.runs import run_records
 from ingest.console import console
 
 
@@ -19,17 +19,7 @@ def runs(
     """List the runs in the catalogue, newest first."""
     engine = get_engine()
     ensure_current(engine)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT r.id, r.kind, r.label, r.status, m.name AS model, d.name AS dataset, "
-                "r.parent_id, r.started_at, r.duration_s, r.error "
-                "FROM run r LEFT JOIN model m ON m.id = r.model_id "
-                "LEFT JOIN dataset d ON d.id = r.dataset_id "
-                "WHERE CAST(:kind AS text) IS NULL OR r.kind = :kind ORDER BY r.id DESC"
-            ),
-            {"kind": kind},
-        ).all()
+    rows = run_records(engine, kinds=(kind,) if kind else ())
     if not rows:
         console.print("no runs yet: start with `unitcat ingest extract`.")
         return
@@ -39,15 +29,15 @@ def runs(
     colour = {"done": "green", "failed": "red", "running": "yellow"}
     for r in rows:
         table.add_row(
-            str(r.id),
-            r.kind,
-            r.label or "",
-            f"[{colour.get(r.status, 'white')}]{r.status}[/]",
-            r.model or "",
-            r.dataset or "",
-            str(r.parent_id or ""),
-            r.started_at.strftime("%Y-%m-%d %H:%M"),
-            f"{r.duration_s:.1f} s" if r.duration_s is not None else "",
-            (r.error or "")[:80],
+            str(r["id"]),
+            r["kind"],
+            r["label"] or "",
+            f"[{colour.get(r['status'], 'white')}]{r['status']}[/]",
+            r["model"] or "",
+            r["dataset"] or "",
+            str(r["parent_id"] or ""),
+            r["started_at"].strftime("%Y-%m-%d %H:%M"),
+            f"{r['duration_s']:.1f} s" if r["duration_s"] is not None else "",
+            (r["error"] or "")[:80],
         )
     console.print(table)

@@ -15,11 +15,19 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from catalogue import browse
 from catalogue.config import get_settings
 from catalogue.db.engine import database_url, get_engine, redacted
 from catalogue.db.migrate import ensure_current
 from catalogue.errors import SchemaOutOfDate, UnitcatError
+from catalogue.query import files as file_query
+from catalogue.query import layers as layer_query
+from catalogue.query import overview as overview_query
+from catalogue.query import runs as run_query
+from catalogue.query import search as search_query
+from catalogue.query import units as unit_query
+from catalogue.query.files import UnitActivations
+from catalogue.query.overview import Overview
+from catalogue.query.search import FilterOptions, SearchResult, UnitFilter
 
 TTL_S = 60
 EMBEDDED = "embedded"
@@ -94,7 +102,7 @@ def refresh_button() -> None:
         st.rerun()
 
 
-def stop_if_empty(ov: browse.Overview) -> None:
+def stop_if_empty(ov: Overview) -> None:
     """Show the friendly empty-catalogue message and stop the page."""
     if ov.is_empty:
         st.info(EMPTY_MESSAGE, icon=":material/inventory_2:")
@@ -141,52 +149,47 @@ def json_text(value: Any) -> str:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def overview(key: str) -> browse.Overview:
-    return browse.overview(_engine_for(key))
+def overview(key: str) -> Overview:
+    return overview_query.overview(_engine_for(key))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def filter_options(key: str) -> browse.FilterOptions:
-    return browse.filter_options(_engine_for(key))
+def filter_options(key: str) -> FilterOptions:
+    return search_query.filter_options(_engine_for(key))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def measure_ranges(key: str) -> dict[str, tuple[float, float]]:
-    return browse.measure_ranges(_engine_for(key))
+    return search_query.measure_ranges(_engine_for(key))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner="Searching …")
 def search_units(
-    key: str, flt: browse.UnitFilter, order_by: str, descending: bool, limit: int | None
-) -> browse.SearchResult:
-    return browse.search_units(
+    key: str, flt: UnitFilter, order_by: str, descending: bool, limit: int | None
+) -> SearchResult:
+    return search_query.search_units(
         _engine_for(key), flt, order_by=order_by, descending=descending, limit=limit
     )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def score_runs(key: str) -> pd.DataFrame:
-    return browse.score_runs(_engine_for(key))
+    return run_query.score_runs(_engine_for(key))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def list_runs(key: str, kinds: tuple[str, ...], statuses: tuple[str, ...]) -> pd.DataFrame:
-    return browse.list_runs(_engine_for(key), kinds, statuses)
+    return run_query.list_runs(_engine_for(key), kinds, statuses)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def unit_record(key: str, unit_id: int, run_id: int | None) -> dict[str, Any]:
-    return browse.unit_record(_engine_for(key), unit_id, run_id)
+    return unit_query.unit_record(_engine_for(key), unit_id, run_id)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def unit_runs(key: str, unit_id: int) -> pd.DataFrame:
-    return browse.unit_runs(_engine_for(key), unit_id)
-
-
-@st.cache_data(ttl=TTL_S, show_spinner=False)
-def run_classes(key: str, run_id: int) -> list[str]:
-    return browse.run_classes(_engine_for(key), run_id)
+    return unit_query.unit_runs(_engine_for(key), unit_id)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -194,53 +197,53 @@ def unit_details(key: str, unit_id: int, run_id: int | None) -> dict[str, Any]:
     """Everything the Unit page lists besides the measures, in one cached call."""
     eng = _engine_for(key)
     out: dict[str, Any] = {
-        "dissection": browse.unit_dissection(eng, unit_id),
-        "am": browse.unit_am_panels(eng, unit_id),
-        "ratings": browse.unit_ratings(eng, unit_id),
-        "rating_summary": browse.unit_rating_summary(eng, unit_id),
+        "dissection": unit_query.unit_dissection(eng, unit_id),
+        "am": unit_query.unit_am_panels(eng, unit_id),
+        "ratings": unit_query.unit_ratings(eng, unit_id),
+        "rating_summary": unit_query.unit_rating_summary(eng, unit_id),
     }
     if run_id is not None:
-        out["class_stats"] = browse.unit_class_stats(eng, unit_id, run_id)
-        out["group_metrics"] = browse.unit_group_metrics(eng, unit_id, run_id)
-        out["top_images"] = browse.unit_top_images(eng, unit_id, run_id)
+        out["class_stats"] = unit_query.unit_class_stats(eng, unit_id, run_id)
+        out["group_metrics"] = unit_query.unit_group_metrics(eng, unit_id, run_id)
+        out["top_images"] = unit_query.unit_top_images(eng, unit_id, run_id)
     return out
 
 
 @st.cache_data(ttl=TTL_S, show_spinner="Reading activations …", max_entries=8)
-def unit_activations(key: str, unit_id: int, run_id: int) -> browse.UnitActivations:
-    return browse.unit_activations(_engine_for(key), unit_id, run_id)
+def unit_activations(key: str, unit_id: int, run_id: int) -> UnitActivations:
+    return file_query.unit_activations(_engine_for(key), unit_id, run_id)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def find_unit(key: str, model: str, layer: str, unit: int) -> int:
-    return browse.find_unit(_engine_for(key), model, layer, unit)
+    return unit_query.find_unit(_engine_for(key), model, layer, unit)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def layer_detector_counts(key: str, run_id: int, mi_cutoff: float) -> pd.DataFrame:
-    return browse.layer_detector_counts(_engine_for(key), run_id, mi_cutoff=mi_cutoff)
+    return layer_query.layer_detector_counts(_engine_for(key), run_id, mi_cutoff=mi_cutoff)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def layer_summary(key: str, run_id: int, measures: tuple[str, ...]) -> pd.DataFrame:
-    return browse.layer_summary(_engine_for(key), run_id, measures)
+    return layer_query.layer_summary(_engine_for(key), run_id, measures)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def dissection_summary(key: str) -> pd.DataFrame:
-    return browse.dissection_summary(_engine_for(key))
+    return layer_query.dissection_summary(_engine_for(key))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def measure_correlations(key: str, run_id: int, layer: str) -> pd.DataFrame:
-    return browse.measure_correlations(_engine_for(key), run_id, layer)
+    return layer_query.measure_correlations(_engine_for(key), run_id, layer)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def measure_values(
     key: str, run_id: int, measures: tuple[str, ...], layers: tuple[str, ...]
 ) -> pd.DataFrame:
-    return browse.measure_values(_engine_for(key), run_id, measures, layers=layers)
+    return layer_query.measure_values(_engine_for(key), run_id, measures, layers=layers)
 
 
 def score_run_picker(label: str = "Scoring run", key: str = "score_run") -> int | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from catalogue import browse
 from catalogue.measures import SUMMARISED_MEASURES
-from ui import plots
+from catalogue.query.layers import detector_criteria
+from ui import display, plots
 from ui.app_pages import common
 
 FIGURE2_MEASURES = (
@@ -61,7 +61,9 @@ with right:
         help="A unit counts as a detector by informedness when its max informedness is above this.",
     )
     counts = common.layer_detector_counts(key, run_id, float(mi_cutoff))
-    criteria = [(k, label) for k, label, _ in browse.detector_criteria(float(mi_cutoff))]
+    criteria = [
+        (c.key, display.criterion_short_label(c)) for c in detector_criteria(float(mi_cutoff))
+    ]
     long = plots.detector_count_frame(counts, criteria)
     order = counts["layer"].tolist()
     st.altair_chart(plots.detector_count_chart(long, order), key="detector_counts")

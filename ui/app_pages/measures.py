@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from catalogue import browse
 from catalogue.measures import CORRELATED_MEASURES, FLOAT_MEASURES
+from catalogue.query.layers import pooled_correlations
 from ui import plots
 from ui.app_pages import common
 
@@ -34,7 +34,7 @@ method = c2.radio(
 )
 
 if layer == ALL_LAYERS:
-    pairs = browse.pooled_correlations(values_all)
+    pairs = pooled_correlations(values_all)
     st.caption(f"Over all {len(values_all):,} units of the run (pairwise-complete).")
 else:
     pairs = common.measure_correlations(key, run_id, layer)

@@ -22,19 +22,17 @@ import re
 import streamlit as st
 from sqlalchemy import Engine
 
-from catalogue.browse import artifact_path
 from catalogue.errors import InputError
 from catalogue.pipeline.ratings import (
     Participant,
     StudyDesign,
-    StudyPanel,
-    answered_units,
     design_study,
     enrol,
     next_panel,
     record_rating,
-    study_panels,
 )
+from catalogue.query.files import artifact_path
+from catalogue.query.ratings import StudyPanel, answered_units, study_panels
 from catalogue.ratings import ESTIMATE_BINS, MAX_NAMES
 from ui.app_pages import common
 
@@ -207,8 +205,7 @@ def _show_notice() -> None:
 
 
 def _run(engine: Engine) -> None:
-    with engine.connect() as conn:
-        panels = study_panels(conn)
+    panels = study_panels(engine)
     if not panels:
         st.info(NO_PANELS, icon=":material/inventory_2:")
         st.stop()
@@ -232,8 +229,7 @@ def _run(engine: Engine) -> None:
     st.sidebar.button("Not you? Change participant", key="rate_switch", on_click=_leave)
     _show_notice()
 
-    with engine.connect() as conn:
-        answered = answered_units(conn, participant.id)
+    answered = answered_units(engine, participant.id)
     practice_done = st.session_state.get(PRACTICE_DONE, {}).get(participant.code, 0)
     if not answered and practice_done < len(design.practice):
         panel = design.panels[design.practice[practice_done]]

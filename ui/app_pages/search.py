@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from catalogue import browse
 from catalogue.errors import InputError
 from catalogue.measures import CLASS_MEASURES, FLOAT_MEASURES, MEASURES_BY_NAME
+from catalogue.query.search import EXTRA_NUMERIC, PRESETS, SORTABLE, UnitFilter
 from ui.app_pages import common
 from ui.plots import measure_label
 
@@ -22,17 +22,17 @@ common.stop_if_empty(common.overview(key))
 options = common.filter_options(key)
 ranges = common.measure_ranges(key)
 
-preset_keys: list[str | None] = [None, *browse.PRESETS]
+preset_keys: list[str | None] = [None, *PRESETS]
 wanted = st.query_params.get("preset")
 preset = st.selectbox(
     "Preset",
     preset_keys,
     index=preset_keys.index(wanted) if wanted in preset_keys else 0,
-    format_func=lambda k: "— none —" if k is None else browse.PRESETS[k].label,
+    format_func=lambda k: "— none —" if k is None else PRESETS[k].label,
     key="preset",
 )
 if preset is not None:
-    st.caption(browse.PRESETS[preset].description)
+    st.caption(PRESETS[preset].description)
 
 c1, c2, c3 = st.columns(3)
 models = c1.multiselect("Model", options.models, key="models")
@@ -67,7 +67,7 @@ concept = c3.selectbox(
 )
 localist_choice = c4.selectbox("Localist", ["any", "yes", "no"], key="localist")
 
-numeric = [m for m in (*FLOAT_MEASURES, "best_iou", "share_yes") if m in ranges]
+numeric = [m for m in (*FLOAT_MEASURES, *EXTRA_NUMERIC) if m in ranges]
 chosen = st.multiselect(
     "Filter on measures (inclusive ranges)",
     numeric,
@@ -86,11 +86,11 @@ for name in chosen:
     bounds.append((name, lo, hi))
 
 s1, s2, s3 = st.columns([2, 1, 1])
-order_by = s1.selectbox("Sort by", browse.SORTABLE, format_func=measure_label, key="order_by")
+order_by = s1.selectbox("Sort by", SORTABLE, format_func=measure_label, key="order_by")
 descending = s2.toggle("Descending", value=True, key="descending")
 limit = int(s3.number_input("Show at most", 10, 100_000, 1000, step=100, key="limit"))
 
-flt = browse.UnitFilter(
+flt = UnitFilter(
     ranges=tuple(bounds),
     models=tuple(models),
     layers=tuple(layers),
@@ -156,7 +156,7 @@ for name in DISPLAY:
     measure = MEASURES_BY_NAME.get(name)
     if name in config:
         continue
-    if (measure is not None and measure.kind == "float") or name in ("best_iou", "share_yes"):
+    if (measure is not None and measure.kind == "float") or name in EXTRA_NUMERIC:
         config[name] = st.column_config.NumberColumn(
             measure_label(name), help=measure.description if measure else None, format="%.3f"
         )

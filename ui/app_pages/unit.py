@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from catalogue import browse
 from catalogue.errors import InputError, NotFound
-from ui import plots
+from catalogue.measures import RATING_CONSENSUS_SHARE
+from catalogue.query.units import detector_verdicts, layer_units
+from ui import display, plots
 from ui.app_pages import common
 
 
@@ -37,7 +38,7 @@ def _picker(key: str) -> None:
     c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
     model = c1.selectbox("Model", options.models, key="pick_model")
     layer = c2.selectbox("Layer", options.layers.get(model, []), key="pick_layer")
-    n_units = browse.layer_units(common.engine(), model, layer) if layer else 0
+    n_units = layer_units(common.engine(), model, layer) if layer else 0
     unit = c3.number_input("Unit", 0, max(n_units - 1, 0), 0, key="pick_unit")
     c4.write("")
     if c4.button("Open", key="pick_open", type="primary"):
@@ -61,7 +62,7 @@ def _fmt(value: Any) -> str:
 
 
 def _measures(record: dict[str, Any]) -> None:
-    rows = browse.measure_rows(record)
+    rows = display.measure_rows(record)
     table = pd.DataFrame(
         {
             "Measure": rows["label"],
@@ -80,13 +81,8 @@ def _measures(record: dict[str, Any]) -> None:
         key="measure_table",
     )
     st.markdown("**Is it an object detector?**")
-    for verdict in browse.detector_verdicts(record):
-        mark = {
-            True: ":green[:material/check_circle:]",
-            False: ":red[:material/cancel:]",
-            None: ":gray[:material/remove:]",
-        }[verdict.is_detector]
-        st.markdown(f"{mark} {verdict.criterion} — {verdict.detail}")
+    for verdict in detector_verdicts(record):
+        st.markdown(display.verdict_line(verdict))
 
 
 def _class_threshold(
@@ -216,7 +212,9 @@ def _ratings(summary: dict[str, Any] | None, ratings: pd.DataFrame) -> None:
     c1, c2, c3 = st.columns(3)
     c1.metric("Ratings", summary["n_ratings"])
     c2.metric("Said 'object'", f"{summary['share_yes']:.0%}")
-    c3.metric("Consensus (≥ 80%)", "yes" if summary["consensus"] else "no")
+    c3.metric(
+        f"Consensus (≥ {RATING_CONSENSUS_SHARE:.0%})", "yes" if summary["consensus"] else "no"
+    )
     if summary.get("top_name"):
         st.markdown(f"Most given name: **{summary['top_name']}**")
     shown = ratings.assign(names=[", ".join(n or []) for n in ratings["names"]])

@@ -1,0 +1,148 @@
+"""Per layer of a scoring run: how many units each detector criterion calls a detector,
+each measure's distribution (the paper's Figure 2), how the measures correlate (its
+Table 3), dissection per layer, and the measure values behind the scatter plots."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, func, select
+
+from catalogue.errors import InputError
+from catalogue.measures import (
+    CORRELATED_MEASURES,
+    CRITERIA,
+    MEASURES_BY_NAME,
+    Condition,
+    Criterion,
+)
+from catalogue.query.frame import read_frame
+from catalogue.query.search import EXTRA_NUMERIC
+from catalogue.query.views import (
+    DISSECTION_SUMMARY,
+    LAYER_SUMMARY,
+    MEASURE_CORRELATIONS,
+    UNIT_CATALOGUE,
+)
+
+# ------------------------------------------------------------------------ detector counts
+
+
+def _informedness_criterion(cutoff: float) -> Criterion:
+    """A unit counts as a detector by informedness when its max informedness is above
+    `cutoff` (the Layers page's slider: the literature names no one cut-off)."""
+    if not math.isfinite(cutoff):
+        raise InputError("the max-informedness cut-off must be a finite number.")
+    return Criterion(
+        "max_informedness",
+        f"Max informedness > {cutoff:g}",
+        "Powers 2003; Gale et al. 2020",
+        "Hit rate minus false-positive rate at the best class and threshold (Youden's J).",
+        (Condition("max_informedness", ">", float(cutoff)),),
+        class_column="mi_class",
+    )
+
+
+def detector_criteria(mi_cutoff: float) -> list[Criterion]:
+    """The criteria counted per layer: the registry's, then max informedness > `mi_cutoff`."""
+    return [*CRITERIA, _informedness_criterion(mi_cutoff)]
+
+
+def layer_detector_counts(engine: Engine, run_id: int, *, mi_cutoff: float = 0.5) -> pd.DataFrame:
+    """Per layer of a scoring run: units, and how many units each criterion calls a detector
+    (one column per criterion, named by its key)."""
+    t = UNIT_CATALOGUE
+    counts = [func.count().filter(c.core(t.c)).label(c.key) for c in detector_criteria(mi_cutoff)]
+    statement = (
+        select(t.c.model, t.c.layer, t.c.layer_position, func.count().label("n_units"), *counts)
+        .where(t.c.run_id == int(run_id))
+        .group_by(t.c.model, t.c.layer, t.c.layer_position)
+        .order_by(t.c.layer_position, t.c.layer)
+    )
+    return read_frame(engine, statement)
+
+
+# ------------------------------------------------------------------------- distributions
+
+
+def layer_summary(
+    engine: Engine, run_id: int, measures: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """`layer_summary` rows of a scoring run (quartiles, mean, sd per layer and measure)."""
+    s = LAYER_SUMMARY
+    statement = select(s).where(s.c.run_id == int(run_id))
+    if measures:
+        statement = statement.where(s.c.measure.in_(list(measures)))
+    return read_frame(engine, statement.order_by(s.c.layer_position, s.c.layer, s.c.measure))
+
+
+def dissection_summary(engine: Engine) -> pd.DataFrame:
+    """`dissection_summary`: per dissection run and layer, units, detectors, unique concepts."""
+    s = DISSECTION_SUMMARY
+    return read_frame(engine, select(s).order_by(s.c.run_id, s.c.layer_position))
+
+
+# -------------------------------------------------------------------------- correlations
+
+
+def measure_correlations(engine: Engine, run_id: int, layer: str) -> pd.DataFrame:
+    """`measure_correlations` rows (Pearson and Spearman per pair of measures) of one layer."""
+    c = MEASURE_CORRELATIONS
+    statement = (
+        select(c)
+        .where(c.c.run_id == int(run_id), c.c.layer == layer)
+        .order_by(c.c.measure_a, c.c.measure_b)
+    )
+    return read_frame(engine, statement)
+
+
+def pooled_correlations(
+    values: pd.DataFrame, measures: Sequence[str] = CORRELATED_MEASURES
+) -> pd.DataFrame:
+    """Correlations over all units of `values` (pairwise-complete, like the view), in the
+    view's long shape: measure_a < measure_b, n, pearson, spearman."""
+    rows = []
+    names = sorted(m for m in measures if m in values.columns)
+    numeric = values[names].apply(pd.to_numeric, errors="coerce").astype("float64")
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            pair = numeric[[a, b]].dropna()
+            n = len(pair)
+            pearson = spearman = float("nan")
+            if n >= 2 and pair[a].nunique() > 1 and pair[b].nunique() > 1:
+                pearson = float(np.corrcoef(pair[a], pair[b])[0, 1])
+                spearman = float(np.corrcoef(pair[a].rank(), pair[b].rank())[0, 1])
+            rows.append(
+                {"measure_a": a, "measure_b": b, "n": n, "pearson": pearson, "spearman": spearman}
+            )
+    return pd.DataFrame(rows, columns=["measure_a", "measure_b", "n", "pearson", "spearman"])
+
+
+def measure_values(
+    engine: Engine,
+    run_id: int,
+    measures: Sequence[str],
+    *,
+    layers: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Identity columns and the given measures for every unit of a scoring run."""
+    t = UNIT_CATALOGUE
+    unknown = [m for m in measures if m not in MEASURES_BY_NAME and m not in EXTRA_NUMERIC]
+    if unknown:
+        raise InputError(f"unknown measures: {', '.join(unknown)}.")
+    extra = [c for c in ("precision_class", "mi_class", "ccmas_class") if c not in measures]
+    statement = select(
+        t.c.run_id,
+        t.c.unit_id,
+        t.c.model,
+        t.c.layer,
+        t.c.layer_position,
+        t.c.unit,
+        *(t.c[m] for m in dict.fromkeys([*measures, *extra])),
+    ).where(t.c.run_id == int(run_id))
+    if layers:
+        statement = statement.where(t.c.layer.in_(list(layers)))
+    return read_frame(engine, statement.order_by(t.c.layer_position, t.c.unit))

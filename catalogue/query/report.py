@@ -1,0 +1,107 @@
+"""What a pipeline run reports (`unitcat demo`, `unitcat ingest paper`): the detector
+counts per layer (the paper's Figure 2 in numbers) and the headline query's units.
+
+The headline is the paper's point: units that top-60 precision calls object
+detectors while most images above their best threshold belong to other classes
+(the "misleading" criterion of `catalogue.measures.CRITERIA`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from catalogue.measures import CRITERIA, CRITERIA_BY_KEY
+from catalogue.query.views import LAYER_DETECTORS, MISLEADING_DETECTORS, UNIT_CATALOGUE
+
+_MISLEADING = CRITERIA_BY_KEY["misleading"]
+_PRECISION = CRITERIA_BY_KEY["precision"]
+
+#: The headline query as a user types it in psql or the SQL page.
+HEADLINE_SQL = (
+    "SELECT model, layer, unit, precision, precision_class, false_alarm_rate\n"
+    "FROM unit_catalogue\n"
+    f"WHERE {_MISLEADING.sql()}"
+)
+
+#: The columns of a unit in the report's unit tables.
+_UNIT_COLUMNS: tuple[str, ...] = (
+    "layer",
+    "unit",
+    "precision",
+    "precision_class",
+    "false_alarm_rate",
+    "max_informedness",
+    "recall_at_mi",
+)
+
+
+@dataclass
+class RunReport:
+    model: str
+    #: per layer: layer, n_units, one count per criterion (its `count_column`), medians
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    misleading: list[dict[str, Any]] = field(default_factory=list)
+    n_misleading: int = 0
+    #: the precision "detectors" with the highest false-alarm rates (shown when none is misleading)
+    worst_precision_detectors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_report(engine: Engine, model_name: str, score_run_id: int) -> RunReport:
+    """The per-layer detector counts and the headline query of one scoring run."""
+    ld, md, uc = LAYER_DETECTORS, MISLEADING_DETECTORS, UNIT_CATALOGUE
+    counts = [ld.c[c.count_column] for c in CRITERIA if c.count_column]
+    run = int(score_run_id)
+    with engine.connect() as conn:
+        layers = conn.execute(
+            select(
+                ld.c.layer,
+                ld.c.n_units,
+                *counts,
+                ld.c.median_max_informedness,
+                ld.c.median_false_alarm_rate,
+            )
+            .where(ld.c.run_id == run)
+            .order_by(ld.c.layer_position)
+        ).mappings()
+        layers = [dict(r) for r in layers]
+        misleading = conn.execute(
+            select(*(md.c[name] for name in _UNIT_COLUMNS))
+            .where(md.c.run_id == run)
+            .order_by(md.c.false_alarm_rate.desc(), md.c.precision.desc())
+            .limit(10)
+        ).mappings()
+        misleading = [dict(r) for r in misleading]
+        n_misleading = conn.execute(
+            select(func.count()).select_from(md).where(md.c.run_id == run)
+        ).scalar_one()
+        worst = conn.execute(
+            select(*(uc.c[name] for name in _UNIT_COLUMNS))
+            .where(uc.c.run_id == run, _PRECISION.core(uc.c))
+            .order_by(uc.c.false_alarm_rate.desc().nulls_last(), uc.c.precision.desc())
+            .limit(5)
+        ).mappings()
+        worst = [dict(r) for r in worst]
+    return RunReport(
+        model=model_name,
+        layers=layers,
+        misleading=misleading,
+        n_misleading=int(n_misleading),
+        worst_precision_detectors=worst,
+    )
+
+
+def showcase_unit(engine: Engine) -> tuple[int, int] | None:
+    """(unit id, scoring run) of the precision "detector" with the highest false-alarm rate
+    in the catalogue (the README's screenshot of the Unit page); None when there is none."""
+    uc = UNIT_CATALOGUE
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(uc.c.unit_id, uc.c.run_id)
+            .where(_PRECISION.core(uc.c))
+            .order_by(uc.c.false_alarm_rate.desc().nulls_last())
+            .limit(1)
+        ).one_or_none()
+    return None if row is None else (int(row.unit_id), int(row.run_id))

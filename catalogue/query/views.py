@@ -1,0 +1,200 @@
+"""The SQL views of `catalogue.db.views` as Core tables, and the schema's tables by name.
+
+Declarations only: queries select from these, so that a column name is written
+once here and checked against the database in the tests (a renamed view column
+fails there, not on a user's screen). Column names are DESIGN.md's contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Boolean, Double, Integer, Text, column, table
+from sqlalchemy.sql import TableClause
+
+from catalogue.db import schema
+from catalogue.measures import CRITERIA, UNIT_MEASURES
+
+
+def _measure_columns() -> list[Any]:
+    cols: list[Any] = []
+    for m in UNIT_MEASURES:
+        if m.kind == "class":
+            cols += [column(m.name, Text), column(f"{m.name}_index", Integer)]
+        elif m.kind == "bool":
+            cols.append(column(m.name, Boolean))
+        else:
+            cols.append(column(m.name, Double))
+    return cols
+
+
+def _columns(*spec: tuple[str, Any]) -> list[Any]:
+    return [column(name, type_) for name, type_ in spec]
+
+
+_UNIT_CATALOGUE_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("run_id", Integer),
+    ("model", Text),
+    ("architecture", Text),
+    ("layer", Text),
+    ("layer_kind", Text),
+    ("layer_position", Integer),
+    ("unit", Integer),
+    ("unit_id", Integer),
+    ("dataset", Text),
+    ("n_images", Integer),
+)
+_UNIT_CATALOGUE_TAIL: tuple[tuple[str, Any], ...] = (
+    ("best_concept", Text),
+    ("best_concept_category", Text),
+    ("best_iou", Double),
+    ("is_detector", Boolean),
+    ("n_ratings", Integer),
+    ("share_yes", Double),
+    ("rating_consensus", Boolean),
+    ("rating_top_name", Text),
+)
+
+
+def _unit_catalogue(name: str) -> TableClause:
+    return table(
+        name,
+        *_columns(*_UNIT_CATALOGUE_COLUMNS),
+        *_measure_columns(),
+        *_columns(*_UNIT_CATALOGUE_TAIL),
+    )
+
+
+#: `unit_catalogue`: one row per unit and scoring run (run_id NULL for units never scored).
+UNIT_CATALOGUE: TableClause = _unit_catalogue("unit_catalogue")
+
+#: `misleading_detectors`: the `unit_catalogue` rows the "misleading" criterion selects.
+MISLEADING_DETECTORS: TableClause = _unit_catalogue("misleading_detectors")
+
+#: `layer_detectors`: per layer of a scoring run, the units each criterion calls detectors.
+LAYER_DETECTORS: TableClause = table(
+    "layer_detectors",
+    *_columns(
+        ("run_id", Integer),
+        ("model", Text),
+        ("layer", Text),
+        ("layer_position", Integer),
+        ("n_units", Integer),
+    ),
+    *(column(c.count_column, Integer) for c in CRITERIA if c.count_column),
+    *_columns(
+        ("median_max_informedness", Double),
+        ("median_false_alarm_rate", Double),
+        ("median_recall_at_mi", Double),
+    ),
+)
+
+LAYER_SUMMARY: TableClause = table(
+    "layer_summary",
+    *_columns(
+        ("run_id", Integer),
+        ("model", Text),
+        ("layer", Text),
+        ("layer_position", Integer),
+        ("measure", Text),
+        ("n", Integer),
+        ("mean", Double),
+        ("sd", Double),
+        ("min", Double),
+        ("q1", Double),
+        ("median", Double),
+        ("q3", Double),
+        ("max", Double),
+    ),
+)
+
+MEASURE_CORRELATIONS: TableClause = table(
+    "measure_correlations",
+    *_columns(
+        ("run_id", Integer),
+        ("model", Text),
+        ("layer", Text),
+        ("measure_a", Text),
+        ("measure_b", Text),
+        ("n", Integer),
+        ("pearson", Double),
+        ("spearman", Double),
+    ),
+)
+
+RATING_SUMMARY: TableClause = table(
+    "rating_summary",
+    *_columns(
+        ("unit_id", Integer),
+        ("n_ratings", Integer),
+        ("n_yes", Integer),
+        ("share_yes", Double),
+        ("consensus", Boolean),
+        ("top_name", Text),
+        ("human_agreement", Double),
+    ),
+)
+
+#: `rating_layer_summary`: the paper's Table 1 per layer, with standard errors.
+RATING_LAYER_SUMMARY: TableClause = table(
+    "rating_layer_summary",
+    *_columns(
+        ("model", Text),
+        ("layer", Text),
+        ("layer_position", Integer),
+        ("n_units", Integer),
+        ("n_ratings", Integer),
+        ("share_yes", Double),
+        ("share_yes_se", Double),
+        ("share_consensus", Double),
+        ("share_consensus_se", Double),
+        ("human_agreement", Double),
+        ("human_agreement_se", Double),
+        ("match_most_active", Double),
+        ("match_most_active_se", Double),
+        ("match_ccmas", Double),
+        ("match_ccmas_se", Double),
+    ),
+)
+
+DISSECTION_SUMMARY: TableClause = table(
+    "dissection_summary",
+    *_columns(
+        ("run_id", Integer),
+        ("model", Text),
+        ("layer", Text),
+        ("layer_position", Integer),
+        ("n_units", Integer),
+        ("n_detectors", Integer),
+        ("n_unique_concepts", Integer),
+    ),
+)
+
+#: Every view declared here (the tests check each against the database).
+VIEWS: tuple[TableClause, ...] = (
+    UNIT_CATALOGUE,
+    MISLEADING_DETECTORS,
+    LAYER_DETECTORS,
+    LAYER_SUMMARY,
+    MEASURE_CORRELATIONS,
+    RATING_SUMMARY,
+    RATING_LAYER_SUMMARY,
+    DISSECTION_SUMMARY,
+)
+
+RUN = schema.Run.__table__
+MODEL = schema.Model.__table__
+LAYER = schema.Layer.__table__
+UNIT = schema.Unit.__table__
+DATASET = schema.Dataset.__table__
+IMAGE_CLASS = schema.ImageClass.__table__
+CLASS_GROUP = schema.ClassGroup.__table__
+UNIT_METRICS = schema.UnitMetrics.__table__
+UNIT_CLASS_STATS = schema.UnitClassStats.__table__
+UNIT_GROUP_METRICS = schema.UnitGroupMetrics.__table__
+UNIT_TOP_IMAGE = schema.UnitTopImage.__table__
+CONCEPT = schema.Concept.__table__
+DISSECTION = schema.Dissection.__table__
+AM_PANEL = schema.AMPanel.__table__
+PARTICIPANT = schema.Participant.__table__
+RATING = schema.Rating.__table__
