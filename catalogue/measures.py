@@ -254,11 +254,6 @@ PRECISION_ABOVE = Condition("precision", ">", 0.75)
 CCMAS_ABOVE = Condition("ccmas", ">", 0.9)
 IOU_ABOVE = Condition("best_iou", ">", 0.04)
 FALSE_ALARM_ABOVE = Condition("false_alarm_rate", ">", 0.9)
-# Plain numbers, derived from the conditions above (kept while callers move to CRITERIA).
-PRECISION_DETECTOR = float(PRECISION_ABOVE.value or 0)
-CCMAS_DETECTOR = float(CCMAS_ABOVE.value or 0)
-IOU_DETECTOR = float(IOU_ABOVE.value or 0)
-MISLEADING_FALSE_ALARM = float(FALSE_ALARM_ABOVE.value or 0)
 #: share of participants answering "yes" for a unit to count as interpretable (Gale et al.)
 RATING_CONSENSUS_SHARE = 0.8
 
