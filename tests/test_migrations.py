@@ -528,7 +528,7 @@ print(json.dumps({
     env = {**os.environ, "PYTHONPATH": str(site), "DATABASE_URL": url}
     out = json.loads(_run([sys.executable, "-c", probe], cwd=elsewhere, env=env).stdout)
 
-    assert not any(str(REPO) in p for p in out["path"] if p)
+    assert not any(Path(p).resolve() == REPO.resolve() for p in out["path"] if p)
     assert out["modules"] and all(m.startswith(str(site)) for m in out["modules"])
     assert out["scripts"] == str(site / "catalogue" / "migrations")
     assert out["revision"] == migrate.head_revision()
