@@ -42,6 +42,15 @@ ESTIMATE_BINS = ("0-20", "20-40", "40-60", "60-80", "80-100")
 # Midpoint of each Q2 bin as a share, for the mean expected agreement.
 ESTIMATE_MIDPOINTS = {b: (int(b.split("-")[0]) + int(b.split("-")[1])) / 200 for b in ESTIMATE_BINS}
 MAX_NAMES = 2
+
+
+def estimate_label(bin_name: str) -> str:
+    """A Q2 bin as participants read it: the paper's '0-20%' … '80-100%' without edges that
+    two bins share ('20-40' → '21–40%'); the stored value stays the bin's name."""
+    low, high = (int(x) for x in bin_name.split("-"))
+    return f"{low if low == 0 else low + 1}–{high}%"
+
+
 NAME_SEPARATOR = ";"
 MIN_RATERS = RATING_MIN_RATERS
 MAX_ERRORS_SHOWN = 10

