@@ -31,7 +31,7 @@ if study.active():
     page = st.navigation(
         [st.Page(common.RATE_PAGE, title="Rate", url_path="rate")], position="hidden"
     )
-    st.set_page_config(page_title="Rating study", page_icon=ICON)
+    st.set_page_config(page_title="Rating study", page_icon=ICON, layout="wide")
     try:
         page.run()
     except (OperationalError, DatabaseUnavailable) as exc:
@@ -56,7 +56,7 @@ if (PAGES_DIR / "rate.py").is_file():  # the human rating experiment (its own mo
     )
 
 page = st.navigation(pages)
-st.set_page_config(page_icon=ICON)  # after navigation: a page's own icon would be fetched online
+st.set_page_config(page_icon=ICON, layout="wide")  # after navigation: a page icon is fetched online
 common.connect_or_stop()
 st.sidebar.caption(f"Catalogue: {common.database_caption()}")
 common.refresh_button()

@@ -294,7 +294,7 @@ def layer_box_chart(
     )
     base = alt.Chart()
     whisker = base.mark_rule(color="#555555").encode(
-        x=x, y=alt.Y("min:Q", title=None, axis=alt.Axis(format="~g")), y2="max:Q"
+        x=x, y=alt.Y("min:Q", title=None, axis=alt.Axis(format=".4~g")), y2="max:Q"
     )
     box = base.mark_bar(size=22, color="#c6dbef", stroke="#3b6ea5").encode(
         x=x,
@@ -388,7 +388,7 @@ def detector_count_chart(
             color=alt.Color(
                 "criterion:N",
                 sort=criteria,
-                legend=alt.Legend(title=None, orient="bottom", columns=1, labelLimit=0),
+                legend=alt.Legend(title=None, orient="right", labelLimit=0),
             ),
             tooltip=[
                 "layer:N",
@@ -484,8 +484,8 @@ def scatter_chart(
         alt.Chart(frame)
         .mark_circle(size=40)
         .encode(
-            x=alt.X(f"{x}:Q", title=measure_label(x), axis=alt.Axis(format="~g")),
-            y=alt.Y(f"{y}:Q", title=measure_label(y), axis=alt.Axis(format="~g")),
+            x=alt.X(f"{x}:Q", title=measure_label(x), axis=alt.Axis(format=".4~g")),
+            y=alt.Y(f"{y}:Q", title=measure_label(y), axis=alt.Axis(format=".4~g")),
             color=alt.Color(f"{colour}:N", title=colour),
             opacity=alt.condition(pick, alt.value(0.85), alt.value(0.3)),
             tooltip=tooltip,
