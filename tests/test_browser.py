@@ -229,7 +229,7 @@ def test_every_page_renders_in_chromium(
 
 
 def _open_cell(page: object, row: int = 0) -> None:
-    """Click the "open ▸" cell of a result row (the column after the row markers)."""
+    """Click the "open ›" cell of a result row (the column after the row markers)."""
     grid = page.locator('[data-testid="stDataFrame"]').first  # type: ignore[attr-defined]
     box = grid.bounding_box()
     assert box is not None
@@ -240,7 +240,7 @@ def _open_cell(page: object, row: int = 0) -> None:
 def test_clicking_a_search_result_opens_the_unit(
     server: str, browser: object, catalogue: UICatalogue
 ) -> None:
-    """One click on "open ▸" opens the unit, at its permalink."""
+    """One click on "open ›" opens the unit, at its permalink."""
     page = browser.new_page(viewport={"width": 1400, "height": 2000})  # type: ignore[attr-defined]
     _goto(page, server + "/?preset=localist", "1 unit match", "search-localist")
     _open_cell(page)
@@ -266,7 +266,7 @@ def test_a_permalink_opens_the_unit(server: str, browser: object, catalogue: UIC
         "unit-permalink",
     )
     assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 3  # type: ignore[attr-defined]
-    page.get_by_role("button", name="conv5.2 ▸").click()  # type: ignore[attr-defined]
+    page.get_by_role("button", name="conv5.2 ›").click()  # type: ignore[attr-defined]
     page.get_by_text("toynet · conv5 · unit 2").wait_for(timeout=WAIT_MS)  # type: ignore[attr-defined]
     _settle(page)
     assert "unit=2" in page.url and "layer=conv5" in page.url  # type: ignore[attr-defined]

@@ -210,7 +210,7 @@ def test_previous_and_next_walk_the_layer(
     app: Callable[..., AppTest], catalogue: UICatalogue
 ) -> None:
     at = app("app_pages/unit.py", model="toynet", layer="fc6", unit=6, run_id=catalogue.score_run)
-    assert at.button(key="unit_previous").label == "◂ fc6.5"
+    assert at.button(key="unit_previous").label == "‹ fc6.5"
     at.button(key="unit_next").click().run()
     assert "toynet · fc6 · unit 7" in _texts(at)
     assert at.query_params["unit"] == "7" and at.query_params["run_id"] == str(catalogue.score_run)
@@ -253,7 +253,7 @@ def test_units_of_the_same_class_and_concept_are_listed(
     concept = _related_tables(at)[-1]
     assert concept["unit"].tolist() == [4, 1, 3]
     assert concept["best_iou"].tolist() == pytest.approx([0.03, 0.02, 0.015])
-    # a click on "open ▸" opens that unit
+    # a click on "open ›" opens that unit
     at.session_state["related_concept_0"] = {
         "selection": {"rows": [], "columns": [], "cells": [[0, "open"]]}
     }
@@ -399,3 +399,56 @@ def test_sql_page_lists_views_with_their_columns_from_the_catalog(
     statement = at.query_params["sql"]
     again = app("app_pages/sql.py", sql=statement)
     assert again.dataframe[0].value["unit"].tolist() == frame["unit"].tolist()
+
+
+# ------------------------------------------------ consensus needs RATING_MIN_RATERS (last)
+
+
+def test_consensus_is_stated_only_after_enough_raters(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    """One 'yes' is not a consensus: the Unit page says how many raters it needs, and the
+    view leaves `rating_consensus` NULL until 5 people have rated the panel."""
+    from catalogue.measures import RATING_MIN_RATERS
+
+    assert RATING_MIN_RATERS == 5
+    engine = create_engine(catalogue.url, poolclass=NullPool)
+    unit_id = catalogue.unit_ids[("fc6", 6)]
+
+    def rate(codes: list[str]) -> None:
+        with engine.begin() as conn:
+            for code in codes:
+                pid = conn.execute(
+                    text("INSERT INTO participant (code, list_index) VALUES (:c, 0) RETURNING id"),
+                    {"c": code},
+                ).scalar_one()
+                conn.execute(
+                    text(
+                        "INSERT INTO rating (participant_id, unit_id, answer, estimate, names, "
+                        "source) VALUES (:p, :u, true, '80-100', ARRAY['owl'], 'import')"
+                    ),
+                    {"p": pid, "u": unit_id},
+                )
+
+    def consensus() -> object:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT DISTINCT rating_consensus FROM unit_catalogue WHERE unit_id = :u"),
+                {"u": unit_id},
+            ).scalar_one()
+
+    rate(["q1"])
+    assert consensus() is None
+    at = app("app_pages/unit.py", model="toynet", layer="fc6", unit=6)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Ratings"] == "1" and metrics["Consensus (≥ 80%)"] == "needs 5 raters"
+    rate(["q2", "q3", "q4"])
+    assert consensus() is None  # four people all said yes: still too few
+    rate(["q5"])
+    assert consensus() is True
+    import streamlit as st
+
+    st.cache_data.clear()  # as "Refresh data" does: query results are kept for 60 s
+    at = app("app_pages/unit.py", model="toynet", layer="fc6", unit=6)
+    assert {m.label: m.value for m in at.metric}["Consensus (≥ 80%)"] == "yes"
+    engine.dispose()

@@ -48,8 +48,8 @@ def downloads(chart: alt.TopLevelMixin, *, name: str, key: str, where: Any = Non
     """SVG and PNG download buttons for `chart` (files made on demand)."""
     place = where if where is not None else st
     name = file_stem(name)
-    svg, png, _ = place.columns([1, 1, 6])
-    svg.download_button(
+    row = place.container(horizontal=True, gap="small")
+    row.download_button(
         "SVG",
         data=lambda: to_svg(chart),
         file_name=f"{name}.svg",
@@ -58,8 +58,9 @@ def downloads(chart: alt.TopLevelMixin, *, name: str, key: str, where: Any = Non
         icon=":material/download:",
         key=f"{key}_svg",
         help="Download this figure as SVG",
+        type="tertiary",
     )
-    png.download_button(
+    row.download_button(
         "PNG",
         data=lambda: to_png(chart),
         file_name=f"{name}.png",
@@ -68,6 +69,7 @@ def downloads(chart: alt.TopLevelMixin, *, name: str, key: str, where: Any = Non
         icon=":material/download:",
         key=f"{key}_png",
         help="Download this figure as PNG",
+        type="tertiary",
     )
 
 

@@ -35,7 +35,6 @@ COLUMN_LABELS: dict[str, str] = {
     "best_concept": "Best concept",
     "best_concept_category": "Concept category",
     "best_iou": "Best dissection IoU",
-    "is_detector": "IoU detector",
     "n_ratings": "Ratings",
     "share_yes": "Share of 'yes' ratings",
     "rating_consensus": "Rated interpretable",
@@ -52,6 +51,18 @@ COLUMN_LABELS: dict[str, str] = {
     "activation": "Activation",
     "image_key": "Image",
     "image_index": "Image index",
+    "group_name": "Class group",
+    "n_nonzero_in": "Share non-zero inside",
+    "n_nonzero_out": "Share non-zero outside",
+    "mu_in": "Mean inside",
+    "mu_out": "Mean outside",
+    "is_detector": "Detector (IoU)",
+    "participant": "Participant",
+    "answer": "Answer (Q1)",
+    "estimate": "Estimate (Q2)",
+    "names": "Names (Q3)",
+    "source": "Source",
+    "created_at": "When",
 }
 #: The columns that identify a unit: pinned to the left of wide tables.
 KEY_COLUMNS: tuple[str, ...] = ("open", "model", "layer", "unit")

@@ -25,7 +25,7 @@ UNIT_PARAMS: frozenset[str] = frozenset(
     {"unit_id", "run_id", "model", "layer", "unit", "class", "same"}
 )
 DEFAULT_SAME = "mi_class"
-OPEN_TEXT = "open ▸"
+OPEN_TEXT = "open ›"
 
 
 def _int(name: str) -> int | None:
@@ -84,11 +84,11 @@ def _go(address: UnitAddress, run_id: int | None) -> None:
 
 
 def neighbour_buttons(key: str, unit_id: int, run_id: int | None) -> None:
-    """◂ previous and next ▸ unit of the layer (by index), as buttons."""
+    """‹ previous and next › unit of the layer (by index), as buttons."""
     previous, following = common.layer_neighbours(key, unit_id)
     left, right, _ = st.columns([1, 1, 4])
     left.button(
-        f"◂ {previous.name}" if previous else "◂ first unit",
+        f"‹ {previous.name}" if previous else "‹ first unit",
         key="unit_previous",
         disabled=previous is None,
         on_click=_go if previous else None,
@@ -97,7 +97,7 @@ def neighbour_buttons(key: str, unit_id: int, run_id: int | None) -> None:
         width="stretch",
     )
     right.button(
-        f"{following.name} ▸" if following else "last unit ▸",
+        f"{following.name} ›" if following else "last unit ›",
         key="unit_next",
         disabled=following is None,
         on_click=_go if following else None,
@@ -108,7 +108,7 @@ def neighbour_buttons(key: str, unit_id: int, run_id: int | None) -> None:
 
 
 def _unit_table(frame: pd.DataFrame, extra: list[str], key: str) -> None:
-    """A short list of units; clicking a row's "open ▸" opens the unit."""
+    """A short list of units; clicking a row's "open ›" opens the unit."""
     columns = ["open", "model", "layer", "unit", *extra, "precision", "max_informedness"]
     columns += ["false_alarm_rate", "best_iou"]
     shown = frame.assign(open=OPEN_TEXT)[list(dict.fromkeys(columns))]

@@ -78,9 +78,7 @@ def _die_with_parent() -> None:
 
 def serve(command: list[str], env: dict[str, str]) -> tuple[int, bool]:
     """Run the server until it exits or we are told to stop; (its exit status, stopped by us)."""
-    child = subprocess.Popen(
-        command, env=env, start_new_session=True, preexec_fn=_die_with_parent
-    )
+    child = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_die_with_parent)
     stop_requested: list[float] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -133,9 +131,7 @@ def ui(
     if study:
         env[STUDY_ENV] = "1"
     what = "rating study" if study else "UI"
-    console.print(
-        f"unitcat {what} at http://{address}:{port}  (Ctrl+C stops it)", highlight=False
-    )
+    console.print(f"unitcat {what} at http://{address}:{port}  (Ctrl+C stops it)", highlight=False)
     status, stopped = serve(streamlit_command(port, address), env)
     if stopped or status == 0:
         _leave(0)

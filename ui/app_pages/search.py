@@ -19,14 +19,14 @@ from ui.app_pages import common
 from ui.plots import measure_label
 
 MAX_COMPARED = 4
-OPEN_TEXT = "open ▸"
+OPEN_TEXT = "open ›"
 LOCALIST = {"any": None, "yes": True, "no": False}
 DEFAULT_SORT, DEFAULT_LIMIT = "precision", 1000
 
 st.title("Search units")
 st.caption(
     "Every unit of every scored layer, with every selectivity measure. Filter, sort, "
-    "download; click **open ▸** to open a unit, tick 2–4 rows to compare them. "
+    "download; click **open ›** to open a unit, tick 2–4 rows to compare them. "
     "The address bar keeps every choice: copy it to share this view."
 )
 notes = st.container()

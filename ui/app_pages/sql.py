@@ -65,7 +65,7 @@ def _with_unit_links(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, objec
     shown.insert(0, "open", links)
     config = {
         "open": st.column_config.LinkColumn(
-            "Open", display_text="open ▸", width="small", pinned=True, help="The unit's page"
+            "Open", display_text="open ›", width="small", pinned=True, help="The unit's page"
         )
     }
     return shown, config

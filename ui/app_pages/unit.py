@@ -17,7 +17,7 @@ import streamlit as st
 from catalogue.errors import InputError, NotFound
 from catalogue.measures import RATING_CONSENSUS_SHARE, RATING_MIN_RATERS
 from catalogue.query.units import detector_verdicts, layer_units
-from ui import display, figures, plots, unit_nav
+from ui import display, figures, plots, tables, unit_nav
 from ui import urlstate as url
 from ui.app_pages import common
 
@@ -229,7 +229,12 @@ def _ratings(summary: dict[str, Any] | None, ratings: pd.DataFrame) -> None:
     if summary.get("top_name"):
         st.markdown(f"Most given name: **{summary['top_name']}**")
     shown = ratings.assign(names=[", ".join(n or []) for n in ratings["names"]])
-    st.dataframe(shown, hide_index=True, key="ratings")
+    st.dataframe(
+        tables.readable(shown),
+        hide_index=True,
+        column_config=tables.column_config(shown, pinned=("participant",)),
+        key="ratings",
+    )
 
 
 st.title("Unit")
@@ -301,13 +306,23 @@ with tabs[2]:
     if groups.empty:
         st.info("No class groups scored (e.g. `bus` = school bus + trolleybus + minibus).")
     else:
-        st.dataframe(groups, hide_index=True, key="group_metrics")
+        st.dataframe(
+            tables.readable(groups),
+            hide_index=True,
+            column_config=tables.column_config(groups, pinned=("group_name",)),
+            key="group_metrics",
+        )
 with tabs[3]:
     dissection = details["dissection"]
     if dissection.empty:
         st.info("Not dissected (`unitcat ingest dissect`).")
     else:
-        st.dataframe(dissection, hide_index=True, key="dissection")
+        st.dataframe(
+            tables.readable(dissection, digits=4),
+            hide_index=True,
+            column_config=tables.column_config(dissection, pinned=("concept",)),
+            key="dissection",
+        )
 with tabs[4]:
     _am(details["am"])
 with tabs[5]:
