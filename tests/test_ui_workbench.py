@@ -215,10 +215,11 @@ def test_previous_and_next_walk_the_layer(
     assert "toynet · fc6 · unit 7" in _texts(at)
     assert at.query_params["unit"] == "7" and at.query_params["run_id"] == str(catalogue.score_run)
     assert at.button(key="unit_next").disabled  # fc6 has 8 units: 7 is the last
-    at = app("app_pages/unit.py", model="toynet", layer="conv5", unit=0)
+    at = app("app_pages/unit.py", model="toynet", layer="conv5", unit=0, same="ccmas_class")
     assert at.button(key="unit_previous").disabled
     at.button(key="unit_next").click().run()
     assert "toynet · conv5 · unit 1" in _texts(at)
+    assert at.query_params["same"] == "ccmas_class"  # the related-units choice goes along
 
 
 def _related_tables(at: AppTest) -> list[pd.DataFrame]:

@@ -78,9 +78,12 @@ def canonical_address(address: UnitAddress, run_id: int | None) -> None:
 
 
 def _go(address: UnitAddress, run_id: int | None) -> None:
-    st.query_params.from_dict(
-        common.unit_params(address.model, address.layer, address.unit, run_id)
-    )
+    """Open another unit: its permalink, keeping the choice of related-class measure (the
+    highlighted class is the new unit's own)."""
+    params = common.unit_params(address.model, address.layer, address.unit, run_id)
+    if "same" in st.query_params:
+        params["same"] = st.query_params["same"]
+    st.query_params.from_dict(params)
 
 
 def neighbour_buttons(key: str, unit_id: int, run_id: int | None) -> None:
