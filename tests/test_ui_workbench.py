@@ -165,7 +165,8 @@ def test_search_table_reads_as_labels_blanks_and_whole_numbers(
     assert config["classes_in_top100"]["label"] == "Classes in top 100"
     # the display values: blanks for missing, whole numbers without decimals
     assert tables.cell(None) == "" and tables.cell(float("nan")) == ""
-    assert tables.cell(6.0) == "6" and tables.cell(0.77619) == "0.776"
+    assert tables.cell(6.0, count=True) == "6" and tables.cell(0.77619) == "0.776"
+    assert tables.cell(1.0) == "1.000"  # a share keeps its decimals
     assert tables.cell(True) == "yes" and tables.cell(np.int64(3)) == "3"
     styled = tables.readable(frame).to_html()
     assert ">None<" not in styled and ">nan<" not in styled and "6.000" not in styled

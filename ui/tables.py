@@ -66,9 +66,12 @@ COLUMN_LABELS: dict[str, str] = {
 }
 #: The columns that identify a unit: pinned to the left of wide tables.
 KEY_COLUMNS: tuple[str, ...] = ("open", "model", "layer", "unit")
-#: Columns that hold whole numbers (shown without decimals).
-INTEGER_COLUMNS: frozenset[str] = frozenset(
+#: Columns that count things: a whole number there is shown without decimals ("6", not
+#: "6.000"); other numbers keep a fixed number of decimals, so a column reads evenly.
+COUNT_COLUMNS: frozenset[str] = frozenset(
     {"unit", "unit_id", "run_id", "n_images", "n_ratings", "n_units", "layer_position", "rank"}
+    | {"classes_in_top100", "n", "n_yes", "n_named", "n_detectors", "n_unique_concepts"}
+    | {"id", "parent_id", "class_index", "image_index", "concept_id"}
 )
 
 
@@ -91,9 +94,9 @@ def _missing(value: Any) -> bool:
     return isinstance(value, float | np.floating) and math.isnan(value)
 
 
-def cell(value: Any, *, digits: int = 3) -> str:
-    """One value as text: blank when missing, yes/no, whole numbers without decimals,
-    other numbers with `digits` decimals."""
+def cell(value: Any, *, digits: int = 3, count: bool = False) -> str:
+    """One value as text: blank when missing, yes/no, integers as integers (and whole
+    floats too when the value is a `count`), other numbers with `digits` decimals."""
     if _missing(value):
         return ""
     if isinstance(value, bool | np.bool_):
@@ -103,7 +106,7 @@ def cell(value: Any, *, digits: int = 3) -> str:
     if isinstance(value, int | np.integer):
         return f"{int(value):,}" if abs(int(value)) >= 10_000 else str(int(value))
     if isinstance(value, float | np.floating):
-        if float(value).is_integer() and abs(value) < 1e15:
+        if count and float(value).is_integer() and abs(value) < 1e15:
             return str(int(value))
         return f"{float(value):.{digits}f}"
     if isinstance(value, list | tuple):
@@ -122,7 +125,11 @@ def count_and_share(value: Any, total: int) -> str:
 def readable(frame: pd.DataFrame, *, digits: int = 3) -> Any:
     """`frame` as a Styler whose display values are `cell` of each value (sorting and the
     selection still see the numbers)."""
-    return frame.style.format(lambda v: cell(v, digits=digits))
+    formats = {
+        column: (lambda v, c=column in COUNT_COLUMNS: cell(v, digits=digits, count=c))
+        for column in frame.columns
+    }
+    return frame.style.format(formats)
 
 
 def column_config(

@@ -127,7 +127,7 @@ for m in UNIT_MEASURES:
     for n, r, v in zip(names, records, values, strict=True):
         cls_col = MEASURE_CLASS.get(m.name)
         cls = r.get(cls_col) if cls_col else None
-        text = tables.cell(v)
+        text = tables.cell(v, count=m.name in tables.COUNT_COLUMNS)
         row[n] = f"{text} ({cls})" if text and cls else text
     rows.append(row)
 for column, label in (("best_concept", "Best concept"), ("best_iou", "Best dissection IoU")):

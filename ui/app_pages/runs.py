@@ -20,6 +20,13 @@ from ui.app_pages import common
 MAX_DETAILED = 50
 
 
+def _text(value: Any) -> str:
+    """A parameter as written: 0.0001 stays 0.0001 (not rounded to a table's decimals)."""
+    if isinstance(value, float):
+        return format(value, ".6g")
+    return tables.cell(value)
+
+
 def key_values(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     """A run's params or stats (JSON) as (key, value) rows: nested keys dotted, lists joined."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
@@ -32,12 +39,12 @@ def key_values(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     name = prefix[:-1] if prefix else "value"
     if isinstance(value, list | tuple):
         if all(not isinstance(v, Mapping | list | tuple) for v in value):
-            return [(name, ", ".join(tables.cell(v) for v in value))]
+            return [(name, ", ".join(_text(v) for v in value))]
         rows = []
         for i, v in enumerate(value):
             rows += key_values(v, f"{prefix}{i}.")
         return rows
-    return [(name, tables.cell(value))]
+    return [(name, _text(value))]
 
 
 def _key_value_table(rows: list[tuple[str, str]], title: str, key: str) -> None:

@@ -59,7 +59,10 @@ def _measures(record: dict[str, Any]) -> None:
     table = pd.DataFrame(
         {
             "Measure": rows["label"],
-            "Value": [_fmt(v) for v in rows["value"]],
+            "Value": [
+                tables.cell(v, count=True) if m in tables.COUNT_COLUMNS else _fmt(v)
+                for m, v in zip(rows["measure"], rows["value"], strict=True)
+            ],
             "Class": [_fmt(c) if c is not None else "" for c in rows["class"]],
             "Threshold": [_fmt(t) if not pd.isna(t) else "" for t in rows["threshold"]],
         }
