@@ -97,9 +97,10 @@ def ensure_chromium() -> Path:
 def screenshots(request: pytest.FixtureRequest) -> Iterator[Path]:
     """Where the screenshots go; the path is printed at the end of the module's tests."""
     yield SCREENSHOTS
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and any(SCREENSHOTS.glob("*.png")):
-        reporter.write_line(f"browser screenshots: {SCREENSHOTS}")
+    if any(SCREENSHOTS.glob("*.png")):
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print(f"\nbrowser screenshots: {SCREENSHOTS}", flush=True)
 
 
 @pytest.fixture(scope="module")
