@@ -284,8 +284,8 @@ def layer_box_chart(
     """Figure 2: per measure, a box per layer (quartiles, median, min–max whiskers) with the
     mean ± standard error, drawn from `layer_summary`."""
     frame = box_frame(summary)
-    # a panel is 210 px wide: turn the labels when they would not fit side by side
-    many = sum(len(str(layer)) for layer in layer_order) * 7 > 200
+    # a panel is 210 px wide: past four layers their names would collide, so they turn
+    many = len(layer_order) > 4
     x = alt.X(
         "layer:N",
         sort=list(layer_order),
