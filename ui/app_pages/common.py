@@ -109,19 +109,53 @@ def stop_if_empty(ov: Overview) -> None:
         st.stop()
 
 
-def open_unit(unit_id: int, run_id: int | None) -> None:
-    """Go to the Unit page for a unit (and scoring run) via query parameters."""
+def open_unit(unit_id: int, run_id: int | None, highlight: str | None = None) -> None:
+    """Go to the Unit page for a unit (and scoring run) via query parameters; `highlight`
+    names the measure or preset the user came from (its class is highlighted there)."""
     params: dict[str, str] = {"unit_id": str(int(unit_id))}
     if run_id is not None and not pd.isna(run_id):
         params["run_id"] = str(int(run_id))
+    if highlight:
+        params["highlight"] = highlight
     st.switch_page(UNIT_PAGE, query_params=params)
 
 
-def unit_url(unit_id: int, run_id: int | None) -> str:
+def unit_url(unit_id: int, run_id: int | None, highlight: str | None = None) -> str:
     """Relative URL of the Unit page (for link columns)."""
-    if run_id is None or pd.isna(run_id):
-        return f"unit?unit_id={int(unit_id)}"
-    return f"unit?unit_id={int(unit_id)}&run_id={int(run_id)}"
+    url = f"unit?unit_id={int(unit_id)}"
+    if run_id is not None and not pd.isna(run_id):
+        url += f"&run_id={int(run_id)}"
+    if highlight:
+        url += f"&highlight={highlight}"
+    return url
+
+
+#: Session state behind the constant-units switch (kept while the user moves between pages).
+_INCLUDE_CONSTANT = "_include_constant"
+
+
+def include_constant_switch() -> bool:
+    """The one switch, in the sidebar of every page that counts or plots units, that puts
+    constant (dead) units back into presets, searches, counts, summaries and plots."""
+    chosen = st.sidebar.toggle(
+        "Include constant units",
+        value=bool(st.session_state.get(_INCLUDE_CONSTANT, False)),
+        key="include_constant",
+        help="Units whose every scored activation is equal (dead units). Their measures "
+        "describe the class sizes, not the unit, so they are left out by default.",
+    )
+    st.session_state[_INCLUDE_CONSTANT] = chosen
+    return chosen
+
+
+def constant_caption(n_constant: int, included: bool) -> str | None:
+    """One line on how many constant units the page left out (or kept)."""
+    if not n_constant:
+        return None
+    units = f"{n_constant:,} constant unit{'s' if n_constant != 1 else ''}"
+    if included:
+        return f"{units} included (switch *Include constant units* off to leave them out)."
+    return f"{units} left out (every activation equal); switch *Include constant units* on to show them."
 
 
 def next_widget_key(name: str) -> str:
@@ -220,13 +254,21 @@ def find_unit(key: str, model: str, layer: str, unit: int) -> int:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def layer_detector_counts(key: str, run_id: int, mi_cutoff: float) -> pd.DataFrame:
-    return layer_query.layer_detector_counts(_engine_for(key), run_id, mi_cutoff=mi_cutoff)
+def layer_detector_counts(
+    key: str, run_id: int, mi_cutoff: float, include_constant: bool = False
+) -> pd.DataFrame:
+    return layer_query.layer_detector_counts(
+        _engine_for(key), run_id, mi_cutoff=mi_cutoff, include_constant=include_constant
+    )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def layer_summary(key: str, run_id: int, measures: tuple[str, ...]) -> pd.DataFrame:
-    return layer_query.layer_summary(_engine_for(key), run_id, measures)
+def layer_summary(
+    key: str, run_id: int, measures: tuple[str, ...], include_constant: bool = False
+) -> pd.DataFrame:
+    return layer_query.layer_summary(
+        _engine_for(key), run_id, measures, include_constant=include_constant
+    )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -235,15 +277,25 @@ def dissection_summary(key: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def measure_correlations(key: str, run_id: int, layer: str) -> pd.DataFrame:
-    return layer_query.measure_correlations(_engine_for(key), run_id, layer)
+def measure_correlations(
+    key: str, run_id: int, layer: str, include_constant: bool = False
+) -> pd.DataFrame:
+    return layer_query.measure_correlations(
+        _engine_for(key), run_id, layer, include_constant=include_constant
+    )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def measure_values(
-    key: str, run_id: int, measures: tuple[str, ...], layers: tuple[str, ...]
+    key: str,
+    run_id: int,
+    measures: tuple[str, ...],
+    layers: tuple[str, ...],
+    include_constant: bool = False,
 ) -> pd.DataFrame:
-    return layer_query.measure_values(_engine_for(key), run_id, measures, layers=layers)
+    return layer_query.measure_values(
+        _engine_for(key), run_id, measures, layers=layers, include_constant=include_constant
+    )
 
 
 def score_run_picker(label: str = "Scoring run", key: str = "score_run") -> int | None:

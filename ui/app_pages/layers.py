@@ -19,6 +19,7 @@ FIGURE2_MEASURES = (
     "false_alarm_rate",
     "classes_in_top100",
     "class_selectivity_index",
+    "detector_bar",
     "localist",
 )
 
@@ -28,6 +29,7 @@ st.caption(
     "number of units each criterion of the literature calls an object detector."
 )
 key, run_id = common.require_score_run()
+include_constant = common.include_constant_switch()
 
 measures = st.multiselect(
     "Measures",
@@ -38,7 +40,7 @@ measures = st.multiselect(
 )
 left, right = st.columns([3, 2])
 with left:
-    summary = common.layer_summary(key, run_id, tuple(measures))
+    summary = common.layer_summary(key, run_id, tuple(measures), include_constant)
     if summary.empty:
         st.info("No measures to summarise for this run.")
     else:
@@ -60,7 +62,7 @@ with right:
         key="mi_cutoff",
         help="A unit counts as a detector by informedness when its max informedness is above this.",
     )
-    counts = common.layer_detector_counts(key, run_id, float(mi_cutoff))
+    counts = common.layer_detector_counts(key, run_id, float(mi_cutoff), include_constant)
     criteria = [
         (c.key, display.criterion_short_label(c)) for c in detector_criteria(float(mi_cutoff))
     ]
@@ -69,6 +71,12 @@ with right:
     st.altair_chart(plots.detector_count_chart(long, order), key="detector_counts")
     table = counts.rename(columns=dict(criteria))
     st.dataframe(table.drop(columns=["layer_position"]), hide_index=True, key="detector_table")
+    note = common.constant_caption(int(counts["n_constant"].sum()), include_constant)
+    if note:
+        st.caption(
+            f"n_constant: units whose every activation is equal. {note} The counts, boxes "
+            "and medians are over the other units unless they are included."
+        )
 
 dissection = common.dissection_summary(key)
 if not dissection.empty:

@@ -19,9 +19,16 @@ st.caption(
     "of any two (click a point to open the unit)."
 )
 key, run_id = common.require_score_run()
+include_constant = common.include_constant_switch()
 
 options = common.filter_options(key)
-values_all = common.measure_values(key, run_id, CORRELATED_MEASURES, ())
+values_all = common.measure_values(key, run_id, CORRELATED_MEASURES, (), include_constant)
+n_constant = int(
+    common.measure_values(key, run_id, ("frac_zero",), (), True)["constant"].fillna(False).sum()
+)
+note = common.constant_caption(n_constant, include_constant)
+if note:
+    st.caption(note)
 layers = values_all.sort_values("layer_position")["layer"].drop_duplicates().tolist()
 c1, c2 = st.columns([2, 1])
 layer = c1.selectbox("Layer", [ALL_LAYERS, *layers], key="corr_layer")
@@ -37,8 +44,9 @@ if layer == ALL_LAYERS:
     pairs = pooled_correlations(values_all)
     st.caption(f"Over all {len(values_all):,} units of the run (pairwise-complete).")
 else:
-    pairs = common.measure_correlations(key, run_id, layer)
-    st.caption(f"Layer {layer}, from the `measure_correlations` view.")
+    pairs = common.measure_correlations(key, run_id, layer, include_constant)
+    source = "with constant units" if include_constant else "from the `measure_correlations` view"
+    st.caption(f"Layer {layer}, {source}.")
 if pairs.empty or pairs[method].isna().all():
     st.info("Not enough units with varying values to correlate.")
 else:
@@ -64,7 +72,11 @@ y = s2.selectbox(
     key="scatter_y",
 )
 points = common.measure_values(
-    key, run_id, tuple(dict.fromkeys((x, y))), () if layer == ALL_LAYERS else (layer,)
+    key,
+    run_id,
+    tuple(dict.fromkeys((x, y))),
+    () if layer == ALL_LAYERS else (layer,),
+    include_constant,
 )
 points = points.dropna(subset=[x, y])
 if len(points) > MAX_POINTS:
@@ -84,4 +96,4 @@ selection = (event or {}).get("selection") or {}  # a dict-like VegaLiteState
 picked = selection.get("unit") or []
 if picked:
     common.consume_widget_key("scatter")
-    common.open_unit(int(picked[0]["unit_id"]), picked[0].get("run_id"))
+    common.open_unit(int(picked[0]["unit_id"]), picked[0].get("run_id"), highlight=x)

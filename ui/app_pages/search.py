@@ -33,6 +33,7 @@ preset = st.selectbox(
 )
 if preset is not None:
     st.caption(PRESETS[preset].description)
+include_constant = common.include_constant_switch()
 
 c1, c2, c3 = st.columns(3)
 models = c1.multiselect("Model", options.models, key="models")
@@ -100,6 +101,7 @@ flt = UnitFilter(
     concept=concept,
     localist={"any": None, "yes": True, "no": False}[localist_choice],
     preset=preset,
+    include_constant=include_constant,
 )
 try:
     result = common.search_units(key, flt, order_by, descending, limit)
@@ -110,6 +112,9 @@ except InputError as exc:
 frame = result.frame
 shown = f" (showing the first {len(frame):,})" if result.truncated else ""
 st.subheader(f"{result.total:,} unit{'s' if result.total != 1 else ''} match{shown}")
+left_out = common.constant_caption(result.n_constant_left_out, False)
+if left_out:
+    st.caption(left_out)
 
 if frame.empty:
     st.info("No unit matches these filters.")
@@ -131,8 +136,11 @@ DISPLAY = [
     "recall_at_p100",
     "recall_at_p95",
     "classes_in_top100",
+    "detector_bar",
+    "detector_bar_class",
     "localist",
     "localist_class",
+    "constant",
     "best_concept",
     "best_iou",
     "share_yes",
@@ -141,7 +149,10 @@ DISPLAY = [
     "unit_id",
 ]
 display = frame.assign(
-    open=[common.unit_url(u, r) for u, r in zip(frame["unit_id"], frame["run_id"], strict=True)]
+    open=[
+        common.unit_url(u, r, highlight=preset)
+        for u, r in zip(frame["unit_id"], frame["run_id"], strict=True)
+    ]
 )
 config: dict[str, object] = {
     "open": st.column_config.LinkColumn("Open", display_text="open ↗", width="small"),
@@ -176,7 +187,7 @@ selected = ((event or {}).get("selection") or {}).get("rows") or []  # dict-like
 if selected:
     row = frame.iloc[selected[0]]
     common.consume_widget_key("search_results")
-    common.open_unit(int(row["unit_id"]), row["run_id"])
+    common.open_unit(int(row["unit_id"]), row["run_id"], highlight=preset)
 
 if result.truncated:
     everything = common.search_units(key, flt, order_by, descending, None).frame
