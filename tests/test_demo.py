@@ -63,6 +63,17 @@ def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine) -> No
         )
         panels = conn.execute(text("SELECT count(*) FROM am_panel")).scalar_one()
     assert kinds == {"extract": 1, "score": 1, "dissect": 1, "am": len(AM_UNITS)}
+    with engine.connect() as conn:
+        scored = conn.execute(
+            text(
+                "SELECT d.name, r.stats->>'n_images' FROM run r JOIN dataset d "
+                "ON d.id = r.dataset_id WHERE r.kind = 'score'"
+            )
+        ).one()
+    # the images the network was trained on (digits: 1,437 train), correctly classified
+    assert scored[0] == "digits:train"
+    assert 0 < int(scored[1]) <= 1437
+    assert any("1,437 train images" in n for n in first.notes)
     assert dissected == sorted(DISSECT_LAYERS)
     assert panels == sum(len(u) for u in AM_UNITS.values())
 
@@ -74,3 +85,17 @@ def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine) -> No
     assert sum("reusing AM panels" in n for n in second.notes) == len(AM_UNITS)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM run")).scalar_one() == sum(kinds.values())
+
+
+def test_the_demo_defaults_and_refuses_a_bad_split_before_training(engine: Engine) -> None:
+    from catalogue.data import FASHION_MNIST_DIR
+    from catalogue.errors import ConfigError
+    from catalogue.pipeline.demo import choose_dataset
+
+    installed = (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file()
+    assert choose_dataset() == ("fashion-mnist-colours" if installed else "digits")
+    assert DemoPlan(dataset="digits").split == "train"
+    reporter = RecordingReporter()
+    with pytest.raises(ConfigError, match="train or test split, not 'val'"):
+        run_demo(engine, DemoPlan(dataset="digits", split="val"), reporter)
+    assert reporter.steps == []  # nothing trained or written

@@ -205,7 +205,7 @@ def test_unit_page_shows_measures_figure_and_details(
     far = measures.loc["False-alarm rate at MI, FP/(TP+FP)"]
     assert (far["Value"], far["Class"], far["Threshold"]) == ("0.902", "monarch butterfly", "1.000")
     # the textbook false-positive rate beside it: 660 of the 2,808 other images
-    fpr = measures.loc["False-positive rate at MI, FP/(N − n_c) = 1 − specificity"]
+    fpr = measures.loc["False-positive rate at MI, 1 − specificity"]
     assert (fpr["Value"], fpr["Class"]) == (f"{660 / 2808:.3f}", "monarch butterfly")
     assert measures.loc["Max informedness", "Value"] == f"{FC6_3['max_informedness']:.3f}"
     # Figure 3: every scored image (correct ones only), monarchs highlighted
@@ -336,6 +336,7 @@ def test_unit_page_of_a_constant_unit_says_so_first_and_gives_no_verdicts(
     assert first == 2  # after the title and the unit's name, before the run and everything
     text_ = _texts(at)
     assert "No verdicts for a constant unit" in text_
+    assert "Every scored image has the same activation: there is nothing to plot." in text_
     assert ":material/check_circle:" not in text_ and ":material/cancel:" not in text_
     assert "False-alarm rate** FP/(TP+FP)" not in text_
 

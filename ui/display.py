@@ -66,7 +66,7 @@ WARNING_MARKS: dict[bool | None, str] = {
 
 #: The textbook false-positive rate, shown beside the paper's false-alarm rate: not a
 #: stored measure (it is 1 - specificity_at_mi), but the quantity readers expect.
-FALSE_POSITIVE_LABEL = "False-positive rate at MI, FP/(N − n_c) = 1 − specificity"
+FALSE_POSITIVE_LABEL = "False-positive rate at MI, 1 − specificity"
 FALSE_POSITIVE_DESCRIPTION = (
     "FP / (N - n_c): the share of the other classes' images at or above the threshold. "
     "The false-alarm rate divides the same FP by the images above the threshold instead, "

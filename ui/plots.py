@@ -207,7 +207,9 @@ def jitter_chart(
                 color=alt.Color(
                     "line:N",
                     scale=alt.Scale(domain=names, range=colours),
-                    legend=alt.Legend(title=None, orient="top", labelLimit=0),
+                    legend=alt.Legend(
+                        title=None, orient="bottom", direction="vertical", labelLimit=0
+                    ),
                 ),
                 strokeDash=alt.StrokeDash(
                     "line:N", scale=alt.Scale(domain=names, range=dashes), legend=None

@@ -95,15 +95,19 @@ def run_report(engine: Engine, model_name: str, score_run_id: int) -> RunReport:
     )
 
 
-def showcase_unit(engine: Engine) -> tuple[int, int] | None:
+def showcase_unit(engine: Engine, run_id: int | None = None) -> tuple[int, int] | None:
     """(unit id, scoring run) of the precision "detector" with the highest false-alarm rate
-    in the catalogue (the README's screenshot of the Unit page); None when there is none."""
+    (constant units left out) in the catalogue or in one scoring run: the README's Unit
+    page; None when there is none. Ties go to the higher precision, then the lower unit id."""
     uc = UNIT_CATALOGUE
+    statement = (
+        select(uc.c.unit_id, uc.c.run_id)
+        .where(_PRECISION.core(uc.c), NOT_CONSTANT.core(uc.c))
+        .order_by(uc.c.false_alarm_rate.desc().nulls_last(), uc.c.precision.desc(), uc.c.unit_id)
+        .limit(1)
+    )
+    if run_id is not None:
+        statement = statement.where(uc.c.run_id == int(run_id))
     with engine.connect() as conn:
-        row = conn.execute(
-            select(uc.c.unit_id, uc.c.run_id)
-            .where(_PRECISION.core(uc.c), NOT_CONSTANT.core(uc.c))
-            .order_by(uc.c.false_alarm_rate.desc().nulls_last())
-            .limit(1)
-        ).one_or_none()
+        row = conn.execute(statement).one_or_none()
     return None if row is None else (int(row.unit_id), int(row.run_id))

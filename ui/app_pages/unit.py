@@ -110,7 +110,11 @@ def _measures(record: dict[str, Any], acts: UnitActivations | None) -> None:
         hide_index=True,
         height="content",
         column_config={
-            "Measure": st.column_config.Column(help="Definitions: DESIGN.md, the paper's §2."),
+            "Measure": st.column_config.Column(
+                width=250, help="Definitions: DESIGN.md, the paper's §2."
+            ),
+            "Value": st.column_config.Column(width=60),
+            "Threshold": st.column_config.Column(width=70),
         },
         key="measure_table",
     )
@@ -179,6 +183,9 @@ def _figure3(
     record: dict[str, Any], run_id: int, details: dict[str, Any], acts: UnitActivations | None
 ) -> None:
     st.subheader("Activations (the paper's Figure 3)")
+    if record.get("constant"):
+        st.info("Every scored image has the same activation: there is nothing to plot.")
+        return
     if acts is None:
         st.info(
             "No activations to plot: the scoring run's HDF5 store (from `unitcat ingest "
@@ -407,7 +414,7 @@ details = common.unit_details(key, unit_id, run_id)
 acts = _activations(key, record, run_id)
 if acts is not None:
     details["class_table"] = unit_class_table(acts, details.get("top_images"))
-left, right = st.columns([5, 7])
+left, right = st.columns([1, 1])
 with left:
     _measures(record, acts)
 with right:
