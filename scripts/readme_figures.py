@@ -215,7 +215,17 @@ def render(fig: dict[str, Any]) -> str:
             f"{_f(bar)} for {unit['detector_bar_class']} — "
             + ("passed." if bar is not None and bar > 0.5 else "not passed."),
         ]
-    lines += ["", "![Unit page](docs/screenshots/unit.png)", "", END]
+    lines += [
+        "",
+        "![Unit page](docs/screenshots/unit.png)",
+        "",
+        "Further down the same page, each verdict names the criterion, its threshold, the "
+        "unit's value and whether it passes, and the false-alarm row gives the counts:",
+        "",
+        "![Unit page: the verdicts](docs/screenshots/unit-verdicts.png)",
+        "",
+        END,
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -40,12 +40,26 @@ def _showcase_unit() -> tuple[int, int]:
 
 def pages_for(unit_id: int, run_id: int, highlight: str = "misleading") -> dict[str, str]:
     """The pages to photograph: name -> path (with query parameters)."""
+    unit = f"/unit?unit_id={unit_id}&run_id={run_id}&highlight={highlight}"
     return {
         "search": "/?preset=misleading",
-        "unit": f"/unit?unit_id={unit_id}&run_id={run_id}&highlight={highlight}",
+        "unit": unit,
+        "unit-verdicts": unit,
         "layers": f"/layers?run_id={run_id}",
         "measures": f"/measures?run_id={run_id}",
     }
+
+
+#: Pages photographed scrolled down to a text: name -> the text to bring into view.
+SCROLL_TO = {"unit-verdicts": "Is it an object detector?"}
+#: Bring an element to the top of Streamlit's scrolling container, with a margin above it.
+SCROLL_JS = """e => {
+  e.scrollIntoView({block: 'start'});
+  let box = e.parentElement;
+  while (box && !(box.scrollHeight > box.clientHeight
+                  && getComputedStyle(box).overflowY !== 'visible')) box = box.parentElement;
+  if (box) box.scrollTop -= 140;
+}"""
 
 
 def take(pages: dict[str, str], out: Path = OUT, *, height: int = 1000) -> list[Path]:
@@ -81,6 +95,8 @@ def take(pages: dict[str, str], out: Path = OUT, *, height: int = 1000) -> list[
             for name, path in pages.items():
                 page.goto(base + path)
                 page.wait_for_function(SETTLED, timeout=180_000)
+                if name in SCROLL_TO:
+                    page.get_by_text(SCROLL_TO[name], exact=True).evaluate(SCROLL_JS)
                 time.sleep(1.0)
                 target = out / f"{name}.png"
                 page.screenshot(path=str(target))
