@@ -99,3 +99,12 @@ def test_the_demo_defaults_and_refuses_a_bad_split_before_training(engine: Engin
     with pytest.raises(ConfigError, match="train or test split, not 'val'"):
         run_demo(engine, DemoPlan(dataset="digits", split="val"), reporter)
     assert reporter.steps == []  # nothing trained or written
+
+
+def test_unitcat_demo_refuses_a_bad_split_in_one_line(database_url: str) -> None:
+    from tests.cli import unitcat
+
+    done = unitcat("demo", "--dataset", "digits", "--split", "val")
+    assert done.returncode != 0
+    assert "the demo scores the train or test split, not 'val'" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
