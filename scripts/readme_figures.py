@@ -36,7 +36,7 @@ if str(REPO) not in sys.path:  # run as a script: the repository's packages
 
 from catalogue.db.engine import get_engine  # noqa: E402
 from catalogue.db.migrate import ensure_current  # noqa: E402
-from catalogue.errors import NotFound  # noqa: E402
+from catalogue.errors import NotFound, UnitcatError  # noqa: E402
 from catalogue.measures import CRITERIA, CRITERIA_BY_KEY, NOT_CONSTANT  # noqa: E402
 from catalogue.query.files import unit_activations  # noqa: E402
 from catalogue.query.report import run_report, showcase_unit  # noqa: E402
@@ -86,7 +86,7 @@ def test_accuracy(model: str) -> float | None:
 
     try:
         return load_model(model).extra.get("test_accuracy")
-    except Exception:  # the checkpoint may live elsewhere: the figure is then left out
+    except (UnitcatError, OSError):  # the checkpoint may live elsewhere: figure left out
         return None
 
 
