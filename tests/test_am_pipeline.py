@@ -16,6 +16,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 from catalogue.am import maximise_units
 from catalogue.config import get_settings
 from catalogue.data import load_digits
+from catalogue.db.engine import database_identity
 from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError, NotFound
 from catalogue.models import ModelInfo, load_demo_checkpoint, random_demo_model
@@ -189,7 +190,8 @@ def test_rerunning_replaces_the_runs_panels(engine: Engine, model: ModelInfo, sc
     np.testing.assert_allclose(
         [p.activations for p in second.panels], [p.activations for p in first.panels]
     )
-    folder = get_settings().artifacts_dir / "am" / "demo-random" / "fc6"
+    database = database_identity(engine)
+    folder = get_settings().artifacts_dir / "am" / database / "demo-random" / "fc6"
     assert sorted(p.name for p in folder.iterdir()) == [
         f"unit-{u}-run{first.run_id}.png" for u in (0, 1, 2)
     ]  # no staging files left

@@ -46,6 +46,7 @@ from sqlalchemy import Connection, Engine
 from catalogue import demo_cnn
 from catalogue.am import METHOD, maximise_units, save_panel
 from catalogue.config import get_settings, resolve_device
+from catalogue.db.engine import database_identity
 from catalogue.db.registry import LayerRecord, ModelRecord, find_model
 from catalogue.db.results import PanelRow, ScoreReference, score_reference, write_am_panels
 from catalogue.db.runs import recorded_run
@@ -135,9 +136,14 @@ def panel_grid(n_images: int) -> tuple[int, int]:
     return math.ceil(n_images / cols), cols
 
 
-def panel_relative_path(model: str, layer: str, unit: int, run_id: int) -> Path:
-    """The panel file relative to the artifacts folder (names made safe for any file system)."""
-    return Path("am") / _slug(model) / _slug(layer) / f"unit-{unit}-run{run_id}.png"
+def panel_relative_path(model: str, layer: str, unit: int, run_id: int, database: str) -> Path:
+    """The panel file relative to the artifacts folder (names made safe for any file system).
+
+    `database` (`catalogue.db.engine.database_identity`) keeps two catalogues that
+    share one UNITCAT_HOME apart: both may have a run 1.
+    """
+    name = f"unit-{unit}-run{run_id}.png"
+    return Path("am") / _slug(database) / _slug(model) / _slug(layer) / name
 
 
 def _slug(name: str) -> str:
@@ -298,6 +304,7 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
     """
     model, reference = plan.model, plan.reference
     artifacts = get_settings().artifacts_dir
+    database = database_identity(engine)
     rows, cols = panel_grid(plan.n_images)
     steps = plan.steps
     total = len(plan.units) * steps
@@ -340,7 +347,9 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
                     on_progress=progress,
                 )
                 for position, unit in enumerate(chunk):
-                    final = artifacts / panel_relative_path(model.name, plan.layer, unit, run.id)
+                    final = artifacts / panel_relative_path(
+                        model.name, plan.layer, unit, run.id, database
+                    )
                     partial = final.with_name(f".{final.name}.partial")
                     save_panel(result.images[position], partial, rows=rows, cols=cols)
                     staged.append((partial, final))

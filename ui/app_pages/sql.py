@@ -1,7 +1,8 @@
 """SQL: a read-only console on the catalogue (catalogue.db.console.run_readonly).
 
-The statement runs in a READ ONLY transaction that is rolled back: PostgreSQL
-itself refuses writes, and the refusal is shown as a message.
+The statement runs as the SELECT-only reader role, in a READ ONLY transaction
+that is rolled back, on a connection that keeps no state: PostgreSQL itself
+refuses writes, server files and programs, and the refusal is shown as a message.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from catalogue.db.console import run_readonly
-from catalogue.errors import InputError, ReadOnlyViolation
+from catalogue.errors import InputError, ReadOnlyViolation, UnitcatError
 from catalogue.query.examples import EXAMPLES
 from ui.app_pages import common
 
@@ -22,7 +23,11 @@ st.caption(
     "misleading_detectors, layer_summary, measure_correlations, rating_summary …) and "
     "tables. Statements that write are refused."
 )
-engine = common.engine()
+try:
+    engine = common.reader_engine()
+except UnitcatError as exc:  # e.g. a DATABASE_URL server without the reader role
+    st.error(f"**User SQL is unavailable.** {exc}", icon=":material/lock:")
+    st.stop()
 
 example = st.selectbox("Example", list(EXAMPLES), key="sql_example")
 with st.form("sql_form"):
@@ -36,7 +41,7 @@ if submitted:
         result = run_readonly(engine, statement, max_rows=MAX_ROWS)
     except ReadOnlyViolation as exc:
         st.session_state["sql_outcome"] = ("refused", str(exc))
-    except InputError as exc:
+    except (InputError, UnitcatError) as exc:
         st.session_state["sql_outcome"] = ("error", str(exc))
     else:
         frame = pd.DataFrame(result.rows, columns=result.columns)
