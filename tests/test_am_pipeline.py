@@ -122,6 +122,7 @@ def test_panels_beat_every_digit_and_match_their_pngs(
         key=lambda k: (LAYERS.index(k[0]), k[1]),
     )
     home = get_settings().artifacts_dir
+    database = database_identity(engine)
     for row in rows:
         reference = (conv_max if row.layer == "conv5" else fc_max)[row.unit_index]
         assert row.dataset_max == pytest.approx(reference)
@@ -136,7 +137,12 @@ def test_panels_beat_every_digit_and_match_their_pngs(
         path = home / row.path
         assert (
             path
-            == home / "am" / "demo-random" / row.layer / f"unit-{row.unit_index}-run{run_id}.png"
+            == home
+            / "am"
+            / database
+            / "demo-random"
+            / row.layer
+            / f"unit-{row.unit_index}-run{run_id}.png"
         )
         with Image.open(path) as image:
             assert image.size == (2 * TILE + GAP, 2 * TILE + GAP)  # 4 images: a 2 × 2 panel

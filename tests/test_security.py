@@ -325,6 +325,31 @@ def test_printed_roles_sql_applied_by_hand_to_a_fresh_database_works(
             conn.execute(f"DROP ROLE IF EXISTS {owner}, {reader}")
 
 
+def test_a_catalogue_from_before_the_roles_is_handed_to_the_owner(
+    database_factory: Callable[..., str],
+) -> None:
+    fresh = database_factory(bare=True)
+    legacy = create_engine(fresh, poolclass=NullPool)
+    migrate.upgrade(legacy)  # as before the roles: everything owned by postgres
+    register_toy(legacy)
+    legacy.dispose()
+    with _connect(fresh) as conn:
+        conn.execute(roles.database_sql())  # what the embedded server runs on such a catalogue
+        owners = conn.execute(
+            "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v', 'S')"
+        ).fetchall()
+    assert owners == [(roles.OWNER_ROLE,)]
+    owner = create_engine(roles.url_as(fresh, roles.OWNER_ROLE), poolclass=NullPool)
+    migrate.downgrade(owner, "-1")  # the owner may now change the schema
+    migrate.upgrade(owner)
+    reader = create_engine(roles.reader_url_for(fresh), poolclass=NullPool)
+    assert run_readonly(reader, "SELECT count(*) FROM unit").rows == [(10,)]
+    owner.dispose()
+    reader.dispose()
+
+
 def test_db_roles_on_a_database_url_server(
     database_factory: Callable[..., str],
 ) -> None:

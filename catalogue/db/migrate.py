@@ -184,8 +184,12 @@ class DroppedData:
 
     def describe(self) -> str:
         """One line: what the downgrade drops (human ratings called out)."""
-        parts = [f"table {name} ({rows:,} rows)" for name, rows in self.tables.items()]
+        full = {name: rows for name, rows in self.tables.items() if rows}
+        empty = [name for name, rows in self.tables.items() if not rows]
+        parts = [f"table {name} ({rows:,} rows)" for name, rows in full.items()]
         parts += [f"column {name} ({rows:,} values)" for name, rows in self.columns.items()]
+        if empty:
+            parts.append(f"{len(empty)} empty tables ({', '.join(empty)})")
         text = ", ".join(parts)
         if self.ratings:
             text += f"; including {self.ratings:,} human ratings, which cannot be recomputed"

@@ -5,7 +5,8 @@ of 100 AM images per unit. Here `catalogue.am.maximise_units` makes the
 images; this module ties them to units that the catalogue already knows (the
 model must have been extracted, so a panel hangs off a registered unit and can
 be compared with the unit's measures), saves one PNG per unit under
-``$UNITCAT_HOME/artifacts/am/<model>/<layer>/unit-<i>-run<run>.png`` and writes
+``$UNITCAT_HOME/artifacts/am/<database>/<model>/<layer>/unit-<i>-run<run>.png``
+(``<database>``: which catalogue, as two may share one home) and writes
 the `am_panel` rows of one recorded ``am`` run in one transaction at the end.
 
 Two choices make a panel comparable with the unit's row in `unit_catalogue`:
