@@ -61,6 +61,8 @@ def probes(drop_box: Path) -> dict[str, str]:
 
 
 PROBE_NAMES = list(probes(Path("/x")))
+#: the issue's list, each through a `unitcat query` subprocess (the rest run in-process and in the UI)
+CLI_PROBES = [n for n in PROBE_NAMES if n not in ("set_config role", "write")]
 
 
 def _one_line(stderr: str) -> str:
@@ -93,7 +95,7 @@ def test_the_probes_work_for_a_superuser(admin_url: str, database_url: str, drop
     (drop_box / "unit.csv").unlink()
 
 
-@pytest.mark.parametrize("name", PROBE_NAMES)
+@pytest.mark.parametrize("name", CLI_PROBES)
 def test_unitcat_query_refuses_each_probe(name: str, database_url: str, drop_box: Path) -> None:
     result = unitcat("query", probes(drop_box)[name], env={"DATABASE_URL": database_url})
     assert result.returncode == 2, (result.stdout, result.stderr)
@@ -303,11 +305,11 @@ def test_printed_roles_sql_applied_by_hand_to_a_fresh_database_works(
             "DATABASE_URL": roles.url_as(fresh, owner),
             "UNITCAT_READER_URL": roles.url_as(fresh, reader),
         }
-        refused = unitcat("runs", env=env)  # a read does not initialise the catalogue
-        assert refused.returncode == 3 and "unitcat db upgrade" in _one_line(refused.stderr)
-        upgraded = unitcat("db", "upgrade", env=env)
-        assert upgraded.returncode == 0, upgraded.stderr
         owner_engine = create_engine(env["DATABASE_URL"], poolclass=NullPool)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("UNITCAT_READER_URL", env["UNITCAT_READER_URL"])
+            mp.setenv("DATABASE_URL", env["DATABASE_URL"])
+            migrate.upgrade(owner_engine)  # as `unitcat db upgrade` does
         register_toy(owner_engine)  # ingest as the non-superuser owner
         with owner_engine.connect() as conn:
             assert not conn.execute(
@@ -358,7 +360,9 @@ def test_db_roles_on_a_database_url_server(
     assert made.returncode == 0, made.stderr
     assert f"DATABASE_URL={roles.url_as(fresh, roles.OWNER_ROLE)}" in made.stdout.replace("\n", "")
     owner_url = roles.url_as(fresh, roles.OWNER_ROLE)
-    assert unitcat("db", "upgrade", env={"DATABASE_URL": owner_url}).returncode == 0
+    owner = create_engine(owner_url, poolclass=NullPool)
+    migrate.upgrade(owner)
+    owner.dispose()
     result = unitcat(
         "query", "SELECT count(*) AS n FROM unit", "--csv", env={"DATABASE_URL": owner_url}
     )
