@@ -152,8 +152,11 @@ def test_nothing_survives_to_the_next_query_on_the_pooled_connection(
     with pytest.raises(InputError, match="does not exist"):
         run_readonly(reader_engine, "FETCH kept")
 
-    run_readonly(reader_engine, "SELECT pg_advisory_lock(4242)")
-    with engine.connect() as conn:  # another session gets the lock: it was released
+    # advisory locks mark runs as running: the reader may not take them at all
+    for lock in ("pg_advisory_lock(4242)", "pg_try_advisory_xact_lock(1, 2)"):
+        with pytest.raises(ReadOnlyViolation, match="permission denied for function"):
+            run_readonly(reader_engine, f"SELECT {lock}")
+    with engine.connect() as conn:  # the owner may
         assert conn.execute(text("SELECT pg_try_advisory_lock(4242)")).scalar_one()
         conn.execute(text("SELECT pg_advisory_unlock(4242)"))
 

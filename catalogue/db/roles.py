@@ -14,8 +14,10 @@ PostgreSQL itself stops:
   and views, and nothing else: not a superuser, no member of any role (so none
   of `pg_read_server_files`, `pg_write_server_files`,
   `pg_execute_server_program`), no write privilege, no CREATE on the schema, no
-  TEMPORARY on the database (revoked from PUBLIC), `default_transaction_read_only`
-  on and a statement timeout by default.
+  TEMPORARY on the database (revoked from PUBLIC), no advisory locks (their
+  functions are revoked from PUBLIC in the catalogue's database and granted to
+  the owner: runs are serialised and known to be alive by them), and
+  `default_transaction_read_only` on and a statement timeout by default.
 
 Tables that later migrations create are readable by the reader through
 `ALTER DEFAULT PRIVILEGES FOR ROLE <owner>` (objects the owner creates), and
@@ -42,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from catalogue.errors import ConfigError
 
@@ -149,6 +151,19 @@ BEGIN
   END LOOP;
 END
 $$;
+DO $$
+DECLARE
+  fn regprocedure;
+BEGIN
+  FOR fn IN
+    SELECT p.oid::regprocedure FROM pg_proc p
+    WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname LIKE 'pg%advisory%'
+  LOOP
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', fn);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO {owner}', fn);
+  END LOOP;
+END
+$$;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE, CREATE ON SCHEMA public TO {owner};
 GRANT USAGE ON SCHEMA public TO {reader};
@@ -201,7 +216,17 @@ def grant_reader_sql(reader: str = READER_ROLE) -> str:
 def url_as(url: str, role: str) -> str:
     """The same server and database as `url`, as `role` (no password: libpq's own
     sources apply, e.g. ~/.pgpass, PGPASSWORD or a trusting server)."""
-    return make_url(url).set(username=role, password=None).render_as_string(hide_password=False)
+    return render_url(make_url(url).set(username=role, password=None))
+
+
+def render_url(url: URL) -> str:
+    """The URL as text, a space in its query as %20 (SQLAlchemy writes +, which libpq and
+    so psql read as a plus sign)."""
+    text = url.render_as_string(hide_password=False)
+    if "?" not in text:
+        return text
+    base, query = text.split("?", 1)
+    return f"{base}?{query.replace('+', '%20')}"
 
 
 def reader_url_for(url: str, reader: str = READER_ROLE) -> str:

@@ -42,6 +42,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import URL
+
 from catalogue.db import roles as db_roles
 from catalogue.errors import DatabaseUnavailable
 
@@ -126,7 +128,10 @@ def status(data_dir: Path) -> ServerStatus:
 
 
 def _url(socket_dir: Path, database: str, user: str = db_roles.OWNER_ROLE) -> str:
-    return f"postgresql+psycopg://{user}@/{database}?host={socket_dir}"
+    url = URL.create(
+        "postgresql+psycopg", username=user, database=database, query={"host": str(socket_dir)}
+    )
+    return db_roles.render_url(url)
 
 
 def owner_url(socket_dir: Path, database: str = DATABASE_NAME) -> str:
@@ -305,8 +310,8 @@ def bootstrap(socket_dir: Path, *, force: bool = False) -> None:
     import psycopg
 
     roles = db_roles.Roles()
-    admin = f"host={socket_dir} user={SUPERUSER}"
-    with psycopg.connect(f"{admin} dbname=postgres", autocommit=True) as conn:
+    admin = {"host": str(socket_dir), "user": SUPERUSER}
+    with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
         row = conn.execute(
             "SELECT pg_get_userbyid(datdba), "
             "EXISTS (SELECT FROM pg_roles WHERE rolname = %s) "
@@ -317,7 +322,7 @@ def bootstrap(socket_dir: Path, *, force: bool = False) -> None:
             return
         if row is None:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-    with psycopg.connect(f"{admin} dbname={DATABASE_NAME}") as conn:
+    with psycopg.connect(dbname=DATABASE_NAME, **admin) as conn:
         conn.execute(db_roles.cluster_sql(roles) + db_roles.database_sql(roles))
         conn.commit()
 
