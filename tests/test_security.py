@@ -399,10 +399,17 @@ def _ids(pid: int) -> tuple[list[int], list[int], list[int]]:
     return uids, gids, groups
 
 
-def _server_processes(pid: int) -> list[int]:
+def _server_processes(pid: int) -> dict[int, tuple[list[int], list[int], list[int]]]:
+    """The ids of the postmaster and of those of its workers that still run when read."""
     import psutil
 
-    return [pid, *(p.pid for p in psutil.Process(pid).children())]
+    found = {pid: _ids(pid)}
+    for child in psutil.Process(pid).children():
+        try:
+            found[child.pid] = _ids(child.pid)
+        except FileNotFoundError:  # a short-lived worker (autovacuum …) ended meanwhile
+            continue
+    return found
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the root case needs root")
@@ -420,8 +427,7 @@ def test_embedded_server_as_root_runs_without_group_root(tmp_path: Path) -> None
         assert account.pw_gid == own_group != 0
         processes = _server_processes(st.pid)
         assert len(processes) > 3  # the postmaster and its workers
-        for pid in processes:
-            uids, gids, groups = _ids(pid)
+        for pid, (uids, gids, groups) in processes.items():
             assert set(uids) == {account.pw_uid}
             assert set(gids) == {own_group}, (pid, gids)
             assert 0 not in groups
@@ -443,8 +449,7 @@ def test_a_server_started_with_group_root_is_restarted_without_it(tmp_path: Path
         server.start(data_dir)
         st = server.status(data_dir)
         assert st.pid != old_pid
-        for pid in _server_processes(st.pid):
-            _uids, gids, groups = _ids(pid)
+        for _uids, gids, groups in _server_processes(st.pid).values():
             assert 0 not in gids and 0 not in groups
     finally:
         server.stop(data_dir)

@@ -72,13 +72,19 @@ class Roles:
 
     def __post_init__(self) -> None:
         for name in (self.owner, self.reader):
-            if not _ROLE_NAME.match(name):
-                raise ConfigError(
-                    f"role name {name!r} must be lower-case letters, digits and _ "
-                    "(starting with a letter or _); choose another name."
-                )
+            _check_name(name)
         if self.owner == self.reader:
             raise ConfigError("the owner and the reader must be two different roles.")
+
+
+def _check_name(name: str) -> str:
+    """Role names go into SQL text: allow only plain identifiers."""
+    if not _ROLE_NAME.match(name):
+        raise ConfigError(
+            f"role name {name!r} must be lower-case letters, digits and _ "
+            "(starting with a letter or _); choose another name."
+        )
+    return name
 
 
 def _array(names: Iterable[str]) -> str:
@@ -210,7 +216,7 @@ BEGIN;
 
 def grant_reader_sql(reader: str = READER_ROLE) -> str:
     """After an upgrade: SELECT on the catalogue relations, if the reader role exists."""
-    return _grant_sql(reader, _array(catalogue_relations()))
+    return _grant_sql(_check_name(reader), _array(catalogue_relations()))
 
 
 def url_as(url: str, role: str) -> str:
