@@ -8,6 +8,10 @@ benchmarks agree without passing flags around:
 - ``UNITCAT_HOME``: data directory (default ``~/.local/share/unitcat``) holding
   the embedded database, activation files, checkpoints and artifacts.
 - ``UNITCAT_DEVICE``: ``auto`` (default), ``cpu`` or ``cuda``.
+- ``UNITCAT_READER_URL`` (optional, with DATABASE_URL): how user SQL connects as
+  the reader role when DATABASE_URL's URL with the user ``unitcat_reader`` is not
+  enough (a password, another role name). It must name DATABASE_URL's server and
+  database: DATABASE_URL stays the one setting that selects a server.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class Settings:
     home: Path
     database_url: str | None
     device: str
+    reader_url: str | None = None
 
     @property
     def postgres_dir(self) -> Path:
@@ -63,7 +68,33 @@ def get_settings() -> Settings:
             f"UNITCAT_DEVICE={device!r} is not one of {', '.join(DEVICE_CHOICES)}; "
             "set it to auto, cpu or cuda."
         )
-    return Settings(home=home, database_url=url, device=device)
+    reader = os.environ.get("UNITCAT_READER_URL") or None
+    if reader is not None:
+        reader = _reader_url(reader, url)
+    return Settings(home=home, database_url=url, device=device, reader_url=reader)
+
+
+def _reader_url(reader: str, database_url: str | None) -> str:
+    from sqlalchemy.exc import ArgumentError
+
+    from catalogue.db.roles import same_database
+
+    if database_url is None:
+        raise ConfigError(
+            "UNITCAT_READER_URL is set but DATABASE_URL is not; set DATABASE_URL to the "
+            "catalogue's server (or unset UNITCAT_READER_URL to use the embedded server)."
+        )
+    reader = normalise_database_url(reader)
+    try:
+        same = same_database(reader, database_url)
+    except (ValueError, ArgumentError) as exc:
+        raise ConfigError(f"UNITCAT_READER_URL is not a valid URL ({exc}); fix it.") from None
+    if not same:
+        raise ConfigError(
+            "UNITCAT_READER_URL must name DATABASE_URL's server and database (only its user "
+            "and password may differ); fix one of the two."
+        )
+    return reader
 
 
 def normalise_database_url(url: str) -> str:

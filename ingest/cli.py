@@ -32,7 +32,7 @@ ingest_app = typer.Typer(
 
 app.add_typer(db_commands.app, name="db")
 app.add_typer(ingest_app, name="ingest")
-app.command("query")(query_commands.query)
+app.command("query", context_settings={"ignore_unknown_options": True})(query_commands.query)
 app.command("runs")(runs_commands.runs)
 app.command("demo")(demo_commands.demo)
 app.command("ui")(ui_commands.ui)

@@ -3,7 +3,16 @@
 The embedded server starts once per test session in a temporary directory. Each
 test that asks for `engine` gets its own database, cloned in milliseconds from a
 template that was migrated to head once, so tests never see each other's rows.
-With DATABASE_URL set, the same happens on that server (the role needs CREATEDB).
+
+The roles are used as in production (`catalogue.db.roles`): each test database
+is set up by the superuser with the roles' script, its URL (`database_url`,
+`engine`) is the owner's (`unitcat_owner`, not a superuser), so every ingest in
+the suite writes as the owner, and user SQL connects as `unitcat_reader`.
+`admin_url` is the superuser's, for administration only.
+
+With DATABASE_URL set, the same happens on that server: its user must be a
+superuser, and the two roles must be able to log in without a password in the
+URL (trust, or entries in ~/.pgpass).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from catalogue.config import normalise_database_url
-from catalogue.db import migrate, server
+from catalogue.db import migrate, roles, server
 
 #: the UI test catalogue fixture (`catalogue`), shared by the AppTest and browser tests
 pytest_plugins = ("tests.ui_fixtures",)
@@ -63,15 +72,27 @@ def unitcat_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def admin_url(unitcat_home: Path) -> Iterator[str]:
-    """URL of a maintenance database on the test server."""
+    """The superuser's URL of a maintenance database on the test server (administration only)."""
     configured = os.environ.get("DATABASE_URL")
     if configured:
-        yield normalise_database_url(configured)
+        url = normalise_database_url(configured)
+        _admin_script(url, roles.cluster_sql())
+        yield url
         return
     data_dir = unitcat_home / "postgres"
-    url = server.start(data_dir)
-    yield str(make_url(url).set(database="postgres").render_as_string(hide_password=False))
+    server.start(data_dir)  # as in production: the roles exist once it is up
+    socket_dir = server.status(data_dir).socket_dir
+    assert socket_dir is not None
+    yield server.superuser_url(socket_dir)
     server.stop(data_dir)
+
+
+def _admin_script(url: str, script: str) -> None:
+    """Run a script (several statements, DO blocks) as the superuser, in one transaction."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+        conn.execute(script)
 
 
 def _with_database(url: str, name: str) -> str:
@@ -94,16 +115,23 @@ def database_factory(admin_url: str) -> Iterator[Callable[..., str]]:
     _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
     _admin_execute(admin_url, f'CREATE DATABASE "{template}"')
     created.append(template)
-    template_engine = create_engine(_with_database(admin_url, template), poolclass=NullPool)
+    _admin_script(_with_database(admin_url, template), roles.database_sql())
+    template_url = roles.url_as(_with_database(admin_url, template), roles.OWNER_ROLE)
+    template_engine = create_engine(template_url, poolclass=NullPool)
     migrate.upgrade(template_engine)
     template_engine.dispose()
 
-    def create(*, migrated: bool = True) -> str:
+    def create(*, migrated: bool = True, bare: bool = False) -> str:
+        """The owner's URL of a new database (`bare`: the superuser's, roles not set up)."""
         name = f"{prefix}_{next(_counter)}"
-        source = f' TEMPLATE "{template}"' if migrated else ""
+        source = f' TEMPLATE "{template}"' if migrated and not bare else ""
         _admin_execute(admin_url, f'CREATE DATABASE "{name}"{source}')
         created.append(name)
-        return _with_database(admin_url, name)
+        url = _with_database(admin_url, name)
+        if bare:
+            return url
+        _admin_script(url, roles.database_sql())
+        return roles.url_as(url, roles.OWNER_ROLE)
 
     yield create
     for name in reversed(created):
@@ -121,5 +149,13 @@ def database_url(database_factory: Callable[..., str], monkeypatch: pytest.Monke
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     eng = create_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def reader_engine(database_url: str) -> Iterator[Engine]:
+    """The test database as the SELECT-only reader, as user SQL connects."""
+    eng = create_engine(roles.reader_url_for(database_url))
     yield eng
     eng.dispose()

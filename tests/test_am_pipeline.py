@@ -16,6 +16,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 from catalogue.am import maximise_units
 from catalogue.config import get_settings
 from catalogue.data import load_digits
+from catalogue.db.engine import database_identity
 from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError, NotFound
 from catalogue.models import ModelInfo, load_demo_checkpoint, random_demo_model
@@ -121,6 +122,7 @@ def test_panels_beat_every_digit_and_match_their_pngs(
         key=lambda k: (LAYERS.index(k[0]), k[1]),
     )
     home = get_settings().artifacts_dir
+    database = database_identity(engine)
     for row in rows:
         reference = (conv_max if row.layer == "conv5" else fc_max)[row.unit_index]
         assert row.dataset_max == pytest.approx(reference)
@@ -135,7 +137,12 @@ def test_panels_beat_every_digit_and_match_their_pngs(
         path = home / row.path
         assert (
             path
-            == home / "am" / "demo-random" / row.layer / f"unit-{row.unit_index}-run{run_id}.png"
+            == home
+            / "am"
+            / database
+            / "demo-random"
+            / row.layer
+            / f"unit-{row.unit_index}-run{run_id}.png"
         )
         with Image.open(path) as image:
             assert image.size == (2 * TILE + GAP, 2 * TILE + GAP)  # 4 images: a 2 × 2 panel
@@ -189,7 +196,8 @@ def test_rerunning_replaces_the_runs_panels(engine: Engine, model: ModelInfo, sc
     np.testing.assert_allclose(
         [p.activations for p in second.panels], [p.activations for p in first.panels]
     )
-    folder = get_settings().artifacts_dir / "am" / "demo-random" / "fc6"
+    database = database_identity(engine)
+    folder = get_settings().artifacts_dir / "am" / database / "demo-random" / "fc6"
     assert sorted(p.name for p in folder.iterdir()) == [
         f"unit-{u}-run{first.run_id}.png" for u in (0, 1, 2)
     ]  # no staging files left

@@ -221,23 +221,23 @@ def test_measure_correlations_match_scipy_with_ties(engine: Engine) -> None:
     assert row.spearman == pytest.approx(stats.spearmanr(ccmas[keep], precision[keep])[0])
 
 
-def test_console_reads_and_refuses_writes(engine: Engine) -> None:
+def test_console_reads_and_refuses_writes(engine: Engine, reader_engine: Engine) -> None:
     register_toy(engine)
-    result = run_readonly(engine, "SELECT name FROM layer ORDER BY position")
+    result = run_readonly(reader_engine, "SELECT name FROM layer ORDER BY position")
     assert result.columns == ["name"] and result.rows == [("conv5",), ("fc6",)]
     with pytest.raises(ReadOnlyViolation, match="read-only"):
-        run_readonly(engine, "DELETE FROM unit")
+        run_readonly(reader_engine, "DELETE FROM unit")
     with pytest.raises(InputError, match="one statement"):
-        run_readonly(engine, "SELECT 1; DELETE FROM unit")
+        run_readonly(reader_engine, "SELECT 1; DELETE FROM unit")
     with pytest.raises(InputError, match="SQL error"):
-        run_readonly(engine, "SELECT nothing FROM nowhere")
+        run_readonly(reader_engine, "SELECT nothing FROM nowhere")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM unit")).scalar_one() == 10
 
 
-def test_console_truncates_to_max_rows(engine: Engine) -> None:
+def test_console_truncates_to_max_rows(engine: Engine, reader_engine: Engine) -> None:
     register_toy(engine)
-    result = run_readonly(engine, "SELECT * FROM unit ORDER BY id", max_rows=3)
+    result = run_readonly(reader_engine, "SELECT * FROM unit ORDER BY id", max_rows=3)
     assert len(result.rows) == 3 and result.truncated
 
 

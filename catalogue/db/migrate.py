@@ -11,6 +11,7 @@ configuration is built here, not read from the ini file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -18,9 +19,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, column, func, select, table, text
+from sqlalchemy.engine import make_url
 
-from catalogue.errors import ConfigError, SchemaOutOfDate
+from catalogue.errors import ConfigError, InputError, SchemaOutOfDate
 
 
 def script_location() -> Path:
@@ -89,6 +92,21 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine, revision: str = "head", *, scripts: Path | None = None) -> None:
     url = engine.url.render_as_string(hide_password=False)
     command.upgrade(alembic_config(url, scripts=scripts), revision)
+    _grant_reader(engine)
+
+
+def _grant_reader(engine: Engine) -> None:
+    """The reader may SELECT what the upgrade created, also when it ran as a role other than
+    the owner (whose default privileges cover the rest)."""
+    from catalogue.config import get_settings
+    from catalogue.db import roles
+
+    settings = get_settings()
+    reader = roles.READER_ROLE
+    if settings.reader_url:
+        reader = make_url(settings.reader_url).username or reader
+    with engine.begin() as conn:
+        conn.connection.driver_connection.execute(roles.grant_reader_sql(reader))
 
 
 def downgrade(engine: Engine, revision: str, *, scripts: Path | None = None) -> None:
@@ -110,7 +128,122 @@ def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
     if current is None and upgrade_empty:
         upgrade(engine)
         return
+    if current is None:
+        raise SchemaOutOfDate(
+            f"the catalogue is not initialised: database {engine.url.database} has no unitcat "
+            "tables; run `unitcat db upgrade` to create them (or any `unitcat ingest …` command)."
+        )
     raise SchemaOutOfDate(
         f"the catalogue schema is at revision {current or 'none'} but this unitcat needs {head}; "
         "run `unitcat db upgrade`."
     )
+
+
+def ensure_readable(engine: Engine | None = None) -> None:
+    """`ensure_current` for commands that only read (`runs`, `query`, the UI).
+
+    The embedded catalogue is created on first use, as before. A DATABASE_URL
+    database is never changed by a read: an empty one is reported as not
+    initialised, naming the command that initialises it. Without `engine`, the
+    check runs as the reader on a DATABASE_URL server (user SQL may have no other
+    credentials) and as the owner on the embedded one.
+    """
+    from sqlalchemy.exc import ProgrammingError
+
+    from catalogue.config import get_settings
+    from catalogue.db.engine import get_engine, get_reader_engine
+
+    if get_settings().database_url is None:
+        ensure_current(engine or get_engine())
+        return
+    engine = engine or get_reader_engine()
+    try:
+        ensure_current(engine, upgrade_empty=False)
+    except ProgrammingError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "permission denied"
+        raise ConfigError(
+            f"{engine.url.username} cannot read the catalogue ({reason}); run `unitcat db roles` "
+            "(or have an administrator run the SQL of `unitcat db roles --print`)."
+        ) from None
+
+
+@dataclass(frozen=True)
+class DroppedData:
+    """What a downgrade drops: whole tables and single columns, with the rows they hold."""
+
+    tables: dict[str, int]  # table -> rows
+    columns: dict[str, int]  # "table.column" -> rows with a value
+
+    @property
+    def ratings(self) -> int:
+        """Human ratings among the dropped rows: they cannot be computed again."""
+        return self.tables.get("rating", 0)
+
+    def __bool__(self) -> bool:
+        return bool(self.tables or self.columns)
+
+    def describe(self) -> str:
+        """One line: what the downgrade drops (human ratings called out)."""
+        full = {name: rows for name, rows in self.tables.items() if rows}
+        empty = [name for name, rows in self.tables.items() if not rows]
+        parts = [f"table {name} ({rows:,} rows)" for name, rows in full.items()]
+        parts += [f"column {name} ({rows:,} values)" for name, rows in self.columns.items()]
+        if empty:
+            parts.append(f"{len(empty)} empty tables ({', '.join(empty)})")
+        text = ", ".join(parts)
+        if self.ratings:
+            text += f"; including {self.ratings:,} human ratings, which cannot be recomputed"
+        return text
+
+
+def _table_columns(conn: Connection) -> dict[str, set[str]]:
+    rows = conn.execute(
+        text(
+            "SELECT c.relname, a.attname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') "
+            "AND c.relname <> 'alembic_version'"
+        )
+    )
+    tables: dict[str, set[str]] = {}
+    for name, attribute in rows:
+        tables.setdefault(name, set()).add(attribute)
+    return tables
+
+
+def downgrade_drops(engine: Engine, revision: str) -> DroppedData:
+    """What `downgrade(engine, revision)` would drop, found by doing it and rolling it back.
+
+    PostgreSQL's DDL is transactional, so the real migration scripts run inside
+    one transaction that is rolled back: the answer holds for any revision,
+    including columns a table revision removes.
+    """
+    url = engine.url.render_as_string(hide_password=False)
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            before = _table_columns(conn)
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            try:
+                command.downgrade(cfg, revision)
+            except CommandError as exc:
+                raise InputError(
+                    f"cannot downgrade to {revision!r}: {exc}; give a revision id, -N or base."
+                ) from None
+            after = _table_columns(conn)
+        finally:
+            transaction.rollback()
+        tables = sorted(set(before) - set(after))
+        columns = sorted((t, c) for t in set(before) & set(after) for c in before[t] - after[t])
+        counts = {
+            t: conn.execute(select(func.count()).select_from(table(t))).scalar_one() for t in tables
+        }
+        values = {
+            f"{t}.{c}": conn.execute(
+                select(func.count(column(c))).select_from(table(t))
+            ).scalar_one()
+            for t, c in columns
+        }
+    return DroppedData(tables=counts, columns=values)

@@ -5,7 +5,8 @@ of 100 AM images per unit. Here `catalogue.am.maximise_units` makes the
 images; this module ties them to units that the catalogue already knows (the
 model must have been extracted, so a panel hangs off a registered unit and can
 be compared with the unit's measures), saves one PNG per unit under
-``$UNITCAT_HOME/artifacts/am/<model>/<layer>/unit-<i>-run<run>.png`` and writes
+``$UNITCAT_HOME/artifacts/am/<database>/<model>/<layer>/unit-<i>-run<run>.png``
+(``<database>``: which catalogue, as two may share one home) and writes
 the `am_panel` rows of one recorded ``am`` run in one transaction at the end.
 
 Two choices make a panel comparable with the unit's row in `unit_catalogue`:
@@ -46,6 +47,7 @@ from sqlalchemy import Connection, Engine
 from catalogue import demo_cnn
 from catalogue.am import METHOD, maximise_units, save_panel
 from catalogue.config import get_settings, resolve_device
+from catalogue.db.engine import database_identity
 from catalogue.db.registry import LayerRecord, ModelRecord, find_model
 from catalogue.db.results import PanelRow, ScoreReference, score_reference, write_am_panels
 from catalogue.db.runs import recorded_run
@@ -135,9 +137,14 @@ def panel_grid(n_images: int) -> tuple[int, int]:
     return math.ceil(n_images / cols), cols
 
 
-def panel_relative_path(model: str, layer: str, unit: int, run_id: int) -> Path:
-    """The panel file relative to the artifacts folder (names made safe for any file system)."""
-    return Path("am") / _slug(model) / _slug(layer) / f"unit-{unit}-run{run_id}.png"
+def panel_relative_path(model: str, layer: str, unit: int, run_id: int, database: str) -> Path:
+    """The panel file relative to the artifacts folder (names made safe for any file system).
+
+    `database` (`catalogue.db.engine.database_identity`) keeps two catalogues that
+    share one UNITCAT_HOME apart: both may have a run 1.
+    """
+    name = f"unit-{unit}-run{run_id}.png"
+    return Path("am") / _slug(database) / _slug(model) / _slug(layer) / name
 
 
 def _slug(name: str) -> str:
@@ -298,6 +305,7 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
     """
     model, reference = plan.model, plan.reference
     artifacts = get_settings().artifacts_dir
+    database = database_identity(engine)
     rows, cols = panel_grid(plan.n_images)
     steps = plan.steps
     total = len(plan.units) * steps
@@ -340,7 +348,9 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
                     on_progress=progress,
                 )
                 for position, unit in enumerate(chunk):
-                    final = artifacts / panel_relative_path(model.name, plan.layer, unit, run.id)
+                    final = artifacts / panel_relative_path(
+                        model.name, plan.layer, unit, run.id, database
+                    )
                     partial = final.with_name(f".{final.name}.partial")
                     save_panel(result.images[position], partial, rows=rows, cols=cols)
                     staged.append((partial, final))

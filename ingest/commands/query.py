@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 
 from catalogue.db.console import run_readonly
-from catalogue.db.engine import get_engine
-from catalogue.db.migrate import ensure_current
+from catalogue.db.engine import get_reader_engine
+from catalogue.db.migrate import ensure_readable
 from ingest.console import console
 
 
@@ -74,9 +74,12 @@ def query(
     ),
     limit: int = typer.Option(1000, help="Show at most this many rows (0: all)."),
 ) -> None:
-    """Run one read-only SQL statement and print the result; statements that write are refused."""
-    engine = get_engine()
-    ensure_current(engine)
+    """Run one read-only SQL statement and print the result; statements that write are refused.
+
+    It runs as the SELECT-only reader role (`unitcat db url --reader`).
+    """
+    ensure_readable()
+    engine = get_reader_engine()
     result = run_readonly(engine, statement, max_rows=limit or None)
     if as_csv:
         write_csv(result.columns, result.rows)

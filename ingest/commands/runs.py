@@ -6,7 +6,9 @@ import typer
 from rich.table import Table
 
 from catalogue.db.engine import get_engine
-from catalogue.db.migrate import ensure_current
+from catalogue.db.migrate import ensure_readable
+from catalogue.db.schema import RUN_KINDS
+from catalogue.errors import InputError
 from catalogue.query.runs import run_records
 from ingest.console import console
 
@@ -17,8 +19,12 @@ def runs(
     ),
 ) -> None:
     """List the runs in the catalogue, newest first."""
+    if kind is not None and kind not in RUN_KINDS:
+        raise InputError(
+            f"--kind {kind!r} is not a kind of run; use one of {', '.join(RUN_KINDS)}."
+        )
     engine = get_engine()
-    ensure_current(engine)
+    ensure_readable(engine)
     rows = run_records(engine, kinds=(kind,) if kind else ())
     if not rows:
         console.print("no runs yet: start with `unitcat ingest extract`.")

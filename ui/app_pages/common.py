@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from catalogue.config import get_settings
-from catalogue.db.engine import database_url, get_engine, redacted
+from catalogue.db.engine import database_url, get_engine, get_reader_engine, redacted
 from catalogue.db.migrate import ensure_current
 from catalogue.errors import SchemaOutOfDate, UnitcatError
 from catalogue.query import catalog as catalog_query
@@ -64,12 +64,23 @@ def engine_key() -> str:
 def _engine_for(key: str) -> Engine:
     url = database_url() if key == EMBEDDED else key
     engine = get_engine(url)
-    ensure_current(engine)
+    ensure_current(engine, upgrade_empty=key == EMBEDDED)  # a read never creates tables
     return engine
 
 
 def engine() -> Engine:
     return _engine_for(engine_key())
+
+
+@st.cache_resource(show_spinner="Connecting to the catalogue …")
+def _reader_engine_for(key: str, reader_url: str | None) -> Engine:
+    _engine_for(key)  # the catalogue exists and is current
+    return get_reader_engine()
+
+
+def reader_engine() -> Engine:
+    """The SELECT-only reader's engine, for user SQL (the SQL page)."""
+    return _reader_engine_for(engine_key(), get_settings().reader_url)
 
 
 def show_database_error(exc: BaseException) -> None:
@@ -387,8 +398,10 @@ def rated_layers(key: str) -> set[tuple[str, str]]:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def relation_columns(key: str) -> pd.DataFrame:
-    return catalog_query.relation_columns(_engine_for(key))
+def relation_columns(key: str, reader_url: str | None = None) -> pd.DataFrame:
+    """The relations and columns user SQL can read: listed as the reader, whose
+    information_schema shows only what it may SELECT."""
+    return catalog_query.relation_columns(_reader_engine_for(key, reader_url))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -1,19 +1,22 @@
 """SQL: a read-only console on the catalogue (catalogue.db.console.run_readonly).
 
-The statement runs in a READ ONLY transaction that is rolled back: PostgreSQL
-itself refuses writes, and the refusal is shown as a message. The views and
-tables with their columns are listed from the database's own catalog; a result
-with model, layer and unit columns links each row to its unit. The statement is
-kept in the URL (?sql=…), so a link runs the same query.
+The statement runs as the SELECT-only reader role, in a READ ONLY transaction
+that is rolled back, on a connection that keeps no state: PostgreSQL itself
+refuses writes, server files and programs, and the refusal is shown as a message.
+The views and tables with their columns are listed from the database's own catalog
+as the reader sees it; a result with model, layer and unit columns links each row
+to its unit. The statement is kept in the URL (?sql=…), so a link runs the same query.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+from sqlalchemy import Engine
 
+from catalogue.config import get_settings
 from catalogue.db.console import run_readonly
-from catalogue.errors import InputError, ReadOnlyViolation
+from catalogue.errors import InputError, ReadOnlyViolation, UnitcatError
 from catalogue.query.examples import EXAMPLES
 from ui import tables
 from ui import urlstate as url
@@ -40,12 +43,12 @@ def _submitted() -> None:
     st.session_state["_sql_run"] = True
 
 
-def _run(statement: str) -> None:
+def _run(engine: Engine, statement: str) -> None:
     try:
-        result = run_readonly(common.engine(), statement, max_rows=MAX_ROWS)
+        result = run_readonly(engine, statement, max_rows=MAX_ROWS)
     except ReadOnlyViolation as exc:
         st.session_state[OUTCOME] = ("refused", str(exc))
-    except InputError as exc:
+    except (InputError, UnitcatError) as exc:
         st.session_state[OUTCOME] = ("error", str(exc))
     else:
         frame = pd.DataFrame(result.rows, columns=result.columns)
@@ -72,8 +75,8 @@ def _with_unit_links(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, objec
 
 
 def _catalog() -> None:
-    """The views and tables a query can read, with their columns."""
-    columns = common.relation_columns(common.engine_key())
+    """The views and tables a query can read, with their columns (as the reader sees them)."""
+    columns = common.relation_columns(common.engine_key(), get_settings().reader_url)
     with st.expander("Views and tables, with their columns", expanded=False):
         if columns.empty:
             st.caption("The catalogue has no views yet (`unitcat db upgrade`).")
@@ -97,6 +100,11 @@ st.caption(
     "misleading_detectors, layer_summary, measure_correlations, rating_summary …) and "
     "tables. Statements that write are refused."
 )
+try:
+    engine = common.reader_engine()
+except UnitcatError as exc:  # e.g. a DATABASE_URL server without the reader role
+    st.error(f"**User SQL is unavailable.** {exc}", icon=":material/lock:")
+    st.stop()
 notes = st.container()
 _catalog()
 
@@ -116,7 +124,7 @@ if st.session_state.pop("_sql_run", False) or (
     from_url is not None and OUTCOME not in st.session_state
 ):
     url.keep("sql", statement.strip() or None)
-    _run(statement)
+    _run(engine, statement)
 
 outcome = st.session_state.get(OUTCOME)
 if outcome is not None:
