@@ -260,7 +260,7 @@ class BandWriter(StoreReader):
     def _band_reads(self, start: int, stop: int) -> bool:
         """Whether rows [start, stop) of every row dataset decompress, read chunk by chunk."""
         for ds in self._row_datasets():
-            selection = np.s_[start:stop] + (slice(None),) * (ds.ndim - 1)
+            selection = (slice(start, stop),) + (slice(None),) * (ds.ndim - 1)
             try:
                 for part in ds.iter_chunks(selection) if ds.chunks else [selection]:
                     ds[part]
