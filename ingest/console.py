@@ -89,6 +89,13 @@ def setup_logging() -> None:
     logging.getLogger("catalogue").addHandler(notes)
     logging.captureWarnings(True)
     sys.unraisablehook = _unraisable
+    sys.excepthook = _printed
+
+
+def _printed(kind: type[BaseException], value: BaseException, tb: object) -> None:
+    """Tracebacks that extension code prints itself (Cython destructors call PyErr_Print) go
+    to the log file too."""
+    logging.getLogger("printed").error("%s", kind.__name__, exc_info=(kind, value, tb))  # type: ignore[arg-type]
 
 
 def _unraisable(info: sys.UnraisableHookArgs) -> None:
