@@ -381,3 +381,27 @@ def test_class_groups_are_versioned_per_run(engine: Engine, tmp_path: Path) -> N
     assert used[second.run_id] == [("pair", 2, "k0"), ("pair", 2, "k2"), ("pair", 2, "k3")]
     assert used[again.run_id] == used[first.run_id]  # the same members: the same version
     assert [tuple(v) for v in versions] == [("pair", 1), ("pair", 2)]
+
+
+def test_three_upgrades_of_a_fresh_catalogue_at_once_take_turns(
+    database_factory,
+) -> None:
+    """Commands started at once on an empty database do not all create its tables."""
+    from catalogue.db import migrate
+
+    url = database_factory(migrated=False)
+    env = {**os.environ, "DATABASE_URL": url, "COLUMNS": "200"}
+    processes = [
+        subprocess.Popen(
+            [UNITCAT, "db", "upgrade"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(3)
+    ]
+    for process in processes:
+        out, err = process.communicate()
+        assert process.returncode == 0, err
+        assert f"schema at revision {migrate.head_revision()}" in out

@@ -11,6 +11,8 @@ configuration is built here, not read from the ini file.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import ProgrammingError
 
 from catalogue.db.schema import Base
@@ -142,14 +144,30 @@ def _alembic(action: str, engine: Engine, revision: str, scripts: Path | None) -
         ) from exc
 
 
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """One migration at a time per database: commands started at once on a fresh catalogue
+    would otherwise all create its tables (and collide)."""
+    with engine.connect() as conn:
+        conn.execute(select(func.pg_advisory_lock(func.hashtext("unitcat.migrate"))))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(select(func.pg_advisory_unlock(func.hashtext("unitcat.migrate"))))
+            conn.commit()
+
+
 def upgrade(engine: Engine, revision: str = "head", *, scripts: Path | None = None) -> None:
-    _check_known(engine, scripts=scripts)
-    _alembic("upgrade", engine, revision, scripts)
+    with _migration_lock(engine):
+        _check_known(engine, scripts=scripts)
+        _alembic("upgrade", engine, revision, scripts)
 
 
 def downgrade(engine: Engine, revision: str, *, scripts: Path | None = None) -> None:
-    _check_known(engine, scripts=scripts)
-    _alembic("downgrade", engine, revision, scripts)
+    with _migration_lock(engine):
+        _check_known(engine, scripts=scripts)
+        _alembic("downgrade", engine, revision, scripts)
 
 
 def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
@@ -164,7 +182,9 @@ def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
     if current == head:
         return
     if current is None and upgrade_empty:
-        upgrade(engine)
+        with _migration_lock(engine):  # another command may have created it meanwhile
+            if _check_known(engine) is None:
+                _alembic("upgrade", engine, "head", None)
         return
     raise SchemaOutOfDate(
         f"the catalogue schema is at revision {current or 'none'} but this unitcat needs {head}; "

@@ -87,6 +87,12 @@ class DatasetRecord:
     class_names: tuple[str, ...]
 
 
+def _serialise_registration(conn: Connection) -> None:
+    """Two commands registering the same model or dataset at once take turns (until the end
+    of the caller's transaction): the second finds the first's rows instead of colliding."""
+    conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("unitcat.registry"))))
+
+
 def register_model(
     conn: Connection,
     *,
@@ -96,6 +102,7 @@ def register_model(
     checksum: str | None,
     layers: Sequence[LayerSpec],
 ) -> ModelRecord:
+    _serialise_registration(conn)
     row = conn.execute(select(Model.id, Model.checksum).where(Model.name == name)).one_or_none()
     if row is None:
         model_id = conn.execute(
@@ -249,6 +256,7 @@ def register_dataset(
         )
     if len(set(class_keys)) != len(class_keys):
         raise InputError(f"dataset {name!r}: class keys are not unique.")
+    _serialise_registration(conn)
     known = conn.execute(select(Dataset.id).where(Dataset.name == name)).scalar_one_or_none()
     if known is not None:
         record = load_dataset_record(conn, name)

@@ -272,8 +272,9 @@ def _acquire(conn: Connection, kind: str, key: str) -> _Seen | bool | None:
 
 def _owner_text(row: Any) -> str:
     if row.owner_pid is None:
-        return "started before owners were recorded"
-    since = f", since {row.started_at:%Y-%m-%d %H:%M}" if row.started_at else ""
+        return "its process was not recorded"
+    started = row.owner_started_at
+    since = f", started {started.astimezone():%Y-%m-%d %H:%M}" if started else ""
     return f"pid {row.owner_pid} on {row.owner_host}{since}"
 
 

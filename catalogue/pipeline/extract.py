@@ -36,6 +36,8 @@ MAX_SKIPPED_LISTED = 1000
 class ExtractResult:
     run_id: int
     summary: ExtractionSummary
+    #: another process extracted the same run while this one waited for it
+    finished_elsewhere: bool = False
 
 
 def _slug(text: str) -> str:
@@ -108,7 +110,7 @@ def extract_into_catalogue(
             on_progress=run.watch(on_progress),
         )
         if run.finished_elsewhere:
-            return ExtractResult(run_id=run.id, summary=summary)
+            return ExtractResult(run_id=run.id, summary=summary, finished_elsewhere=True)
         run.complete(
             stats={
                 "n_images": summary.n_images,

@@ -75,7 +75,8 @@ def _not_done(run: Any, state: str) -> str:
             "(`unitcat runs` shows its status)."
         )
     if state == "interrupted":
-        return f"extraction run {run.id} was interrupted ({who}, now gone); {resume}."
+        gone = f" ({who}, now gone)" if run.owner_pid is not None else ""
+        return f"extraction run {run.id} was interrupted{gone}; {resume}."
     return f"extraction run {run.id} failed ({run.error or 'no message'}); {resume}."
 
 

@@ -24,7 +24,16 @@ def runs(
         console.print("no runs yet: start with `unitcat ingest extract`.")
         return
     table = Table(
-        "id", "kind", "label", "status", "model", "dataset", "from run", "started", "took", "error"
+        "id",
+        "kind",
+        "label",
+        "status",
+        "model",
+        "dataset",
+        "from run",
+        "started",
+        "took",
+        "error or owner",
     )
     colour = {"done": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
     for r in rows:
@@ -53,5 +62,5 @@ def _note(run: dict) -> str:
     """The error of a failed run; who runs a running one; who ran an interrupted one."""
     if run["status"] in ("running", "interrupted") and run["owner_pid"] is not None:
         who = f"pid {run['owner_pid']} on {run['owner_host']}"
-        return f"{who}" if run["status"] == "running" else f"{who} is gone"
+        return who if run["status"] == "running" else f"{who} is gone"
     return run["error"] or ""
