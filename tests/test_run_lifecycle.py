@@ -398,7 +398,7 @@ def test_three_upgrades_of_a_fresh_catalogue_at_once_take_turns(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(3)
     ]
     for process in processes:
