@@ -13,8 +13,9 @@ metadata is left half-written and the file may not open again. So before each
 band the writer checks that the file system has room for it and stops cleanly
 with `DiskFull` when it has not: nothing of that band is written, the file keeps
 its complete bands, and a re-run resumes there once there is space. The room a
-band needs is what earlier bands of the run took per row (the first band is
-compressed in memory to measure it), times `SPACE_MARGIN`, plus
+band needs is what earlier bands of the run took per row (for the first band,
+`SAMPLE_ROWS` of its rows are compressed in memory to measure it), times
+`SPACE_MARGIN`, plus
 `HEADROOM_BYTES` for HDF5's metadata. Should the disk fill up anyway (another
 process writing at the same moment), the write error is reported the same way
 and the store is not written again.
@@ -49,6 +50,19 @@ HEADROOM_BYTES = 1 << 20
 KEY_BYTES = 256
 #: A band may compress worse than the bands before it: ask for this much more room.
 SPACE_MARGIN = 1.5
+#: Rows of the first band compressed in memory to measure what a band takes.
+SAMPLE_ROWS = 512
+
+
+def _first_rows(blocks: list[np.ndarray], n: int) -> np.ndarray:
+    """The first `n` rows of a list of row blocks, copying no more than that."""
+    parts, have = [], 0
+    for block in blocks:
+        parts.append(block[: n - have])
+        have += parts[-1].shape[0]
+        if have >= n:
+            break
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _size(n_bytes: float) -> str:
@@ -96,21 +110,21 @@ class BandWriter(StoreReader):
             return int(take * self._bytes_per_row)
         buf = self._buffer
         small = take * (8 + 8 + 1 + KEY_BYTES)  # labels, predictions, correct, a key
+        sample = min(take, SAMPLE_ROWS)
         memory = io.BytesIO()
         with h5py.File(memory, "w") as probe:
             for group, parts in (("layers", buf.activations), ("maps", buf.maps)):
                 for name, blocks in parts.items():
                     like = self._h5[group][name]
-                    data = (np.concatenate(blocks) if len(blocks) > 1 else blocks[0])[:take]
-                    chunks = (min(like.chunks[0], take), *like.chunks[1:])
+                    rows = _first_rows(blocks, sample)
                     probe.create_dataset(
                         f"{group}/{name}",
-                        data=data,
-                        chunks=chunks,
+                        data=rows,
+                        chunks=(min(like.chunks[0], sample), *like.chunks[1:]),
                         compression=like.compression,
                         shuffle=like.shuffle,
                     )
-        return small + memory.getbuffer().nbytes
+        return small + int(memory.getbuffer().nbytes * take / sample)
 
     def _require_space(self, n_rows: int) -> None:
         """Raise `DiskFull` (and stop) unless the file system has room for `n_rows` more rows."""
