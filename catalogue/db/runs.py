@@ -244,22 +244,22 @@ def recorded_run(
 
 @dataclass(frozen=True)
 class _Seen:
-    """The run row as a waiting process saw it before it got the lock (None: no row yet)."""
+    """The run row as a waiting process saw it before it got the lock (status None: no row)."""
 
     status: str | None
     finished_at: datetime | None
 
 
-def _acquire(conn: Connection, kind: str, key: str) -> _Seen | bool | None:
+def _acquire(conn: Connection, kind: str, key: str) -> _Seen | None:
     """Take the run's advisory lock on the owner session; wait (saying so) while another
-    process holds it. Returns False if there was no wait, else what the row was before."""
+    process holds it. Returns None if there was no wait, else what the row was before."""
     for name, value in _KEEPALIVE.items():
         conn.execute(text(f"SET {name} = {int(value)}"))
     lock = lock_key(key)
     got = conn.execute(select(func.pg_try_advisory_lock(lock))).scalar_one()
     conn.commit()
     if got:
-        return False
+        return None
     row = conn.execute(select(Run.__table__).where(Run.kind == kind, Run.key == key)).one_or_none()
     conn.commit()
     who = _owner_text(row) if row is not None else "another unitcat process"
@@ -267,7 +267,7 @@ def _acquire(conn: Connection, kind: str, key: str) -> _Seen | bool | None:
     _log.warning("%s is already running (%s); waiting for it to finish …", name, who)
     conn.execute(select(func.pg_advisory_lock(lock)))
     conn.commit()
-    return _Seen(row.status, row.finished_at) if row is not None else None
+    return _Seen(row.status, row.finished_at) if row is not None else _Seen(None, None)
 
 
 def _owner_text(row: Any) -> str:
@@ -308,7 +308,7 @@ def _start(
     key: str,
     params: dict[str, Any],
     values: dict[str, Any],
-    waited: _Seen | bool | None,
+    waited: _Seen | None,
 ) -> RunHandle:
     """Insert the run, take it over, or (a retry of a finished run) only record the owner."""
     owner = this_process()
@@ -331,7 +331,7 @@ def _start(
                 )
                 .returning(Run.id)
             ).scalar_one()
-        elif waited is not False and row.status == "done" and _changed(waited, row):
+        elif waited is not None and row.status == "done" and _changed(waited, row):
             run_id = row.id
             handle_args["finished_elsewhere"] = True
         elif row.status == "done":
@@ -365,10 +365,8 @@ def _start(
     )
 
 
-def _changed(seen: _Seen | bool | None, row: Any) -> bool:
+def _changed(seen: _Seen, row: Any) -> bool:
     """Whether the run was finished while we waited (it was not done, or done earlier)."""
-    if not isinstance(seen, _Seen):
-        return True
     return seen.status != "done" or seen.finished_at != row.finished_at
 
 
