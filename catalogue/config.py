@@ -98,15 +98,31 @@ def _reader_url(reader: str, database_url: str | None) -> str:
 
 
 def normalise_database_url(url: str) -> str:
-    """Accept ``postgres://`` and ``postgresql://`` URLs and use the psycopg 3 driver."""
+    """Accept ``postgres://`` and ``postgresql://`` URLs and use the psycopg 3 driver; a URL
+    that does not parse is a ConfigError (which never repeats the URL: it may hold a password)."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
+            return _parsed("postgresql+psycopg://" + url[len(prefix) :])
     if url.startswith("postgresql+psycopg://"):
-        return url
+        return _parsed(url)
     raise ConfigError(
         f"DATABASE_URL must be a PostgreSQL URL (postgresql+psycopg://user@host/db), got {url.split(':')[0]}://…"
     )
+
+
+def _parsed(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+        _ = parsed.port  # parsed lazily: a bad port or an unclosed [IPv6 address] fails here
+    except (ValueError, ArgumentError) as exc:
+        raise ConfigError(
+            f"DATABASE_URL is not a valid database URL ({exc.__class__.__name__}); write it as "
+            "postgresql://user:password@host:5432/database (an IPv6 host in brackets: [::1])."
+        ) from exc
+    return url
 
 
 def resolve_device(requested: str | None = None) -> str:

@@ -40,3 +40,16 @@ class NotFound(UnitcatError):
 
 class ReadOnlyViolation(UnitcatError):
     """A statement given to the read-only query console tried to write."""
+
+
+class RunLost(UnitcatError):
+    """A run's own database session ended before its results were written (the server
+    stopped or restarted, the connection dropped): nothing was written."""
+
+    exit_code = 3
+
+
+class DiskFull(UnitcatError):
+    """A file system has no room for what a command must write next."""
+
+    exit_code = 4

@@ -21,6 +21,7 @@ mode, and the caller gets it back as given, also when the run fails.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import torch
 
 from catalogue.config import resolve_device
 from catalogue.data import Batch, ImageDataset, collate_samples
-from catalogue.errors import InputError
+from catalogue.errors import ConfigError, InputError
 from catalogue.models import (
     LayerInfo,
     ModelInfo,
@@ -147,6 +148,38 @@ def _compare_params(out_path: Path, old: dict[str, Any], params: dict[str, Any])
         )
 
 
+def check_runtime_options(batch_size: int, workers: int) -> None:
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}.")
+    if workers < 0:
+        raise InputError(f"--workers must be 0 or more, got {workers}.")
+
+
+def check_output(out_path: Path, params: dict[str, Any]) -> None:
+    """Refuse an output path that cannot hold this run, before anything is written: a
+    directory, a file of another run, a folder that cannot be created or written."""
+    if out_path.is_dir():
+        raise InputError(
+            f"--out {out_path} is a directory; give a file name, e.g. {out_path / 'activations.h5'}."
+        )
+    if out_path.exists():
+        with ActivationStore.open(out_path) as existing:
+            _compare_params(out_path, existing.params, params)
+        return
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the folder {out_path.parent} ({exc.strerror or exc}); "
+            "choose another --out or UNITCAT_HOME."
+        ) from exc
+    if not os.access(out_path.parent, os.W_OK):
+        raise ConfigError(
+            f"cannot write to {out_path.parent} (permission denied or read-only); "
+            "choose another --out or UNITCAT_HOME."
+        )
+
+
 def _autocast_context(device: str, enabled: bool) -> contextlib.AbstractContextManager[Any]:
     if not enabled:
         return contextlib.nullcontext()
@@ -224,10 +257,7 @@ def extract_activations(
     resumes (same parameters required; batch size may differ, but only the
     same batch size gives a bit-identical file).
     """
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be at least 1, got {batch_size}.")
-    if workers < 0:
-        raise InputError(f"--workers must be 0 or more, got {workers}.")
+    check_runtime_options(batch_size, workers)
     out_path = Path(out_path)
     dataset.strict = strict
     plan = plan_extraction(

@@ -189,6 +189,10 @@ def select_panels(
 # ---------------------------------------------------------------- CSV import
 
 
+#: The largest unit index the catalogue can hold (`unit.unit_index` is a 32-bit integer).
+MAX_UNIT_INDEX = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class RatingRow:
     """One participant's answer for one panel, validated.
@@ -228,6 +232,12 @@ def parse_ratings_csv(source: str | Path) -> list[RatingRow]:
     empty file, or a participant rating the same unit twice.
     """
     text, label = _read_source(source)
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise InputError(
+            f"{label} line {line} contains a NUL byte: it is not a text CSV (a binary or "
+            "UTF-16 file?); save it as UTF-8 CSV and import again."
+        )
     reader = csv.reader(io.StringIO(text))
     try:
         header: list[str] | None = None
@@ -324,6 +334,9 @@ def _parse_row(line: int, cells: dict[str, str]) -> tuple[RatingRow | None, list
     unit = int(unit_text) if re.fullmatch(r"\d+", unit_text) else None
     if unit is None:
         errors.append(f"unit {unit_text!r} is not a whole number ≥ 0")
+    elif unit > MAX_UNIT_INDEX:
+        errors.append(f"unit {unit_text} is out of range (unit indices are below 2^31)")
+        unit = None
     answer_text = cells["answer"].strip().lower()
     if answer_text not in ANSWERS:
         errors.append(f"answer {cells['answer'].strip()!r} is not yes or no")

@@ -221,6 +221,31 @@ def test_reader_selects_every_table_and_view_also_after_migrations_recreate_them
         run_readonly(reader_engine, f'SELECT * FROM "{name}" LIMIT 1')
 
 
+def test_reader_sees_run_status_by_the_owners_lock_and_cannot_take_it(
+    engine: Engine, reader_engine: Engine
+) -> None:
+    """`run_status` (issue 12's run lifecycle) reads pg_locks: as the reader it says
+    `running` while the owner's session holds the run's advisory lock, `interrupted` once
+    it is gone; the reader itself may not take that lock (it would fake a live owner)."""
+    from catalogue.db.runs import lock_key, run_key
+
+    key = run_key("score", {"reader sees": 1})
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO run (kind, key, status) VALUES ('score', :k, 'running')"), {"k": key}
+        )
+    statement = "SELECT status, recorded_status, owner_active FROM run_status"
+    with engine.connect() as owner:
+        assert owner.execute(text("SELECT pg_try_advisory_lock(:l)"), {"l": lock_key(key)}).scalar()
+        owner.commit()  # a session lock outlives the transaction
+        assert run_readonly(reader_engine, statement).rows == [("running", "running", True)]
+        with pytest.raises(ReadOnlyViolation, match="permission denied for function"):
+            run_readonly(reader_engine, f"SELECT pg_try_advisory_lock({lock_key(key)})")
+        owner.execute(text("SELECT pg_advisory_unlock(:l)"), {"l": lock_key(key)})
+        owner.commit()
+    assert run_readonly(reader_engine, statement).rows == [("interrupted", "running", False)]
+
+
 # ------------------------------------------------------------ unfit roles are refused
 
 

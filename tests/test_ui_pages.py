@@ -265,6 +265,9 @@ def test_unit_page_shows_measures_figure_and_details(
     assert "660 of the 732 images at or above its max-informedness threshold (1)" in text_
     assert "1 − specificity = 0.235 (660 of the 2,808 images of other classes)" in text_
     assert "Nobody has rated" in text_
+    # the class groups as the run used them (a redefined group is a new version)
+    groups = _table(at, "group_version")
+    assert groups[["group_name", "group_version"]].values.tolist() == [["bus", 1]]
 
 
 def test_unit_page_switches_runs_and_shows_ratings_and_dissection(

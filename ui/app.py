@@ -64,3 +64,5 @@ try:
     page.run()
 except (OperationalError, DatabaseUnavailable) as exc:  # the server went away meanwhile
     common.show_database_error(exc)
+except Exception as exc:  # any other fault: one box with what to do, the details in a log file
+    common.show_fault(exc)

@@ -53,6 +53,7 @@ COLUMN_LABELS: dict[str, str] = {
     "image_key": "Image",
     "image_index": "Image index",
     "group_name": "Class group",
+    "group_version": "Group version",
     "n_nonzero_in": "Share non-zero inside",
     "n_nonzero_out": "Share non-zero outside",
     "mean_activation": "Mean activation",
@@ -80,7 +81,7 @@ COUNT_COLUMNS: frozenset[str] = frozenset(
     {"unit", "unit_id", "run_id", "n_images", "n_ratings", "n_units", "n_constant", "rank"}
     | {"layer_position"}
     | {"classes_in_top100", "n", "n_yes", "n_named", "n_detectors", "n_unique_concepts"}
-    | {"id", "parent_id", "class_index", "image_index", "concept_id"}
+    | {"id", "parent_id", "class_index", "image_index", "concept_id", "group_version"}
     | {"rank_by_informedness", "rank_by_mean", "in_top60", "in_top100"}
 )
 

@@ -5,7 +5,8 @@ transaction (a run's writes: the one `RunHandle.complete` opens), split by job:
 
 - `registry`: models, layers, units, datasets, classes, class groups, concepts;
 - `runs`: the run lifecycle (`recorded_run` is the one entry point that takes
-  an `Engine`, since it owns the run's transactions);
+  an `Engine`, since it owns the run's session, lock and transactions; `owner`:
+  which process runs a run, and whether it still lives);
 - `results`: a run's result rows (unit_metrics, unit_class_stats, unit_top_image,
   unit_group_metrics, dissection, am_panel);
 - `ratings`: participants, ratings, the stored rating analysis;

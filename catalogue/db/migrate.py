@@ -11,6 +11,8 @@ configuration is built here, not read from the ini file.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,10 +21,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, column, func, select, table, text
+from alembic.util.exc import CommandError
+from psycopg import errors as pg_errors
+from sqlalchemy import Connection, Engine, column, func, inspect, select, table, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ProgrammingError
 
+from catalogue.db.schema import Base
 from catalogue.errors import ConfigError, InputError, SchemaOutOfDate
 
 
@@ -85,14 +90,91 @@ def revision_views(revision: str = "head", *, scripts: Path | None = None) -> di
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision in the database's `alembic_version` (None: no catalogue yet).
+
+    An `alembic_version` that Alembic cannot read (another application's table of that
+    name) is a `SchemaOutOfDate` that says so."""
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except (ProgrammingError, CommandError) as exc:
+        if isinstance(getattr(exc, "orig", None), pg_errors.InsufficientPrivilege):
+            raise  # a role that may not read the catalogue (`ensure_readable` names the fix)
+        raise SchemaOutOfDate(
+            f"the database has an alembic_version table that is not unitcat's "
+            f"({_first(exc)}); it belongs to another application: point DATABASE_URL at "
+            "the catalogue's database, or at an empty one."
+        ) from exc
+
+
+def _first(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
+def _check_known(engine: Engine, *, scripts: Path | None = None) -> str | None:
+    """The current revision, refusing one that no unitcat revision has (a foreign
+    `alembic_version`, or a newer unitcat's) and, without one, tables of the catalogue's
+    names that someone else created (a foreign `model` table)."""
+    current = current_revision(engine)
+    known = revisions(scripts=scripts)
+    if current is not None and current not in known:
+        raise SchemaOutOfDate(
+            f"the database is at revision {current!r}, which is not a unitcat revision "
+            f"(they are {known[0]} … {known[-1]}): it belongs to another application or a "
+            "newer unitcat; point DATABASE_URL at the catalogue's database, or upgrade unitcat."
+        )
+    if current is None:
+        names = set(inspect(engine).get_table_names()) | set(inspect(engine).get_view_names())
+        ours = sorted(names & (set(Base.metadata.tables) | set(revision_views(scripts=scripts))))
+        if ours:
+            raise SchemaOutOfDate(
+                f"the database already has {', '.join(ours[:5])}{' …' if len(ours) > 5 else ''}"
+                " but no unitcat schema revision: these tables belong to something else. "
+                "Point DATABASE_URL at an empty database for the catalogue "
+                "(CREATE DATABASE unitcat), or at the catalogue's own."
+            )
+    return current
+
+
+def _alembic(action: str, engine: Engine, revision: str, scripts: Path | None) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    try:
+        getattr(command, action)(alembic_config(url, scripts=scripts), revision)
+    except CommandError as exc:
+        raise _unknown_revision(action, revision, exc, scripts) from exc
+
+
+def _unknown_revision(
+    action: str, revision: str, exc: CommandError, scripts: Path | None = None
+) -> InputError:
+    """The one line for a revision Alembic cannot go to (`db upgrade/downgrade nosuchrev`)."""
+    known = revisions(scripts=scripts)
+    return InputError(
+        f"cannot {action} to {revision!r}: {_first(exc)}. Revisions: base, "
+        f"{', '.join(known)} (head = {known[-1]}); relative steps as -1 or +1."
+    )
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """One migration at a time per database: commands started at once on a fresh catalogue
+    would otherwise all create its tables (and collide)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        conn.execute(select(func.pg_advisory_lock(func.hashtext("unitcat.migrate"))))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(select(func.pg_advisory_unlock(func.hashtext("unitcat.migrate"))))
+            conn.commit()
 
 
 def upgrade(engine: Engine, revision: str = "head", *, scripts: Path | None = None) -> None:
-    url = engine.url.render_as_string(hide_password=False)
-    command.upgrade(alembic_config(url, scripts=scripts), revision)
-    _grant_reader(engine)
+    with _migration_lock(engine):
+        _check_known(engine, scripts=scripts)
+        _alembic("upgrade", engine, revision, scripts)
+        _grant_reader(engine)
 
 
 def _grant_reader(engine: Engine) -> None:
@@ -110,8 +192,9 @@ def _grant_reader(engine: Engine) -> None:
 
 
 def downgrade(engine: Engine, revision: str, *, scripts: Path | None = None) -> None:
-    url = engine.url.render_as_string(hide_password=False)
-    command.downgrade(alembic_config(url, scripts=scripts), revision)
+    with _migration_lock(engine):
+        _check_known(engine, scripts=scripts)
+        _alembic("downgrade", engine, revision, scripts)
 
 
 def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
@@ -121,12 +204,15 @@ def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
     DATABASE_URL database) is upgraded to head when `upgrade_empty` is set; a
     database at another revision is never changed behind the user's back.
     """
-    current = current_revision(engine)
+    current = _check_known(engine)
     head = head_revision()
     if current == head:
         return
     if current is None and upgrade_empty:
-        upgrade(engine)
+        with _migration_lock(engine):  # another command may have created it meanwhile
+            if _check_known(engine) is None:
+                _alembic("upgrade", engine, "head", None)
+                _grant_reader(engine)
         return
     if current is None:
         raise SchemaOutOfDate(
@@ -148,8 +234,6 @@ def ensure_readable(engine: Engine | None = None) -> None:
     check runs as the reader on a DATABASE_URL server (user SQL may have no other
     credentials) and as the owner on the embedded one.
     """
-    from sqlalchemy.exc import ProgrammingError
-
     from catalogue.config import get_settings
     from catalogue.db.engine import get_engine, get_reader_engine
 
@@ -220,7 +304,8 @@ def downgrade_drops(engine: Engine, revision: str) -> DroppedData:
     including columns a table revision removes.
     """
     url = engine.url.render_as_string(hide_password=False)
-    with engine.connect() as conn:
+    with _migration_lock(engine), engine.connect() as conn:
+        _check_known(engine)
         transaction = conn.begin()
         try:
             before = _table_columns(conn)
@@ -229,9 +314,7 @@ def downgrade_drops(engine: Engine, revision: str) -> DroppedData:
             try:
                 command.downgrade(cfg, revision)
             except CommandError as exc:
-                raise InputError(
-                    f"cannot downgrade to {revision!r}: {exc}; give a revision id, -N or base."
-                ) from None
+                raise _unknown_revision("downgrade", revision, exc) from None
             after = _table_columns(conn)
         finally:
             transaction.rollback()

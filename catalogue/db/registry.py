@@ -21,7 +21,6 @@ from sqlalchemy import (
     Text,
     any_,
     cast,
-    delete,
     func,
     literal,
     select,
@@ -88,6 +87,12 @@ class DatasetRecord:
     class_names: tuple[str, ...]
 
 
+def _serialise_registration(conn: Connection) -> None:
+    """Two commands registering the same model or dataset at once take turns (until the end
+    of the caller's transaction): the second finds the first's rows instead of colliding."""
+    conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("unitcat.registry"))))
+
+
 def register_model(
     conn: Connection,
     *,
@@ -97,6 +102,7 @@ def register_model(
     checksum: str | None,
     layers: Sequence[LayerSpec],
 ) -> ModelRecord:
+    _serialise_registration(conn)
     row = conn.execute(select(Model.id, Model.checksum).where(Model.name == name)).one_or_none()
     if row is None:
         model_id = conn.execute(
@@ -250,6 +256,7 @@ def register_dataset(
         )
     if len(set(class_keys)) != len(class_keys):
         raise InputError(f"dataset {name!r}: class keys are not unique.")
+    _serialise_registration(conn)
     known = conn.execute(select(Dataset.id).where(Dataset.name == name)).scalar_one_or_none()
     if known is not None:
         record = load_dataset_record(conn, name)
@@ -299,32 +306,57 @@ def load_dataset_record_by_id(conn: Connection, dataset_id: int) -> DatasetRecor
 def register_class_groups(
     conn: Connection, dataset: DatasetRecord, groups: Mapping[str, Sequence[str]]
 ) -> dict[str, int]:
-    """Create or replace named groups of classes (keys or names); return group ids by name."""
+    """The ids of the class-group versions with exactly these members (keys or names).
+
+    A group is versioned: a name given other members than any version it has gets a
+    new version (1, 2, …), and a version is never changed, so the `unit_group_metrics`
+    of an earlier run keep joining to the members that run used. Giving a group the
+    members of an existing version reuses that version.
+    """
     from catalogue.groups import group_class_indices
 
     indices = group_class_indices(
         groups, dataset.class_keys, dataset.class_names, dataset=dataset.name
     )
+    # one writer per dataset at a time, so two runs cannot both create "version N + 1"
+    conn.execute(
+        select(func.pg_advisory_xact_lock(func.hashtext("unitcat.class_group"), dataset.id))
+    )
     ids: dict[str, int] = {}
     for group, members in indices.items():
         if not members:
             raise InputError(f"class group {group!r} has no classes.")
-        upsert = insert(ClassGroup).values(dataset_id=dataset.id, name=group)
-        group_id = conn.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[ClassGroup.dataset_id, ClassGroup.name],
-                set_={"name": upsert.excluded.name},
-            ).returning(ClassGroup.id)
-        ).scalar_one()
-        conn.execute(delete(ClassGroupMember).where(ClassGroupMember.group_id == group_id))
-        conn.execute(
-            insert(ClassGroupMember).from_select(
-                [ClassGroupMember.group_id, ClassGroupMember.class_id],
-                select(literal(group_id, Integer), ImageClass.id).where(
+        class_ids = sorted(
+            conn.execute(
+                select(ImageClass.id).where(
                     ImageClass.dataset_id == dataset.id,
                     ImageClass.class_index == any_(cast([int(m) for m in members], ARRAY(Integer))),
-                ),
+                )
+            ).scalars()
+        )
+        versions = conn.execute(
+            select(
+                ClassGroup.id,
+                ClassGroup.version,
+                func.array_agg(ClassGroupMember.class_id).label("class_ids"),
             )
+            .outerjoin(ClassGroupMember, ClassGroupMember.group_id == ClassGroup.id)
+            .where(ClassGroup.dataset_id == dataset.id, ClassGroup.name == group)
+            .group_by(ClassGroup.id, ClassGroup.version)
+        ).all()
+        same = [v.id for v in versions if sorted(c for c in v.class_ids if c) == class_ids]
+        if same:
+            ids[group] = same[0]
+            continue
+        version = max((v.version for v in versions), default=0) + 1
+        group_id = conn.execute(
+            insert(ClassGroup)
+            .values(dataset_id=dataset.id, name=group, version=version)
+            .returning(ClassGroup.id)
+        ).scalar_one()
+        conn.execute(
+            insert(ClassGroupMember),
+            [{"group_id": group_id, "class_id": c} for c in class_ids],
         )
         ids[group] = group_id
     return ids

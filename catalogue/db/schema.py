@@ -43,7 +43,9 @@ NAMING_CONVENTION = {
 }
 
 RUN_KINDS = ("extract", "score", "dissect", "am", "ablate")
-RUN_STATUSES = ("running", "done", "failed")
+#: Stored statuses. `interrupted`: stopped by the user (Ctrl-C, SIGTERM); a `running` run
+#: whose owner is gone also *reads* as interrupted (the `run_status` view, `catalogue.db.runs`).
+RUN_STATUSES = ("running", "done", "failed", "interrupted")
 ESTIMATE_BINS = ("0-20", "20-40", "40-60", "60-80", "80-100")
 
 
@@ -117,12 +119,17 @@ class ImageClass(Base):
 
 
 class ClassGroup(Base):
+    """One version of a named group of classes. A group redefined with other members is a
+    new version (a new row), so the results of a run join to the members it used."""
+
     __tablename__ = "class_group"
-    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
+    __table_args__ = (UniqueConstraint("dataset_id", "name", "version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ClassGroupMember(Base):
@@ -138,7 +145,11 @@ class ClassGroupMember(Base):
 
 class Run(Base):
     """One execution of a command. (kind, key) identifies "the same command with
-    the same parameters": running it again replaces this run's results."""
+    the same parameters": running it again replaces this run's results.
+
+    The owner is the process that runs it now (or ran it last): its host, pid and
+    process start time (so that a recycled pid is not taken for it). While it runs,
+    the owner holds an advisory lock keyed by the run key (`catalogue.db.runs`)."""
 
     __tablename__ = "run"
     __table_args__ = (
@@ -164,6 +175,9 @@ class Run(Base):
     h5_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     stats: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    owner_host: Mapped[str | None] = mapped_column(Text)
+    owner_pid: Mapped[int | None] = mapped_column(Integer)
+    owner_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 def _measure_column(kind: str) -> Any:

@@ -28,6 +28,7 @@ SQL as the reader.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -45,7 +46,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from catalogue.db import roles as db_roles
-from catalogue.errors import DatabaseUnavailable
+from catalogue.errors import ConfigError, DatabaseUnavailable
 
 DATABASE_NAME = "unitcat"
 SUPERUSER = "postgres"
@@ -76,9 +77,17 @@ class ServerAccount:
 
 @contextmanager
 def _start_lock(data_dir: Path) -> Iterator[None]:
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
     lock_path = data_dir.parent / "postgres.lock"
-    with open(lock_path, "a+") as handle:
+    try:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write to {data_dir.parent} ({exc.strerror or exc}): the embedded database "
+            "needs a writable UNITCAT_HOME; set UNITCAT_HOME to a writable folder, or "
+            "DATABASE_URL to a PostgreSQL server."
+        ) from exc
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -357,7 +366,12 @@ def _stop(data_dir: Path) -> None:
 def stop(data_dir: Path) -> bool:
     """Stop the server if it runs; return whether it was running."""
     with _start_lock(data_dir):
-        if not status(data_dir).running:
+        current = status(data_dir)
+        if not current.running:
             return False
         _stop(data_dir)
+        socket_dir = current.socket_dir
+        if socket_dir is not None and socket_dir.name.startswith("unitcat-pg-"):
+            with contextlib.suppress(OSError):  # ours (`_socket_dir`, a long path), if empty
+                socket_dir.rmdir()
         return True

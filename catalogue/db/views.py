@@ -356,6 +356,51 @@ GROUP BY run_id, model, layer, layer_position
 """
 
 
+# Every run with the status it reads as: `running` while its owner's session holds the
+# run's advisory lock (keyed by the run key's first 16 hex digits: classid the first 8,
+# objid the next 8), `interrupted` when it is recorded as running but nobody holds the lock
+# (its process or the server died); `catalogue.db.runs` explains why the lock is the lease.
+_RUN_STATUS = """
+WITH held AS (
+    SELECT DISTINCT l.classid::bigint AS hi, l.objid::bigint AS lo
+    FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+SELECT
+    r.id AS run_id,
+    r.kind,
+    r.label,
+    CASE
+        WHEN h.hi IS NOT NULL THEN 'running'
+        WHEN r.status = 'running' THEN 'interrupted'
+        ELSE r.status
+    END AS status,
+    r.status AS recorded_status,
+    h.hi IS NOT NULL AS owner_active,
+    r.owner_host,
+    r.owner_pid,
+    r.owner_started_at,
+    r.model_id,
+    r.dataset_id,
+    r.parent_id,
+    r.params,
+    r.started_at,
+    r.finished_at,
+    r.duration_s,
+    r.code_version,
+    r.h5_path,
+    r.error,
+    r.stats
+FROM run r
+LEFT JOIN held h
+    ON h.hi = CASE WHEN r.key ~ '^[0-9a-f]{16}'
+                   THEN ('x' || lpad(substr(r.key, 1, 8), 16, '0'))::bit(64)::bigint END
+   AND h.lo = CASE WHEN r.key ~ '^[0-9a-f]{16}'
+                   THEN ('x' || lpad(substr(r.key, 9, 8), 16, '0'))::bit(64)::bigint END
+"""
+
+
 def build_views(
     measures: Sequence[Measure] = UNIT_MEASURES,
     criteria: Sequence[Criterion] = CRITERIA,
@@ -383,6 +428,7 @@ def build_views(
         View("rating_layer_summary", _RATING_LAYER_SUMMARY, ("rating_summary",)),
         View("dissection_summary", _dissection_summary(iou_above)),
         View("layer_detectors", _layer_detectors(criteria), ("unit_catalogue",)),
+        View("run_status", _RUN_STATUS),
     )
     return {v.name: v for v in views}
 

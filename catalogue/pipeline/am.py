@@ -322,6 +322,7 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
         panel_params: dict[int, dict[str, Any]] = {}
         try:
             for start in range(0, len(plan.units), plan.units_per_batch):
+                run.check_alive()
                 chunk = plan.units[start : start + plan.units_per_batch]
 
                 def progress(

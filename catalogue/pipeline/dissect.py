@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Connection, Engine
 
-from catalogue.config import get_settings
+from catalogue.config import get_settings, resolve_device
 from catalogue.data import ArrayImageDataset, load_digits, load_fashion_mnist
 from catalogue.db.registry import register_concepts, register_model_info
 from catalogue.db.results import write_dissection
@@ -61,9 +61,12 @@ def dissect_into_catalogue(
     With `reuse`, a finished dissection with the same parameters is returned
     (its run id, without per-layer results) instead of being computed again.
     """
+    _check_options(batch_size, workers, quantile, iou_threshold, top_n)
+    device = resolve_device(device)
     probe = ProbeSet.open(probe_dir, categories=categories, split=split, limit=limit)
     if len(probe) == 0:
         raise InputError(f"the probe set {probe.directory} has no images for these options.")
+    _check_probe(probe)
     if not layers:
         raise InputError("name the conv layers to dissect with --layers.")
     infos = list_layers(model, layers=list(layers))
@@ -100,6 +103,8 @@ def dissect_into_catalogue(
         label=f"{model.name} on probe {probe_name}",
         model_id=record.id,
     ) as run:
+        if run.finished_elsewhere:
+            return DissectResult(run_id=run.id, probe=probe_name)
         results = dissect(
             model,
             [i.name for i in infos],
@@ -110,7 +115,7 @@ def dissect_into_catalogue(
             iou_threshold=iou_threshold,
             top_n=top_n,
             num_workers=workers,
-            progress=on_progress,
+            progress=run.watch(on_progress),
         )
 
         def write(conn: Connection, run_id: int) -> None:
@@ -136,6 +141,34 @@ def dissect_into_catalogue(
             | {"n_images": len(probe)},
         )
     return DissectResult(run_id=run.id, probe=probe_name, layers=results)
+
+
+def _check_options(
+    batch_size: int, workers: int, quantile: float, iou_threshold: float, top_n: int
+) -> None:
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1, got {batch_size}.")
+    if workers < 0:
+        raise InputError(f"--workers must be 0 or more, got {workers}.")
+    if not 0 < quantile < 1:
+        raise InputError(f"--quantile must be between 0 and 1 (e.g. 0.005), got {quantile}.")
+    if not 0 <= iou_threshold <= 1:
+        raise InputError(f"--iou-threshold must be between 0 and 1, got {iou_threshold}.")
+    if top_n < 1:
+        raise InputError(f"--top-n must be at least 1, got {top_n}.")
+
+
+def _check_probe(probe: ProbeSet) -> None:
+    """The probe errors that can be found before a run is recorded: a missing image file, and
+    an unreadable first image or mask (the rest are read during the run)."""
+    missing = [key for key in probe.keys if not (probe.directory / "images" / key).is_file()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise InputError(
+            f"the probe set {probe.directory} lists images that are missing: "
+            f"{', '.join(missing[:3])}{more}; restore them or remove their rows from index.csv."
+        )
+    probe[0]  # reads the first image and its masks; raises InputError naming the file
 
 
 def probe_items(source: str, split: str = "test") -> Iterator[tuple[np.ndarray, str, str]]:

@@ -1,8 +1,9 @@
 """Extraction into the catalogue: validate, register model and dataset, run, record.
 
 Everything that can be wrong with the request (an unknown layer, an empty
-folder, a model/dataset class mismatch) is checked before the catalogue is
-touched. The HDF5 file's name is derived from the run's parameters, so running
+folder, a model/dataset class mismatch, a bad option, an output path that is a
+folder or holds another run) is checked before the catalogue is touched: a bad
+request writes no dataset, model or run row. The HDF5 file's name is derived from the run's parameters, so running
 the same command again resumes the same file (see `catalogue.extraction`).
 """
 
@@ -15,11 +16,17 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from catalogue.config import get_settings
+from catalogue.config import get_settings, resolve_device
 from catalogue.data import ImageDataset
 from catalogue.db.registry import register_dataset, register_model_info
 from catalogue.db.runs import recorded_run, run_key
-from catalogue.extraction import ExtractionSummary, extract_activations, plan_extraction
+from catalogue.extraction import (
+    ExtractionSummary,
+    check_output,
+    check_runtime_options,
+    extract_activations,
+    plan_extraction,
+)
 from catalogue.models import ModelInfo
 
 MAX_SKIPPED_LISTED = 1000
@@ -29,6 +36,8 @@ MAX_SKIPPED_LISTED = 1000
 class ExtractResult:
     run_id: int
     summary: ExtractionSummary
+    #: another process extracted the same run while this one waited for it
+    finished_elsewhere: bool = False
 
 
 def _slug(text: str) -> str:
@@ -52,6 +61,8 @@ def extract_into_catalogue(
     out_path: str | Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ExtractResult:
+    check_runtime_options(batch_size, workers)
+    device = resolve_device(device)
     plan = plan_extraction(
         model, dataset, layers, reduce=reduce, keep_maps=keep_maps, limit=limit, autocast=autocast
     )
@@ -62,7 +73,7 @@ def extract_into_catalogue(
             get_settings().runs_dir / f"{_slug(model.name)}-{_slug(dataset.name)}-{key[:10]}.h5"
         )
     out_path = Path(out_path).resolve()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    check_output(out_path, params)
 
     with engine.begin() as conn:
         model_record = register_model_info(conn, model, infos)
@@ -96,8 +107,10 @@ def extract_into_catalogue(
             limit=limit,
             strict=strict,
             autocast=autocast,
-            on_progress=on_progress,
+            on_progress=run.watch(on_progress),
         )
+        if run.finished_elsewhere:
+            return ExtractResult(run_id=run.id, summary=summary, finished_elsewhere=True)
         run.complete(
             stats={
                 "n_images": summary.n_images,

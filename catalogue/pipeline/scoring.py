@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine
 
+from catalogue.config import resolve_device
 from catalogue.db.registry import (
     DatasetRecord,
     ModelRecord,
@@ -30,7 +32,7 @@ from catalogue.db.results import (
     write_top_images,
     write_unit_metrics,
 )
-from catalogue.db.runs import done_run_id, find_run, recorded_run
+from catalogue.db.runs import current_state, describe_owner, done_run_id, find_run, recorded_run
 from catalogue.errors import InputError, NotFound
 from catalogue.groups import group_class_indices
 from catalogue.measures import GROUP_MEASURES
@@ -59,14 +61,26 @@ def _extract_context(
 ) -> tuple[object, ModelRecord, DatasetRecord]:
     with engine.connect() as conn:
         run = find_run(conn, extract_run, kind="extract")
-        if run.status != "done":
-            raise InputError(
-                f"extraction run {run.id} is {run.status}; finish it first (re-run the same "
-                "`unitcat ingest extract` command to resume)."
-            )
+        if run.status != "done":  # a finished run being re-run still has its finished file
+            raise InputError(_not_done(run, current_state(conn, run)))
         model = load_model_record_by_id(conn, run.model_id)
         dataset = load_dataset_record_by_id(conn, run.dataset_id)
     return run, model, dataset
+
+
+def _not_done(run: Any, state: str) -> str:
+    """Why an extraction run cannot be scored yet, and what to do; never a reason to wait."""
+    resume = "re-run the same `unitcat ingest extract` command to resume it, then score"
+    who = describe_owner(run)
+    if state == "running":
+        return (
+            f"extraction run {run.id} is still running ({who}); score it when it is done "
+            "(`unitcat runs` shows its status)."
+        )
+    if state == "interrupted":
+        gone = f" ({who}, now gone)" if run.owner_pid is not None else ""
+        return f"extraction run {run.id} was interrupted{gone}; {resume}."
+    return f"extraction run {run.id} failed ({run.error or 'no message'}); {resume}."
 
 
 def score_extraction(
@@ -86,7 +100,11 @@ def score_extraction(
     """Score every unit of `layers` (default: all) of an extraction run with every measure.
 
     With `reuse`, a finished scoring run with the same parameters is returned as it is.
+    Every option is checked before the run is recorded: a bad one writes nothing.
     """
+    if block_units < 1:
+        raise InputError(f"--block-units must be at least 1, got {block_units}.")
+    device = resolve_device(device)
     run, model, dataset = _extract_context(engine, extract_run)
     path = Path(run.h5_path)
     if not path.is_file():
@@ -142,6 +160,14 @@ def score_extraction(
             parent_id=run.id,
             h5_path=str(path),
         ) as score_run:
+            if score_run.finished_elsewhere:
+                return ScoreResult(
+                    run_id=score_run.id,
+                    n_images=int(rows.sum()),
+                    layers={n: store.layer_shape(n)[1] for n in names},
+                    reused=True,
+                )
+            watched = score_run.watch(on_progress)
             results: dict[str, LayerScores] = {}
             for name in names:
                 results[name] = _score_layer(
@@ -155,7 +181,7 @@ def score_extraction(
                     block_units=block_units,
                     n_top_classes=n_top_classes,
                     n_top_images=n_top_images,
-                    on_progress=on_progress,
+                    on_progress=watched,
                 )
 
             def write(conn: Connection, run_id: int) -> None:

@@ -16,7 +16,8 @@ EXAMPLES: dict[str, str] = {
         "ORDER BY model, layer_position, measure"
     ),
     "The bus group (school bus + trolleybus + minibus)": (
-        "SELECT m.name AS model, l.name AS layer, u.unit_index AS unit,\n"
+        "SELECT m.name AS model, l.name AS layer, u.unit_index AS unit, g.run_id,\n"
+        "       cg.version AS group_version,\n"
         "       g.precision, g.ccmas, g.max_informedness, g.mi_threshold,\n"
         "       g.n_nonzero_in, g.n_nonzero_out, g.mu_in, g.mu_out\n"
         "FROM unit_group_metrics g\n"

@@ -1,5 +1,10 @@
 """The runs: what has been computed (for the Runs page and `unitcat runs`), and how a
-scoring run is named in pickers."""
+scoring run is named in pickers.
+
+Runs are read from the `run_status` view, so `status` is what a run *reads as*: a run
+recorded as running whose owner is gone is `interrupted` (`catalogue.db.runs` explains
+how that is known). On this host the owner's pid and start time are checked too.
+"""
 
 from __future__ import annotations
 
@@ -9,57 +14,83 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, Select, func, select
 
+from catalogue.db.owner import owner_alive
 from catalogue.query.frame import read_frame
-from catalogue.query.views import DATASET, MODEL, RUN, UNIT_METRICS
+from catalogue.query.views import DATASET, MODEL, RUN, RUN_STATUS, UNIT_METRICS
+
+#: The statuses a run reads as (the stored ones; `interrupted` also for a dead owner).
+RUN_STATES = ("running", "done", "failed", "interrupted")
 
 
-def _runs_statement(kinds: Sequence[str], statuses: Sequence[str]) -> Select[Any]:
+def _runs_statement(kinds: Sequence[str]) -> Select[Any]:
+    rs = RUN_STATUS
     parent = RUN.alias("parent")
     statement = (
         select(
-            RUN.c.id,
-            RUN.c.kind,
-            RUN.c.status,
-            RUN.c.label,
+            rs.c.run_id.label("id"),
+            rs.c.kind,
+            rs.c.status,
+            rs.c.label,
             MODEL.c.name.label("model"),
             DATASET.c.name.label("dataset"),
-            RUN.c.parent_id,
+            rs.c.parent_id,
             parent.c.kind.label("parent_kind"),
-            RUN.c.started_at,
-            RUN.c.finished_at,
-            RUN.c.duration_s,
-            RUN.c.error,
-            RUN.c.params,
-            RUN.c.stats,
-            RUN.c.h5_path,
-            RUN.c.code_version,
+            rs.c.started_at,
+            rs.c.finished_at,
+            rs.c.duration_s,
+            rs.c.error,
+            rs.c.params,
+            rs.c.stats,
+            rs.c.h5_path,
+            rs.c.code_version,
+            rs.c.owner_host,
+            rs.c.owner_pid,
+            rs.c.owner_started_at,
+            rs.c.recorded_status,
         )
-        .select_from(RUN)
-        .outerjoin(MODEL, MODEL.c.id == RUN.c.model_id)
-        .outerjoin(DATASET, DATASET.c.id == RUN.c.dataset_id)
-        .outerjoin(parent, parent.c.id == RUN.c.parent_id)
-        .order_by(RUN.c.started_at.desc(), RUN.c.id.desc())
+        .select_from(rs)
+        .outerjoin(MODEL, MODEL.c.id == rs.c.model_id)
+        .outerjoin(DATASET, DATASET.c.id == rs.c.dataset_id)
+        .outerjoin(parent, parent.c.id == rs.c.parent_id)
+        .order_by(rs.c.started_at.desc(), rs.c.run_id.desc())
     )
     if kinds:
-        statement = statement.where(RUN.c.kind.in_(list(kinds)))
-    if statuses:
-        statement = statement.where(RUN.c.status.in_(list(statuses)))
+        statement = statement.where(rs.c.kind.in_(list(kinds)))
     return statement
 
 
-def list_runs(
-    engine: Engine, kinds: Sequence[str] = (), statuses: Sequence[str] = ()
-) -> pd.DataFrame:
-    """Every run (of these kinds and statuses), newest first, with its model and dataset names."""
-    return read_frame(engine, _runs_statement(kinds, statuses))
+def _read_as(record: Mapping[str, Any]) -> str:
+    """The view's status, unless the owner is on this host and its process is gone."""
+    if record["status"] == "running":
+        alive = owner_alive(record["owner_host"], record["owner_pid"], record["owner_started_at"])
+        if alive is False:
+            recorded = record["recorded_status"]
+            return "interrupted" if recorded == "running" else str(recorded)
+    return str(record["status"])
 
 
 def run_records(
     engine: Engine, kinds: Sequence[str] = (), statuses: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
-    """The rows of `list_runs` as plain values (None, not NaN, where a value is missing)."""
+    """Every run (of these kinds and statuses, as they read), newest first, with its model and
+    dataset names, as plain values (None, not NaN, where a value is missing)."""
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(_runs_statement(kinds, statuses)).mappings()]
+        rows = [dict(r) for r in conn.execute(_runs_statement(kinds)).mappings()]
+    for row in rows:
+        row["status"] = _read_as(row)
+    return [r for r in rows if not statuses or r["status"] in statuses]
+
+
+def list_runs(
+    engine: Engine, kinds: Sequence[str] = (), statuses: Sequence[str] = ()
+) -> pd.DataFrame:
+    """`run_records` as a frame (the Runs page)."""
+    frame = read_frame(engine, _runs_statement(kinds))
+    if not frame.empty:
+        frame["status"] = [_read_as(r) for r in frame.to_dict("records")]
+    if statuses:
+        frame = frame[frame["status"].isin(list(statuses))].reset_index(drop=True)
+    return frame
 
 
 def score_runs(engine: Engine) -> pd.DataFrame:

@@ -42,8 +42,18 @@ from catalogue.query.views import (
 # ---------------------------------------------------------------------------- identity
 
 
+#: Ids and indices are PostgreSQL integers: a larger number (from a URL) names nothing.
+MAX_ID = 2**31 - 1
+
+
+def _is_id(value: int) -> bool:
+    return 0 < int(value) <= MAX_ID
+
+
 def find_unit(engine: Engine, model: str, layer: str, unit: int) -> int:
     """The id of unit `unit` of `model`.`layer`; NotFound otherwise."""
+    if not 0 <= int(unit) <= MAX_ID:
+        raise NotFound(f"no unit {model}.{layer}.{unit} in the catalogue.")
     statement = (
         select(UNIT.c.id, LAYER.c.n_units)
         .join(LAYER, LAYER.c.id == UNIT.c.layer_id)
@@ -98,6 +108,9 @@ def unit_record(engine: Engine, unit_id: int, run_id: int | None = None) -> dict
 
     Adds `run_label`, `run_params`, `parent_id` and `dataset_id` of the scoring run.
     """
+    if not _is_id(unit_id) or (run_id is not None and not _is_id(run_id)):
+        what = f"unit id {unit_id}" + (f" in scoring run {run_id}" if run_id is not None else "")
+        raise NotFound(f"no {what} in the catalogue; pick a unit on the Search page.")
     t = UNIT_CATALOGUE
     statement = (
         select(
@@ -187,11 +200,13 @@ def unit_class_stats(engine: Engine, unit_id: int, run_id: int) -> pd.DataFrame:
 
 
 def unit_group_metrics(engine: Engine, unit_id: int, run_id: int) -> pd.DataFrame:
-    """The paper's Tables 4–6 for each class group (e.g. *bus*) scored for the unit."""
+    """The paper's Tables 4–6 for each class group (e.g. *bus*) scored for the unit, with the
+    version of the group the run used (a redefined group is a new version)."""
     g = UNIT_GROUP_METRICS
     statement = (
         select(
             CLASS_GROUP.c.name.label("group_name"),
+            CLASS_GROUP.c.version.label("group_version"),
             g.c.n_nonzero_in,
             g.c.n_nonzero_out,
             g.c.mu_in,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, Double, Integer, Text, column, table
+from sqlalchemy import Boolean, DateTime, Double, Integer, Text, column, table
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import TableClause
 
 from catalogue.db import schema
@@ -172,6 +173,33 @@ DISSECTION_SUMMARY: TableClause = table(
     ),
 )
 
+#: `run_status`: every run with the status it reads as (`interrupted` when its owner is gone).
+RUN_STATUS: TableClause = table(
+    "run_status",
+    *_columns(
+        ("run_id", Integer),
+        ("kind", Text),
+        ("label", Text),
+        ("status", Text),
+        ("recorded_status", Text),
+        ("owner_active", Boolean),
+        ("owner_host", Text),
+        ("owner_pid", Integer),
+        ("owner_started_at", DateTime(timezone=True)),
+        ("model_id", Integer),
+        ("dataset_id", Integer),
+        ("parent_id", Integer),
+        ("params", JSONB),
+        ("started_at", DateTime(timezone=True)),
+        ("finished_at", DateTime(timezone=True)),
+        ("duration_s", Double),
+        ("code_version", Text),
+        ("h5_path", Text),
+        ("error", Text),
+        ("stats", JSONB),
+    ),
+)
+
 #: Every view declared here (the tests check each against the database).
 VIEWS: tuple[TableClause, ...] = (
     UNIT_CATALOGUE,
@@ -182,6 +210,7 @@ VIEWS: tuple[TableClause, ...] = (
     RATING_SUMMARY,
     RATING_LAYER_SUMMARY,
     DISSECTION_SUMMARY,
+    RUN_STATUS,
 )
 
 RUN = schema.Run.__table__

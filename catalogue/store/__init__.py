@@ -49,7 +49,7 @@ from catalogue.store.layout import (
     library_versions,
 )
 from catalogue.store.reader import StoreReader
-from catalogue.store.writer import ActivationStore
+from catalogue.store.writer import ActivationStore, unclosed_stores
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
@@ -62,4 +62,5 @@ __all__ = [
     "LayerSpec",
     "StoreReader",
     "library_versions",
+    "unclosed_stores",
 ]

@@ -22,6 +22,15 @@ from catalogue.store.layout import (
     open_h5,
 )
 
+#: Stores that HDF5 could not close after a failed write (see `ActivationStore.close`).
+UNCLOSED: set[Path] = set()
+
+
+def unclosed_stores() -> set[Path]:
+    """Stores HDF5 could not close (a process should then exit with `os._exit`: HDF5's own
+    clean-up at exit would try to flush them again and crash)."""
+    return set(UNCLOSED)
+
 
 def _as_1d(values: Any, dtype: Any, n: int, what: str) -> np.ndarray:
     array = np.asarray(values, dtype=dtype).reshape(-1)
@@ -37,6 +46,9 @@ class ActivationStore(BandWriter):
     `open` (read-only). Instances are context managers; leaving the ``with``
     block flushes buffered rows and closes the file.
     """
+
+    #: rows of a damaged last band that `open_append` dropped (to be computed again)
+    dropped_rows: int = 0
 
     @classmethod
     def create(
@@ -76,10 +88,12 @@ class ActivationStore(BandWriter):
         """Reopen a store to continue writing after its last complete row.
 
         Rows past ``n_complete`` (a band cut off by a kill) and skipped entries
-        past ``n_consumed`` are discarded and will be written again.
+        past ``n_consumed`` are discarded and will be written again, and so is a last
+        band that does not read back (`dropped_rows` says how many rows that was).
         """
         path = Path(path)
         store = cls(open_h5(path, "r+"), path, writable=True)
+        store.dropped_rows = store.drop_unreadable_bands()
         store._truncate_to_complete()
         store._h5.attrs["status"] = "running"
         store._h5.flush()
@@ -96,10 +110,17 @@ class ActivationStore(BandWriter):
         if not self._h5.id.valid:
             return
         try:
-            if self.writable:
+            if self.writable and not self.stopped:
                 self._write(final=True)
         finally:
-            self._h5.close()
+            try:
+                self._h5.close()
+            except (OSError, RuntimeError):
+                if not self.stopped:
+                    raise
+                # After a failed write HDF5 cannot close the file; it would try again when the
+                # interpreter exits, and crash. The CLI exits without that (`unclosed_stores`).
+                UNCLOSED.add(self.path)
 
     def __enter__(self) -> ActivationStore:
         return self

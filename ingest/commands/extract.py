@@ -104,6 +104,14 @@ def extract(
             on_progress=on_progress,
         )
     s = result.summary
+    if result.finished_elsewhere:
+        console.print(
+            f"run {result.run_id} was extracted by another unitcat process while this one "
+            f"waited: {s.n_images:,} images → {s.path}",
+            highlight=False,
+        )
+        console.print(f"next: unitcat ingest score {result.run_id}", highlight=False)
+        return
     resumed = f", resumed at image {s.resumed_from:,}" if s.resumed_from else ""
     console.print(
         f"run {result.run_id}: {s.n_images:,} images × {len(s.layers)} layers "

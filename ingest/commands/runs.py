@@ -30,9 +30,18 @@ def runs(
         console.print("no runs yet: start with `unitcat ingest extract`.")
         return
     table = Table(
-        "id", "kind", "label", "status", "model", "dataset", "from run", "started", "took", "error"
+        "id",
+        "kind",
+        "label",
+        "status",
+        "model",
+        "dataset",
+        "from run",
+        "started",
+        "took",
+        "error or owner",
     )
-    colour = {"done": "green", "failed": "red", "running": "yellow"}
+    colour = {"done": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
     for r in rows:
         table.add_row(
             str(r["id"]),
@@ -44,6 +53,20 @@ def runs(
             str(r["parent_id"] or ""),
             r["started_at"].strftime("%Y-%m-%d %H:%M"),
             f"{r['duration_s']:.1f} s" if r["duration_s"] is not None else "",
-            (r["error"] or "")[:80],
+            _note(r)[:80],
         )
     console.print(table)
+    if any(r["status"] == "interrupted" for r in rows):
+        console.print(
+            "interrupted: the run's process stopped before it finished; run the same command "
+            "again to resume it (extraction) or redo it.",
+            highlight=False,
+        )
+
+
+def _note(run: dict) -> str:
+    """The error of a failed run; who runs a running one; who ran an interrupted one."""
+    if run["status"] in ("running", "interrupted") and run["owner_pid"] is not None:
+        who = f"pid {run['owner_pid']} on {run['owner_host']}"
+        return who if run["status"] == "running" else f"{who} is gone"
+    return run["error"] or ""

@@ -59,6 +59,13 @@ def score(
             on_progress=on_progress,
         )
     units = sum(result.layers.values())
+    if result.reused:
+        console.print(
+            f"run {result.run_id} was scored by another unitcat process while this one waited "
+            f"({units:,} units in {len(result.layers)} layers); its results are in the catalogue.",
+            highlight=False,
+        )
+        return
     console.print(
         f"run {result.run_id}: scored {units:,} units in {len(result.layers)} layers over "
         f"{result.n_images:,} images.",

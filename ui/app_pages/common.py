@@ -19,6 +19,7 @@ from catalogue.config import get_settings
 from catalogue.db.engine import database_url, get_engine, get_reader_engine, redacted
 from catalogue.db.migrate import ensure_current
 from catalogue.errors import SchemaOutOfDate, UnitcatError
+from catalogue.faults import explain, write_log
 from catalogue.query import catalog as catalog_query
 from catalogue.query import files as file_query
 from catalogue.query import layers as layer_query
@@ -96,6 +97,15 @@ def show_database_error(exc: BaseException) -> None:
         else DATABASE_FIX
     )
     st.error(f"**Cannot open the catalogue.** {message}\n\n{fix}", icon=":material/error:")
+
+
+def show_fault(exc: BaseException) -> None:
+    """One error box for an unexpected failure: its one line and the log file with the
+    details (never the traceback or the SQL on the page)."""
+    fault = explain(exc)
+    path = write_log(exc, argv=["unitcat ui"])
+    where = f"\n\nDetails: `{path}`" if path is not None else ""
+    st.error(f"**Something went wrong.** {fault.message}{where}", icon=":material/error:")
 
 
 def connect_or_stop() -> Engine:

@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from catalogue.db.schema import RUN_KINDS, RUN_STATUSES
+from catalogue.db.schema import RUN_KINDS
+from catalogue.query.runs import RUN_STATES as RUN_STATUSES
 from ui import tables
 from ui import urlstate as url
 from ui.app_pages import common
@@ -102,8 +103,15 @@ for col, status in zip(m[1:], RUN_STATUSES, strict=True):
 failed = runs[runs["status"] == "failed"]
 for record in failed.to_dict("records"):
     st.error(f"Run #{record['id']} ({record['kind']}) failed: {record['error'] or 'no message'}")
+for record in runs[runs["status"] == "interrupted"].to_dict("records"):
+    st.warning(
+        f"Run #{record['id']} ({record['kind']}) was interrupted: its process stopped before it "
+        "finished. Run the same command again to resume (extraction) or redo it."
+    )
 
 shown = runs.drop(columns=["params", "stats"])
+if "owner_pid" in shown.columns:  # a process id, not a quantity: no decimals, no separators
+    shown["owner_pid"] = [str(int(p)) if pd.notna(p) else None for p in shown["owner_pid"]]
 st.dataframe(
     tables.readable(shown, digits=1),
     hide_index=True,
@@ -119,6 +127,14 @@ st.dataframe(
             "started_at": st.column_config.DatetimeColumn("Started"),
             "finished_at": st.column_config.DatetimeColumn("Finished"),
             "h5_path": st.column_config.Column("Activation file"),
+            "owner_host": st.column_config.Column("Owner host"),
+            "owner_pid": st.column_config.Column("Owner pid"),
+            "owner_started_at": st.column_config.DatetimeColumn("Owner started"),
+            "recorded_status": st.column_config.Column(
+                "Recorded status",
+                help="As the run's row says; `status` is what it reads as (a run recorded "
+                "as running whose process is gone reads as interrupted).",
+            ),
         },
     ),
     key="runs_table",
