@@ -338,3 +338,54 @@ def test_views_keep_their_rows_on_the_test_catalogue(catalogue: UICatalogue) -> 
             conn.execute(text("DROP SCHEMA previous CASCADE"))
     finally:
         engine.dispose()
+
+
+def test_the_table_revision_carries_the_summaries_sql_literally() -> None:
+    """The revision that made the summaries holds `catalogue.db.summaries`' SQL as it is
+    (a change there is a new revision)."""
+    import importlib.util
+
+    from catalogue.db import summaries
+
+    path = next(migrate.script_location().glob("versions/*_summaries_kept_by_triggers.py"))
+    spec = importlib.util.spec_from_file_location("summaries_revision", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert [s.strip() for s in module.CREATE] == [s.strip() for s in summaries.CREATE]
+    assert [s.strip() for s in module.DROP] == [s.strip() for s in summaries.DROP]
+    assert [s.strip() for s in module.BACKFILL] == [s.strip() for s in summaries.BACKFILL]
+
+
+def test_unit_metrics_references_hold_per_statement(engine: Engine) -> None:
+    """unit_metrics' references to run and unit, without row-level foreign keys: a missing
+    run or unit is refused, deleting a run or a unit (or its model) deletes its rows."""
+    from sqlalchemy.exc import IntegrityError
+
+    model, dataset = register_toy(engine)
+    run_id = write_scores(engine, model, dataset, "fc6", {})
+    write_scores(engine, model, dataset, "conv5", {})
+    unit = int(model.layer("fc6").unit_ids[0])
+    for bad_run, bad_unit, what in ((run_id + 100, unit, "run_id"), (run_id, 10**6, "unit_id")):
+        with pytest.raises(IntegrityError, match=f"Key \\({what}\\)"), engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO unit_metrics (run_id, unit_id, n_images) VALUES (:r, :u, 1)"),
+                {"r": bad_run, "u": bad_unit},
+            )
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text("UPDATE unit_metrics SET unit_id = -1 WHERE unit_id = :u"), {"u": unit})
+
+    def count() -> int:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM unit_metrics")).scalar_one()
+
+    assert count() == 10
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM unit WHERE id = :u"), {"u": unit})
+    assert count() == 9
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM run WHERE id = :r"), {"r": run_id})
+    assert count() == 4
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM model"))
+    assert count() == 0

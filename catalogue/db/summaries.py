@@ -24,6 +24,17 @@ to remember them and a failed run rolls them back with its rows:
   constraint trigger recomputes every marked run once, at commit. A view revision
   that replaces `layer_detectors` recomputes the whole cache (`REFRESH`).
 
+`unit_metrics` has no row-level foreign keys: PostgreSQL checks a foreign key with one
+lookup and one row lock per inserted row, which cost about 20 µs per row, half the time
+of writing a million scores (bench/db.py). The same rules are kept per statement instead:
+an insert or update of `unit_metrics` locks the runs and the layers its rows belong to
+(`FOR KEY SHARE`, as a foreign key would lock them, so they cannot be deleted until the
+writer commits) and fails with `foreign_key_violation` if a run or a unit is missing;
+deleting or truncating runs or units deletes their `unit_metrics` rows (ON DELETE
+CASCADE). Unlike a foreign key, an update of `run.id` or `unit.id` is not followed (ids
+are never updated), and a unit deleted by itself (not with its layer) while a writer
+that references it has not committed leaves that writer's rows behind.
+
 Nothing here holds a threshold or a measure name: the triggers copy rows, the views
 hold the definitions. The migration that created these carries this SQL literally;
 a change here is a new revision.
@@ -108,15 +119,57 @@ END
 $$
 """
 
-UNIT_METRICS_CHANGED = """
-CREATE FUNCTION unit_metrics_changed() RETURNS trigger
+#: The foreign keys of `unit_metrics`, checked per statement (inside its trigger, where the
+#: transition table `new_rows` is seen): lock the runs and layers of the new rows as a
+#: foreign key would, and refuse rows whose run or unit is missing.
+_CHECK_REFERENCES = """
+        PERFORM 1 FROM run WHERE id IN (SELECT run_id FROM new_rows) FOR KEY SHARE;
+        PERFORM 1 FROM layer
+        WHERE id IN (SELECT u.layer_id FROM unit u WHERE u.id IN (SELECT unit_id FROM new_rows))
+        FOR KEY SHARE;
+        SELECT n.run_id, n.unit_id, r.id IS NULL AS no_run INTO missing
+        FROM new_rows n
+        LEFT JOIN run r ON r.id = n.run_id
+        LEFT JOIN unit u ON u.id = n.unit_id
+        WHERE r.id IS NULL OR u.id IS NULL
+        LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'insert or update on table "unit_metrics" violates its references'
+                USING ERRCODE = 'foreign_key_violation',
+                DETAIL = CASE WHEN missing.no_run
+                    THEN format('Key (run_id)=(%s) is not present in table "run".', missing.run_id)
+                    ELSE format('Key (unit_id)=(%s) is not present in table "unit".', missing.unit_id)
+                    END;
+        END IF;"""
+
+#: ON DELETE CASCADE of `unit_metrics`' references, per statement.
+UNIT_METRICS_OWNER_DELETED = """
+CREATE FUNCTION unit_metrics_owner_deleted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM unit_metrics;
+    ELSIF TG_TABLE_NAME = 'run' THEN
+        DELETE FROM unit_metrics WHERE run_id IN (SELECT id FROM old_rows);
+    ELSE
+        DELETE FROM unit_metrics WHERE unit_id IN (SELECT id FROM old_rows);
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+
+UNIT_METRICS_CHANGED = f"""
+CREATE FUNCTION unit_metrics_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    missing record;
+BEGIN
+    IF TG_OP = 'INSERT' THEN{_CHECK_REFERENCES}
         PERFORM mark_layer_detectors_stale(ARRAY(SELECT DISTINCT run_id FROM new_rows));
     ELSIF TG_OP = 'DELETE' THEN
         PERFORM mark_layer_detectors_stale(ARRAY(SELECT DISTINCT run_id FROM old_rows));
-    ELSIF TG_OP = 'UPDATE' THEN
+    ELSIF TG_OP = 'UPDATE' THEN{_CHECK_REFERENCES}
         PERFORM mark_layer_detectors_stale(
             ARRAY(SELECT run_id FROM new_rows UNION SELECT run_id FROM old_rows));
     ELSE
@@ -225,6 +278,7 @@ CREATE: tuple[str, ...] = (
     REFRESH_LAYER_DETECTORS,
     MARK_LAYER_DETECTORS_STALE,
     REFRESH_STALE_LAYER_DETECTORS,
+    UNIT_METRICS_OWNER_DELETED,
     UNIT_METRICS_CHANGED,
     DISSECTION_CHANGED,
     RATING_CHANGED,
@@ -237,6 +291,17 @@ CREATE: tuple[str, ...] = (
         "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
         "FOR EACH STATEMENT EXECUTE FUNCTION unit_identity_changed()"
         for t in ("model", "layer", "unit")
+    ),
+    *(
+        f"CREATE TRIGGER {t}_unit_metrics_delete AFTER DELETE ON {t} "
+        "REFERENCING OLD TABLE AS old_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION unit_metrics_owner_deleted()"
+        for t in ("run", "unit")
+    ),
+    *(
+        f"CREATE TRIGGER {t}_unit_metrics_truncate AFTER TRUNCATE ON {t} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION unit_metrics_owner_deleted()"
+        for t in ("run", "unit")
     ),
     "CREATE CONSTRAINT TRIGGER layer_detectors_stale_refresh AFTER INSERT ON layer_detectors_stale "
     "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refresh_stale_layer_detectors()",
@@ -251,6 +316,11 @@ BACKFILL: tuple[str, ...] = (
 #: What CREATE made, in the order to drop it.
 DROP: tuple[str, ...] = (
     "DROP TRIGGER layer_detectors_stale_refresh ON layer_detectors_stale",
+    *(
+        f"DROP TRIGGER {t}_unit_metrics_{event} ON {t}"
+        for t in ("unit", "run")
+        for event in ("truncate", "delete")
+    ),
     *(f"DROP TRIGGER {t}_summaries_update ON {t}" for t in ("unit", "layer", "model")),
     *(
         f"DROP TRIGGER {t}_summaries_{event} ON {t}"
@@ -261,6 +331,7 @@ DROP: tuple[str, ...] = (
     "DROP FUNCTION rating_changed()",
     "DROP FUNCTION dissection_changed()",
     "DROP FUNCTION unit_metrics_changed()",
+    "DROP FUNCTION unit_metrics_owner_deleted()",
     "DROP FUNCTION refresh_stale_layer_detectors()",
     "DROP FUNCTION mark_layer_detectors_stale(integer[])",
     "DROP FUNCTION refresh_layer_detectors(integer[])",

@@ -444,7 +444,8 @@ FROM run r
 CROSS JOIN LATERAL (
     {_layer_detectors_live(criteria, "r.id")}
 ) live
-WHERE NOT EXISTS (SELECT 1 FROM layer_detectors_cache c WHERE c.run_id = r.id)
+WHERE EXISTS (SELECT 1 FROM unit_metrics um WHERE um.run_id = r.id)
+    AND NOT EXISTS (SELECT 1 FROM layer_detectors_cache c WHERE c.run_id = r.id)
 """
 
 

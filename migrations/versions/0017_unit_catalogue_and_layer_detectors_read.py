@@ -464,7 +464,8 @@ CROSS JOIN LATERAL (
     WHERE run_id = r.id
     GROUP BY run_id, model, layer, layer_position
 ) live
-WHERE NOT EXISTS (SELECT 1 FROM layer_detectors_cache c WHERE c.run_id = r.id)
+WHERE EXISTS (SELECT 1 FROM unit_metrics um WHERE um.run_id = r.id)
+    AND NOT EXISTS (SELECT 1 FROM layer_detectors_cache c WHERE c.run_id = r.id)
 """,
 }
 
