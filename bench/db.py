@@ -487,7 +487,8 @@ def main() -> None:
                     text("SELECT pg_size_pretty(pg_database_size(current_database()))")
                 ).scalar_one()
             print(f"database size: {size}; load average {os.getloadavg()[0]:.2f}", flush=True)
-            report_queries(engine, args, n_models)
+            if not report_queries(engine, args, n_models):
+                raise SystemExit("the views answered differently from the previous ones")
         finally:
             engine.dispose()
             if args.home is None:
@@ -512,7 +513,8 @@ def report_build(figures: dict) -> None:
     print(f"ratings written: {n:,} in {t:.2f} s", flush=True)
 
 
-def report_queries(engine: Any, args: argparse.Namespace, n_models: int) -> None:
+def report_queries(engine: Any, args: argparse.Namespace, n_models: int) -> bool:
+    """Print the query figures; whether both view definitions answered the same."""
     from sqlalchemy import text
 
     model = model_name(n_models // 2)
@@ -542,14 +544,18 @@ def report_queries(engine: Any, args: argparse.Namespace, n_models: int) -> None
         f"{'query':38s} {'now':>12s} {'rev ' + args.previous:>12s} {'speed-up':>9s} "
         f"{'÷ count(*)':>10s} {'target':>8s}"
     )
+    all_agree = True
     for key, (label, target) in labels.items():
         now, prev = current[key][0], previous[key][0]
-        same = "" if agree(key, current[key][1], previous[key][1]) else "  DIFFERENT ROWS"
+        agreed = agree(key, current[key][1], previous[key][1])
+        all_agree &= agreed
+        same = "" if agreed else "  DIFFERENT ROWS"
         ok = "ok" if now < target else "MISSED"
         print(
             f"{label:38s} {fmt(now)} {fmt(prev)} {prev / now:8.1f}× {now / base:9.2f}× "
             f"{'<' + fmt(target).strip():>8s} {ok}{same}"
         )
+    return all_agree
 
 
 def agree(key: str, now: Any, before: Any) -> bool:
