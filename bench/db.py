@@ -491,8 +491,7 @@ def main() -> None:
                 raise SystemExit("the views answered differently from the previous ones")
         finally:
             engine.dispose()
-            if args.home is None:
-                server.stop(home / "postgres")
+            server.stop(home / "postgres")  # --home keeps the data folder, not the server
 
 
 def report_build(figures: dict) -> None:

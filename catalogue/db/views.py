@@ -150,8 +150,9 @@ def _unit_catalogue(
 
     The scored rows start from `unit_metrics` and reach everything else by left joins on
     unique keys, so PostgreSQL drops each join a query does not read from (a count of the
-    headline query reads one partial index); foreign keys make these left joins inner
-    ones. The unscored rows hold typed NULLs, so a condition on a measure removes them
+    headline query reads one partial index); every row's run and unit exist (the
+    references `catalogue.db.summaries` keeps), so these left joins find what inner joins
+    would. The unscored rows hold typed NULLs, so a condition on a measure removes them
     when the query is planned.
     """
     tail = _unit_catalogue_tail(iou_above, consensus, min_raters)
