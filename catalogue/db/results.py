@@ -34,9 +34,10 @@ from catalogue.errors import InputError
 from catalogue.measures import UNIT_MEASURES
 
 
-def _class_column(values: np.ndarray) -> list[int | None]:
+def _class_column(values: np.ndarray) -> np.ma.MaskedArray:
     """Class indexes (or ranks) with -1 (none, e.g. not localist) stored as NULL."""
-    return [None if v < 0 else int(v) for v in np.asarray(values).tolist()]
+    array = np.asarray(values)
+    return np.ma.masked_array(array, mask=array < 0)
 
 
 def write_unit_metrics(

@@ -13,7 +13,7 @@ and created from the current SQL. `python -m catalogue.db.views --revision
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 from catalogue.db import migrate
@@ -70,17 +70,26 @@ def slug(message: str) -> str:
     return cut.rsplit("_", 1)[0] if "_" in cut else cut[:40]
 
 
+def _refresh_literal(refresh: Sequence[str]) -> str:
+    if not refresh:
+        return "()"
+    return "(\n" + "".join(f"    {_literal(sql)},\n" for sql in refresh) + ")"
+
+
 def render_revision(
     message: str,
     revision: str,
     down_revision: str,
     previous: Mapping[str, str],
     views: Mapping[str, str],
+    refresh: Sequence[str] = (),
 ) -> str:
     """A revision module that replaces the views `previous` (as the head left them) by `views`.
 
     Both mappings are name -> SELECT in creation order and are written out as
-    literals, so the revision keeps meaning what it means today.
+    literals, so the revision keeps meaning what it means today. `refresh` is SQL that
+    recomputes what is cached from the replaced views, run after the views are created
+    in both directions.
     """
     replaced = ", ".join(sorted({*previous, *views}))
     return f'''"""{message}
@@ -110,12 +119,17 @@ PREVIOUS_VIEWS: dict[str, str] = {_views_literal(previous)}
 #: The views this revision creates, name -> SELECT in creation order.
 VIEWS: dict[str, str] = {_views_literal(views)}
 
+#: Recomputes what is cached from these views, after they are created (both ways).
+REFRESH: tuple[str, ...] = {_refresh_literal(refresh)}
+
 
 def upgrade() -> None:
     for name in reversed(PREVIOUS_VIEWS):
         op.execute(f"DROP VIEW {{name}}")
     for name, select in VIEWS.items():
         op.execute(f"CREATE VIEW {{name}} AS {{select}}")
+    for statement in REFRESH:
+        op.execute(statement)
 
 
 def downgrade() -> None:
@@ -123,6 +137,8 @@ def downgrade() -> None:
         op.execute(f"DROP VIEW {{name}}")
     for name, select in PREVIOUS_VIEWS.items():
         op.execute(f"CREATE VIEW {{name}} AS {{select}}")
+    for statement in REFRESH:
+        op.execute(statement)
 '''
 
 
@@ -146,8 +162,11 @@ def revision_for(
         return None
     previous = {name: sql for name, sql in head_views.items() if name in changed}
     views = {name: v.select for name, v in current.items() if name in changed}
+    refresh = list(
+        dict.fromkeys(v.refresh for v in current.values() if v.name in changed and v.refresh)
+    )
     revision = next_revision(head)
-    return revision, render_revision(message, revision, head, previous, views)
+    return revision, render_revision(message, revision, head, previous, views, refresh)
 
 
 def make_revision(message: str, *, write: bool = False) -> str:

@@ -42,6 +42,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from catalogue.db import summaries
 from catalogue.measures import (
     CORRELATED_MEASURES,
     CRITERIA,
@@ -59,11 +60,13 @@ from catalogue.measures import (
 
 @dataclass(frozen=True)
 class View:
-    """One view: its name, its SELECT, and the views it reads (dropped and recreated with it)."""
+    """One view: its name, its SELECT, the views it reads (dropped and recreated with it),
+    and the SQL that recomputes what is cached from it (run by a revision that replaces it)."""
 
     name: str
     select: str
     reads: tuple[str, ...] = ()
+    refresh: str | None = None
 
 
 def _class_name_join(alias: str, column: str) -> str:
@@ -86,6 +89,21 @@ def _measure_select(measures: Sequence[Measure]) -> str:
     return ",\n    ".join(parts)
 
 
+_SQL_TYPES = {"float": "double precision", "bool": "boolean", "class": "integer"}
+
+
+def _unscored_select(measures: Sequence[Measure]) -> str:
+    """The measure columns of a unit never scored: NULLs of the scored columns' types."""
+    parts: list[str] = []
+    for m in measures:
+        if m.kind == "class":
+            parts.append(f"NULL::text AS {m.name}")
+            parts.append(f"NULL::integer AS {m.name}_index")
+        else:
+            parts.append(f"NULL::{_SQL_TYPES[m.kind]} AS {m.name}")
+    return ",\n    ".join(parts)
+
+
 def _class_joins(measures: Sequence[Measure]) -> str:
     return "\n".join(_class_name_join(f"c_{m.name}", m.name) for m in measures if m.kind == "class")
 
@@ -103,11 +121,41 @@ def _consensus(consensus: float, min_raters: int) -> str:
     )
 
 
+def _unit_catalogue_tail(iou_above: Condition, consensus: float, min_raters: int) -> str:
+    """Best dissection concept and rating summary, from the summaries kept by triggers
+    (`catalogue.db.summaries`). avg(answer::integer) is sum / count in numeric, so the
+    share and the consensus are computed from the counts exactly as from the ratings."""
+    is_detector = replace(iou_above, column="iou").sql("best")
+    share = "rs.n_yes::numeric / rs.n_ratings"
+    return f"""bc.name AS best_concept,
+    bc.category AS best_concept_category,
+    best.iou AS best_iou,
+    {is_detector} AS is_detector,
+    rs.n_ratings,
+    ({share})::double precision AS share_yes,
+    CASE WHEN rs.n_ratings >= {int(min_raters)} THEN {share} >= {consensus!r} END AS rating_consensus,
+    rs.top_name AS rating_top_name"""
+
+
+def _summary_joins(unit_id: str) -> str:
+    return f"""LEFT JOIN unit_best_concept best ON best.unit_id = {unit_id}
+LEFT JOIN concept bc ON bc.id = best.concept_id
+LEFT JOIN unit_rating_stats rs ON rs.unit_id = {unit_id}"""
+
+
 def _unit_catalogue(
     measures: Sequence[Measure], iou_above: Condition, consensus: float, min_raters: int
 ) -> str:
-    # the dissection cut-off on the raw IoU of the best concept, before it is named best_iou
-    is_detector = replace(iou_above, column="iou").sql("best")
+    """One row per scored unit and scoring run, then one per unit never scored.
+
+    The scored rows start from `unit_metrics` and reach everything else by left joins on
+    unique keys, so PostgreSQL drops each join a query does not read from (a count of the
+    headline query reads one partial index); every row's run and unit exist (the
+    references `catalogue.db.summaries` keeps), so these left joins find what inner joins
+    would. The unscored rows hold typed NULLs, so a condition on a measure removes them
+    when the query is planned.
+    """
+    tail = _unit_catalogue_tail(iou_above, consensus, min_raters)
     return f"""
 SELECT
     um.run_id,
@@ -117,43 +165,38 @@ SELECT
     l.kind AS layer_kind,
     l.position AS layer_position,
     u.unit_index AS unit,
-    u.id AS unit_id,
+    um.unit_id,
     d.name AS dataset,
     um.n_images,
     {_measure_select(measures)},
-    best.concept AS best_concept,
-    best.category AS best_concept_category,
-    best.iou AS best_iou,
-    {is_detector} AS is_detector,
-    rs.n_ratings,
-    rs.share_yes,
-    rs.consensus AS rating_consensus,
-    rs.top_name AS rating_top_name
-FROM unit u
-JOIN layer l ON l.id = u.layer_id
-JOIN model m ON m.id = l.model_id
-LEFT JOIN unit_metrics um ON um.unit_id = u.id
+    {tail}
+FROM unit_metrics um
+LEFT JOIN unit u ON u.id = um.unit_id
+LEFT JOIN layer l ON l.id = u.layer_id
+LEFT JOIN model m ON m.id = l.model_id
 LEFT JOIN run r ON r.id = um.run_id
 LEFT JOIN dataset d ON d.id = r.dataset_id
 {_class_joins(measures)}
-LEFT JOIN LATERAL (
-    SELECT c.name AS concept, c.category, dn.iou
-    FROM dissection dn
-    JOIN concept c ON c.id = dn.concept_id
-    WHERE dn.unit_id = u.id
-    ORDER BY dn.iou DESC, dn.run_id DESC, c.id
-    LIMIT 1
-) best ON true
-LEFT JOIN LATERAL (
-    SELECT
-        count(*)::integer AS n_ratings,
-        avg(rt.answer::integer)::double precision AS share_yes,
-        {_consensus(consensus, min_raters)} AS consensus,
-        {_top_rated_name()} AS top_name
-    FROM rating rt
-    WHERE rt.unit_id = u.id
-    HAVING count(*) > 0
-) rs ON true
+{_summary_joins("um.unit_id")}
+UNION ALL
+SELECT
+    NULL::integer AS run_id,
+    m.name AS model,
+    m.architecture,
+    l.name AS layer,
+    l.kind AS layer_kind,
+    l.position AS layer_position,
+    u.unit_index AS unit,
+    u.id AS unit_id,
+    NULL::text AS dataset,
+    NULL::integer AS n_images,
+    {_unscored_select(measures)},
+    {tail}
+FROM unit u
+JOIN layer l ON l.id = u.layer_id
+JOIN model m ON m.id = l.model_id
+{_summary_joins("u.id")}
+WHERE NOT EXISTS (SELECT 1 FROM unit_metrics scored WHERE scored.unit_id = u.id)
 """
 
 
@@ -326,33 +369,84 @@ GROUP BY dn.run_id, m.name, l.name, l.position
 """
 
 
+#: The columns of `unit_catalogue` whose changes the `layer_detectors` cache follows
+#: (`catalogue.db.summaries`): a scoring run's measures, the best IoU, the unit's names.
+_CACHE_FOLLOWS: frozenset[str] = frozenset(
+    {"run_id", "model", "layer", "layer_position", "best_iou"} | {m.name for m in UNIT_MEASURES}
+)
+
+
+def _layer_detectors_live(criteria: Sequence[Criterion], run: str) -> str:
+    """The per-layer counts and medians of the units of scoring run `run`."""
+    live = NOT_CONSTANT.sql()
+    counts = [c for c in criteria if c.count_column]
+    unfollowed = sorted({col for c in counts for col in c.columns} - _CACHE_FOLLOWS)
+    if unfollowed:
+        raise ValueError(
+            f"layer_detectors would count {', '.join(unfollowed)}, which the triggers of "
+            "catalogue.db.summaries do not follow; make them follow it first."
+        )
+    count_sql = ",\n        ".join(
+        f"count(*) FILTER (WHERE {live} AND {c.sql()})::integer AS {c.count_column}" for c in counts
+    )
+    medians = ",\n        ".join(
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {m}) FILTER (WHERE {live}) AS median_{m}"
+        for m in _LAYER_MEDIANS
+    )
+    return f"""SELECT
+        run_id,
+        model,
+        layer,
+        layer_position,
+        count(*)::integer AS n_units,
+        count(*) FILTER (WHERE constant IS TRUE)::integer AS n_constant,
+        {count_sql},
+        {medians}
+    FROM unit_catalogue
+    WHERE run_id = {run}
+    GROUP BY run_id, model, layer, layer_position"""
+
+
+_LAYER_MEDIANS: tuple[str, ...] = ("max_informedness", "false_alarm_rate", "recall_at_mi")
+
+
 def _layer_detectors(criteria: Sequence[Criterion]) -> str:
     """The paper's point in one table: how many "object detectors" each criterion finds in
     a layer, next to the signal-detection measures that show what they are worth. Counts
-    and medians are over the layer's units that are not constant (`n_constant` of them are)."""
-    live = NOT_CONSTANT.sql()
-    counts = ",\n    ".join(
-        f"count(*) FILTER (WHERE {live} AND {c.sql()})::integer AS {c.count_column}"
-        for c in criteria
-        if c.count_column
-    )
-    medians = ",\n    ".join(
-        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {m}) FILTER (WHERE {live}) AS median_{m}"
-        for m in ("max_informedness", "false_alarm_rate", "recall_at_mi")
+    and medians are over the layer's units that are not constant (`n_constant` of them are).
+
+    A scoring run's rows come from `layer_detectors_cache` (the rows this SELECT gave, kept
+    by the triggers of `catalogue.db.summaries`) or, for a run with nothing cached (its
+    rows changed in this transaction), are computed from `unit_catalogue`.
+    """
+    typed = [
+        ("run_id", "integer"),
+        ("model", "text"),
+        ("layer", "text"),
+        ("layer_position", "integer"),
+        ("n_units", "integer"),
+        ("n_constant", "integer"),
+        *((c.count_column, "integer") for c in criteria if c.count_column),
+        *((f"median_{m}", "double precision") for m in _LAYER_MEDIANS),
+    ]
+    cached = ",\n    ".join(
+        f"c.summary ->> '{name}' AS {name}"
+        if type_ == "text"
+        else f"(c.summary ->> '{name}')::{type_} AS {name}"
+        for name, type_ in typed
     )
     return f"""
 SELECT
-    run_id,
-    model,
-    layer,
-    layer_position,
-    count(*)::integer AS n_units,
-    count(*) FILTER (WHERE constant IS TRUE)::integer AS n_constant,
-    {counts},
-    {medians}
-FROM unit_catalogue
-WHERE run_id IS NOT NULL
-GROUP BY run_id, model, layer, layer_position
+    {cached}
+FROM layer_detectors_cache c
+UNION ALL
+SELECT live.*
+FROM run r
+CROSS JOIN LATERAL (
+    {_layer_detectors_live(criteria, "r.id")}
+) live
+WHERE EXISTS (SELECT 1 FROM unit_metrics um WHERE um.run_id = r.id)
+    AND NOT EXISTS (SELECT 1 FROM layer_detectors_cache c WHERE c.run_id = r.id)
 """
 
 
@@ -427,7 +521,12 @@ def build_views(
         View("rating_summary", _rating_summary(consensus_share, min_raters)),
         View("rating_layer_summary", _RATING_LAYER_SUMMARY, ("rating_summary",)),
         View("dissection_summary", _dissection_summary(iou_above)),
-        View("layer_detectors", _layer_detectors(criteria), ("unit_catalogue",)),
+        View(
+            "layer_detectors",
+            _layer_detectors(criteria),
+            ("unit_catalogue",),
+            refresh=summaries.REFRESH,
+        ),
         View("run_status", _RUN_STATUS),
     )
     return {v.name: v for v in views}
