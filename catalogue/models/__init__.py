@@ -56,7 +56,12 @@ from catalogue.models.loading import (
     load_demo_checkpoint,
     load_model,
     random_demo_model,
+    random_label,
+    random_name,
+    random_weights,
+    renamed,
 )
+from catalogue.models.split import GraphSplit, repeat_batch, split_at
 from catalogue.models.state import ModelState, preserved
 
 __all__ = [
@@ -65,6 +70,7 @@ __all__ = [
     "INIT_SEED",
     "LOGITS",
     "RANDOM_WEIGHTS",
+    "GraphSplit",
     "ImageNetTransform",
     "LayerInfo",
     "ModelInfo",
@@ -85,8 +91,14 @@ __all__ = [
     "prepared",
     "preserved",
     "random_demo_model",
+    "random_label",
+    "random_name",
+    "random_weights",
+    "renamed",
+    "repeat_batch",
     "require_model_info",
     "resolve_layer_names",
+    "split_at",
     "tracer_kwargs",
     "weights_checksum",
 ]
