@@ -33,6 +33,7 @@ from catalogue.ablation.feeds import (
     FeedBatch,
     ImageFeed,
     StoreFeed,
+    choose_rows,
     dataset_indices,
     layer_means,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "LayerAblation",
     "StoreFeed",
     "ablate_layer",
+    "choose_rows",
     "class_scores",
     "concatenate_scores",
     "configuration_masks",

@@ -161,3 +161,29 @@ def dataset_indices(dataset: ImageDataset, keys: Sequence[str]) -> np.ndarray:
             f"(first: {missing[0]}); ablation needs the images the run extracted."
         )
     return np.fromiter((position[k] for k in keys), dtype=np.int64, count=len(keys))
+
+
+def choose_rows(labels: np.ndarray, correct: np.ndarray, images: str | int) -> np.ndarray:
+    """Rows of the store to ablate over, ascending.
+
+    ``all``: every image; ``correct``: the correctly classified ones; a number N:
+    N images spread evenly over the classes present (N // C each, one more for the
+    first N mod C classes), each class's first images in store order — a class-balanced
+    subset, so every class's accuracy is measured even when N is small.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    spec = str(images).strip().lower()
+    if spec == "all":
+        return np.arange(labels.size, dtype=np.int64)
+    if spec == "correct":
+        return np.flatnonzero(np.asarray(correct, dtype=bool)).astype(np.int64)
+    if not spec.isdigit() or int(spec) < 1:
+        raise InputError(f"--images must be all, correct or a number of images, not {images!r}.")
+    n = int(spec)
+    present = np.unique(labels)
+    if present.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    quota = np.full(present.size, n // present.size)
+    quota[: n % present.size] += 1
+    chosen = [np.flatnonzero(labels == c)[:q] for c, q in zip(present, quota, strict=True)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)

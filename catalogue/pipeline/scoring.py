@@ -79,10 +79,15 @@ def score_extraction(
     n_top_images: int = 20,
     on_progress: ScoreProgress | None = None,
     reuse: bool = False,
+    rows: np.ndarray | None = None,
+    rows_from: int | None = None,
 ) -> ScoreResult:
     """Score every unit of `layers` (default: all) of an extraction run with every measure.
 
     With `reuse`, a finished scoring run with the same parameters is returned as it is.
+    `rows` (a boolean mask over the store's rows) scores exactly those images instead,
+    e.g. the ones a trained network's scoring run scored, for its random-weights
+    baseline; `rows_from` names that run in the parameters.
     """
     run, model, dataset = _extract_context(engine, extract_run)
     path = Path(run.h5_path)
@@ -98,7 +103,13 @@ def score_extraction(
                 f"run {run.id} has no layer {', '.join(unknown)}; it has {', '.join(store.layer_names)}."
             )
         labels = store.labels
-        rows = np.ones(len(labels), dtype=bool) if all_images else store.correct.astype(bool)
+        chosen = rows
+        if chosen is not None:
+            rows = np.asarray(chosen, dtype=bool)
+            if rows.shape != labels.shape:
+                raise InputError(f"a row mask of {rows.shape} for a store of {labels.shape} rows.")
+        else:
+            rows = np.ones(len(labels), dtype=bool) if all_images else store.correct.astype(bool)
         if not rows.any():
             raise InputError(
                 f"run {run.id} has no correctly classified images to score; use --all-images."
@@ -118,6 +129,8 @@ def score_extraction(
             "n_top_classes": n_top_classes,
             "n_top_images": n_top_images,
         }
+        if chosen is not None:
+            params["rows_from"] = rows_from
         existing = None
         if reuse:
             with engine.connect() as conn:
