@@ -121,10 +121,7 @@ def ablate_layer(
     if value not in VALUES:
         raise InputError(f"--value must be one of {', '.join(VALUES)}, got {value!r}.")
     sizes = np.bincount(feed.labels, minlength=n_classes).astype(np.int64)
-    if value == "mean":
-        replacement = layer_means(feed, n_units)
-    else:
-        replacement = np.zeros(n_units)
+    replacement = layer_means(feed, n_units) if value == "mean" else np.zeros(n_units)
     fill = torch.as_tensor(replacement, dtype=torch.float32, device=device)
 
     singles = single_unit_masks(n_units, device)
@@ -216,8 +213,10 @@ def _curve_classes(curves: CurvePlan, sizes: np.ndarray) -> list[int]:
 
 def _curve_size(curves: CurvePlan, sizes: np.ndarray, n_units: int) -> int:
     """An upper bound of the curve configurations (for progress)."""
-    return len(_curve_classes(curves, sizes)) * len(curves.rankings) * len(
-        curve_ks(n_units, curves.max_k)
+    return (
+        len(_curve_classes(curves, sizes))
+        * len(curves.rankings)
+        * len(curve_ks(n_units, curves.max_k))
     )
 
 

@@ -59,9 +59,7 @@ class StoreFeed:
         band = self.store.chunk_rows
         groups = self.rows // band
         bounds = np.flatnonzero(np.diff(groups)) + 1
-        for lo, hi in zip(
-            [0, *bounds.tolist()], [*bounds.tolist(), self.rows.size], strict=True
-        ):
+        for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), self.rows.size], strict=True):
             wanted = self.rows[lo:hi]
             if not wanted.size:
                 continue

@@ -62,9 +62,7 @@ def write_ablation_file(
         h5.attrs["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         classes = h5.create_group("classes")
         classes.create_dataset("keys", data=np.array(list(class_keys), dtype=object), dtype=_STR)
-        classes.create_dataset(
-            "names", data=np.array(list(class_names), dtype=object), dtype=_STR
-        )
+        classes.create_dataset("names", data=np.array(list(class_names), dtype=object), dtype=_STR)
         images = h5.create_group("images")
         images.create_dataset("rows", data=np.asarray(rows, dtype=np.int64))
         images.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))

@@ -87,9 +87,7 @@ def concatenate_scores(parts: Sequence[ClassScores]) -> ClassScores:
     )
 
 
-def top_share(
-    values: np.ndarray, labels: np.ndarray, n_classes: int, k: int = TOP_K
-) -> np.ndarray:
+def top_share(values: np.ndarray, labels: np.ndarray, n_classes: int, k: int = TOP_K) -> np.ndarray:
     """(U, C): each class's share of each unit's ``k`` most active images; the images tied at
     the cut-off share the remaining places in proportion (their expected count)."""
     values = np.asarray(values)

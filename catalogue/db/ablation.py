@@ -80,9 +80,7 @@ def write_hurt_classes(
     )
 
 
-def write_curves(
-    conn: Connection, run_id: int, layer_id: int, points: Sequence[Any]
-) -> int:
+def write_curves(conn: Connection, run_id: int, layer_id: int, points: Sequence[Any]) -> int:
     """`class_ablation_curve` rows from `catalogue.ablation.CurvePoint`s of one layer."""
     columns = (
         "run_id",

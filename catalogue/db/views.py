@@ -561,9 +561,7 @@ def build_views(
             _selectivity_vs_importance(importance_class),
             ("unit_importance",),
         ),
-        View(
-            "layer_baselines", _layer_baselines(criteria, measures), ("layer_detectors",)
-        ),
+        View("layer_baselines", _layer_baselines(criteria, measures), ("layer_detectors",)),
     )
     return {v.name: v for v in views}
 

@@ -53,7 +53,7 @@ from catalogue.db.ablation import (
     write_hurt_classes,
     write_unit_ablation,
 )
-from catalogue.db.registry import load_dataset_record_by_id, load_model_record_by_id
+from catalogue.db.registry import load_model_record_by_id
 from catalogue.db.runs import done_run_id, find_run, recorded_run, run_key
 from catalogue.errors import InputError, NotFound
 from catalogue.measures import SELECTIVE_CLASSES
@@ -142,7 +142,6 @@ def ablate_into_catalogue(
                 f"extraction run {run.id} is {run.status}; finish it before ablating its units."
             )
         model_record = load_model_record_by_id(conn, run.model_id)
-        dataset_record = load_dataset_record_by_id(conn, run.dataset_id)
         score_run = latest_done_run(conn, "score", parent_id=run.id)
     path = Path(run.h5_path or "")
     if not path.is_file():

@@ -236,7 +236,9 @@ def permuted_labels(labels: np.ndarray, repeats: int, seed: int = 0) -> list[np.
     """``repeats`` random permutations of ``labels`` (every class keeps its size), seeded by
     (seed, repeat) so that each repeat is the same whatever the number of repeats."""
     labels = np.asarray(labels)
-    return [labels[np.random.default_rng([seed, r]).permutation(labels.size)] for r in range(repeats)]
+    return [
+        labels[np.random.default_rng([seed, r]).permutation(labels.size)] for r in range(repeats)
+    ]
 
 
 @dataclass

@@ -13,6 +13,7 @@ from catalogue.measures import IOU_ABOVE
 from catalogue.models import load_model
 from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
 from ingest.commands.extract import split_names
+from ingest.commands.model_options import name_option, weights_seed_option
 from ingest.console import console, progress
 
 
@@ -37,6 +38,9 @@ def dissect(
     weights_file: Path | None = typer.Option(
         None, help="Weights file instead of the torch hub cache."
     ),
+    num_classes: int | None = typer.Option(None, help="Output classes of a random or file model."),
+    weights_seed: int = weights_seed_option(),
+    name: str | None = name_option(),
     categories: str | None = typer.Option(
         None, help="Only these concept categories, e.g. object,color."
     ),
@@ -55,7 +59,14 @@ def dissect(
     """Label conv units with the probe-set concepts whose masks their activation maps overlap best."""
     engine = get_engine()
     ensure_current(engine)
-    info = load_model(model, weights=weights, weights_file=weights_file)
+    info = load_model(
+        model,
+        weights=weights,
+        weights_file=weights_file,
+        num_classes=num_classes,
+        seed=weights_seed,
+        name=name,
+    )
     with progress() as bar:
         task = bar.add_task("dissect (2 passes)", total=None, rate="images")
 

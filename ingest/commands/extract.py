@@ -12,6 +12,7 @@ from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
 from catalogue.models import load_model
 from catalogue.pipeline.extract import extract_into_catalogue
+from ingest.commands.model_options import name_option, weights_seed_option
 from ingest.console import console, progress
 
 
@@ -45,6 +46,8 @@ def extract(
     weights_file: Path | None = typer.Option(
         None, help="Weights file instead of the torch hub cache."
     ),
+    weights_seed: int = weights_seed_option(),
+    name: str | None = name_option(),
     num_classes: int | None = typer.Option(None, help="Output classes of a random or file model."),
     class_map: Path | None = typer.Option(
         None, help="CSV index,key,name giving the model's class order for an image folder."
@@ -66,7 +69,14 @@ def extract(
     """Run MODEL over DATASET and store the activations of the chosen layers (resumable)."""
     engine = get_engine()
     ensure_current(engine)
-    info = load_model(model, weights=weights, weights_file=weights_file, num_classes=num_classes)
+    info = load_model(
+        model,
+        weights=weights,
+        weights_file=weights_file,
+        num_classes=num_classes,
+        seed=weights_seed,
+        name=name,
+    )
     data = resolve_dataset(
         dataset,
         transform=info.transform,
