@@ -70,19 +70,27 @@ def count_correct(
     out = torch.zeros(n_configs, n_classes, dtype=torch.int64, device=value.device)
     if n_images == 0 or n_configs == 0:
         return out
-    spatial = (1,) * (value.ndim - 2)
-    fill = replacement.to(device=value.device, dtype=value.dtype).view(1, 1, n_units, *spatial)
+    # A channels-last map (the fast layout for CPU and GPU convolutions) is repeated as
+    # (B, H, W, U) so that the copies come out channels-last too, without another copy.
+    channels_last = value.ndim == 4 and value.is_contiguous(memory_format=torch.channels_last)
+    work = value.permute(0, 2, 3, 1) if channels_last else value
+    unit_axis = work.ndim - 1 if channels_last else 1
+    shape = [1] * (work.ndim + 1)
+    shape[unit_axis + 1] = n_units
+    fill = replacement.to(device=value.device, dtype=value.dtype).view(shape)
     per_forward = max(1, max_rows // n_images)
     labels = labels.to(value.device)
     for start in range(0, n_configs, per_forward):
         chunk = masks[start : start + per_forward].to(value.device)
         k = int(chunk.shape[0])
-        repeated = value.unsqueeze(0).expand(k, *value.shape)
-        ablated = torch.where(chunk.view(k, 1, n_units, *spatial), fill, repeated)
-        logits = tail(
-            ablated.reshape(k * n_images, *value.shape[1:]),
-            *(repeat_batch(t, k) for t in inputs),
+        repeated = work.unsqueeze(0).expand(k, *work.shape)
+        shape[0] = k
+        ablated = torch.where(chunk.view(shape), fill, repeated).reshape(
+            k * n_images, *work.shape[1:]
         )
+        if channels_last:
+            ablated = ablated.permute(0, 3, 1, 2)
+        logits = tail(ablated, *(repeat_batch(t, k) for t in inputs))
         hits = (logits.argmax(dim=1).view(k, n_images) == labels).to(torch.int64)
         out[start : start + k].index_add_(1, labels, hits)
     return out

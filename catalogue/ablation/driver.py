@@ -38,7 +38,7 @@ from catalogue.errors import InputError
 
 #: bytes of repeated layer output per forward of the rest of the network (intermediates
 #: of the rest take a few times this)
-DEFAULT_ROW_BUDGET = 128 << 20
+DEFAULT_ROW_BUDGET = 32 << 20
 
 #: progress(done, total) in configuration × image evaluations
 Progress = Callable[[int, int], None]

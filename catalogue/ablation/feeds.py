@@ -119,7 +119,10 @@ class ImageFeed:
                     "ablation needs the same images."
                 )
             n = len(batch)
-            outputs = extractor(batch.images.to(self.ready.device))
+            images = batch.images.to(self.ready.device)
+            if self.ready.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            outputs = extractor(images)
             labels = torch.from_numpy(self.labels[start : start + n]).to(self.ready.device)
             start += n
             item = FeedBatch(

@@ -221,7 +221,10 @@ def ablate_into_catalogue(
             indices = (
                 dataset_indices(data, [image_keys[i] for i in rows]) if data is not None else None
             )
-            with prepared(model, device=target) as ready, torch.inference_mode():
+            with (
+                prepared(model, device=target, channels_last=True) as ready,
+                torch.inference_mode(),
+            ):
                 for name in layers:
                     split = ready.split(name)
                     if kinds[name] == "fc" and use_store and not split.inputs:

@@ -5,8 +5,10 @@
 Debian's `dataset-fashion-mnist` is missing — extracts its conv and fully
 connected layers over the test images, scores every unit with every measure,
 builds a probe set and dissects the conv layers, makes AM panels for a handful
-of units, and reports the disagreement between the measures. Every step reuses
-what an earlier run finished, so a second `make demo` takes seconds.
+of units, ablates a conv and an fc layer and runs the chance and random-weights
+baselines (`catalogue.pipeline.demo_importance`), and reports the disagreement
+between the measures. Every step reuses what an earlier run finished, so a
+second `make demo` takes seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from catalogue.data import FASHION_MNIST_DIR, resolve_dataset
 from catalogue.db.results import have_panels
 from catalogue.errors import ConfigError
 from catalogue.models import ModelInfo, load_model
+from catalogue.pipeline.demo_importance import run_importance_steps
 from catalogue.pipeline.summary import Progress, Reporter
 from catalogue.query.report import RunReport, run_report
 
@@ -37,6 +40,8 @@ class DemoPlan:
     probe_size: int = 64
     am_images: int = 100
     am_steps: int = 128
+    ablate_images: int = 1000
+    chance_repeats: int = 10
 
     @property
     def model_spec(self) -> str:
@@ -137,6 +142,15 @@ def run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
                 steps=plan.am_steps,
                 on_progress=progress,
             )
+    run_importance_steps(
+        engine,
+        model,
+        extracted.run_id,
+        scored.run_id,
+        reporter,
+        ablate_images=plan.ablate_images,
+        chance_repeats=plan.chance_repeats,
+    )
     return run_report(engine, model.name, scored.run_id)
 
 
