@@ -7,7 +7,7 @@ import streamlit as st
 
 from catalogue.measures import SUMMARISED_MEASURES
 from catalogue.query.layers import detector_criteria
-from ui import display, plots
+from ui import display, importance, plots
 from ui.app_pages import common
 
 FIGURE2_MEASURES = (
@@ -74,3 +74,6 @@ dissection = common.dissection_summary(key)
 if not dissection.empty:
     st.subheader("Network dissection per layer")
     st.dataframe(dissection, hide_index=True, key="dissection_summary")
+
+importance.baselines_section(key, run_id)
+importance.curves_section(key, run_id)

@@ -7,7 +7,7 @@ import streamlit as st
 
 from catalogue.measures import CORRELATED_MEASURES, FLOAT_MEASURES
 from catalogue.query.layers import pooled_correlations
-from ui import plots
+from ui import importance, plots
 from ui.app_pages import common
 
 ALL_LAYERS = "all layers"
@@ -46,6 +46,8 @@ else:
     st.altair_chart(plots.correlation_heatmap(matrix, CORRELATED_MEASURES), key="heatmap")
     with st.expander("As a table"):
         st.dataframe(pairs, hide_index=True, key="corr_table")
+
+importance.measures_section(key, run_id, None if layer == ALL_LAYERS else layer)
 
 st.subheader("Scatter")
 s1, s2 = st.columns(2)

@@ -16,7 +16,7 @@ import streamlit as st
 from catalogue.errors import InputError, NotFound
 from catalogue.measures import RATING_CONSENSUS_SHARE
 from catalogue.query.units import detector_verdicts, layer_units
-from ui import display, plots
+from ui import display, importance, plots
 from ui.app_pages import common
 
 
@@ -295,3 +295,5 @@ with tabs[4]:
     _am(details["am"])
 with tabs[5]:
     _ratings(details["rating_summary"], details["ratings"])
+
+importance.unit_section(key, unit_id)
