@@ -229,7 +229,10 @@ def test_rankings_order_units_by_their_score_for_the_class() -> None:
     assert rank_units("class_mean", 0, scores=scores, ablation_change=None).tolist() == [1, 2, 0]
     random = rank_units("random", 1, scores=scores, ablation_change=None, seed=3)
     assert sorted(random.tolist()) == [0, 1, 2]
-    assert random.tolist() == rank_units("random", 1, scores=scores, ablation_change=None, seed=3).tolist()
+    assert (
+        random.tolist()
+        == rank_units("random", 1, scores=scores, ablation_change=None, seed=3).tolist()
+    )
 
 
 def test_curve_ks_double_up_to_every_unit() -> None:
