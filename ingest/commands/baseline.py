@@ -12,6 +12,7 @@ from catalogue.pipeline.baseline import (
     DEFAULT_REPEATS,
     chance_baseline,
     random_weights_baseline,
+    trained_runs,
 )
 from catalogue.query.importance import layer_baselines
 from ingest.commands.model_options import name_option
@@ -61,6 +62,7 @@ def baseline(
         raise InputError("choose a baseline: --random-weights, --chance, or both.")
     engine = get_engine()
     ensure_current(engine)
+    trained_runs(engine, run)  # a wrong run is one line, before any progress bar
     score_run = None
     if random_weights:
         with progress() as bar:

@@ -68,10 +68,12 @@ def dissect(
         name=name,
     )
     with progress() as bar:
-        task = bar.add_task("dissect (2 passes)", total=None, rate="images")
+        tasks: list[int] = []  # added on the first progress: a refused model is one line
 
         def on_progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            if not tasks:
+                tasks.append(bar.add_task("dissect (2 passes)", total=None, rate="images"))
+            bar.update(tasks[0], completed=done, total=total)
 
         result = dissect_into_catalogue(
             engine,
