@@ -18,7 +18,7 @@ from catalogue.config import get_settings
 from catalogue.data import load_digits
 from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError, NotFound
-from catalogue.models import ModelInfo, load_demo_checkpoint, random_demo_model
+from catalogue.models import ModelInfo, load_demo_checkpoint, random_demo_model, renamed
 from catalogue.pipeline.am import am_defaults, am_into_catalogue, panel_grid, parse_units
 from catalogue.pipeline.extract import extract_into_catalogue
 from catalogue.pipeline.scoring import score_extraction
@@ -135,7 +135,11 @@ def test_panels_beat_every_digit_and_match_their_pngs(
         path = home / row.path
         assert (
             path
-            == home / "am" / "demo-random" / row.layer / f"unit-{row.unit_index}-run{run_id}.png"
+            == home
+            / "am"
+            / "demo_cnn-random-seed0"
+            / row.layer
+            / f"unit-{row.unit_index}-run{run_id}.png"
         )
         with Image.open(path) as image:
             assert image.size == (2 * TILE + GAP, 2 * TILE + GAP)  # 4 images: a 2 × 2 panel
@@ -189,7 +193,7 @@ def test_rerunning_replaces_the_runs_panels(engine: Engine, model: ModelInfo, sc
     np.testing.assert_allclose(
         [p.activations for p in second.panels], [p.activations for p in first.panels]
     )
-    folder = get_settings().artifacts_dir / "am" / "demo-random" / "fc6"
+    folder = get_settings().artifacts_dir / "am" / "demo_cnn-random-seed0" / "fc6"
     assert sorted(p.name for p in folder.iterdir()) == [
         f"unit-{u}-run{first.run_id}.png" for u in (0, 1, 2)
     ]  # no staging files left
@@ -220,7 +224,9 @@ def test_bad_requests_are_refused_before_anything_is_recorded(
     with pytest.raises(NotFound, match="units 0–31; there is no unit 32"):
         am_into_catalogue(engine, model, "conv5", [0, 32], **FAST)
     with pytest.raises(InputError, match="other weights"):
-        am_into_catalogue(engine, random_demo_model(seed=1), "conv5", [0], **FAST)
+        # the extracted model's name, other weights (random weights are named by their seed)
+        other = renamed(random_demo_model(seed=1), model.name)
+        am_into_catalogue(engine, other, "conv5", [0], **FAST)
     with pytest.raises(InputError, match="--images must be 1–100"):
         am_into_catalogue(engine, model, "conv5", [0], **{**FAST, "n_images": 101})
     with pytest.raises(InputError, match="--reduce"):

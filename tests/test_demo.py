@@ -43,7 +43,15 @@ def quick_checkpoint() -> None:
 
 @pytest.mark.usefixtures("quick_checkpoint")
 def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine) -> None:
-    plan = DemoPlan(dataset="digits", probe_images=12, probe_size=32, am_images=4, am_steps=3)
+    plan = DemoPlan(
+        dataset="digits",
+        probe_images=12,
+        probe_size=32,
+        am_images=4,
+        am_steps=3,
+        ablate_images=40,
+        chance_repeats=2,
+    )
     first = RecordingReporter()
     report = run_demo(engine, plan, first)
     assert [row["layer"] for row in report.layers] == list(DEMO_LAYERS)
@@ -62,9 +70,30 @@ def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine) -> No
             .all()
         )
         panels = conn.execute(text("SELECT count(*) FROM am_panel")).scalar_one()
-    assert kinds == {"extract": 1, "score": 1, "dissect": 1, "am": len(AM_UNITS)}
+        ablated = dict(
+            conn.execute(text("SELECT layer, count(*) FROM unit_importance GROUP BY layer")).all()
+        )
+        baselines = conn.execute(
+            text(
+                "SELECT count(*), count(random), count(chance_mean) FROM layer_baselines "
+                "WHERE criterion = 'precision'"
+            )
+        ).one()
+    # the trained network, and its random-weights baseline: extracted, scored, dissected
+    assert kinds == {
+        "extract": 2,
+        "score": 2,
+        "dissect": 2,
+        "am": len(AM_UNITS),
+        "ablate": 1,
+        "chance": 1,
+    }
     assert dissected == sorted(DISSECT_LAYERS)
     assert panels == sum(len(u) for u in AM_UNITS.values())
+    assert ablated == {"conv5": 32, "fc6": 128}
+    assert tuple(baselines) == (len(DEMO_LAYERS),) * 3
+    assert any(n.startswith("detectors: trained / random weights / chance") for n in first.notes)
+    assert any(n.startswith("Spearman(selectivity") for n in first.notes)
 
     second = RecordingReporter()
     again = run_demo(engine, plan, second)
