@@ -223,9 +223,9 @@ def test_bad_requests_are_refused_before_anything_is_recorded(
         am_into_catalogue(engine, model, "fc7", [0], **FAST)
     with pytest.raises(NotFound, match="units 0–31; there is no unit 32"):
         am_into_catalogue(engine, model, "conv5", [0, 32], **FAST)
+    # the extracted model's name, other weights (random weights are named by their seed)
+    other = renamed(random_demo_model(seed=1), model.name)
     with pytest.raises(InputError, match="other weights"):
-        # the extracted model's name, other weights (random weights are named by their seed)
-        other = renamed(random_demo_model(seed=1), model.name)
         am_into_catalogue(engine, other, "conv5", [0], **FAST)
     with pytest.raises(InputError, match="--images must be 1–100"):
         am_into_catalogue(engine, model, "conv5", [0], **{**FAST, "n_images": 101})
