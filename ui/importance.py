@@ -32,7 +32,11 @@ BASELINE_HINT = (
     "`unitcat ingest baseline RUN --random-weights --chance` adds the same network with "
     "random weights and the counts expected by chance."
 )
-SELECTIVE_LABELS = {"precision_class": "precision", "mi_class": "max informedness", "ccmas_class": "CCMAS"}
+SELECTIVE_LABELS = {
+    "precision_class": "precision",
+    "mi_class": "max informedness",
+    "ccmas_class": "CCMAS",
+}
 
 
 # ------------------------------------------------------------------------ cached reads
@@ -140,9 +144,7 @@ def unit_section(key: str, unit_id: int) -> None:
         return
     shown, caption = importance_plots.shown_classes(changes)
     st.altair_chart(
-        importance_plots.class_change_chart(
-            shown, {c: ", ".join(v) for c, v in selective.items()}
-        ),
+        importance_plots.class_change_chart(shown, {c: ", ".join(v) for c, v in selective.items()}),
         key=f"ablation_classes_{unit_id}_{run_id}",
     )
     st.caption(

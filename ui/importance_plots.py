@@ -88,7 +88,9 @@ def curve_chart(frame: pd.DataFrame) -> alt.Chart:
         alt.Chart(frame)
         .mark_line(point=True)
         .encode(
-            x=alt.X("k:Q", title="units removed (top k by the ranking)", scale=alt.Scale(type="symlog")),
+            x=alt.X(
+                "k:Q", title="units removed (top k by the ranking)", scale=alt.Scale(type="symlog")
+            ),
             y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
             color=alt.Color("ranking:N", title="ranking"),
             strokeDash=alt.StrokeDash("which:N", title=None, sort=["this class", "other classes"]),
