@@ -278,6 +278,9 @@ IOU_ABOVE = Condition("best_iou", ">", 0.04)
 FALSE_ALARM_ABOVE = Condition("false_alarm_rate", ">", 0.9)
 #: share of participants answering "yes" for a unit to count as interpretable (Gale et al.)
 RATING_CONSENSUS_SHARE = 0.8
+#: people who must have rated a unit's panel before its consensus is stated (NULL before:
+#: one "yes" is not a consensus). The paper gave each list to 5 or 6 participants.
+RATING_MIN_RATERS = 5
 
 CRITERIA: tuple[Criterion, ...] = (
     Criterion(
@@ -332,7 +335,8 @@ CRITERIA: tuple[Criterion, ...] = (
         "consensus",
         f"Rated interpretable (≥ {RATING_CONSENSUS_SHARE:.0%} yes)",
         "Gale et al. 2020",
-        "Units whose AM images most participants recognised as objects.",
+        f"Units whose AM images most participants (at least {RATING_MIN_RATERS} rated them) "
+        "recognised as objects.",
         (Condition("rating_consensus", "is true"),),
         class_column="rating_top_name",
     ),

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from catalogue.errors import InputError
-from catalogue.measures import RATING_CONSENSUS_SHARE
+from catalogue.measures import RATING_CONSENSUS_SHARE, RATING_MIN_RATERS
 from catalogue.wordnet import NameMatcher
 
 CSV_COLUMNS = ("participant", "model", "layer", "unit", "answer", "estimate", "names")
@@ -42,8 +42,17 @@ ESTIMATE_BINS = ("0-20", "20-40", "40-60", "60-80", "80-100")
 # Midpoint of each Q2 bin as a share, for the mean expected agreement.
 ESTIMATE_MIDPOINTS = {b: (int(b.split("-")[0]) + int(b.split("-")[1])) / 200 for b in ESTIMATE_BINS}
 MAX_NAMES = 2
+
+
+def estimate_label(bin_name: str) -> str:
+    """A Q2 bin as participants read it: the paper's '0-20%' … '80-100%' without edges that
+    two bins share ('20-40' → '21–40%'); the stored value stays the bin's name."""
+    low, high = (int(x) for x in bin_name.split("-"))
+    return f"{low if low == 0 else low + 1}–{high}%"
+
+
 NAME_SEPARATOR = ";"
-MIN_RATERS = 5
+MIN_RATERS = RATING_MIN_RATERS
 MAX_ERRORS_SHOWN = 10
 
 PanelId = Hashable
@@ -364,7 +373,8 @@ class UnitClasses:
 class UnitRatingSummary:
     """Ratings of one unit's panel.
 
-    - ``share_yes``: n_yes / n_ratings; ``consensus``: share_yes ≥ `RATING_CONSENSUS_SHARE` (Table 1b).
+    - ``share_yes``: n_yes / n_ratings; ``consensus``: share_yes ≥ `RATING_CONSENSUS_SHARE`
+      (Table 1b), None while fewer than `RATING_MIN_RATERS` people rated the panel.
     - ``n_named``: yes raters who gave at least one name; the name measures use only them.
     - ``most_common_name``: the name (in base form, "dogs" → "dog") given by most
       named raters, each rater counting a name once; ties go to the alphabetically first.
@@ -383,7 +393,7 @@ class UnitRatingSummary:
     n_ratings: int
     n_yes: int
     share_yes: float
-    consensus: bool
+    consensus: bool | None
     n_named: int
     most_common_name: str | None
     most_common_count: int
@@ -402,6 +412,7 @@ def summarise_units(
     *,
     matcher: NameMatcher | None = None,
     consensus_share: float = RATING_CONSENSUS_SHARE,
+    min_raters: int = RATING_MIN_RATERS,
 ) -> list[UnitRatingSummary]:
     """Per-unit summaries, ordered by first appearance of (model, layer), then unit.
 
@@ -419,7 +430,8 @@ def summarise_units(
     class_names = class_names or {}
     keys = sorted(groups, key=lambda k: (layer_order[(k[0], k[1])], k[2]))
     return [
-        _summarise_unit(k, groups[k], class_names.get(k), matcher, consensus_share) for k in keys
+        _summarise_unit(k, groups[k], class_names.get(k), matcher, consensus_share, min_raters)
+        for k in keys
     ]
 
 
@@ -429,6 +441,7 @@ def _summarise_unit(
     classes: UnitClasses | None,
     matcher: NameMatcher,
     consensus_share: float,
+    min_raters: int,
 ) -> UnitRatingSummary:
     n = len(rows)
     yes = [r for r in rows if r.answer]
@@ -454,7 +467,7 @@ def _summarise_unit(
         n_ratings=n,
         n_yes=len(yes),
         share_yes=share,
-        consensus=share >= consensus_share,
+        consensus=share >= consensus_share if n >= min_raters else None,
         n_named=len(named),
         most_common_name=best[0] if best else None,
         most_common_count=best[1] if best else 0,

@@ -1,8 +1,10 @@
 """The app in a real browser: `streamlit run` as a subprocess on a test catalogue, driven
 by headless Debian Chromium through playwright's Python API (never `playwright install`).
 
-Every page must show its title and no Streamlit exception box; screenshots are kept
-under test-artifacts/screenshots/ for a person to look at.
+Every page must show its title and no Streamlit exception box; screenshots are kept as
+test artefacts for a person to look at, in test-artifacts/screenshots/ (or
+$UNITCAT_SCREENSHOTS), whose path the run prints at its end. (Not in the pytest
+temporary directory: this suite's conftest deletes it when the session ends.)
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +27,7 @@ from tests.ui_fixtures import UICatalogue
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "ui" / "app.py"
-SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("UNITCAT_SCREENSHOTS", REPO / "test-artifacts" / "screenshots"))
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -90,11 +93,22 @@ def ensure_chromium() -> Path:
     return CHROMIUM
 
 
+@pytest.fixture(scope="module", autouse=True)
+def screenshots(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Where the screenshots go; the path is printed at the end of the module's tests."""
+    yield SCREENSHOTS
+    if any(SCREENSHOTS.glob("*.png")):
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print(f"\nbrowser screenshots: {SCREENSHOTS}", flush=True)
+
+
 @pytest.fixture(scope="module")
 def server(catalogue: UICatalogue, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     env = {**os.environ, "DATABASE_URL": catalogue.url}
+    env.pop("UNITCAT_STUDY", None)
     command = [
         sys.executable,
         "-m",
@@ -203,6 +217,7 @@ def test_every_page_renders_in_chromium(
     assert page.locator('[data-testid="stImage"] img').count() >= 20  # top-image thumbnails
 
     for link, title in (
+        ("Compare", "Compare units"),
         ("Layers", "Layers"),
         ("Measures", "Measures"),
         ("Runs", "Runs"),
@@ -214,42 +229,240 @@ def test_every_page_renders_in_chromium(
     page.close()
 
 
+def _open_cell(page: object, row: int = 0) -> None:
+    """Click the "open ›" cell of a result row (the column after the row markers)."""
+    grid = page.locator('[data-testid="stDataFrame"]').first  # type: ignore[attr-defined]
+    box = grid.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 34 + 30, box["y"] + 35 + 17 + 35 * row)  # type: ignore[attr-defined]
+
+
 @pytest.mark.browser
 def test_clicking_a_search_result_opens_the_unit(
     server: str, browser: object, catalogue: UICatalogue
 ) -> None:
+    """One click on "open ›" opens the unit, at its permalink."""
     page = browser.new_page(viewport={"width": 1400, "height": 2000})  # type: ignore[attr-defined]
     _goto(page, server + "/?preset=localist", "1 unit match", "search-localist")
-    grid = page.locator('[data-testid="stDataFrame"]').first
-    box = grid.bounding_box()
-    assert box is not None
-    # the first data row's selection checkbox (row-marker column, below the header row)
-    page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)
+    _open_cell(page)
     page.get_by_text("toynet · fc6 · unit 5").wait_for(timeout=WAIT_MS)
     _check(page, "unit-from-search")
-    assert f"unit_id={catalogue.unit_ids[('fc6', 5)]}" in page.url
-    assert f"run_id={catalogue.score_run}" in page.url
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)
+    assert query == {
+        "model": ["toynet"],
+        "layer": ["fc6"],
+        "unit": ["5"],
+        "run_id": [str(catalogue.score_run)],
+    }
     page.close()
 
 
-def test_unitcat_ui_serves_the_app(database_url: str) -> None:
-    """`unitcat ui --port P` starts Streamlit headless on that port."""
+@pytest.mark.browser
+def test_a_permalink_opens_the_unit(server: str, browser: object, catalogue: UICatalogue) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})  # type: ignore[attr-defined]
+    _goto(
+        page,
+        f"{server}/unit?model=toynet&layer=conv5&unit=1&run_id={catalogue.score_run}",
+        "toynet · conv5 · unit 1",
+        "unit-permalink",
+    )
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 3  # type: ignore[attr-defined]
+    page.get_by_role("button", name="conv5.2 ›").click()  # type: ignore[attr-defined]
+    page.get_by_text("toynet · conv5 · unit 2").wait_for(timeout=WAIT_MS)  # type: ignore[attr-defined]
+    _settle(page)
+    assert "unit=2" in page.url and "layer=conv5" in page.url  # type: ignore[attr-defined]
+    page.close()
+
+
+def _download_csv(page: object) -> str:
+    with page.expect_download(timeout=WAIT_MS) as info:  # type: ignore[attr-defined]
+        page.get_by_role("button", name="Download all").click()  # type: ignore[attr-defined]
+    return Path(info.value.path()).read_text()
+
+
+@pytest.mark.browser
+def test_a_search_url_reloads_with_the_same_rows(
+    server: str, browser: object, catalogue: UICatalogue
+) -> None:
+    """Filters chosen on the page go into the address; opening that address in a new
+    session shows the same rows."""
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 1400, "height": 2000}, accept_downloads=True
+    )
+    page = context.new_page()
+    _goto(page, server + "/", "22 units match", "search-all")
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option").filter(has_text="but false-alarm rate").first.click()
+    page.get_by_text("3 units match").wait_for(timeout=WAIT_MS)
+    layer_box = page.locator('[data-testid="stMultiSelect"]').nth(1)
+    layer_box.click()
+    page.get_by_role("option", name="fc6", exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_text("2 units match").wait_for(timeout=WAIT_MS)
+    _settle(page)
+    shared = page.url
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(shared).query)
+    assert query == {"preset": ["misleading"], "layer": ["fc6"]}
+    rows = _download_csv(page)
+
+    again = context.new_page()  # a new session from the link alone
+    _goto(again, shared, "2 units match", "search-from-link")
+    assert _download_csv(again) == rows
+    lines = rows.splitlines()
+    header = lines[0].split(",")
+    found = {(dict(zip(header, line.split(","), strict=False))["layer"],) for line in lines[1:]}
+    assert found == {("fc6",)} and len(lines) == 3  # fc6.3 in both scoring runs
+    context.close()
+
+
+@pytest.mark.browser
+def test_compare_shows_two_units(server: str, browser: object, catalogue: UICatalogue) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 2400})  # type: ignore[attr-defined]
+    _goto(
+        page,
+        f"{server}/compare?model=toynet&unit=fc6.3&unit=conv5.1&run_id={catalogue.score_run}",
+        "Activations on one scale",
+        "compare",
+    )
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() == 2  # type: ignore[attr-defined]
+    for name in ("fc6.3", "conv5.1"):
+        assert page.get_by_text(name, exact=True).count() >= 1  # type: ignore[attr-defined]
+    assert page.locator('[data-testid="stImage"] img').count() >= 3  # type: ignore[attr-defined]
+    assert page.get_by_role("button", name="SVG").count() == 2  # type: ignore[attr-defined]
+    page.close()
+
+
+@pytest.mark.browser
+def test_no_request_leaves_the_machine(
+    server: str, browser: object, catalogue: UICatalogue
+) -> None:
+    """Every request of every page load goes to the app itself (no fonts, icons or
+    telemetry from elsewhere)."""
+    app_host = urllib.parse.urlparse(server).netloc
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})  # type: ignore[attr-defined]
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))  # type: ignore[attr-defined]
+    unit = f"model=toynet&layer=fc6&unit=3&run_id={catalogue.score_run}"
+    for path, title in (
+        ("/", "Search units"),
+        (f"/unit?{unit}", "toynet · fc6 · unit 3"),
+        ("/compare?unit=fc6.3&unit=fc6.4", "Compare units"),
+        ("/layers", "Layers"),
+        ("/measures", "Measures"),
+        ("/runs", "Runs"),
+        ("/sql", "SQL console"),
+        ("/rate", "Rate AM panels"),
+    ):
+        page.goto(server + path)  # type: ignore[attr-defined]
+        page.get_by_text(title).first.wait_for(timeout=WAIT_MS)  # type: ignore[attr-defined]
+        _settle(page)
+        page.wait_for_timeout(500)  # type: ignore[attr-defined]
+    outside = sorted(
+        {
+            url
+            for url in requests
+            if urllib.parse.urlparse(url).scheme not in ("data", "blob")
+            and urllib.parse.urlparse(url).netloc != app_host
+        }
+    )
+    assert len(requests) > 20
+    assert outside == []
+    icon = page.locator('link[rel~="icon"]').first.get_attribute("href")  # type: ignore[attr-defined]
+    assert icon is not None and "gstatic" not in icon
+    page.close()
+
+
+def _start_unitcat_ui(database_url: str, *extra: str) -> tuple[subprocess.Popen[bytes], int, Path]:
     port = _free_port()
     unitcat = str(Path(sys.executable).with_name("unitcat"))
     log = Path(os.environ["UNITCAT_HOME"]) / f"unitcat-ui-{port}.log"
     env = {**os.environ, "DATABASE_URL": database_url}
+    env.pop("UNITCAT_STUDY", None)
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [unitcat, "ui", "--port", str(port), "--address", "127.0.0.1"],
+            [unitcat, "ui", "--port", str(port), "--address", "127.0.0.1", *extra],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    _wait_healthy(port, process, log)
+    return process, port, log
+
+
+def _port_answers(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_unitcat_ui_serves_the_app_and_stopping_it_stops_the_server(
+    database_url: str, how: signal.Signals
+) -> None:
+    """`unitcat ui --port P` starts Streamlit headless on that port; Ctrl+C or SIGTERM to
+    `unitcat ui` alone stops the server it started (the port is free again)."""
+    process, port, log = _start_unitcat_ui(database_url)
     try:
-        _wait_healthy(port, process, log)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             assert "<title>Streamlit</title>" in response.read().decode()
+        process.send_signal(how)
+        process.wait(timeout=STARTUP_S)  # bounds a hang; stopping takes about a second
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, log.read_text()
+    assert f"unitcat UI at http://127.0.0.1:{port}" in log.read_text()
+    deadline = time.monotonic() + 10
+    while _port_answers(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _port_answers(port), "the Streamlit child still serves the port"
+
+
+def test_a_killed_unitcat_ui_takes_its_server_with_it(database_url: str) -> None:
+    """Even `kill -9` of `unitcat ui` leaves no server behind (the child's parent-death signal)."""
+    process, port, _log = _start_unitcat_ui(database_url)
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 20
+    while _port_answers(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _port_answers(port)
+
+
+@pytest.mark.browser
+def test_unitcat_ui_study_shows_the_rate_page_alone(
+    catalogue: UICatalogue, browser: object
+) -> None:
+    """`unitcat ui --study`: the Rate page and nothing else — no navigation, no class names;
+    the panel at its native size."""
+    process, port, log = _start_unitcat_ui(catalogue.url, "--study")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})  # type: ignore[attr-defined]
+        _goto(page, f"http://127.0.0.1:{port}/", "Rate AM panels", "study-start")
+        assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+        page.get_by_label("Participant code").fill("p-browser")
+        page.get_by_role("button", name="Start").click()
+        page.get_by_text("Q1. Can you identify").wait_for(timeout=WAIT_MS)
+        _settle(page)
+        image = page.locator('[data-testid="stImage"] img').first
+        image.wait_for(timeout=WAIT_MS)
+        natural, shown = image.evaluate("i => [i.naturalWidth, i.getBoundingClientRect().width]")
+        assert natural == 96 and shown == pytest.approx(natural, abs=1)
+        page.get_by_role("button", name="Yes").click()
+        page.get_by_text("Q2.").wait_for(timeout=WAIT_MS)
+        _check(page, "study-question")
+        assert page.get_by_role("button", name="Yes ✓").count() == 1
+        text = page.locator("body").inner_text()
+        for name in ("monarch", "ladybird", "school bus", "tabby", "toynet", "fc6", "conv5"):
+            assert name not in text, name
+        for other in ("unit?model=toynet&layer=fc6&unit=3", "layers", "sql"):
+            page.goto(f"http://127.0.0.1:{port}/{other}")
+            page.get_by_text("Rate AM panels").first.wait_for(timeout=WAIT_MS)
+            _settle(page)
+            assert page.get_by_text("Search units").count() == 0
+            assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+        page.close()
     finally:
         _stop(process)
-    assert f"unitcat UI at http://127.0.0.1:{port}" in log.read_text()
-    assert process.returncode == 0
+    assert "unitcat rating study at" in log.read_text()

@@ -3,6 +3,7 @@ catalogue with real PNG panels: what they see, and what lands in the database.""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from catalogue.pipeline.ratings import (
     next_panel,
 )
 from catalogue.query.ratings import study_panels
-from catalogue.ratings import parse_ratings_csv
+from catalogue.ratings import ESTIMATE_BINS, estimate_label, parse_ratings_csv
 from tests.catalogue_builders import register_toy
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
@@ -271,3 +272,62 @@ def test_several_participants_rate_independently(
 
 def _list_units(design: StudyDesign) -> set[int]:
     return {design.panels[p].unit_id for lst in design.lists for p in lst}
+
+
+# ---------------------------------------------------------------------------- study mode
+
+
+def _study_app(
+    monkeypatch: pytest.MonkeyPatch, *, server_wide: bool, page: str | None = None
+) -> AppTest:
+    if server_wide:
+        monkeypatch.setenv("UNITCAT_STUDY", "1")  # what `unitcat ui --study` sets
+    else:
+        monkeypatch.delenv("UNITCAT_STUDY", raising=False)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    if not server_wide:
+        at.query_params["study"] = "1"  # a study link
+    if page is not None:
+        at.switch_page(page)
+    at.run()
+    _ok(at)
+    return at
+
+
+@pytest.mark.parametrize("server_wide", [True, False], ids=["unitcat-ui-study", "study-link"])
+def test_study_mode_shows_the_rate_page_alone(
+    database_url: str,
+    catalogue: StudyDesign,
+    monkeypatch: pytest.MonkeyPatch,
+    server_wide: bool,
+) -> None:
+    at = _study_app(monkeypatch, server_wide=server_wide)
+    assert [t.value for t in at.title] == ["Rate AM panels"]
+    assert "Catalogue:" not in _texts(at)  # no sidebar of the catalogue
+    assert not [b for b in at.button if b.key is None]  # no "Refresh data"
+    _start(at, "zoe")
+    assert _heading(at) == "Practice trial 1 of 3"
+    with pytest.raises(ValueError, match=r"Known pages: \[[^,]*rate.py'\]"):
+        at.switch_page("app_pages/search.py")  # the only page this session serves is Rate
+
+
+def test_the_chosen_answer_is_marked_and_the_bins_do_not_overlap(
+    app: Callable[..., AppTest], catalogue: StudyDesign
+) -> None:
+    at = app()
+    _start(at, "yuri")
+    assert at.button(key="rate_yes").proto.type == "secondary"
+    at.button(key="rate_yes").click().run()
+    _ok(at)
+    yes = at.button(key="rate_yes")
+    assert (yes.label, yes.proto.type) == ("Yes ✓", "primary")
+    radio = at.radio(key="rate_q2")
+    labels = list(radio.options)  # as shown
+    assert labels == ["0–20%", "21–40%", "41–60%", "61–80%", "81–100%"]
+    assert labels == [estimate_label(b) for b in ESTIMATE_BINS]
+    edges = [tuple(int(x) for x in label.rstrip("%").split("–")) for label in labels]
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(edges))  # no shared edge
+    assert edges[0][0] == 0 and edges[-1][1] == 100
+    assert radio.value is None
+    radio.set_value("20-40").run()
+    assert at.radio(key="rate_q2").value == "20-40"  # stored as the paper's bin name

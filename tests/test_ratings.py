@@ -317,7 +317,7 @@ def test_ties_go_to_the_alphabetically_first_name_and_empty_units_are_undefined(
     )
     assert (tie.most_common_name, tie.most_common_count, tie.human_agreement) == ("bat", 1, 0.0)
     assert tie.match_most_active is None and tie.match_ccmas is None  # no class names
-    assert (silent.share_yes, silent.consensus, silent.n_named) == (0.0, False, 0)
+    assert (silent.share_yes, silent.consensus, silent.n_named) == (0.0, None, 0)  # 2 raters
     assert silent.most_common_name is None and silent.human_agreement is None
     assert silent.mean_estimate is None
     assert single.human_agreement is None  # one named rater: no pairs
@@ -336,7 +336,7 @@ def literal_unit(rows: list[RatingRow], most_active: str, matcher: NameMatcher) 
     hits = sum(any(matcher.match(n, most_active) for n in r.names) for r in named)
     return {
         "share_yes": len(yes) / len(rows),
-        "consensus": len(yes) / len(rows) >= 0.8,
+        "consensus": len(yes) / len(rows) >= 0.8 if len(rows) >= 5 else None,
         "human_agreement": agree / total if total else None,
         "match_most_active": hits / len(named) if named else None,
     }

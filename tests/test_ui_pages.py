@@ -271,7 +271,11 @@ def test_unit_page_unknown_unit_says_so_and_offers_a_picker(
     at.number_input(key="pick_unit").set_value(5).run()
     at.button(key="pick_open").click().run()
     unit_id = catalogue.unit_ids[("fc6", 5)]
-    assert at.query_params["unit_id"] == str(unit_id)
+    assert (at.query_params["model"], at.query_params["layer"], at.query_params["unit"]) == (
+        "toynet",
+        "fc6",
+        "5",
+    )
     assert "toynet · fc6 · unit 5" in _texts(at)
     # the all-images run: its 8 misclassified tabbies (at 0) make the unit not localist
     assert ":red[:material/cancel:] Localist (Bowers et al. 2014)" in _texts(at)
@@ -355,7 +359,15 @@ def test_runs_page_lists_every_run_and_the_failure(
     assert f"Run #{catalogue.failed_run} (ablate) failed" in errors
     assert "out of patience" in errors
     score = table[table["id"] == catalogue.score_run].iloc[0]
-    assert '"all_images": false' in score["params"]
+    # parameters and statistics as key/value lists, one per run (not a JSON line)
+    lists = [
+        e.value.set_index("key")["value"].to_dict()
+        for e in at.dataframe
+        if list(e.value.columns) == ["key", "value"]
+    ]
+    params = next(kv for kv in lists if kv.get("groups.bus") == "n002, n003, n004")
+    assert params["all_images"] == "no"
+    assert "params" not in table.columns and "stats" not in table.columns
     assert score["parent_id"] == catalogue.extract_run
     assert score["status"] == "done"
 
@@ -377,6 +389,7 @@ def test_sql_page_runs_examples_and_refuses_writes(app: Callable[..., AppTest]) 
         (layer, unit) for layer, unit, _run in MISLEADING
     )
     assert list(frame.columns) == [
+        "open",  # a link to the unit: the result has model, layer and unit
         "model",
         "layer",
         "unit",
@@ -384,6 +397,9 @@ def test_sql_page_runs_examples_and_refuses_writes(app: Callable[..., AppTest]) 
         "precision_class",
         "false_alarm_rate",
     ]
+    assert set(frame["open"]) == {
+        f"unit?model=toynet&layer={layer}&unit={unit}" for layer, unit, _run in MISLEADING
+    }
     conv5 = frame[frame["layer"] == "conv5"].iloc[0]
     assert conv5["precision"] == pytest.approx(CONV5_1["precision"])
     assert conv5["false_alarm_rate"] == pytest.approx(CONV5_1["false_alarm_rate"])
@@ -616,10 +632,12 @@ def test_selecting_a_search_row_or_a_scatter_point_opens_the_unit(
 ) -> None:
     """A click arrives as the selection state of the table or chart (what the browser sends)."""
     at = app(preset="localist")
-    at.session_state["search_results_0"] = {"selection": {"rows": [0], "columns": []}}
+    at.session_state["search_results_0"] = {
+        "selection": {"rows": [], "columns": [], "cells": [[0, "open"]]}
+    }
     at.run()
-    unit_id = catalogue.unit_ids[("fc6", 5)]
-    assert at.query_params == {"unit_id": str(unit_id), "run_id": str(catalogue.score_run)}
+    run = str(catalogue.score_run)
+    assert at.query_params == {"model": "toynet", "layer": "fc6", "unit": "5", "run_id": run}
     assert "toynet · fc6 · unit 5" in _texts(at)
 
     at = app("app_pages/measures.py", run_id=catalogue.score_run)
@@ -627,5 +645,5 @@ def test_selecting_a_search_row_or_a_scatter_point_opens_the_unit(
     point = {"unit_id": unit_id, "run_id": catalogue.score_run}
     at.session_state["scatter_0"] = {"selection": {"unit": [point]}}
     at.run()
-    assert at.query_params == {"unit_id": str(unit_id), "run_id": str(catalogue.score_run)}
+    assert at.query_params == {"model": "toynet", "layer": "conv5", "unit": "1", "run_id": run}
     assert "toynet · conv5 · unit 1" in _texts(at)

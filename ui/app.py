@@ -4,6 +4,11 @@ Pages are modules in `ui/app_pages/` wired with st.navigation; they read the
 catalogue through `catalogue.query` (Core queries with bound parameters).
 A database that cannot be reached shows one error box with the fix instead
 of a page.
+
+Study mode (`unitcat ui --study`, or a link with ?study=1) serves the Rate page
+alone, without navigation or anything that names a class, so that participants of
+the rating study see only the panels and the questions. Nothing is fetched from
+outside the machine: the tab icon is a file of this package.
 """
 
 from __future__ import annotations
@@ -14,15 +19,30 @@ import streamlit as st
 from sqlalchemy.exc import OperationalError
 
 from catalogue.errors import DatabaseUnavailable
+from ui import study
 from ui.app_pages import common
 
-st.set_page_config(page_title="unitcat", page_icon=":material/biotech:", layout="wide")
+ICON = Path(__file__).with_name("favicon.png")  # local: a :material/…: icon is fetched online
+
+st.set_page_config(page_title="unitcat", page_icon=ICON, layout="wide")
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
+if study.active():
+    page = st.navigation(
+        [st.Page(common.RATE_PAGE, title="Rate", url_path="rate")], position="hidden"
+    )
+    st.set_page_config(page_title="Rating study", page_icon=ICON, layout="wide")
+    try:
+        page.run()
+    except (OperationalError, DatabaseUnavailable) as exc:
+        common.show_database_error(exc)
+    st.stop()
+
 pages = [
     # the default page is served at "/" (e.g. /?preset=misleading)
     st.Page(common.SEARCH_PAGE, title="Search", icon=":material/search:", default=True),
     st.Page(common.UNIT_PAGE, title="Unit", icon=":material/neurology:", url_path="unit"),
+    st.Page(common.COMPARE_PAGE, title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page(
         common.LAYERS_PAGE, title="Layers", icon=":material/stacked_bar_chart:", url_path="layers"
     ),
@@ -32,10 +52,11 @@ pages = [
 ]
 if (PAGES_DIR / "rate.py").is_file():  # the human rating experiment (its own module)
     pages.append(
-        st.Page("app_pages/rate.py", title="Rate", icon=":material/how_to_vote:", url_path="rate")
+        st.Page(common.RATE_PAGE, title="Rate", icon=":material/how_to_vote:", url_path="rate")
     )
 
 page = st.navigation(pages)
+st.set_page_config(page_icon=ICON, layout="wide")  # after navigation: a page icon is fetched online
 common.connect_or_stop()
 st.sidebar.caption(f"Catalogue: {common.database_caption()}")
 common.refresh_button()

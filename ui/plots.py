@@ -284,10 +284,18 @@ def layer_box_chart(
     """Figure 2: per measure, a box per layer (quartiles, median, min–max whiskers) with the
     mean ± standard error, drawn from `layer_summary`."""
     frame = box_frame(summary)
-    x = alt.X("layer:N", sort=list(layer_order), title=None, axis=alt.Axis(labelAngle=0))
+    # a panel is 210 px wide: past four layers their names would collide, so they turn
+    many = len(layer_order) > 4
+    x = alt.X(
+        "layer:N",
+        sort=list(layer_order),
+        title=None,
+        # every layer labelled on every panel (not only the bottom row), turned when many
+        axis=alt.Axis(labelAngle=-45 if many else 0, labelOverlap=False, labelLimit=120),
+    )
     base = alt.Chart()
     whisker = base.mark_rule(color="#555555").encode(
-        x=x, y=alt.Y("min:Q", title=None, axis=alt.Axis(format="~g")), y2="max:Q"
+        x=x, y=alt.Y("min:Q", title=None, axis=alt.Axis(format=".4~g")), y2="max:Q"
     )
     box = base.mark_bar(size=22, color="#c6dbef", stroke="#3b6ea5").encode(
         x=x,
@@ -323,6 +331,7 @@ def layer_box_chart(
             columns=columns,
         )
         .resolve_scale(y="independent")
+        .resolve_axis(x="independent")
     )
 
 
@@ -348,20 +357,39 @@ def detector_count_frame(counts: pd.DataFrame, criteria: Sequence[tuple[str, str
     )
 
 
-def detector_count_chart(frame: pd.DataFrame, layer_order: Sequence[str]) -> alt.Chart:
-    """How many "object detectors" each criterion finds per layer: the measures disagree."""
+def detector_count_chart(
+    frame: pd.DataFrame,
+    layer_order: Sequence[str],
+    *,
+    shares: bool = False,
+    height: int = 300,
+    title: str | None = None,
+) -> alt.Chart:
+    """How many "object detectors" each criterion finds per layer: the measures disagree.
+    `shares`: the share of the layer's units instead of the count (layers differ in size)."""
     criteria = list(dict.fromkeys(frame["criterion"]))
+    y = (
+        alt.Y("share:Q", title="share of the layer's units", axis=alt.Axis(format="%"))
+        if shares
+        else alt.Y("n:Q", title="units called detectors", axis=alt.Axis(format="d"))
+    )
+    many = len(layer_order) > 6
     return (
-        alt.Chart(frame)
+        alt.Chart(frame, title=title if title is not None else alt.Undefined)
         .mark_bar()
         .encode(
-            x=alt.X("layer:N", sort=list(layer_order), title=None, axis=alt.Axis(labelAngle=0)),
+            x=alt.X(
+                "layer:N",
+                sort=list(layer_order),
+                title=None,
+                axis=alt.Axis(labelAngle=-45 if many else 0, labelOverlap=False, labelLimit=120),
+            ),
             xOffset=alt.XOffset("criterion:N", sort=criteria),
-            y=alt.Y("n:Q", title="units called detectors", axis=alt.Axis(format="d")),
+            y=y,
             color=alt.Color(
                 "criterion:N",
                 sort=criteria,
-                legend=alt.Legend(title=None, orient="bottom", columns=1, labelLimit=0),
+                legend=alt.Legend(title=None, orient="right", labelLimit=0),
             ),
             tooltip=[
                 "layer:N",
@@ -371,7 +399,7 @@ def detector_count_chart(frame: pd.DataFrame, layer_order: Sequence[str]) -> alt
                 "n_units:Q",
             ],
         )
-        .properties(height=300)
+        .properties(height=height)
     )
 
 
@@ -457,8 +485,8 @@ def scatter_chart(
         alt.Chart(frame)
         .mark_circle(size=40)
         .encode(
-            x=alt.X(f"{x}:Q", title=measure_label(x), axis=alt.Axis(format="~g")),
-            y=alt.Y(f"{y}:Q", title=measure_label(y), axis=alt.Axis(format="~g")),
+            x=alt.X(f"{x}:Q", title=measure_label(x), axis=alt.Axis(format=".4~g")),
+            y=alt.Y(f"{y}:Q", title=measure_label(y), axis=alt.Axis(format=".4~g")),
             color=alt.Color(f"{colour}:N", title=colour),
             opacity=alt.condition(pick, alt.value(0.85), alt.value(0.3)),
             tooltip=tooltip,

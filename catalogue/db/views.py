@@ -49,6 +49,7 @@ from catalogue.measures import (
     IMPORTANCE_CLASS,
     IOU_ABOVE,
     RATING_CONSENSUS_SHARE,
+    RATING_MIN_RATERS,
     SUMMARISED_MEASURES,
     UNIT_MEASURES,
     Condition,
@@ -96,7 +97,16 @@ def _top_rated_name() -> str:
          GROUP BY n.name ORDER BY count(*) DESC, n.name LIMIT 1)"""
 
 
-def _unit_catalogue(measures: Sequence[Measure], iou_above: Condition, consensus: float) -> str:
+def _consensus(consensus: float, min_raters: int) -> str:
+    """Whether enough people said yes; NULL until `min_raters` people rated the panel."""
+    return (
+        f"CASE WHEN count(*) >= {int(min_raters)} THEN avg(rt.answer::integer) >= {consensus!r} END"
+    )
+
+
+def _unit_catalogue(
+    measures: Sequence[Measure], iou_above: Condition, consensus: float, min_raters: int
+) -> str:
     # the dissection cut-off on the raw IoU of the best concept, before it is named best_iou
     is_detector = replace(iou_above, column="iou").sql("best")
     return f"""
@@ -139,7 +149,7 @@ LEFT JOIN LATERAL (
     SELECT
         count(*)::integer AS n_ratings,
         avg(rt.answer::integer)::double precision AS share_yes,
-        avg(rt.answer::integer) >= {consensus!r} AS consensus,
+        {_consensus(consensus, min_raters)} AS consensus,
         {_top_rated_name()} AS top_name
     FROM rating rt
     WHERE rt.unit_id = u.id
@@ -225,7 +235,7 @@ GROUP BY run_id, model, layer, measure_a, measure_b
 """
 
 
-def _rating_summary(consensus: float) -> str:
+def _rating_summary(consensus: float, min_raters: int) -> str:
     return f"""
 SELECT
     m.name AS model,
@@ -236,7 +246,7 @@ SELECT
     count(*)::integer AS n_ratings,
     sum(rt.answer::integer)::integer AS n_yes,
     avg(rt.answer::integer)::double precision AS share_yes,
-    avg(rt.answer::integer) >= {consensus!r} AS consensus,
+    {_consensus(consensus, min_raters)} AS consensus,
     ra.n_named,
     coalesce(ra.top_name,
         {_top_rated_name()}) AS top_name,
@@ -254,7 +264,8 @@ GROUP BY m.name, l.name, l.position, u.unit_index, u.id, ra.unit_id
 """
 
 
-# The paper's Table 1, per layer: (a) share of yes, (b) share of units with a consensus,
+# The paper's Table 1, per layer: (a) share of yes, (b) share of units with a consensus
+# (over the units rated by enough people to state one),
 # (c-e) name agreement among consensus units, each with its standard error (Gale et al. 2020).
 _RATING_LAYER_SUMMARY = """
 SELECT
@@ -266,8 +277,8 @@ SELECT
     avg(share_yes) AS share_yes,
     stddev_samp(share_yes) / sqrt(count(*)) AS share_yes_se,
     avg(consensus::integer)::double precision AS share_consensus,
-    sqrt(avg(consensus::integer) * (1 - avg(consensus::integer)) / count(*))::double precision
-        AS share_consensus_se,
+    sqrt(avg(consensus::integer) * (1 - avg(consensus::integer))
+        / nullif(count(consensus), 0))::double precision AS share_consensus_se,
     avg(human_agreement) FILTER (WHERE consensus) AS human_agreement,
     stddev_samp(human_agreement) FILTER (WHERE consensus)
         / sqrt(nullif(count(human_agreement) FILTER (WHERE consensus), 0)) AS human_agreement_se,
@@ -334,6 +345,7 @@ def build_views(
     *,
     iou_above: Condition = IOU_ABOVE,
     consensus_share: float = RATING_CONSENSUS_SHARE,
+    min_raters: int = RATING_MIN_RATERS,
     summarised: Sequence[str] = SUMMARISED_MEASURES,
     correlated: Sequence[str] = CORRELATED_MEASURES,
     importance_class: dict[str, str] = IMPORTANCE_CLASS,
@@ -345,13 +357,13 @@ def build_views(
     """
     by_key = {c.key: c for c in criteria}
     views = (
-        View("unit_catalogue", _unit_catalogue(measures, iou_above, consensus_share)),
+        View("unit_catalogue", _unit_catalogue(measures, iou_above, consensus_share, min_raters)),
         View(
             "misleading_detectors", _misleading_detectors(by_key["misleading"]), ("unit_catalogue",)
         ),
         View("layer_summary", _layer_summary(summarised), ("unit_catalogue",)),
         View("measure_correlations", _measure_correlations(correlated), ("unit_catalogue",)),
-        View("rating_summary", _rating_summary(consensus_share)),
+        View("rating_summary", _rating_summary(consensus_share, min_raters)),
         View("rating_layer_summary", _RATING_LAYER_SUMMARY, ("rating_summary",)),
         View("dissection_summary", _dissection_summary(iou_above)),
         View("layer_detectors", _layer_detectors(criteria), ("unit_catalogue",)),

@@ -39,7 +39,7 @@ class Table1Row:
     n_ratings: int
     share_yes: float
     share_yes_se: float | None
-    share_consensus: float
+    share_consensus: float | None  # None until some unit has RATING_MIN_RATERS ratings
     share_consensus_se: float | None
     human_agreement: float | None
     human_agreement_se: float | None

@@ -8,7 +8,7 @@ gains baseline_of (the run a random-weights or chance run is a baseline of) and
 the run kind 'chance'. Downgrading deletes chance runs.
 
 Revision ID: 0010
-Revises: 0003
+Revises: 0009
 Create Date: 2026-12-01
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0003"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -19,15 +19,19 @@ from catalogue.config import get_settings
 from catalogue.db.engine import database_url, get_engine, redacted
 from catalogue.db.migrate import ensure_current
 from catalogue.errors import SchemaOutOfDate, UnitcatError
+from catalogue.query import catalog as catalog_query
 from catalogue.query import files as file_query
 from catalogue.query import layers as layer_query
 from catalogue.query import overview as overview_query
+from catalogue.query import ratings as rating_query
+from catalogue.query import related as related_query
 from catalogue.query import runs as run_query
 from catalogue.query import search as search_query
 from catalogue.query import units as unit_query
 from catalogue.query.files import UnitActivations
 from catalogue.query.overview import Overview
 from catalogue.query.search import FilterOptions, SearchResult, UnitFilter
+from ui import urlstate as url
 
 TTL_S = 60
 EMBEDDED = "embedded"
@@ -38,6 +42,8 @@ LAYERS_PAGE = "app_pages/layers.py"
 MEASURES_PAGE = "app_pages/measures.py"
 RUNS_PAGE = "app_pages/runs.py"
 SQL_PAGE = "app_pages/sql.py"
+COMPARE_PAGE = "app_pages/compare.py"
+RATE_PAGE = "app_pages/rate.py"
 
 EMPTY_MESSAGE = (
     "Nothing here yet: the catalogue has no scored units. Run `unitcat ingest …` "
@@ -109,19 +115,86 @@ def stop_if_empty(ov: Overview) -> None:
         st.stop()
 
 
-def open_unit(unit_id: int, run_id: int | None) -> None:
-    """Go to the Unit page for a unit (and scoring run) via query parameters."""
-    params: dict[str, str] = {"unit_id": str(int(unit_id))}
+def unit_params(model: str, layer: str, unit: int, run_id: int | None = None) -> dict[str, str]:
+    """The query parameters of a unit's permalink (/unit?model=…&layer=…&unit=…&run_id=…)."""
+    params = {"model": str(model), "layer": str(layer), "unit": str(int(unit))}
     if run_id is not None and not pd.isna(run_id):
         params["run_id"] = str(int(run_id))
-    st.switch_page(UNIT_PAGE, query_params=params)
+    return params
 
 
-def unit_url(unit_id: int, run_id: int | None) -> str:
-    """Relative URL of the Unit page (for link columns)."""
-    if run_id is None or pd.isna(run_id):
-        return f"unit?unit_id={int(unit_id)}"
-    return f"unit?unit_id={int(unit_id)}&run_id={int(run_id)}"
+def open_unit(
+    unit_id: int,
+    run_id: int | None,
+    *,
+    model: str | None = None,
+    layer: str | None = None,
+    unit: int | None = None,
+) -> None:
+    """Go to the Unit page of a unit (and scoring run) by its permalink."""
+    if model is None or layer is None or unit is None:
+        address = unit_address(engine_key(), int(unit_id))
+        if address is None:
+            st.switch_page(UNIT_PAGE, query_params={"unit_id": str(int(unit_id))})
+        model, layer, unit = address.model, address.layer, address.unit
+    st.switch_page(UNIT_PAGE, query_params=unit_params(model, layer, int(unit), run_id))
+
+
+def unit_url(
+    model: str, layer: str, unit: int, run_id: int | None = None, *, absolute: bool = False
+) -> str:
+    """URL of a unit's page (for link columns); relative to the app unless `absolute`."""
+    from urllib.parse import urlencode
+
+    path = f"unit?{urlencode(unit_params(model, layer, unit, run_id))}"
+    return f"/{path}" if absolute else path
+
+
+def unit_ref(model: str, layer: str, unit: int, *, with_model: bool) -> str:
+    """A unit as the Compare page's `unit` parameter: LAYER.UNIT, or MODEL:LAYER.UNIT."""
+    return f"{model}:{layer}.{int(unit)}" if with_model else f"{layer}.{int(unit)}"
+
+
+def parse_unit_ref(
+    text: str, models: list[str], layers: dict[str, list[str]], default_model: str | None
+) -> tuple[str, str, int]:
+    """(model, layer, unit) of LAYER.UNIT or MODEL:LAYER.UNIT (layer names may hold dots,
+    model names colons: the longest known model name wins); ValueError if not understood."""
+    model = default_model
+    rest = text.strip()
+    for name in sorted(models, key=len, reverse=True):
+        if rest.startswith(f"{name}:"):
+            model, rest = name, rest[len(name) + 1 :]
+            break
+    if model is None:
+        raise ValueError(f"{text!r} names no model: write MODEL:LAYER.UNIT or add model=…")
+    layer, _, index = rest.rpartition(".")
+    if not layer or not index.isdigit():
+        raise ValueError(f"{text!r} is not LAYER.UNIT (e.g. fc6.3)")
+    if layer not in layers.get(model, []):
+        raise ValueError(f"{model} has no layer {layer!r}")
+    return model, layer, int(index)
+
+
+def compare_params(records: list[dict[str, Any]]) -> dict[str, str | list[str]]:
+    """The Compare page's query parameters for units given as rows with model, layer, unit
+    (and run_id): ?model=…&unit=fc6.3&unit=conv5.1&run_id=…"""
+    models = list(dict.fromkeys(str(r["model"]) for r in records))
+    one_model = len(models) == 1
+    params: dict[str, str | list[str]] = {}
+    if one_model:
+        params["model"] = models[0]
+    params["unit"] = [
+        unit_ref(r["model"], r["layer"], r["unit"], with_model=not one_model) for r in records
+    ]
+    run_ids = {
+        int(r["run_id"])
+        for r in records
+        if r.get("run_id") is not None and not pd.isna(r["run_id"])
+    }
+    if len(run_ids) == 1:
+        params["run_id"] = str(run_ids.pop())
+    return params
 
 
 def next_widget_key(name: str) -> str:
@@ -220,6 +293,39 @@ def find_unit(key: str, model: str, layer: str, unit: int) -> int:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
+def unit_address(key: str, unit_id: int) -> related_query.UnitAddress | None:
+    return related_query.unit_address(_engine_for(key), unit_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def layer_neighbours(
+    key: str, unit_id: int
+) -> tuple[related_query.UnitAddress | None, related_query.UnitAddress | None]:
+    return related_query.layer_neighbours(_engine_for(key), unit_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def units_same_class(key: str, unit_id: int, run_id: int, class_column: str) -> pd.DataFrame:
+    return related_query.units_same_class(_engine_for(key), unit_id, run_id, class_column)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def units_same_concept(key: str, unit_id: int) -> pd.DataFrame:
+    return related_query.units_same_concept(_engine_for(key), unit_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def rated_layers(key: str) -> set[tuple[str, str]]:
+    """(model, layer) of every layer with at least one rating."""
+    return {(row.model, row.layer) for row in rating_query.table1(_engine_for(key))}
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def relation_columns(key: str) -> pd.DataFrame:
+    return catalog_query.relation_columns(_engine_for(key))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def layer_detector_counts(key: str, run_id: int, mi_cutoff: float) -> pd.DataFrame:
     return layer_query.layer_detector_counts(_engine_for(key), run_id, mi_cutoff=mi_cutoff)
 
@@ -254,9 +360,10 @@ def score_run_picker(label: str = "Scoring run", key: str = "score_run") -> int 
         return None
     names = dict(zip(runs["id"].astype(int), runs["name"], strict=True))
     ids = list(names)
-    wanted = st.query_params.get("run_id")
-    index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in names else 0
-    chosen = st.selectbox(label, ids, index=index, format_func=names.__getitem__, key=key)
+    wanted = url.initial("run_id", ids[0], parse=url.as_int, choices=ids)
+    chosen = st.selectbox(
+        label, ids, index=ids.index(wanted), format_func=names.__getitem__, key=key
+    )
     st.query_params["run_id"] = str(chosen)  # the URL names the run shown
     return chosen
 

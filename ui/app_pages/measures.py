@@ -1,5 +1,9 @@
 """Measures: how the measures correlate (the paper's Table 3) and any two of them plotted
-against each other, one clickable point per unit."""
+against each other, one clickable point per unit.
+
+The URL keeps the run, the layer, the correlation and the scatter's axes:
+/measures?run_id=2&layer=fc6&method=spearman&x=precision&y=false_alarm_rate
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import streamlit as st
 
 from catalogue.measures import CORRELATED_MEASURES, FLOAT_MEASURES
 from catalogue.query.layers import pooled_correlations
-from ui import importance, plots
+from ui import figures, importance, plots
+from ui import urlstate as url
 from ui.app_pages import common
 
 ALL_LAYERS = "all layers"
@@ -18,20 +23,31 @@ st.caption(
     "Table 3 of the paper: correlations between the measures over units, and a scatter "
     "of any two (click a point to open the unit)."
 )
+notes = st.container()
 key, run_id = common.require_score_run()
 
 options = common.filter_options(key)
 values_all = common.measure_values(key, run_id, CORRELATED_MEASURES, ())
 layers = values_all.sort_values("layer_position")["layer"].drop_duplicates().tolist()
 c1, c2 = st.columns([2, 1])
-layer = c1.selectbox("Layer", [ALL_LAYERS, *layers], key="corr_layer")
+layer_options = [ALL_LAYERS, *layers]
+layer = c1.selectbox(
+    "Layer",
+    layer_options,
+    index=url.index_of(layer_options, "layer", ALL_LAYERS, key="corr_layer", choices=layers),
+    key="corr_layer",
+)
+url.keep("layer", layer, default=ALL_LAYERS)
+methods = ["pearson", "spearman"]
 method = c2.radio(
     "Correlation",
-    ["pearson", "spearman"],
+    methods,
+    index=url.index_of(methods, "method", "pearson", key="corr_method"),
     format_func=str.capitalize,
     horizontal=True,
     key="corr_method",
 )
+url.keep("method", method, default="pearson")
 
 if layer == ALL_LAYERS:
     pairs = pooled_correlations(values_all)
@@ -43,7 +59,11 @@ if pairs.empty or pairs[method].isna().all():
     st.info("Not enough units with varying values to correlate.")
 else:
     matrix = plots.correlation_matrix(pairs, method)
-    st.altair_chart(plots.correlation_heatmap(matrix, CORRELATED_MEASURES), key="heatmap")
+    figures.show(
+        plots.correlation_heatmap(matrix, CORRELATED_MEASURES),
+        name=f"unitcat-run{run_id}-correlations-{layer.replace(' ', '-')}-{method}",
+        key="heatmap",
+    )
     with st.expander("As a table"):
         st.dataframe(pairs, hide_index=True, key="corr_table")
 
@@ -54,17 +74,20 @@ s1, s2 = st.columns(2)
 x = s1.selectbox(
     "x",
     FLOAT_MEASURES,
-    index=FLOAT_MEASURES.index("precision"),
+    index=url.index_of(FLOAT_MEASURES, "x", "precision", key="scatter_x"),
     format_func=plots.measure_label,
     key="scatter_x",
 )
+url.keep("x", x, default="precision")
 y = s2.selectbox(
     "y",
     FLOAT_MEASURES,
-    index=FLOAT_MEASURES.index("max_informedness"),
+    index=url.index_of(FLOAT_MEASURES, "y", "max_informedness", key="scatter_y"),
     format_func=plots.measure_label,
     key="scatter_y",
 )
+url.keep("y", y, default="max_informedness")
+url.check_known({"run_id", "layer", "method", "x", "y"}, where=notes)
 points = common.measure_values(
     key, run_id, tuple(dict.fromkeys((x, y))), () if layer == ALL_LAYERS else (layer,)
 )
@@ -76,14 +99,15 @@ if points.empty:
     st.info("No unit has both measures.")
     st.stop()
 chart_key = common.next_widget_key("scatter")
-event = st.altair_chart(
+event = figures.show(
     plots.scatter_chart(points, x, y, extra_tooltip={"precision_class": "precision class"}),
+    name=f"unitcat-run{run_id}-{x}-vs-{y}",
+    key=chart_key,
     on_select="rerun",
     selection_mode="unit",
-    key=chart_key,
 )
 selection = (event or {}).get("selection") or {}  # a dict-like VegaLiteState
 picked = selection.get("unit") or []
 if picked:
     common.consume_widget_key("scatter")
-    common.open_unit(int(picked[0]["unit_id"]), picked[0].get("run_id"))
+    common.open_unit(int(picked[0]["unit_id"]), picked[0].get("run_id"))  # by its permalink

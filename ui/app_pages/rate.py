@@ -13,6 +13,10 @@ on another day — resumes at the next unanswered panel, and a panel cannot be
 rated twice. The code is kept in the URL (``?participant=…``) so that
 reloading the browser tab does not ask for it again. Practice trials are
 skipped for a participant who already has stored ratings.
+
+In study mode (ui/study.py) this page is all a participant sees. The estimate bins
+read as the paper's (0-20% … 80-100%) but without shared edges (0–20%, 21–40% …);
+the stored values stay the paper's bin names. Panels are shown at their native size.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import re
 
 import streamlit as st
+from PIL import Image
 from sqlalchemy import Engine
 
 from catalogue.errors import InputError
@@ -33,7 +38,8 @@ from catalogue.pipeline.ratings import (
 )
 from catalogue.query.files import artifact_path
 from catalogue.query.ratings import StudyPanel, answered_units, study_panels
-from catalogue.ratings import ESTIMATE_BINS, MAX_NAMES
+from catalogue.ratings import ESTIMATE_BINS, MAX_NAMES, estimate_label
+from ui import study
 from ui.app_pages import common
 
 # The questions exactly as the paper's appendix 5 words them.
@@ -41,7 +47,7 @@ Q1 = "Can you identify multiple examples of an everyday object, place or animal?
 Q2 = "You answered ‘Yes’. Indicate what percentage of people you think would also answer ‘Yes’:"
 Q3 = "Please write which everyday object, place or animal you were referring to:"
 Q3_HELP = "You may write a maximum of two things, separated by a comma (e.g. fish, goldfish)."
-ESTIMATE_LABELS = {b: f"{b}%" for b in ESTIMATE_BINS}
+ESTIMATE_LABELS = {b: estimate_label(b) for b in ESTIMATE_BINS}
 NO_PANELS = (
     "There are no activation-maximisation panels to rate yet. Make some with "
     "`unitcat ingest am --model … --layer …` (after `unitcat ingest extract`), then reload this page."
@@ -144,13 +150,16 @@ def _trial(
         st.caption("Practice trial: your answers here are not stored.")
     path = artifact_path(panel.path)
     if path is None:
+        where = "" if study.active() else f" ({panel.path})"  # a path can name a layer
         st.error(
-            f"The image of this panel cannot be found ({panel.path}). Please tell the "
+            f"The image of this panel cannot be found{where}. Please tell the "
             "experimenter; the panels may need to be generated again with `unitcat ingest am`."
         )
         st.stop()
     picture, questions = st.columns([3, 2], gap="large")
-    picture.image(path, width="stretch")
+    with Image.open(path) as image:
+        native_width = image.width
+    picture.image(str(path), width=native_width)  # native size: never stretched
     with questions:
         _questions(engine, participant, panel, practice=practice, trial=trial)
 
@@ -159,8 +168,17 @@ def _questions(
     engine: Engine, participant: Participant, panel: StudyPanel, *, practice: bool, trial: str
 ) -> None:
     st.markdown(f"**Q1. {Q1}**")
+    chose_yes = st.session_state.get(YES_FOR) == trial
     yes, no = st.columns(2)
-    yes.button("Yes", key="rate_yes", on_click=_answer_yes, args=(trial,), width="stretch")
+    yes.button(
+        "Yes ✓" if chose_yes else "Yes",
+        key="rate_yes",
+        on_click=_answer_yes,
+        args=(trial,),
+        type="primary" if chose_yes else "secondary",
+        width="stretch",
+        help="Your answer" if chose_yes else None,
+    )
     no.button(
         "No",
         key="rate_no",
@@ -168,7 +186,7 @@ def _questions(
         args=(engine, participant, panel, practice, False),
         width="stretch",
     )
-    if st.session_state.get(YES_FOR) != trial:
+    if not chose_yes:
         return
     st.radio(
         f"**Q2. {Q2}**",

@@ -1,20 +1,90 @@
 """Runs: every extract / score / dissect / am / ablate run with status, parameters, timings
-and errors."""
+and errors. Parameters and statistics read as key/value lists, one per run.
+
+The URL keeps the filters: /runs?kind=score&status=failed
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
 from catalogue.db.schema import RUN_KINDS, RUN_STATUSES
+from ui import tables
+from ui import urlstate as url
 from ui.app_pages import common
+
+MAX_DETAILED = 50
+
+
+def _text(value: Any) -> str:
+    """A parameter as written: 0.0001 stays 0.0001 (not rounded to a table's decimals)."""
+    if isinstance(value, float):
+        return format(value, ".6g")
+    return tables.cell(value)
+
+
+def key_values(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """A run's params or stats (JSON) as (key, value) rows: nested keys dotted, lists joined."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return []
+    if isinstance(value, Mapping):
+        rows: list[tuple[str, str]] = []
+        for k in sorted(value):
+            rows += key_values(value[k], f"{prefix}{k}.") or [(f"{prefix}{k}", "")]
+        return rows
+    name = prefix[:-1] if prefix else "value"
+    if isinstance(value, list | tuple):
+        if all(not isinstance(v, Mapping | list | tuple) for v in value):
+            return [(name, ", ".join(_text(v) for v in value))]
+        rows = []
+        for i, v in enumerate(value):
+            rows += key_values(v, f"{prefix}{i}.")
+        return rows
+    return [(name, _text(value))]
+
+
+def _key_value_table(rows: list[tuple[str, str]], title: str, key: str) -> None:
+    st.markdown(f"**{title}**")
+    if not rows:
+        st.caption("none")
+        return
+    st.dataframe(
+        pd.DataFrame(rows, columns=["key", "value"]),
+        hide_index=True,
+        height="content",
+        column_config={
+            "key": st.column_config.Column("Key", pinned=True),
+            "value": st.column_config.Column("Value", width="large"),
+        },
+        key=key,
+    )
+
 
 st.title("Runs")
 st.caption("Every command that wrote to the catalogue; re-running one replaces its results.")
+notes = st.container()
 key = common.engine_key()
 
 c1, c2 = st.columns(2)
-kinds = c1.multiselect("Kind", RUN_KINDS, key="run_kinds")
-statuses = c2.multiselect("Status", RUN_STATUSES, key="run_statuses")
+kinds = c1.multiselect(
+    "Kind",
+    RUN_KINDS,
+    default=url.initial_list("kind", choices=RUN_KINDS, key="run_kinds"),
+    key="run_kinds",
+)
+url.keep_list("kind", kinds)
+statuses = c2.multiselect(
+    "Status",
+    RUN_STATUSES,
+    default=url.initial_list("status", choices=RUN_STATUSES, key="run_statuses"),
+    key="run_statuses",
+)
+url.keep_list("status", statuses)
+url.check_known({"kind", "status"}, where=notes)
 runs = common.list_runs(key, tuple(kinds), tuple(statuses))
 if runs.empty:
     if kinds or statuses:
@@ -33,19 +103,37 @@ failed = runs[runs["status"] == "failed"]
 for record in failed.to_dict("records"):
     st.error(f"Run #{record['id']} ({record['kind']}) failed: {record['error'] or 'no message'}")
 
-shown = runs.assign(
-    params=[common.json_text(p) for p in runs["params"]],
-    stats=[common.json_text(s) for s in runs["stats"]],
-)
+shown = runs.drop(columns=["params", "stats"])
 st.dataframe(
-    shown,
+    tables.readable(shown, digits=1),
     hide_index=True,
-    column_config={
-        "id": st.column_config.NumberColumn("Run", format="%d"),
-        "parent_id": st.column_config.NumberColumn("Parent", format="%d"),
-        "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
-        "started_at": st.column_config.DatetimeColumn("Started"),
-        "finished_at": st.column_config.DatetimeColumn("Finished"),
-    },
+    column_config=tables.column_config(
+        shown,
+        pinned=("id", "kind"),
+        overrides={
+            "id": st.column_config.Column("Run", pinned=True),
+            "kind": st.column_config.Column("Kind", pinned=True),
+            "parent_id": st.column_config.Column("Parent"),
+            "parent_kind": st.column_config.Column("Parent kind"),
+            "duration_s": st.column_config.Column("Duration (s)"),
+            "started_at": st.column_config.DatetimeColumn("Started"),
+            "finished_at": st.column_config.DatetimeColumn("Finished"),
+            "h5_path": st.column_config.Column("Activation file"),
+        },
+    ),
     key="runs_table",
 )
+
+st.subheader("Parameters and statistics")
+if len(runs) > MAX_DETAILED:
+    st.caption(f"The newest {MAX_DETAILED} runs; filter by kind or status for others.")
+for record in runs.head(MAX_DETAILED).to_dict("records"):
+    title = f"Run #{record['id']} · {record['kind']} · {record['status']}"
+    if record.get("label"):
+        title += f" · {record['label']}"
+    with st.expander(title):
+        left, right = st.columns(2)
+        with left:
+            _key_value_table(key_values(record["params"]), "Parameters", f"params_{record['id']}")
+        with right:
+            _key_value_table(key_values(record["stats"]), "Statistics", f"stats_{record['id']}")

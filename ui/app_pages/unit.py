@@ -1,7 +1,8 @@
 """Unit: every measure of one unit, the paper's Figure 3, top images, AM, dissection, ratings.
 
-Opened with query parameters (?unit_id=…&run_id=…) from Search or Measures, or
-by picking model, layer and unit here.
+Opened by its permalink (?model=…&layer=…&unit=…&run_id=…; the internal ?unit_id=…
+still works) from Search, Measures, Compare or a shared link, or by picking model,
+layer and unit here. The highlighted class is ?class=… (ui/unit_nav.py).
 """
 
 from __future__ import annotations
@@ -14,19 +15,11 @@ import pandas as pd
 import streamlit as st
 
 from catalogue.errors import InputError, NotFound
-from catalogue.measures import RATING_CONSENSUS_SHARE
+from catalogue.measures import RATING_CONSENSUS_SHARE, RATING_MIN_RATERS
 from catalogue.query.units import detector_verdicts, layer_units
-from ui import display, importance, plots
+from ui import display, figures, importance, plots, tables, unit_nav
+from ui import urlstate as url
 from ui.app_pages import common
-
-
-def _int_param(name: str) -> int | None:
-    value = st.query_params.get(name)
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        st.warning(f"Ignoring the query parameter {name}={value!r}: it is not a whole number.")
-        return None
 
 
 def _picker(key: str) -> None:
@@ -43,11 +36,11 @@ def _picker(key: str) -> None:
     c4.write("")
     if c4.button("Open", key="pick_open", type="primary"):
         try:
-            unit_id = common.find_unit(key, model, layer, int(unit))
+            common.find_unit(key, model, layer, int(unit))  # exists?
         except NotFound as exc:
             st.warning(str(exc))
             return
-        st.query_params.from_dict({"unit_id": str(unit_id)})
+        st.query_params.from_dict(common.unit_params(model, layer, int(unit)))
         st.rerun()
 
 
@@ -66,7 +59,10 @@ def _measures(record: dict[str, Any]) -> None:
     table = pd.DataFrame(
         {
             "Measure": rows["label"],
-            "Value": [_fmt(v) for v in rows["value"]],
+            "Value": [
+                tables.cell(v, count=True) if m in tables.COUNT_COLUMNS else _fmt(v)
+                for m, v in zip(rows["measure"], rows["value"], strict=True)
+            ],
             "Class": [_fmt(c) if c is not None else "" for c in rows["class"]],
             "Threshold": [_fmt(t) if not pd.isna(t) else "" for t in rows["threshold"]],
         }
@@ -103,6 +99,10 @@ def _class_threshold(
     return None
 
 
+def _figure_name(record: dict[str, Any], what: str) -> str:
+    return f"unitcat-{record['model']}-{record['layer']}-{record['unit']}-{what}"
+
+
 def _figure3(key: str, record: dict[str, Any], run_id: int, details: dict[str, Any]) -> None:
     st.subheader("Activations (the paper's Figure 3)")
     try:
@@ -115,21 +115,26 @@ def _figure3(key: str, record: dict[str, Any], run_id: int, details: dict[str, A
     if default is None or pd.isna(default):
         default = record.get("precision_class_index")
     default = int(default) if default is not None and not pd.isna(default) else 0
+    default = min(default, max(len(names) - 1, 0))
+    wanted = url.initial("class", None, choices=list(names))  # ?class=… highlights a class
     class_index = st.selectbox(
         "Highlighted class",
         list(range(len(names))),
-        index=min(default, max(len(names) - 1, 0)),
+        index=default if wanted is None else list(names).index(wanted),
         format_func=lambda i: names[i],
         key=f"highlight_{record['unit_id']}_{run_id}",
     )
+    if names:
+        url.keep("class", names[class_index], default=names[default])
     data = plots.jitter_points(acts.values, acts.labels, int(class_index), names)
     threshold = _class_threshold(
         record, int(class_index), details.get("class_stats", pd.DataFrame())
     )
-    st.altair_chart(
+    figures.show(
         plots.jitter_chart(
             data, mi_threshold=threshold, top60_threshold=record.get("top60_threshold")
         ),
+        name=_figure_name(record, "activations"),
         key="jitter",
     )
     scored = "all images" if acts.all_images else "the correctly classified images"
@@ -140,22 +145,26 @@ def _figure3(key: str, record: dict[str, Any], run_id: int, details: dict[str, A
     high = float(acts.values.max()) if acts.values.size else 1.0
     value_range = (min(0.0, float(acts.values.min())) if acts.values.size else 0.0, high)
     c1, c2 = st.columns(2)
-    c1.altair_chart(
+    figures.show(
         plots.histogram_chart(
             plots.histogram_frame(in_class, value_range=value_range),
             title=f"'{data.class_name}' images",
         ),
+        name=_figure_name(record, "class-histogram"),
         key="hist_class",
+        where=c1,
     )
     c1.caption(f"{in_class.size:,} images; {plots.zero_share(in_class):.1%} have activation 0.")
     n_zero = int(np.count_nonzero(acts.values == 0))
-    c2.altair_chart(
+    figures.show(
         plots.histogram_chart(
             plots.histogram_frame(acts.values, value_range=value_range, drop_zeros=True),
             title="all images, non-zero activations",
             colour=plots.OTHER_COLOUR,
         ),
+        name=_figure_name(record, "histogram"),
         key="hist_all",
+        where=c2,
     )
     c2.caption(
         f"{acts.values.size - n_zero:,} non-zero activations shown; {n_zero:,} "
@@ -212,22 +221,33 @@ def _ratings(summary: dict[str, Any] | None, ratings: pd.DataFrame) -> None:
     c1, c2, c3 = st.columns(3)
     c1.metric("Ratings", summary["n_ratings"])
     c2.metric("Said 'object'", f"{summary['share_yes']:.0%}")
+    consensus = summary["consensus"]
     c3.metric(
-        f"Consensus (≥ {RATING_CONSENSUS_SHARE:.0%})", "yes" if summary["consensus"] else "no"
+        f"Consensus (≥ {RATING_CONSENSUS_SHARE:.0%})",
+        f"needs {RATING_MIN_RATERS} raters"
+        if consensus is None
+        else ("yes" if consensus else "no"),
+        help=f"Shown once at least {RATING_MIN_RATERS} people have rated the panel.",
     )
     if summary.get("top_name"):
         st.markdown(f"Most given name: **{summary['top_name']}**")
     shown = ratings.assign(names=[", ".join(n or []) for n in ratings["names"]])
-    st.dataframe(shown, hide_index=True, key="ratings")
+    st.dataframe(
+        tables.readable(shown),
+        hide_index=True,
+        column_config=tables.column_config(shown, pinned=("participant",)),
+        key="ratings",
+    )
 
 
 st.title("Unit")
+notes = st.container()
 key = common.engine_key()
 common.stop_if_empty(common.overview(key))
 
-unit_id = _int_param("unit_id")
-run_id = _int_param("run_id")
+unit_id, run_id = unit_nav.requested_unit(key)
 if unit_id is None:
+    url.check_known(unit_nav.UNIT_PARAMS, where=notes)
     st.caption("Open a unit from Search or Measures, or pick one:")
     _picker(key)
     st.stop()
@@ -235,6 +255,7 @@ if unit_id is None:
 try:
     record = common.unit_record(key, unit_id, run_id)
 except NotFound as exc:
+    url.check_known(unit_nav.UNIT_PARAMS, where=notes)
     st.warning(str(exc))
     _picker(key)
     st.stop()
@@ -242,7 +263,11 @@ except NotFound as exc:
 run_id = (
     None if record.get("run_id") is None or pd.isna(record["run_id"]) else int(record["run_id"])
 )
+address = common.unit_address(key, unit_id)
+if address is not None:
+    unit_nav.canonical_address(address, run_id)
 st.header(f"{record['model']} · {record['layer']} · unit {record['unit']}")
+unit_nav.neighbour_buttons(key, unit_id, run_id)
 
 runs = common.unit_runs(key, unit_id)
 if len(runs) > 1:
@@ -255,7 +280,7 @@ if len(runs) > 1:
         key=f"unit_run_{unit_id}",
     )
     if chosen != run_id:
-        st.query_params.from_dict({"unit_id": str(unit_id), "run_id": str(chosen)})
+        st.query_params["run_id"] = str(chosen)
         st.rerun()
 elif run_id is not None:
     st.caption(f"Scoring run: {runs['name'].iloc[0] if len(runs) else run_id}")
@@ -284,16 +309,29 @@ with tabs[2]:
     if groups.empty:
         st.info("No class groups scored (e.g. `bus` = school bus + trolleybus + minibus).")
     else:
-        st.dataframe(groups, hide_index=True, key="group_metrics")
+        st.dataframe(
+            tables.readable(groups),
+            hide_index=True,
+            column_config=tables.column_config(groups, pinned=("group_name",)),
+            key="group_metrics",
+        )
 with tabs[3]:
     dissection = details["dissection"]
     if dissection.empty:
         st.info("Not dissected (`unitcat ingest dissect`).")
     else:
-        st.dataframe(dissection, hide_index=True, key="dissection")
+        st.dataframe(
+            tables.readable(dissection, digits=4),
+            hide_index=True,
+            column_config=tables.column_config(dissection, pinned=("concept",)),
+            key="dissection",
+        )
 with tabs[4]:
     _am(details["am"])
 with tabs[5]:
     _ratings(details["rating_summary"], details["ratings"])
 
 importance.unit_section(key, unit_id)
+
+unit_nav.related_units(key, record, run_id)
+url.check_known(unit_nav.UNIT_PARAMS, where=notes)

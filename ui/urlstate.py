@@ -1,0 +1,200 @@
+"""A page's state in its URL (st.query_params), so that a link reproduces the view.
+
+Every filter, sort, highlighted class and layer choice of a page is a query
+parameter. The pattern for one widget:
+
+    value = url.initial("sort", default="precision", choices=SORTABLE)   # from the URL
+    order_by = st.selectbox("Sort by", SORTABLE, index=SORTABLE.index(value), key="order_by")
+    url.keep("sort", order_by, default="precision")                       # back to the URL
+
+`initial` reads the parameter (falling back to the default, with a note on the
+page when the value is not understood); the widget then keeps its own state
+(its key) across reruns, and `keep` writes the current value back, leaving
+default values out so that links stay short. `check_known` says on the page
+which parameters of the URL the page does not understand.
+
+Values that are lists use the parameter once per item (`?layer=conv5&layer=fc6`),
+so class names with commas ("tench, Tinca tinca") survive.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any, TypeVar
+
+import streamlit as st
+
+T = TypeVar("T")
+
+#: Parameters every page accepts: Streamlit's own (embedding) and the study-mode switch.
+GLOBAL_PARAMS: frozenset[str] = frozenset({"embed", "embed_options", "study"})
+
+_PROBLEMS = "_url_problems"
+
+
+def _problem(message: str) -> None:
+    problems: list[str] = st.session_state.setdefault(_PROBLEMS, [])
+    if message not in problems:
+        problems.append(message)
+
+
+def _present(name: str) -> bool:
+    return name in st.query_params
+
+
+def as_int(text: str) -> int:
+    return int(text)
+
+
+def as_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def as_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def fmt_float(value: float) -> str:
+    return format(float(value), ".10g")
+
+
+def _describe(choices: Collection[Any] | None, limit: int = 8) -> str:
+    if not choices:
+        return ""
+    shown = [str(c) for c in list(choices)[:limit]]
+    more = " …" if len(choices) > limit else ""
+    return f" (one of: {', '.join(shown)}{more})"
+
+
+def initial(
+    name: str,
+    default: T,
+    *,
+    parse: Callable[[str], Any] = str,
+    choices: Collection[Any] | None = None,
+    key: str | None = None,
+) -> T:
+    """The value of parameter `name` in the URL, or `default` when it is absent or not
+    understood (a note on the page says so). With `key`, a widget that already holds a
+    value in this session keeps it (the URL only seeds a fresh widget)."""
+    if key is not None and key in st.session_state:
+        current = st.session_state[key]
+        if choices is None or current is None or current in choices:
+            return current  # type: ignore[no-any-return]
+    if not _present(name):
+        return default
+    text = st.query_params.get(name, "")
+    try:
+        value = parse(text)
+    except (TypeError, ValueError):
+        _problem(f"`{name}={text}` is not understood{_describe(choices)}; showing the default.")
+        return default
+    if choices is not None and value not in choices:
+        _problem(f"`{name}={text}` is not known here{_describe(choices)}; showing the default.")
+        return default
+    return value  # type: ignore[no-any-return]
+
+
+def index_of(
+    options: Sequence[Any],
+    name: str,
+    default: Any,
+    *,
+    key: str,
+    parse: Callable[[str], Any] = str,
+    choices: Collection[Any] | None = None,
+) -> int:
+    """The `index=` of a select box or radio with `key`: the URL's choice for a fresh
+    widget, the default's otherwise (a widget with state keeps its own value; its key is
+    its identity, so a changed index does not reset it)."""
+    if key in st.session_state:
+        return list(options).index(default)
+    allowed = [o for o in options if o is not None] if choices is None else choices
+    return list(options).index(initial(name, default, parse=parse, choices=allowed))
+
+
+def initial_list(
+    name: str,
+    *,
+    parse: Callable[[str], Any] = str,
+    choices: Collection[Any] | None = None,
+    key: str | None = None,
+) -> list[Any]:
+    """Every value of a repeated parameter that is understood (the others are noted); with
+    `key`, a widget's own value in this session instead."""
+    if key is not None and key in st.session_state:
+        current = list(st.session_state[key] or [])
+        return [v for v in current if choices is None or v in choices]
+    out: list[Any] = []
+    for text in st.query_params.get_all(name):
+        try:
+            value = parse(text)
+        except (TypeError, ValueError):
+            _problem(f"`{name}={text}` is not understood{_describe(choices)}; it is left out.")
+            continue
+        if choices is not None and value not in choices:
+            _problem(f"`{name}={text}` is not known here{_describe(choices)}; it is left out.")
+            continue
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def keep(name: str, value: Any, *, default: Any = None, fmt: Callable[[Any], str] = str) -> None:
+    """Write the widget's current value to the URL (leave it out when it is the default)."""
+    if value is None or value == default:
+        if _present(name):
+            del st.query_params[name]
+        return
+    text = fmt(value)
+    if st.query_params.get(name) != text or len(st.query_params.get_all(name)) != 1:
+        st.query_params[name] = text
+
+
+def keep_list(name: str, values: Iterable[Any], *, fmt: Callable[[Any], str] = str) -> None:
+    texts = [fmt(v) for v in values]
+    if not texts:
+        if _present(name):
+            del st.query_params[name]
+        return
+    if st.query_params.get_all(name) != texts:
+        st.query_params[name] = texts
+
+
+def check_known(known: Iterable[str], *, prefixes: Sequence[str] = (), where: Any = None) -> None:
+    """A note on the page for every URL parameter the page does not understand, and for
+    every value `initial` could not use. Call it once, after the page's widgets; `where`
+    (a container made at the top of the page) puts the note above them."""
+    allowed = set(known) | GLOBAL_PARAMS
+    unknown = [
+        name
+        for name in st.query_params
+        if name not in allowed and not any(name.startswith(p) for p in prefixes)
+    ]
+    problems: list[str] = st.session_state.pop(_PROBLEMS, [])
+    if unknown:
+        names = ", ".join(f"`{n}`" for n in unknown)
+        understood = ", ".join(f"`{n}`" for n in sorted(allowed - GLOBAL_PARAMS))
+        problems.insert(
+            0,
+            f"This page ignores the URL parameter{'s' if len(unknown) > 1 else ''} {names}; "
+            f"it understands {understood}.",
+        )
+    if problems:
+        (where if where is not None else st).warning(
+            "  \n".join(problems), icon=":material/link_off:"
+        )
+
+
+def note(message: str) -> None:
+    """A problem with the URL that the page found itself (shown by `check_known`)."""
+    _problem(message)
