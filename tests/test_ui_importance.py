@@ -99,8 +99,14 @@ def test_importance_sections_show_what_the_catalogue_holds(
     at = run("app_pages/unit.py", unit_id=unablated)
     assert any("has not been ablated" in i.value for i in at.info)
 
-    # Layers page: trained / random / chance per criterion, and the curves of class 0
-    at = run("app_pages/layers.py", run_id=scored.score_run)
+    # Layers page: the trained run by default (its random-weights baseline is newer), then
+    # trained / random / chance per criterion, and the curves of class 0
+    at = run("app_pages/layers.py")
+    picker = at.selectbox(key="score_run")
+    assert picker.value == scored.score_run
+    names = list(picker.options)  # as shown
+    assert sum("baseline of #" in n for n in names) == 1
+    assert "images of #" in next(n for n in names if "baseline of #" in n)
     subheaders = [s.value for s in at.subheader]
     assert "Trained vs random weights vs chance" in subheaders
     assert "Class-ablation curves" in subheaders

@@ -21,7 +21,7 @@ import streamlit as st
 from catalogue.errors import InputError, NotFound
 from catalogue.measures import CRITERIA_BY_KEY, SELECTIVE_CLASSES
 from catalogue.query import importance as importance_query
-from ui import importance_plots
+from ui import importance_plots, tables
 from ui.app_pages import common
 
 ABLATE_HINT = (
@@ -173,10 +173,9 @@ def baselines_section(key: str, score_run_id: int) -> None:
     columns = st.columns(2)
     for i, criterion in enumerate(criteria):
         with columns[i % 2]:
+            st.markdown(f"**{criterion}**")
             st.altair_chart(
-                importance_plots.baseline_chart(
-                    long[long["criterion"] == criterion], order, criterion
-                ),
+                importance_plots.baseline_chart(long[long["criterion"] == criterion], order),
                 key=f"baseline_chart_{i}",
             )
     models = ", ".join(sorted(frame["random_model"].dropna().unique()))
@@ -187,7 +186,7 @@ def baselines_section(key: str, score_run_id: int) -> None:
         f"({int(repeats.max()) if len(repeats) else 0} permutations; bar: mean, line: ± sd)."
     )
     with st.expander("As a table"):
-        st.dataframe(frame, hide_index=True, key="baseline_table")
+        st.dataframe(tables.readable(frame), hide_index=True, key="baseline_table")
 
 
 def curves_section(key: str, score_run_id: int) -> None:
@@ -252,4 +251,4 @@ def measures_section(key: str, score_run_id: int, layer: str | None) -> None:
         "all images (Morcos et al. 2018 found selectivity a poor predictor of importance)."
     )
     with st.expander("As a table"):
-        st.dataframe(frame, hide_index=True, key="importance_table")
+        st.dataframe(tables.readable(frame), hide_index=True, key="importance_table")

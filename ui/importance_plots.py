@@ -130,7 +130,7 @@ def baseline_frame(baselines: pd.DataFrame, labels: Mapping[str, str]) -> pd.Dat
     )
 
 
-def baseline_chart(frame: pd.DataFrame, layer_order: Sequence[str], title: str) -> alt.LayerChart:
+def baseline_chart(frame: pd.DataFrame, layer_order: Sequence[str]) -> alt.LayerChart:
     """Detectors per layer for one criterion: trained, random weights, chance (bar: mean,
     line: ± sd over permutations)."""
     base = alt.Chart(frame).encode(
@@ -154,7 +154,7 @@ def baseline_chart(frame: pd.DataFrame, layer_order: Sequence[str], title: str) 
         tooltip=["layer:N", "source:N", alt.Tooltip("n:Q", format=".1f")],
     )
     errors = base.mark_rule(color="black").encode(y="lo:Q", y2="hi:Q")
-    return alt.layer(bars, errors).properties(height=220, title=alt.Title(title, anchor="start"))
+    return alt.layer(bars, errors).properties(height=220)
 
 
 def importance_frame(correlations: pd.DataFrame) -> pd.DataFrame:
