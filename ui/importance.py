@@ -21,7 +21,7 @@ import streamlit as st
 from catalogue.errors import InputError, NotFound
 from catalogue.measures import CRITERIA_BY_KEY, SELECTIVE_CLASSES
 from catalogue.query import importance as importance_query
-from ui import importance_plots, tables
+from ui import figures, importance_plots, tables
 from ui.app_pages import common
 
 ABLATE_HINT = (
@@ -143,8 +143,9 @@ def unit_section(key: str, unit_id: int) -> None:
         st.info(f"No per-class changes to plot: {exc}")
         return
     shown, caption = importance_plots.shown_classes(changes)
-    st.altair_chart(
+    figures.show(
         importance_plots.class_change_chart(shown, {c: ", ".join(v) for c, v in selective.items()}),
+        name=f"unitcat-ablation-run{run_id}-unit{unit_id}",
         key=f"ablation_classes_{unit_id}_{run_id}",
     )
     st.caption(
@@ -174,8 +175,9 @@ def baselines_section(key: str, score_run_id: int) -> None:
     for i, criterion in enumerate(criteria):
         with columns[i % 2]:
             st.markdown(f"**{criterion}**")
-            st.altair_chart(
+            figures.show(
                 importance_plots.baseline_chart(long[long["criterion"] == criterion], order),
+                name=f"unitcat-run{score_run_id}-baselines-{criterion}",
                 key=f"baseline_chart_{i}",
             )
     models = ", ".join(sorted(frame["random_model"].dropna().unique()))
@@ -210,8 +212,10 @@ def curves_section(key: str, score_run_id: int) -> None:
         "Class", list(names), format_func=lambda i: str(names[i] or i), key="curve_class"
     )
     chosen = curves[curves["class_index"] == class_index]
-    st.altair_chart(
-        importance_plots.curve_chart(importance_plots.curve_frame(chosen)), key="curve_chart"
+    figures.show(
+        importance_plots.curve_chart(importance_plots.curve_frame(chosen)),
+        name=f"unitcat-ablation-run{run_id}-{layer}-class{class_index}-curves",
+        key="curve_chart",
     )
     st.caption(
         "The class's accuracy (solid) and the other classes' (dashed) as the top k units of the "
@@ -241,8 +245,9 @@ def measures_section(key: str, score_run_id: int, layer: str | None) -> None:
         return
     for name, rows in frame.groupby("layer", sort=False):
         st.markdown(f"**{name}**")
-        st.altair_chart(
+        figures.show(
             importance_plots.importance_chart(importance_plots.importance_frame(rows)),
+            name=f"unitcat-ablation-run{run_id}-{name}-selectivity-vs-importance",
             key=f"importance_{name}",
         )
     st.caption(
