@@ -34,8 +34,8 @@ ARCHITECTURE = "demo_cnn"
 INPUT_SIZE = 32
 CONV_WIDTHS = (16, 24, 32, 32, 32)
 FC_WIDTHS = (128, 128)
-DEMO_DATASETS = ("digits", "fashion-mnist")
-DEFAULT_EPOCHS = {"digits": 8, "fashion-mnist": 2}
+DEMO_DATASETS = ("digits", "fashion-mnist", "fashion-mnist-colours")
+DEFAULT_EPOCHS = {"digits": 8, "fashion-mnist": 2, "fashion-mnist-colours": 2}
 CHECKPOINT_VERSION = 1
 
 
@@ -95,6 +95,32 @@ class DemoTransform:
         return normalise(resize_gray(image, self.size), self.mean, self.std)
 
 
+def normalise_rgb(
+    rgb_uint8: np.ndarray | torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
+) -> torch.Tensor:
+    """uint8 (…, H, W, 3) → float (…, 3, H, W): scaled to [0, 1], standardised per channel."""
+    x = torch.as_tensor(rgb_uint8).float().div_(255.0)
+    m = torch.tensor(mean, dtype=x.dtype)
+    s = torch.tensor(std, dtype=x.dtype)
+    return x.sub_(m).div_(s).movedim(-1, -3).contiguous()
+
+
+@dataclass(frozen=True)
+class DemoRGBTransform:
+    """PIL image → normalised 3 × 32 × 32 tensor for a demo CNN trained on colour images
+    (per-channel mean and std; bilinear resize when the image is not already 32 × 32)."""
+
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        rgb = image.convert("RGB")
+        if rgb.size != (self.size, self.size):
+            rgb = rgb.resize((self.size, self.size), Image.Resampling.BILINEAR)
+        return normalise_rgb(np.array(rgb, dtype=np.uint8), self.mean, self.std)
+
+
 @dataclass(frozen=True)
 class DemoTrainResult:
     checkpoint: Path
@@ -111,6 +137,19 @@ def checkpoint_path(dataset: str) -> Path:
     from catalogue.config import get_settings
 
     return get_settings().checkpoints_dir / f"demo-{dataset}.pt"
+
+
+def _rgb_arrays(dataset: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """All images of a colour dataset (`catalogue.fashion_colours`) as uint8 (N, size, size, 3)."""
+    images = dataset.rgb_images()
+    if images.shape[1:3] != (size, size):
+        images = np.stack(
+            [
+                np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BILINEAR))
+                for im in images
+            ]
+        )
+    return np.ascontiguousarray(images, dtype=np.uint8), np.asarray(dataset.labels, dtype=np.int64)
 
 
 def _gray_arrays(dataset: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +186,8 @@ def train_demo(
     threads: int = 1,
     on_progress: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> DemoTrainResult:
-    """Train the demo CNN on ``digits`` or ``fashion-mnist`` (train split), test it, save a checkpoint.
+    """Train the demo CNN on ``digits``, ``fashion-mnist`` or ``fashion-mnist-colours`` (train
+    split), test it, save a checkpoint.
 
     Deterministic for a given seed (fixed initialisation and batch order; CPU).
     ``limit`` trains on the first ``limit`` training images (for quick tests).
@@ -157,7 +197,8 @@ def train_demo(
     convolutions are too small to gain from a second thread, and on a busy
     machine OpenMP's barriers made two threads 3–8× slower than one (1,694 vs
     200 images/s measured on the shared 2-core box). The checkpoint holds the
-    weights, class keys and names, input size and normalisation;
+    weights, class keys and names, input size, channels (grey images are repeated to
+    3 channels; colour images are normalised per channel) and normalisation;
     `catalogue.models.load_model("demo:<dataset>")` reads it back.
     """
     if threads < 0:
@@ -194,12 +235,25 @@ def _train(
     train_set = resolve_dataset(f"{dataset}:train", fashion_mnist_dir=fashion_mnist_dir)
     test_set = resolve_dataset(f"{dataset}:test", fashion_mnist_dir=fashion_mnist_dir)
     started = time.perf_counter()
-    train_x, train_y = _gray_arrays(train_set, INPUT_SIZE)
+    colour = hasattr(train_set, "rgb_images")
+    arrays = _rgb_arrays if colour else _gray_arrays
+    train_x, train_y = arrays(train_set, INPUT_SIZE)
     if limit is not None:
         train_x, train_y = train_x[:limit], train_y[:limit]
-    test_x, test_y = _gray_arrays(test_set, INPUT_SIZE)
-    mean = float(train_x.mean() / 255.0)
-    std = float(train_x.std() / 255.0) or 1.0
+    test_x, test_y = arrays(test_set, INPUT_SIZE)
+    mean: float | tuple[float, ...]
+    std: float | tuple[float, ...]
+    if colour:  # per channel, as torchvision's ImageNet transforms
+        mean = tuple(float(v) for v in train_x.reshape(-1, 3).mean(0) / 255.0)
+        std = tuple(float(v) / 255.0 or 1.0 for v in train_x.reshape(-1, 3).std(0))
+    else:
+        mean = float(train_x.mean() / 255.0)
+        std = float(train_x.std() / 255.0) or 1.0
+
+    def prepare(images: torch.Tensor) -> torch.Tensor:
+        if colour:
+            return normalise_rgb(images, mean, std)  # type: ignore[arg-type]
+        return normalise(images, mean, std)  # type: ignore[arg-type]
 
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
@@ -221,7 +275,7 @@ def _train(
         order = torch.randperm(n, generator=generator)
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            x = normalise(x_all[idx], mean, std).contiguous(memory_format=torch.channels_last)
+            x = prepare(x_all[idx]).contiguous(memory_format=torch.channels_last)
             loss = nn.functional.cross_entropy(model(x), y_all[idx])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -230,9 +284,7 @@ def _train(
             step += 1
             if on_progress is not None:
                 on_progress(step, total, {"loss": float(loss.detach()), "epoch": epoch + 1})
-    accuracy = evaluate(
-        model, normalise(torch.from_numpy(test_x), mean, std), torch.from_numpy(test_y)
-    )
+    accuracy = evaluate(model, prepare(torch.from_numpy(test_x)), torch.from_numpy(test_y))
     path = Path(out_path) if out_path is not None else checkpoint_path(dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -246,8 +298,9 @@ def _train(
         "class_keys": list(train_set.class_keys),
         "class_names": list(train_set.class_names),
         "input_size": INPUT_SIZE,
-        "mean": mean,
-        "std": std,
+        "channels": 3 if colour else 1,
+        "mean": list(mean) if colour else mean,  # type: ignore[arg-type]
+        "std": list(std) if colour else std,  # type: ignore[arg-type]
         "dataset": dataset,
         "epochs": epochs,
         "seed": seed,

@@ -94,13 +94,16 @@ UNIT_MEASURES: tuple[Measure, ...] = (
         "specificity_at_mi",
         "float",
         "Specificity at MI",
-        "TN / (N - n_c) at the maximum-informedness point.",
+        "TN / (N - n_c) at the maximum-informedness point; 1 - specificity is the textbook "
+        "false-positive rate, not the complement of the false-alarm rate.",
     ),
     Measure(
         "false_alarm_rate",
         "float",
-        "False-alarm rate at MI",
-        "FP / (TP + FP) at the maximum-informedness point: the share of images above the threshold not of the class.",
+        "False-alarm rate at MI, FP/(TP+FP)",
+        "FP / (TP + FP) at the maximum-informedness point: the share of images above the "
+        "threshold not of the class (the paper's quantity; the textbook false-positive rate "
+        "is 1 - specificity).",
         False,
     ),
     Measure(
@@ -114,6 +117,23 @@ UNIT_MEASURES: tuple[Measure, ...] = (
         "Class selectivity index",
         "Rafegas et al. (2020): (N - M) / (N - 1) over the 100 most active images, activation-weighted.",
     ),
+    Measure(
+        "constant",
+        "bool",
+        "Constant (dead)",
+        "Every scored activation is equal (a dead unit): its scores describe the class sizes, "
+        "not the unit; left out of presets, counts, summaries and plots by default.",
+        None,
+    ),
+    Measure(
+        "detector_bar",
+        "float",
+        "Detector bar",
+        "Gale et al. (2020)'s minimal bar: the highest min(hit rate TP/n_c, precision "
+        "TP/(TP+FP)) over classes and thresholds; above .5, some threshold gives more hits "
+        "than misses and more hits than false alarms.",
+    ),
+    Measure("detector_bar_class", "class", "Detector-bar class", "The class at that point.", None),
 )
 
 MEASURES_BY_NAME: dict[str, Measure] = {m.name: m for m in UNIT_MEASURES}
@@ -135,6 +155,7 @@ CORRELATED_MEASURES: tuple[str, ...] = (
     "class_selectivity_index",
     "frac_zero",
     "mean_activation",
+    "detector_bar",
 )
 
 #: Measures summarised per layer in `layer_summary` (localist as a 0/1 share).
@@ -152,15 +173,21 @@ GROUP_MEASURES: tuple[str, ...] = (
     "mi_threshold",
 )
 
-#: The classes a unit is selective for, by three measures: the columns of `unit_ablation`
+#: The classes a unit is selective for, by four measures: the columns of `unit_ablation`
 #: that hold the accuracy change of each when the unit is removed (`<class>_change`).
-SELECTIVE_CLASSES: tuple[str, ...] = ("precision_class", "mi_class", "ccmas_class")
+SELECTIVE_CLASSES: tuple[str, ...] = (
+    "precision_class",
+    "mi_class",
+    "ccmas_class",
+    "detector_bar_class",
+)
 
 #: For `selectivity_vs_importance` (Morcos et al. 2018's question): each selectivity measure
 #: and the class whose accuracy change (on removing the unit) it is compared with — its own
 #: class where it has one (the informedness family's is the max-informedness class); the
 #: measures of the top images (recall at 100%/95% precision, classes in the top 100, the
-#: class selectivity index) use the precision class, the top images' modal class.
+#: class selectivity index) use the precision class, the top images' modal class; Gale et
+#: al.'s detector bar uses its own class.
 IMPORTANCE_CLASS: dict[str, str] = {
     "precision": "precision_class",
     "ccmas": "ccmas_class",
@@ -172,6 +199,7 @@ IMPORTANCE_CLASS: dict[str, str] = {
     "recall_at_p95": "precision_class",
     "classes_in_top100": "precision_class",
     "class_selectivity_index": "precision_class",
+    "detector_bar": "detector_bar_class",
 }
 
 # ------------------------------------------------------------------------------ criteria
@@ -181,7 +209,7 @@ IMPORTANCE_CLASS: dict[str, str] = {
 # Layers page's counts and the CLI reports are all generated from this table, so a
 # threshold is a number in exactly one place.
 
-ComparisonOp = Literal[">", ">=", "<", "<=", "is true"]
+ComparisonOp = Literal[">", ">=", "<", "<=", "is true", "is not true"]
 
 
 @dataclass(frozen=True)
@@ -194,18 +222,26 @@ class Condition:
 
     def text(self) -> str:
         """Human form, e.g. "precision > 0.75"."""
-        return self.column if self.op == "is true" else f"{self.column} {self.op} {self.value:g}"
+        if self.op == "is true":
+            return self.column
+        if self.op == "is not true":
+            return f"not {self.column}"
+        return f"{self.column} {self.op} {self.value:g}"
 
     def sql(self, alias: str | None = None) -> str:
         """SQL form over `unit_catalogue` (or a relation with the same column names)."""
         col = f"{alias}.{self.column}" if alias else self.column
-        return f"{col} IS TRUE" if self.op == "is true" else f"{col} {self.op} {self.value!r}"
+        if self.op in ("is true", "is not true"):
+            return f"{col} {self.op.upper()}"
+        return f"{col} {self.op} {self.value!r}"
 
     def core(self, columns: Any) -> Any:
         """SQLAlchemy Core form; `columns` is a table's `.c` (anything indexable by name)."""
         col = columns[self.column]
         if self.op == "is true":
             return col.is_(True)
+        if self.op == "is not true":
+            return col.is_not(True)
         return {
             ">": col.__gt__,
             ">=": col.__ge__,
@@ -216,6 +252,8 @@ class Condition:
     def test(self, record: Mapping[str, Any]) -> bool | None:
         """Python form on one unit's record; None where the value is missing or NaN."""
         value = record.get(self.column)
+        if self.op == "is not true":  # SQL's IS NOT TRUE: a missing value is not true
+            return value is None or not bool(value)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
         if self.op == "is true":
@@ -276,6 +314,10 @@ PRECISION_ABOVE = Condition("precision", ">", 0.75)
 CCMAS_ABOVE = Condition("ccmas", ">", 0.9)
 IOU_ABOVE = Condition("best_iou", ">", 0.04)
 FALSE_ALARM_ABOVE = Condition("false_alarm_rate", ">", 0.9)
+DETECTOR_BAR_ABOVE = Condition("detector_bar", ">", 0.5)
+#: Constant (dead) units say nothing about classes: views, presets, detector counts,
+#: summaries and plots keep only the units this condition holds for, unless asked.
+NOT_CONSTANT = Condition("constant", "is not true")
 #: share of participants answering "yes" for a unit to count as interpretable (Gale et al.)
 RATING_CONSENSUS_SHARE = 0.8
 #: people who must have rated a unit's panel before its consensus is stated (NULL before:
@@ -339,6 +381,16 @@ CRITERIA: tuple[Criterion, ...] = (
         "recognised as objects.",
         (Condition("rating_consensus", "is true"),),
         class_column="rating_top_name",
+    ),
+    Criterion(
+        "detector_bar",
+        f"Detector bar > {DETECTOR_BAR_ABOVE.value:g}",
+        "Gale et al. 2020",
+        "The least a detector must do: at some threshold, more hits than misses (hit rate "
+        "above .5) and more hits than false alarms (precision above .5) for one class.",
+        (DETECTOR_BAR_ABOVE,),
+        class_column="detector_bar_class",
+        count_column="n_detector_bar",
     ),
 )
 

@@ -67,6 +67,7 @@ def print_report(result: RunReport, seconds: float) -> None:
     table = Table(
         "layer",
         "units",
+        "constant",
         *(c.label for c in COUNTED),
         "median max informedness",
         "median false-alarm rate",
@@ -76,11 +77,16 @@ def print_report(result: RunReport, seconds: float) -> None:
         table.add_row(
             row["layer"],
             str(row["n_units"]),
+            str(row["n_constant"]),
             *(str(row[c.count_column]) for c in COUNTED),
             _f(row["median_max_informedness"]),
             _f(row["median_false_alarm_rate"]),
         )
     console.print(table)
+    console.print(
+        "[dim]Constant units (every activation equal) are counted apart and left out of the "
+        "other columns.[/]"
+    )
     console.print("\n[bold](2) The headline query[/]")
     console.print(HEADLINE_SQL, highlight=False)
     if result.misleading:

@@ -3,7 +3,9 @@
 Starts the app (`streamlit run ui/app.py`) on the catalogue that DATABASE_URL /
 UNITCAT_HOME select, opens each page in headless Debian Chromium and writes
 PNGs to docs/screenshots/. The Unit page shows the precision "detector" with
-the highest false-alarm rate. Run after `make demo`:
+the highest false-alarm rate (constant units left out), its precision class
+highlighted, as a user arriving from the misleading preset sees it. Run after
+`make demo` (scripts/readme_figures.py runs it too):
 
     .venv/bin/python scripts/screenshots.py
 """
@@ -17,12 +19,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-from catalogue.db.engine import database_url, get_engine
-from catalogue.errors import NotFound
-from catalogue.query.report import showcase_unit
-from tests.test_browser import APP, CHROMIUM_FLAGS, SETTLED, _free_port, ensure_chromium
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: the repository's packages and tests
+    sys.path.insert(0, str(REPO))
 
-OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+from catalogue.db.engine import database_url, get_engine  # noqa: E402
+from catalogue.errors import NotFound  # noqa: E402
+from catalogue.query.report import showcase_unit  # noqa: E402
+from tests.test_browser import APP, CHROMIUM_FLAGS, SETTLED, _free_port, ensure_chromium  # noqa: E402
+
+OUT = REPO / "docs" / "screenshots"
 
 
 def _showcase_unit() -> tuple[int, int]:
@@ -32,19 +38,45 @@ def _showcase_unit() -> tuple[int, int]:
     return found
 
 
-def main() -> None:
-    url = database_url()
-    unit_id, run_id = _showcase_unit()
+def pages_for(unit_id: int, run_id: int, highlight: str = "misleading") -> dict[str, str]:
+    """The pages to photograph: name -> path (with query parameters)."""
+    unit = f"/unit?unit_id={unit_id}&run_id={run_id}&highlight={highlight}"
+    return {
+        "search": "/?preset=misleading",
+        "unit": unit,
+        "unit-verdicts": unit,
+        "layers": f"/layers?run_id={run_id}",
+        "measures": f"/measures?run_id={run_id}",
+    }
+
+
+#: Pages photographed scrolled down to a text: name -> the text to bring into view.
+SCROLL_TO = {"unit-verdicts": "Is it an object detector?"}
+#: Bring an element to the top of Streamlit's scrolling container, with a margin above it.
+SCROLL_JS = """e => {
+  e.scrollIntoView({block: 'start'});
+  let box = e.parentElement;
+  while (box && !(box.scrollHeight > box.clientHeight
+                  && getComputedStyle(box).overflowY !== 'visible')) box = box.parentElement;
+  if (box) box.scrollTop -= 140;
+}"""
+
+
+def take(pages: dict[str, str], out: Path = OUT, *, height: int = 1000) -> list[Path]:
+    """Serve the app on the configured catalogue and save one PNG per page under `out`:
+    the first 1400 × `height` pixels (Streamlit scrolls inside the page, so a taller
+    window, not a full-page screenshot, shows more of it)."""
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"],
-        env={**os.environ, "DATABASE_URL": url},
+        env={**os.environ, "DATABASE_URL": database_url(), "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    written: list[Path] = []
     try:
         for _ in range(120):
             try:
@@ -54,28 +86,32 @@ def main() -> None:
                 time.sleep(0.5)
         from playwright.sync_api import sync_playwright
 
-        OUT.mkdir(parents=True, exist_ok=True)
-        pages = {
-            "search": "/",
-            "unit": f"/unit?unit_id={unit_id}&run_id={run_id}",
-            "layers": "/layers",
-            "measures": "/measures",
-        }
+        out.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=str(ensure_chromium()), args=CHROMIUM_FLAGS
             )
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": height})
             for name, path in pages.items():
                 page.goto(base + path)
-                page.wait_for_function(SETTLED, timeout=120_000)
+                page.wait_for_function(SETTLED, timeout=180_000)
+                if name in SCROLL_TO:
+                    page.get_by_text(SCROLL_TO[name], exact=True).evaluate(SCROLL_JS)
                 time.sleep(1.0)
-                page.screenshot(path=str(OUT / f"{name}.png"), full_page=False)
-                print(f"wrote {OUT / name}.png")
+                target = out / f"{name}.png"
+                page.screenshot(path=str(target))
+                written.append(target)
+                print(f"wrote {target}")
             browser.close()
     finally:
         server.terminate()
         server.wait(timeout=20)
+    return written
+
+
+def main() -> None:
+    unit_id, run_id = _showcase_unit()
+    take(pages_for(unit_id, run_id))
 
 
 if __name__ == "__main__":

@@ -208,6 +208,19 @@ def reference_unit(
             false_alarm_rate=fp / (tp + fp),
         )
 
+    # Gale et al.'s minimal bar: best min(hit rate, precision), lowest class on ties
+    bar, bar_class = Fraction(-1), -1
+    for c in present:
+        for t in set(a):
+            tp = sum(1 for v, lab in zip(a, y, strict=True) if v >= t and lab == c)
+            sel = sum(1 for v in a if v >= t)
+            value = min(Fraction(tp, size[c]), Fraction(tp, sel))
+            if value > bar or (value == bar and c < bar_class):
+                bar, bar_class = value, c
+    out["detector_bar"] = float(bar)
+    out["detector_bar_class"] = bar_class
+    out["constant"] = len(set(a)) == 1
+
     out["frac_zero"] = sum(1 for v in a if v == 0) / n
     out["mean_activation"] = float(_mean(a))
     out["max_activation"] = top

@@ -126,7 +126,8 @@ def test_removing_the_unit_that_alone_carries_a_class_takes_that_class_to_zero(
                 text(
                     "SELECT layer, unit, accuracy_change, most_hurt_class, most_hurt_change, "
                     "precision_class, precision_class_change, mi_class, mi_class_change, "
-                    "ccmas_class, ccmas_class_change "
+                    "ccmas_class, ccmas_class_change, detector_bar_class, "
+                    "detector_bar_class_change "
                     "FROM unit_importance WHERE run_id = :r ORDER BY layer, unit"
                 ),
                 {"r": result.run_id},
@@ -277,7 +278,7 @@ def test_curves_and_views_agree_with_the_single_unit_matrix(engine: Engine, scor
             for n in ("conv5", "fc7")
         }
         scored_labels = store.labels[correct_rows]
-    checked = 0
+    checked = n_constant = 0
     for layer, ablation in result.layers.items():
         sizes = ablation.class_sizes
         n_units = ablation.n_units
@@ -312,9 +313,12 @@ def test_curves_and_views_agree_with_the_single_unit_matrix(engine: Engine, scor
                 index = row[f"{column}_index"]
                 if not pd.isna(index):
                     assert row[f"{column}_change"] == pytest.approx(change[u, int(index)])
-        # selectivity_vs_importance: Spearman with average ranks, pairwise complete
+        # selectivity_vs_importance: Spearman with average ranks, pairwise complete, constant
+        # (dead) units left out (their measures describe the class sizes, not the unit)
+        live = rows[~rows["constant"].astype("boolean").fillna(False).astype(bool)]
+        n_constant += len(rows) - len(live)
         for measure, column in IMPORTANCE_CLASS.items():
-            pair = pd.DataFrame({"m": rows[measure], "drop": -rows[f"{column}_change"]}).dropna()
+            pair = pd.DataFrame({"m": live[measure], "drop": -live[f"{column}_change"]}).dropna()
             view = correlations[
                 (correlations["layer"] == layer) & (correlations["measure"] == measure)
             ]
@@ -326,6 +330,7 @@ def test_curves_and_views_agree_with_the_single_unit_matrix(engine: Engine, scor
             assert view["n"].item() == len(pair)
             assert view["spearman_class_drop"].item() == pytest.approx(want)
     assert checked >= 12  # most measures, in both layers, had varying values
+    assert n_constant > 0  # the quick demo CNN has dead units: the view left them out
 
 
 # ------------------------------------------------------------------- killed: no partial rows

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 from catalogue.db.registry import LayerSpec, register_dataset, register_model
 from catalogue.db.runs import recorded_run
 from catalogue.errors import ConfigError, InputError
-from catalogue.measures import CRITERIA, MEASURE_NAMES
+from catalogue.measures import CRITERIA, MEASURE_NAMES, NOT_CONSTANT
 from catalogue.models import ModelInfo, load_model, random_demo_model, random_weights
 from catalogue.pipeline.baseline import chance_baseline, permuted_labels, random_weights_baseline
 from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
@@ -179,8 +179,9 @@ def test_a_module_that_cannot_be_reset_is_refused() -> None:
 
 
 def _counts(frame: pd.DataFrame) -> dict[str, int]:
-    """Detector counts per criterion over unit_catalogue rows, by the criteria's Python test."""
-    records = frame.to_dict("records")
+    """Detector counts per criterion over unit_catalogue rows, by the criteria's Python test,
+    constant (dead) units left out as `layer_detectors` leaves them out."""
+    records = [r for r in frame.to_dict("records") if NOT_CONSTANT.test(r)]
     return {c.key: sum(bool(c.test(r)) for r in records) for c in CRITERIA if c.count_column}
 
 
@@ -246,6 +247,27 @@ def test_baselines_link_to_their_runs_and_appear_in_layer_baselines(
             values = [r[key] for r in per_repeat]
             assert got.loc[key, "chance_mean"] == pytest.approx(np.mean(values))
             assert got.loc[key, "chance_sd"] == pytest.approx(np.std(values, ddof=1))
+    # constant (dead) units are left out of the chance counts: every conv5 unit made a
+    # precision detector in every repeat, three of them constant
+    with engine.connect() as conn, conn.begin() as transaction:
+        conn.execute(
+            text(
+                "UPDATE chance_metrics cm SET precision = 1, constant = (u.unit_index < 3) "
+                "FROM unit u JOIN layer l ON l.id = u.layer_id "
+                "WHERE u.id = cm.unit_id AND l.name = 'conv5'"
+            )
+        )
+        dead = pd.read_sql_query(
+            text(
+                "SELECT n_units, chance_mean, chance_sd FROM layer_baselines "
+                "WHERE layer = 'conv5' AND criterion = 'precision'"
+            ),
+            conn,
+        )
+        transaction.rollback()
+    n_units = int(dead["n_units"].item())
+    assert n_units > 3
+    assert (dead["chance_mean"].item(), dead["chance_sd"].item()) == (n_units - 3, 0.0)
     # the same command again finds the same network and reuses its runs
     again = random_weights_baseline(engine, scored.extract_run, model=scored.model, seed=4)
     assert (again.extract_run, again.score_run) == (random.extract_run, random.score_run)

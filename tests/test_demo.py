@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
 from catalogue import demo_cnn
+from catalogue.errors import NotFound
 from catalogue.pipeline.demo import AM_UNITS, DEMO_LAYERS, DISSECT_LAYERS, DemoPlan, run_demo
 from catalogue.pipeline.summary import Progress
 
@@ -42,7 +45,37 @@ def quick_checkpoint() -> None:
 
 
 @pytest.mark.usefixtures("quick_checkpoint")
-def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine) -> None:
+def _check_readme_figures(engine: Engine, report: object, tmp_path: Path) -> None:
+    """scripts/readme_figures.py on the demo catalogue: the README block quotes the
+    report's numbers, and pasting it changes nothing outside its markers."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    try:
+        import readme_figures
+    finally:
+        sys.path.pop(0)
+    figures = readme_figures.collect(engine)
+    assert figures["run"]["model"] == "demo:digits"
+    assert figures["layers"] == report.layers  # type: ignore[attr-defined]
+    assert figures["n_misleading"] == report.n_misleading  # type: ignore[attr-defined]
+    block = readme_figures.render(figures)
+    for row in report.layers:  # type: ignore[attr-defined]
+        assert f"| {row['layer']} | {row['n_units']} | {row['n_constant']} | " in block
+    unit = figures["showcase"]
+    if unit is not None:
+        counts = unit["counts"]
+        far = counts["fp"] / (counts["tp"] + counts["fp"])
+        assert far == pytest.approx(unit["false_alarm_rate"])
+        assert f"{counts['fp']:,} of the {counts['tp'] + counts['fp']:,} images" in block
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# intro\n\n{readme_figures.BEGIN}\nold\n{readme_figures.END}\n\ntail\n")
+    readme_figures.paste(readme, block)
+    assert readme.read_text() == f"# intro\n\n{block}\ntail\n"
+    readme.write_text("no markers\n")
+    with pytest.raises(NotFound, match="markers"):
+        readme_figures.paste(readme, block)
+
+
+def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine, tmp_path: Path) -> None:
     plan = DemoPlan(
         dataset="digits",
         probe_images=12,
@@ -88,12 +121,25 @@ def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine) -> No
         "ablate": 1,
         "chance": 1,
     }
+    with engine.connect() as conn:
+        scored = conn.execute(
+            text(
+                "SELECT d.name, r.stats->>'n_images' FROM run r JOIN dataset d "
+                "ON d.id = r.dataset_id WHERE r.kind = 'score' AND r.baseline_of IS NULL"
+            )
+        ).one()
+    # the images the network was trained on (digits: 1,437 train), correctly classified
+    assert scored[0] == "digits:train"
+    assert 0 < int(scored[1]) <= 1437
+    assert any("1,437 train images" in n for n in first.notes)
     assert dissected == sorted(DISSECT_LAYERS)
     assert panels == sum(len(u) for u in AM_UNITS.values())
     assert ablated == {"conv5": 32, "fc6": 128}
     assert tuple(baselines) == (len(DEMO_LAYERS),) * 3
     assert any(n.startswith("detectors: trained / random weights / chance") for n in first.notes)
     assert any(n.startswith("Spearman(selectivity") for n in first.notes)
+
+    _check_readme_figures(engine, report, tmp_path)
 
     second = RecordingReporter()
     again = run_demo(engine, plan, second)
@@ -103,3 +149,26 @@ def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine) -> No
     assert sum("reusing AM panels" in n for n in second.notes) == len(AM_UNITS)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM run")).scalar_one() == sum(kinds.values())
+
+
+def test_the_demo_defaults_and_refuses_a_bad_split_before_training(engine: Engine) -> None:
+    from catalogue.data import FASHION_MNIST_DIR
+    from catalogue.errors import ConfigError
+    from catalogue.pipeline.demo import choose_dataset
+
+    installed = (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file()
+    assert choose_dataset() == ("fashion-mnist-colours" if installed else "digits")
+    assert DemoPlan(dataset="digits").split == "train"
+    reporter = RecordingReporter()
+    with pytest.raises(ConfigError, match="train or test split, not 'val'"):
+        run_demo(engine, DemoPlan(dataset="digits", split="val"), reporter)
+    assert reporter.steps == []  # nothing trained or written
+
+
+def test_unitcat_demo_refuses_a_bad_split_in_one_line(database_url: str) -> None:
+    from tests.cli import unitcat
+
+    done = unitcat("demo", "--dataset", "digits", "--split", "val")
+    assert done.returncode != 0
+    assert "the demo scores the train or test split, not 'val'" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr

@@ -51,6 +51,7 @@ def test_every_criterion_has_a_preset_with_its_condition() -> None:
         "localist",
         "dissection",
         "interpretable",
+        "detector_bar",
     ]
 
 
@@ -97,10 +98,46 @@ def test_verdicts_on_the_papers_unit_and_on_missing_values() -> None:
 def test_verdict_lines_flag_misleading_detectors_with_a_warning() -> None:
     record = {**FC6_3, "precision_class": "monarch butterfly"}
     precision = verdict_line(_verdict(record, "precision"))
-    assert precision.startswith(":green[:material/check_circle:] ")
-    assert precision.endswith(f"({CRITERIA_BY_KEY['precision'].source}) — monarch butterfly")
-    assert verdict_line(_verdict(record, "misleading")).startswith(":orange[:material/warning:]")
-    assert verdict_line(_verdict({}, "iou")).startswith(":gray[:material/remove:]")
+    assert precision == (
+        ":green[:material/check_circle:] Top-60 precision > 0.75 (Zhou et al. 2015) — "
+        "**passes**: precision = 0.776 > 0.75 — monarch butterfly"
+    )
+    assert verdict_line(_verdict(record, "misleading")) == (
+        ":orange[:material/warning:] Precision > 0.75 but false-alarm rate > 0.9 "
+        "(Gale et al. 2020) — **holds: a doubtful detector**: precision = 0.776 > 0.75 and "
+        "false_alarm_rate = 0.902 > 0.9 — monarch butterfly"
+    )
+    assert verdict_line(_verdict({}, "iou")) == (
+        ":gray[:material/remove:] Dissection IoU > 0.04 (Bau, Zhou et al. 2017) — "
+        "**not measured**: best_iou not measured"
+    )
+
+
+def test_a_unit_that_fails_precision_gets_no_green_check_and_its_values() -> None:
+    """The issue's cases: a unit with precision .33 and informedness .23, and one with 84.7 %
+    false alarms: each verdict names the rule, the threshold, the value and pass/fail."""
+    record = {
+        "precision": 0.33,
+        "precision_class": "sandal",
+        "ccmas": 0.41,
+        "false_alarm_rate": 0.847,
+        "max_informedness": 0.23,
+        "localist": False,
+        "detector_bar": 0.38,
+        "detector_bar_class": "sandal",
+    }
+    lines = {v.criterion.key: verdict_line(v) for v in detector_verdicts(record)}
+    assert lines["precision"] == (
+        ":red[:material/cancel:] Top-60 precision > 0.75 (Zhou et al. 2015) — **fails**: "
+        "precision = 0.33, not > 0.75"
+    )
+    assert lines["misleading"].startswith(":gray[:material/cancel:] ")
+    assert (
+        "**does not hold**: precision = 0.33, not > 0.75 and false_alarm_rate = 0.847, not > 0.9"
+        in (lines["misleading"])
+    )
+    assert lines["detector_bar"].endswith("**fails**: detector_bar = 0.38, not > 0.5")
+    assert not any(":green[" in line for line in lines.values())
 
 
 # ------------------------------------------------------------------ layer counts
@@ -152,8 +189,11 @@ def test_layer_counts_agree_with_each_criterion_applied_to_the_stored_values(
         ]
     for c in detector_criteria(0.6):
         for layer in ("conv5", "fc6"):
-            literal = sum(c.test(r) is True for r in rows if r["layer"] == layer)
+            live = [r for r in rows if r["layer"] == layer and not r["constant"]]
+            literal = sum(c.test(r) is True for r in live)
             assert counts.loc[layer, c.key] == literal, (c.key, layer)
+    assert counts["n_constant"].to_dict() == {"conv5": 1, "fc6": 0}  # conv5.5 is dead
+    assert counts["n_units"].to_dict() == {"conv5": 6, "fc6": 8}
     assert counts.loc["conv5", "misleading"] == counts.loc["fc6", "misleading"] == 1
 
     report = run_report(engine, "toynet", catalogue.score_run)
@@ -168,10 +208,76 @@ def test_layer_counts_agree_with_each_criterion_applied_to_the_stored_values(
 
 
 def test_the_headline_query_returns_the_misleading_units(catalogue: UICatalogue) -> None:
-    assert HEADLINE_SQL.endswith(f"WHERE {CRITERIA_BY_KEY['misleading'].sql()}")
+    assert HEADLINE_SQL.endswith(
+        f"WHERE {CRITERIA_BY_KEY['misleading'].sql()} AND constant IS NOT TRUE"
+    )
     engine = create_engine(catalogue.url, poolclass=NullPool)
     with engine.connect() as conn:
         rows = conn.execute(text(HEADLINE_SQL)).all()
     engine.dispose()
     # one row per unit and scoring run: conv5.1, and fc6.3 in both runs
     assert sorted((r.layer, r.unit) for r in rows) == sorted((la, u) for la, u, _ in MISLEADING)
+
+
+# ------------------------------------------------------------------ constant units
+
+
+def test_views_leave_constant_units_out_of_counts_summaries_and_correlations(engine) -> None:
+    """Two constant units that would pass precision and the misleading rule: the views
+    count them apart (n_constant) and leave them out of every count, median, summary and
+    correlation; the read API puts them back when asked."""
+    import numpy as np
+
+    from catalogue.query.layers import layer_summary, measure_correlations
+    from catalogue.query.search import search_units
+    from tests.catalogue_builders import register_toy, write_scores
+
+    model, dataset = register_toy(engine, layers=(("fc6", "fc", 6),))
+    precision = [0.8, 0.2, 0.9, 0.4, 0.95, 0.95]
+    false_alarms = [0.95, 0.5, 0.3, 0.7, 0.99, 0.99]
+    constant = [False, False, False, False, True, True]
+    run = write_scores(
+        engine,
+        model,
+        dataset,
+        "fc6",
+        {
+            "precision": precision,
+            "false_alarm_rate": false_alarms,
+            "detector_bar": [0.6, 0.2, 0.7, 0.1, 0.9, 0.9],
+            "constant": constant,
+        },
+    )
+    live = ~np.array(constant)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT * FROM layer_detectors")).mappings().one()
+        summary = conn.execute(
+            text("SELECT n, max FROM layer_summary WHERE measure = 'precision'")
+        ).one()
+        pair = conn.execute(
+            text(
+                "SELECT n, pearson FROM measure_correlations "
+                "WHERE measure_a = 'false_alarm_rate' AND measure_b = 'precision'"
+            )
+        ).one()
+        misleading = conn.execute(text("SELECT unit FROM misleading_detectors")).scalars().all()
+    assert (row["n_units"], row["n_constant"]) == (6, 2)
+    assert (row["n_precision"], row["n_misleading"], row["n_detector_bar"]) == (2, 1, 2)
+    assert row["median_false_alarm_rate"] == pytest.approx(np.median(np.array(false_alarms)[live]))
+    assert tuple(summary) == (4, 0.9)
+    literal = np.corrcoef(np.array(false_alarms)[live], np.array(precision)[live])[0, 1]
+    assert pair.n == 4 and pair.pearson == pytest.approx(literal)
+    assert misleading == [0]
+
+    everything = layer_summary(engine, run, ["precision"], include_constant=True)
+    assert (int(everything["n"].iloc[0]), everything["max"].iloc[0]) == (6, 0.95)
+    assert layer_summary(engine, run, ["precision"])["n"].iloc[0] == 4
+    pairs = measure_correlations(engine, run, "fc6", include_constant=True)
+    pairs = pairs.set_index(["measure_a", "measure_b"]).loc[("false_alarm_rate", "precision")]
+    assert pairs["n"] == 6
+    assert pairs["pearson"] == pytest.approx(np.corrcoef(false_alarms, precision)[0, 1])
+    counts = layer_detector_counts(engine, run, include_constant=True)
+    assert (counts["precision"].iloc[0], counts["misleading"].iloc[0]) == (4, 3)
+    assert layer_detector_counts(engine, run)["precision"].iloc[0] == 2
+    preset = search_units(engine, UnitFilter(preset="misleading"))
+    assert preset.frame["unit"].tolist() == [0] and preset.n_constant_left_out == 2

@@ -466,3 +466,70 @@ def test_the_gpu_code_path_gives_the_same_scores(monkeypatch: pytest.MonkeyPatch
         np.testing.assert_array_equal(
             torch_only.group_metrics["g"][col], default.group_metrics["g"][col], col
         )
+
+
+@pytest.mark.parametrize(
+    ("column", "labels", "n_classes", "bar", "bar_class"),
+    [
+        # class 0 at t = 1: 3 of its 3 images, 3 of the 4 selected -> min(1, 3/4)
+        ([3.0, 2.0, 2.0, 1.0, 0.0, 0.0], [0, 0, 1, 0, 1, 1], 2, 0.75, 0),
+        # a tie between classes: each has 1 of 2 images among the 2 at t = 2 -> lower class
+        ([2.0, 0.0, 2.0, 0.0], [1, 1, 0, 0], 2, 0.5, 0),
+        # mostly zeros: class 1 has 2 of its 3 images alone above 0 -> min(2/3, 1)
+        ([0.0, 0.0, 0.0, 0.0, 5.0, 5.0], [0, 0, 0, 1, 1, 1], 2, 2 / 3, 1),
+        # class 1's best above the minimum (1/2) ties class 0 at the minimum: lower class
+        ([0.0, 0.0, 4.0, 0.0], [0, 0, 1, 1], 2, 0.5, 0),
+        # and the other way round: class 0 above the minimum ties class 1's share (3/4)
+        ([5.0] * 4 + [0.0] * 8, [0, 0, 0] + [1] * 9, 2, 0.75, 0),
+        # a constant unit: every threshold selects everything -> the largest class share
+        ([0.7] * 5, [0, 1, 1, 2, 2], 3, 0.4, 1),
+        # a dead unit over an empty class 0: classes without images are never the class
+        ([0.0] * 4, [1, 2, 2, 1], 3, 0.5, 1),
+        # one class with images: everything selected gives hit rate and precision 1
+        ([0.0, 1.0, 2.0], [1, 1, 1], 3, 1.0, 1),
+    ],
+)
+def test_detector_bar_by_hand(
+    column: list[float], labels: list[int], n_classes: int, bar: float, bar_class: int
+) -> None:
+    a = np.array(column, dtype=np.float32)[:, None]
+    got = score_units(a, labels, n_classes)
+    assert got["detector_bar"][0] == pytest.approx(bar, rel=0, abs=1e-15)
+    assert got["detector_bar_class"][0] == bar_class
+    ref = reference_unit(column, labels, n_classes)
+    assert (ref["detector_bar"], ref["detector_bar_class"]) == (got["detector_bar"][0], bar_class)
+    assert got["constant"][0] == (len(set(column)) == 1)
+
+
+def test_detector_bar_above_half_means_more_hits_than_misses_and_false_alarms() -> None:
+    """The bar's meaning (Gale et al.): > .5 exactly when some class and threshold give
+    TP > n_c - TP and TP > FP, checked by counting on random units with ties and zeros."""
+    rng = np.random.default_rng(12)
+    n, n_classes = 40, 4
+    for _ in range(60):
+        labels = rng.integers(0, n_classes, n)
+        a = np.where(rng.random(n) < 0.5, 0.0, rng.choice([1.0, 2.0, 3.0], n))
+        a[labels == rng.integers(n_classes)] += rng.choice([0.0, 2.0])
+        got = score_units(a.astype(np.float32)[:, None], labels, n_classes)["detector_bar"][0]
+        passes = False
+        for c in range(n_classes):
+            for t in set(a.tolist()):
+                tp = int(np.sum((a >= t) & (labels == c)))
+                fp = int(np.sum((a >= t) & (labels != c)))
+                passes |= tp > int(np.sum(labels == c)) - tp and tp > fp
+        assert (got > 0.5) == passes
+
+
+def test_constant_flags_only_units_whose_activations_are_all_equal() -> None:
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    acts = np.zeros((6, 5), dtype=np.float32)
+    acts[:, 1] = 2.5  # constant, not zero
+    acts[:, 2] = -1.0  # constant, negative
+    acts[3, 3] = 1e-6  # one image differs
+    acts[:, 4] = [0.0, -0.0, 0.0, -0.0, 0.0, 0.0]  # the two zeros are one value
+    got = score_units(acts, labels, 3)
+    assert got["constant"].tolist() == [True, True, True, False, True]
+    assert got["constant"].dtype == bool
+    empty = score_units(np.zeros((6, 0), dtype=np.float32), labels, 3)
+    assert empty["constant"].shape == empty["detector_bar"].shape == (0,)
+    assert empty["detector_bar_class"].dtype == np.int64

@@ -9,6 +9,7 @@ plain SQL over the tables, never from the code under test.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -155,16 +156,24 @@ def test_search_filters_sorting_and_download(
 
     at.selectbox(key="order_by").set_value("false_alarm_rate").run()
     far = at.dataframe[0].value["false_alarm_rate"].to_numpy(dtype=float)
-    assert far[0] == pytest.approx(
-        values_max := _unit_values(catalogue, "false_alarm_rate")["false_alarm_rate"].max()
-    )
-    assert values_max > 0.9
+    stored = _unit_values(catalogue, "false_alarm_rate", "constant")
+    live_max = stored.loc[~stored["constant"], "false_alarm_rate"].max()
+    assert far[0] == pytest.approx(live_max)
+    assert live_max > 0.9
     assert np.all(np.diff(far[~np.isnan(far)]) <= 0)
+    # the dead conv5.5 (false alarms 1 - 72/2,880 = .975, the highest) is left out
+    assert stored["false_alarm_rate"].max() == pytest.approx(1 - 72 / 2880)
+    assert live_max < 1 - 72 / 2880
 
     at.number_input(key="limit").set_value(10).run()
     assert len(at.dataframe[0].value) == 10
+    assert "21 units match (showing the first 10)" in _texts(at)
+    assert "1 constant unit left out" in _texts(at)
+    assert at.get("download_button")[0].proto.label == "Download all 21 as CSV"
+    at.toggle(key="include_constant").set_value(True).run()
     assert "22 units match (showing the first 10)" in _texts(at)
-    assert at.get("download_button")[0].proto.label == "Download all 22 as CSV"
+    assert at.dataframe[0].value["false_alarm_rate"].iloc[0] == pytest.approx(1 - 72 / 2880)
+    assert at.dataframe[0].value["constant"].iloc[0]
 
 
 def test_search_treats_hostile_text_as_a_value(catalogue: UICatalogue) -> None:
@@ -173,7 +182,10 @@ def test_search_treats_hostile_text_as_a_value(catalogue: UICatalogue) -> None:
     engine = create_engine(catalogue.url, poolclass=NullPool)
     flt = UnitFilter(class_name="x' OR 1=1 --", models=("toynet'; DROP TABLE unit; --",))
     assert search_units(engine, flt).total == 0
-    assert search_units(engine, UnitFilter()).total == 6 + 8 + 8
+    everything = search_units(engine, UnitFilter(include_constant=True))
+    assert everything.total == 6 + 8 + 8 and everything.n_constant_left_out == 0
+    live = search_units(engine, UnitFilter())
+    assert live.total == 6 + 8 + 8 - 1 and live.n_constant_left_out == 1  # conv5.5 is dead
     engine.dispose()
 
 
@@ -190,8 +202,11 @@ def test_unit_page_shows_measures_figure_and_details(
     assert measures.loc["Top-60 precision", "Value"] == f"{FC6_3['precision']:.3f}" == "0.776"
     assert measures.loc["Top-60 precision", "Class"] == "monarch butterfly"
     assert measures.loc["Top-60 precision", "Threshold"] == "1.000"
-    far = measures.loc["False-alarm rate at MI"]
+    far = measures.loc["False-alarm rate at MI, FP/(TP+FP)"]
     assert (far["Value"], far["Class"], far["Threshold"]) == ("0.902", "monarch butterfly", "1.000")
+    # the textbook false-positive rate beside it: 660 of the 2,808 other images
+    fpr = measures.loc["False-positive rate at MI, 1 − specificity"]
+    assert (fpr["Value"], fpr["Class"]) == (f"{660 / 2808:.3f}", "monarch butterfly")
     assert measures.loc["Max informedness", "Value"] == f"{FC6_3['max_informedness']:.3f}"
     # Figure 3: every scored image (correct ones only), monarchs highlighted
     scored = catalogue.scored("fc6", 3)
@@ -204,7 +219,7 @@ def test_unit_page_shows_measures_figure_and_details(
         np.sort(highlighted["activation"]), np.sort(scored[monarch]), rtol=1e-6
     )
     assert dict(zip(lines["line"], lines["value"], strict=True)) == pytest.approx(
-        {"max-informedness threshold": 1.0, "top-60 cut-off": 1.0}
+        {"best-informedness threshold for 'monarch butterfly'": 1.0, "top-60 cut-off": 1.0}
     )
     hist_class, hist_all = (c[0] for c in _charts(at)[1:3])
     assert hist_class["count"].sum() == monarch.sum() == 72
@@ -214,19 +229,41 @@ def test_unit_page_shows_measures_figure_and_details(
     assert "72 of 72 'monarch butterfly' images; all 2,808 images of other classes" in text_
     assert "72 images; 0.0% have activation 0." in text_
     assert f"{scored.size - 732:,} ({1 - 732 / 2880:.1%}) are 0" in text_
-    # details: top images with thumbnails, per-class table, AM panel, no ratings
+    # details: the top 100 images with thumbnails in two parts (ranks 1-60 and 61-100)
     top = _table(at, "image_key")
     best = np.sort(scored)[::-1][: len(top)]
-    assert len(top) == 20
+    assert len(top) == 100
     np.testing.assert_allclose(top["activation"].to_numpy(), best, rtol=1e-6)
-    assert set(top["class_name"]) == {"monarch butterfly"}
-    thumbnails, panel = at.image
-    assert len(thumbnails.value) == 20  # every top image file is readable
-    assert thumbnails.captions[0] == f"#1 monarch butterfly ({best[0]:.3g})"
+    # 46 monarchs above everything, then 686 images (26 monarchs) tied at 1.0, listed by index
+    tied = np.flatnonzero(scored == 1.0)[: 100 - 46]
+    monarchs = 46 + int(np.sum(monarch[tied]))
+    assert int((top["class_name"] == "monarch butterfly").sum()) == monarchs
+    first60, last40, panel = at.image
+    assert len(first60.value) == 60 and len(last40.value) == 40  # every file is readable
+    assert first60.captions[0] == f"#1 monarch butterfly ({best[0]:.3g})"
+    assert last40.captions[0].startswith("#61 ")
+    assert "Ranks 1–60: the images top-60 precision counts" in text_
+    assert "Ranks 61–100: with the first 60, the top 100" in text_
+    assert "Images tie at the rank-60 cut-off (activation 1)" in text_
     assert panel.captions == [f"toy-am (run {catalogue.am_run})"]
+    # every one of the 40 classes in the per-class table, counted from the activations
     stats = _table(at, "informedness_threshold")
+    assert len(stats) == 40 and sorted(stats["class_index"]) == list(range(40))
     assert stats["class_name"].iloc[0] == "monarch butterfly"
     assert stats["informedness"].iloc[0] == pytest.approx(FC6_3["max_informedness"])
+    labels = catalogue.labels[catalogue.correct]
+    np.testing.assert_array_equal(
+        stats.sort_values("class_index")["n_images"], np.bincount(labels, minlength=40)
+    )
+    assert stats.set_index("class_name").loc["monarch butterfly", "in_top100"] == monarchs
+    # the verdicts say what a reader can check: criterion, threshold, value, pass or fail
+    assert (
+        ":green[:material/check_circle:] Top-60 precision > 0.75 (Zhou et al. 2015) — "
+        "**passes**: precision = 0.776 > 0.75 — monarch butterfly"
+    ) in text_
+    assert ":orange[:material/warning:] **False-alarm rate** FP/(TP+FP) = 0.902" in text_
+    assert "660 of the 732 images at or above its max-informedness threshold (1)" in text_
+    assert "1 − specificity = 0.235 (660 of the 2,808 images of other classes)" in text_
     assert "Nobody has rated" in text_
 
 
@@ -255,9 +292,9 @@ def test_unit_page_switches_runs_and_shows_ratings_and_dissection(
     assert dissection["concept"].iloc[0] == "sky"
     assert dissection["iou"].iloc[0] == pytest.approx(0.08)
     assert (
-        ":green[:material/check_circle:] Dissection IoU > 0.04 (Bau, Zhou et al. 2017) — sky"
-        in _texts(at)
-    )
+        ":green[:material/check_circle:] Dissection IoU > 0.04 (Bau, Zhou et al. 2017) — "
+        "**passes**: best_iou = 0.08 > 0.04 — sky"
+    ) in _texts(at)
 
 
 def test_unit_page_unknown_unit_says_so_and_offers_a_picker(
@@ -278,9 +315,121 @@ def test_unit_page_unknown_unit_says_so_and_offers_a_picker(
     )
     assert "toynet · fc6 · unit 5" in _texts(at)
     # the all-images run: its 8 misclassified tabbies (at 0) make the unit not localist
-    assert ":red[:material/cancel:] Localist (Bowers et al. 2014)" in _texts(at)
+    assert ":red[:material/cancel:] Localist (Bowers et al. 2014) — **fails**: localist = no" in (
+        _texts(at)
+    )
     at.selectbox(key=f"unit_run_{unit_id}").set_value(catalogue.score_run).run()
-    assert ":green[:material/check_circle:] Localist (Bowers et al. 2014) — tabby cat" in _texts(at)
+    assert (
+        ":green[:material/check_circle:] Localist (Bowers et al. 2014) — **passes**: "
+        "localist = yes — tabby cat"
+    ) in _texts(at)
+
+
+def test_unit_page_of_a_constant_unit_says_so_first_and_gives_no_verdicts(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    unit_id = catalogue.unit_ids[("conv5", 5)]  # dead: 0 on every image
+    at = app("app_pages/unit.py", unit_id=unit_id, run_id=catalogue.score_run)
+    assert at.warning, "no banner"
+    banner = at.warning[0].value
+    assert banner.startswith("**Constant unit: every one of its 2,880 scored activations")
+    assert "no verdicts are given" in banner
+    ordered = _in_page_order(at)
+    first = next(i for i, t in enumerate(ordered) if "Constant unit" in t)
+    assert first < ordered.index("**Is it an object detector?**")
+    assert first == 2  # after the title and the unit's name, before the run and everything
+    text_ = _texts(at)
+    assert "No verdicts for a constant unit" in text_
+    assert "Every scored image has the same activation: there is nothing to plot." in text_
+    assert ":material/check_circle:" not in text_ and ":material/cancel:" not in text_
+    assert "False-alarm rate** FP/(TP+FP)" not in text_
+
+
+def test_unit_page_verdicts_of_a_unit_that_fails_precision(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    """A noise unit: every verdict names the rule, the unit's value and fails; no green."""
+    values = _unit_values(catalogue, "precision", "ccmas", "false_alarm_rate", "detector_bar")
+    row = values[
+        (values["run_id"] == catalogue.score_run)
+        & (values["layer"] == "fc6")
+        & (values["unit"] == 0)
+    ].iloc[0]
+    assert row["precision"] < 0.75
+    at = app(
+        "app_pages/unit.py", unit_id=catalogue.unit_ids[("fc6", 0)], run_id=catalogue.score_run
+    )
+    text_ = _texts(at)
+    assert (
+        ":red[:material/cancel:] Top-60 precision > 0.75 (Zhou et al. 2015) — **fails**: "
+        f"precision = {row['precision']:.3f}".rstrip("0")
+        + ", not > 0.75"
+    ) in text_
+    assert f"detector_bar = {row['detector_bar']:.3f}".rstrip("0") + ", not > 0.5" in text_
+    assert ":green[" not in text_
+    far = f"**False-alarm rate** FP/(TP+FP) = {row['false_alarm_rate']:.3f}".rstrip("0")
+    assert far in text_
+    mark = ":orange[:material/warning:]" if row["false_alarm_rate"] > 0.5 else ":gray["
+    assert f"{mark}" in text_.split(far)[0].splitlines()[-1]
+
+
+def test_unit_page_highlights_the_class_of_the_measure_the_user_came_from(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    engine = create_engine(catalogue.url, poolclass=NullPool)
+    frame = pd.read_sql_query(
+        text(
+            "SELECT unit_id, precision_class, mi_class FROM unit_metrics "
+            "WHERE run_id = :r AND precision_class <> mi_class ORDER BY unit_id LIMIT 1"
+        ),
+        engine,
+        params={"r": catalogue.score_run},
+    )
+    engine.dispose()
+    unit_id, precision_class, mi_class = (int(v) for v in frame.iloc[0])
+    for query, expected in (
+        ({}, mi_class),
+        ({"preset": "precision"}, precision_class),
+        ({"preset": "misleading"}, precision_class),
+        ({"highlight": "precision"}, precision_class),
+        ({"highlight": "max_informedness"}, mi_class),
+    ):
+        at = app("app_pages/unit.py", unit_id=unit_id, run_id=catalogue.score_run, **query)
+        (box,) = [b for b in at.selectbox if b.key.startswith(f"highlight_{unit_id}_")]
+        assert box.value == expected, query
+        points, lines = _charts(at)[0]
+        name = catalogue_class_name(expected)
+        assert set(points.loc[points["group"] != "other classes", "class_name"]) == {name}
+        assert f"best-informedness threshold for '{name}'" in set(lines["line"])
+    # both lines are drawn after (above) the points, the dashed MI line last
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    marks = [layer["mark"]["type"] for layer in spec["layer"]]
+    assert marks == ["point", "rule", "rule"]
+    assert spec["layer"][2]["mark"]["strokeWidth"] > 2
+
+
+def _in_page_order(at: AppTest) -> list[str]:
+    """The text of every element of the main area, in the order the page shows them."""
+    out: list[str] = []
+
+    def walk(node: object) -> None:
+        children = getattr(node, "children", None)
+        if isinstance(children, dict):
+            for key in sorted(children):
+                walk(children[key])
+            return
+        value = getattr(node, "value", None)
+        if isinstance(value, str):
+            out.append(value)
+
+    walk(at.main)
+    return out
+
+
+def catalogue_class_name(index: int) -> str:
+    from tests.ui_fixtures import CLASS_NAMES
+
+    return CLASS_NAMES[index]
 
 
 # ------------------------------------------------------------------------------- layers
@@ -334,15 +483,26 @@ def test_measures_page_heatmap_matches_a_literal_correlation(
     heat = _charts(at)[0][0]
     cell = heat[(heat["a"] == "precision") & (heat["b"] == "false_alarm_rate")]
     assert cell["r"].iloc[0] == pytest.approx(row["pearson"].iloc[0])
-    # pooled over all layers (computed in pandas), Spearman with average ranks
+    # pooled over all layers (computed in pandas), Spearman with average ranks, without
+    # the dead conv5.5; then with it, after the switch
     at.selectbox(key="corr_layer").set_value("all layers").run()
     at.radio(key="corr_method").set_value("spearman").run()
-    table = _table(at, "spearman")
-    row = table[(table["measure_a"] == "false_alarm_rate") & (table["measure_b"] == "precision")]
-    both = values.dropna()
-    assert row["spearman"].iloc[0] == pytest.approx(
-        np.corrcoef(both["false_alarm_rate"].rank(), both["precision"].rank())[0, 1]
-    )
+    flags = _unit_values(catalogue, "constant")
+    values = values.assign(constant=flags.loc[values.index, "constant"].to_numpy())
+    for include in (False, True):
+        if include:
+            at.toggle(key="include_constant").set_value(True).run()
+        table = _table(at, "spearman")
+        row = table[
+            (table["measure_a"] == "false_alarm_rate") & (table["measure_b"] == "precision")
+        ]
+        both = (values if include else values[~values["constant"]]).dropna()
+        assert row["n"].iloc[0] == len(both) == 6 + 8 - (0 if include else 1)
+        assert row["spearman"].iloc[0] == pytest.approx(
+            np.corrcoef(both["false_alarm_rate"].rank(), both["precision"].rank())[0, 1]
+        )
+        scatter = _charts(at)[1][0]
+        assert len(scatter) == len(both)  # the scatter plot follows the same switch
     assert len(_charts(at)) == 2  # heatmap and scatter
 
 
@@ -637,7 +797,13 @@ def test_selecting_a_search_row_or_a_scatter_point_opens_the_unit(
     }
     at.run()
     run = str(catalogue.score_run)
-    assert at.query_params == {"model": "toynet", "layer": "fc6", "unit": "5", "run_id": run}
+    assert at.query_params == {
+        "model": "toynet",
+        "layer": "fc6",
+        "unit": "5",
+        "run_id": run,
+        "highlight": "localist",  # the Unit page highlights the class the preset names
+    }
     assert "toynet · fc6 · unit 5" in _texts(at)
 
     at = app("app_pages/measures.py", run_id=catalogue.score_run)
@@ -645,5 +811,11 @@ def test_selecting_a_search_row_or_a_scatter_point_opens_the_unit(
     point = {"unit_id": unit_id, "run_id": catalogue.score_run}
     at.session_state["scatter_0"] = {"selection": {"unit": [point]}}
     at.run()
-    assert at.query_params == {"model": "toynet", "layer": "conv5", "unit": "1", "run_id": run}
+    assert at.query_params == {
+        "model": "toynet",
+        "layer": "conv5",
+        "unit": "1",
+        "run_id": run,
+        "highlight": "precision",  # the scatter's x measure
+    }
     assert "toynet · conv5 · unit 1" in _texts(at)

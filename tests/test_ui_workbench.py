@@ -143,7 +143,9 @@ def test_unknown_parameters_and_presets_say_so(app: Callable[..., AppTest]) -> N
     assert "`sort=bogus` is not known here" in notes
     assert "ignores the URL parameter `colour`" in notes
     assert at.selectbox(key="preset").value is None  # every unit, not silently a preset
-    assert "22 units match" in _texts(at)
+    # every unit but the dead conv5.5 (constant units are left out unless switched on)
+    assert "21 units match" in _texts(at)
+    assert "1 constant unit left out" in _texts(at)
 
     at = app("app_pages/layers.py", mi="lots")
     assert "`mi=lots` is not understood" in " ".join(w.value for w in at.warning)
@@ -221,6 +223,77 @@ def test_previous_and_next_walk_the_layer(
     at.button(key="unit_next").click().run()
     assert "toynet · conv5 · unit 1" in _texts(at)
     assert at.query_params["same"] == "ccmas_class"  # the related-units choice goes along
+
+
+def test_the_class_to_highlight_is_part_of_the_unit_url(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    """?highlight= (the measure the user came from, issue 13) is a known parameter of the
+    Unit page's permalink, goes along to the previous and next unit, and a value that names
+    no measure or preset says so."""
+    run = catalogue.score_run
+    classes = _sql(
+        catalogue,
+        "SELECT u.unit_index AS unit, um.precision_class, um.mi_class FROM unit_metrics um "
+        "JOIN unit u ON u.id = um.unit_id JOIN layer l ON l.id = u.layer_id "
+        f"WHERE l.name = 'fc6' AND um.run_id = {run} ORDER BY u.unit_index",
+    ).set_index("unit")
+    at = app(
+        "app_pages/unit.py", model="toynet", layer="fc6", unit=6, run_id=run, highlight="precision"
+    )
+    assert "ignores" not in _texts(at) and "names no measure" not in _texts(at)
+    (box,) = [b for b in at.selectbox if b.key.startswith("highlight_")]
+    assert box.value == classes.loc[6, "precision_class"]
+    at.button(key="unit_next").click().run()
+    assert "toynet · fc6 · unit 7" in _texts(at)
+    assert dict(at.query_params) == {
+        "model": "toynet",
+        "layer": "fc6",
+        "unit": "7",
+        "run_id": str(run),
+        "highlight": "precision",
+    }
+    (box,) = [b for b in at.selectbox if b.key.startswith("highlight_")]
+    assert box.value == classes.loc[7, "precision_class"]  # the new unit's precision class
+
+    at = app(
+        "app_pages/unit.py", model="toynet", layer="fc6", unit=6, run_id=run, highlight="bogus"
+    )
+    notes = " ".join(w.value for w in at.warning)
+    assert "`highlight=bogus` names no measure or preset" in notes
+    assert "ignores" not in notes
+    (box,) = [b for b in at.selectbox if b.key.startswith("highlight_")]
+    assert box.value == classes.loc[6, "mi_class"]
+
+
+def test_the_constant_units_switch_lives_in_the_url(
+    app: Callable[..., AppTest], catalogue: UICatalogue
+) -> None:
+    """Issue 13's switch is a filter like the others (issue 14): a link reproduces it."""
+    at = app("app_pages/search.py", include_constant="true")
+    assert at.toggle(key="include_constant").value is True
+    assert "22 units match" in _texts(at) and "ignores" not in _texts(at)
+    assert _params(at) == {"include_constant": ["true"]}
+    at.toggle(key="include_constant").set_value(False).run()
+    assert "21 units match" in _texts(at)
+    assert _params(at) == {}  # off is the default: left out of the URL
+    at.toggle(key="include_constant").set_value(True).run()
+    assert _params(at) == {"include_constant": ["true"]}
+
+    at = app("app_pages/search.py", include_constant="maybe")
+    assert "`include_constant=maybe` is not understood" in " ".join(w.value for w in at.warning)
+    assert at.toggle(key="include_constant").value is False
+
+    for page in ("app_pages/layers.py", "app_pages/measures.py"):
+        at = app(page, run_id=catalogue.score_run, include_constant="true")
+        assert at.toggle(key="include_constant").value is True, page
+        assert "1 constant unit included" in _texts(at), page
+        assert "ignores" not in _texts(at), page
+        assert _params(at)["include_constant"] == ["true"], page
+        at = app(page, run_id=catalogue.score_run)
+        assert at.toggle(key="include_constant").value is False, page
+        assert "1 constant unit left out" in _texts(at), page
+        assert "include_constant" not in at.query_params, page
 
 
 def _related_tables(at: AppTest) -> list[pd.DataFrame]:

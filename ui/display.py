@@ -7,12 +7,19 @@ Presentation only: the numbers and the rules come from `catalogue.measures` and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
-from catalogue.measures import MEASURES_BY_NAME, UNIT_MEASURES, Condition, Criterion
+from catalogue.measures import (
+    CRITERIA_BY_KEY,
+    MEASURES_BY_NAME,
+    UNIT_MEASURES,
+    Condition,
+    Criterion,
+)
 from catalogue.query.units import Verdict
 
 #: The measure whose class and threshold belong with each measure on the Unit page.
@@ -26,6 +33,7 @@ MEASURE_CLASS: dict[str, str] = {
     "recall_at_mi": "mi_class",
     "specificity_at_mi": "mi_class",
     "false_alarm_rate": "mi_class",
+    "detector_bar": "detector_bar_class",
 }
 MEASURE_THRESHOLD: dict[str, str] = {
     "precision": "top60_threshold",
@@ -56,11 +64,22 @@ WARNING_MARKS: dict[bool | None, str] = {
 }
 
 
+#: The textbook false-positive rate, shown beside the paper's false-alarm rate: not a
+#: stored measure (it is 1 - specificity_at_mi), but the quantity readers expect.
+FALSE_POSITIVE_LABEL = "False-positive rate at MI, 1 − specificity"
+FALSE_POSITIVE_DESCRIPTION = (
+    "FP / (N - n_c): the share of the other classes' images at or above the threshold. "
+    "The false-alarm rate divides the same FP by the images above the threshold instead, "
+    "so the two are not complements of each other."
+)
+
+
 def measure_rows(record: Mapping[str, Any]) -> pd.DataFrame:
-    """Every measure of a unit with its label, class and threshold (one row per measure)."""
+    """Every measure of a unit with its label, class and threshold (one row per measure),
+    and the textbook false-positive rate right after the paper's false-alarm rate."""
     rows = []
     for m in UNIT_MEASURES:
-        if m.kind == "class":
+        if m.kind == "class" or m.name == "constant":
             continue
         class_col = MEASURE_CLASS.get(m.name)
         threshold_col = MEASURE_THRESHOLD.get(m.name)
@@ -77,6 +96,18 @@ def measure_rows(record: Mapping[str, Any]) -> pd.DataFrame:
                 "description": m.description,
             }
         )
+        if m.name == "false_alarm_rate":
+            specificity = record.get("specificity_at_mi")
+            rows.append(
+                {
+                    "measure": "false_positive_rate",
+                    "label": FALSE_POSITIVE_LABEL,
+                    "value": None if _missing(specificity) else 1.0 - float(specificity),
+                    "class": record.get("mi_class"),
+                    "threshold": record.get("mi_threshold"),
+                    "description": FALSE_POSITIVE_DESCRIPTION,
+                }
+            )
     frame = pd.DataFrame(
         rows, columns=["measure", "label", "value", "class", "threshold", "description"]
     )
@@ -106,8 +137,128 @@ def flags_doubtful_detectors(criterion: Criterion) -> bool:
     )
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _number(value: Any) -> str:
+    return f"{float(value):.3f}".rstrip("0").rstrip(".") if float(value) else "0"
+
+
+def condition_check(condition: Condition, value: Any) -> str:
+    """What a reader can check: the unit's value against the condition, e.g.
+    "precision = 0.776 > 0.75", "ccmas = 0.412, not > 0.9", "best_iou not measured"."""
+    name = condition.column
+    if condition.op in ("is true", "is not true"):
+        if _missing(value):
+            return f"{name} not measured"
+        return f"{name} = {'yes' if bool(value) else 'no'}"
+    if _missing(value):
+        return f"{name} not measured"
+    held = condition.test({name: value})
+    shown = f"{name} = {_number(value)}"
+    return (
+        f"{shown} {condition.op} {condition.value:g}"
+        if held
+        else f"{shown}, not {condition.op} {condition.value:g}"
+    )
+
+
+#: The word each verdict starts with: which way the criterion went.
+VERDICT_WORDS: dict[bool | None, str] = {True: "passes", False: "fails", None: "not measured"}
+WARNING_WORDS: dict[bool | None, str] = {
+    True: "holds: a doubtful detector",
+    False: "does not hold",
+    None: "not measured",
+}
+
+
 def verdict_line(verdict: Verdict) -> str:
-    """One markdown line: a mark, the criterion and its source, what the unit detects."""
-    marks = WARNING_MARKS if flags_doubtful_detectors(verdict.criterion) else VERDICT_MARKS
+    """One markdown line a reader can check: a mark, whether the unit passes, the criterion
+    (its threshold) and its source, the unit's values against it, and what it detects.
+
+    A green check only for a criterion the unit passes as a detector; a criterion that
+    flags doubtful detectors (the misleading one) is a warning when it holds.
+    """
     c = verdict.criterion
-    return f"{marks[verdict.holds]} {c.label} ({c.source}) — {verdict.subject or '—'}"
+    doubtful = flags_doubtful_detectors(c)
+    marks = WARNING_MARKS if doubtful else VERDICT_MARKS
+    word = (WARNING_WORDS if doubtful else VERDICT_WORDS)[verdict.holds]
+    checks = " and ".join(condition_check(x, verdict.values.get(x.column)) for x in c.conditions)
+    line = f"{marks[verdict.holds]} {c.label} ({c.source}) — **{word}**: {checks}"
+    if verdict.holds and verdict.subject:
+        line += f" — {verdict.subject}"
+    return line
+
+
+#: Share of false alarms above which most images at the threshold are of other classes.
+MOSTLY_FALSE_ALARMS = 0.5
+
+
+def false_alarm_line(record: Mapping[str, Any], counts: Mapping[str, int] | None) -> str | None:
+    """The false-alarm row of the verdicts: the paper's FP/(TP+FP) at the max-informedness
+    threshold, labelled, with the textbook false-positive rate FP/(N − n_c) beside it; a
+    warning when most images at or above the threshold belong to other classes.
+
+    `counts` (TP, FP, n_c, N at that class and threshold, counted from the activations)
+    lets the reader check the rates; without them the rates alone are shown.
+    """
+    far, specificity = record.get("false_alarm_rate"), record.get("specificity_at_mi")
+    if _missing(far):
+        return None
+    far = float(far)
+    cls = record.get("mi_class") or "the class"
+    threshold = record.get("mi_threshold")
+    mostly_other = far > MOSTLY_FALSE_ALARMS
+    mark = WARNING_MARKS[True] if mostly_other else ":gray[:material/info:]"
+    at = f"at or above its max-informedness threshold ({_number(threshold)})"
+    if counts:
+        tp, fp = counts["tp"], counts["fp"]
+        above = f"{fp:,} of the {tp + fp:,} images {at} are not {cls}"
+        fpr = f"{fp:,} of the {counts['n'] - counts['n_class']:,} images of other classes"
+    else:
+        above = f"{far:.1%} of the images {at} are not {cls}"
+        fpr = "of the images of other classes"
+    line = (
+        f"{mark} **False-alarm rate** FP/(TP+FP) = {_number(far)} (the paper's quantity): "
+        f"{above}"
+        + (" — most images above the threshold belong to other classes." if mostly_other else ".")
+    )
+    if not _missing(specificity):
+        rate = 1.0 - float(specificity)
+        line += (
+            f" **False-positive rate** FP/(N − n_c) = 1 − specificity = {_number(rate)} ({fpr})."
+        )
+    return line
+
+
+#: How the Unit page names the class a `*_class` column holds.
+CLASS_SOURCE_LABELS: dict[str, str] = {
+    "mi_class": "max-informedness class",
+    "precision_class": "precision class (most frequent among the top 60)",
+    "ccmas_class": "CCMAS class (highest mean activation)",
+    "localist_class": "localist class",
+    "detector_bar_class": "detector-bar class",
+}
+
+#: Where the class to highlight comes from, by the measure or preset the user came from.
+HIGHLIGHT_PRESETS: dict[str, str] = {"dissection": "iou", "interpretable": "consensus"}
+
+
+def highlight_class_column(came_from: str | None) -> str:
+    """The `*_class` column whose class the Unit page's jitter plot highlights for a user who
+    came from a measure (``?highlight=precision``) or a preset (``?preset=misleading``):
+    its own class (the precision class for precision and for the misleading preset).
+    Anything else (or a criterion about concepts or names) gives the max-informedness class.
+    """
+    if not came_from:
+        return "mi_class"
+    if came_from in MEASURE_CLASS:
+        return MEASURE_CLASS[came_from]
+    if came_from.endswith("_class") and came_from in MEASURES_BY_NAME:
+        return came_from
+    criterion = CRITERIA_BY_KEY.get(HIGHLIGHT_PRESETS.get(came_from, came_from))
+    column = criterion.class_column if criterion else None
+    if column and MEASURES_BY_NAME.get(column) is not None:
+        return column
+    return "mi_class"

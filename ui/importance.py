@@ -36,6 +36,7 @@ SELECTIVE_LABELS = {
     "precision_class": "precision",
     "mi_class": "max informedness",
     "ccmas_class": "CCMAS",
+    "detector_bar_class": "detector bar",
 }
 
 

@@ -33,6 +33,8 @@ OTHER_COLOUR = "#9e9e9e"
 MI_COLOUR = "#e4572e"
 TOP60_COLOUR = "#1f77b4"
 OTHER_LABEL = "other classes"
+MI_LINE = "max-informedness threshold"
+TOP60_LINE = "top-60 cut-off"
 
 
 def measure_label(name: str) -> str:
@@ -149,10 +151,15 @@ def jitter_chart(
     *,
     mi_threshold: float | None,
     top60_threshold: float | None,
+    mi_label: str = MI_LINE,
     height: int = 320,
 ) -> alt.LayerChart:
     """Figure 3 (left): black diamonds for the class, grey circles for the rest, a dashed
-    line at the max-informedness threshold and a solid one at the top-60 cut-off."""
+    line at the max-informedness threshold and a solid one at the top-60 cut-off.
+
+    Layers are drawn in order: the points, then a white halo under each line, then the
+    lines, so both lines stay visible above the densest points (and the dashed one above
+    the solid one where the two thresholds coincide)."""
     groups = [data.class_name, OTHER_LABEL]
     points = (
         alt.Chart(data.points)
@@ -178,21 +185,31 @@ def jitter_chart(
             ],
         )
     )
-    lines = threshold_frame(mi_threshold=mi_threshold, top60_threshold=top60_threshold)
+    lines = threshold_frame(
+        mi_threshold=mi_threshold, top60_threshold=top60_threshold, mi_label=mi_label
+    )
     layers: list[alt.Chart] = [points]
     if not lines.empty:
+        lines = lines.iloc[::-1].reset_index(drop=True)  # the dashed MI line drawn last
         names = lines["line"].tolist()
-        colours = [MI_COLOUR if "informedness" in n else TOP60_COLOUR for n in names]
-        dashes = [[6, 4] if "informedness" in n else [1, 0] for n in names]
+        colours = [MI_COLOUR if n == mi_label else TOP60_COLOUR for n in names]
+        dashes = [[6, 4] if n == mi_label else [1, 0] for n in names]
         layers.append(
             alt.Chart(lines)
-            .mark_rule(strokeWidth=2)
+            .mark_rule(strokeWidth=6, color="white", opacity=0.85)
+            .encode(x="value:Q")
+        )
+        layers.append(
+            alt.Chart(lines)
+            .mark_rule(strokeWidth=2.5)
             .encode(
                 x="value:Q",
                 color=alt.Color(
                     "line:N",
                     scale=alt.Scale(domain=names, range=colours),
-                    legend=alt.Legend(title=None, orient="top", labelLimit=0),
+                    legend=alt.Legend(
+                        title=None, orient="bottom", direction="vertical", labelLimit=0
+                    ),
                 ),
                 strokeDash=alt.StrokeDash(
                     "line:N", scale=alt.Scale(domain=names, range=dashes), legend=None
@@ -207,12 +224,14 @@ def jitter_chart(
     )
 
 
-def threshold_frame(*, mi_threshold: float | None, top60_threshold: float | None) -> pd.DataFrame:
+def threshold_frame(
+    *, mi_threshold: float | None, top60_threshold: float | None, mi_label: str = MI_LINE
+) -> pd.DataFrame:
     rows = []
     if mi_threshold is not None and np.isfinite(mi_threshold):
-        rows.append({"line": "max-informedness threshold", "value": float(mi_threshold)})
+        rows.append({"line": mi_label, "value": float(mi_threshold)})
     if top60_threshold is not None and np.isfinite(top60_threshold):
-        rows.append({"line": "top-60 cut-off", "value": float(top60_threshold)})
+        rows.append({"line": TOP60_LINE, "value": float(top60_threshold)})
     return pd.DataFrame(rows, columns=["line", "value"])
 
 

@@ -40,6 +40,7 @@ COLUMN_LABELS: dict[str, str] = {
     "rating_consensus": "Rated interpretable",
     "rating_top_name": "Name people gave",
     "n_units": "Units",
+    "n_constant": "Constant units",
     "concept": "Concept",
     "category": "Category",
     "probe": "Probe set",
@@ -54,6 +55,13 @@ COLUMN_LABELS: dict[str, str] = {
     "group_name": "Class group",
     "n_nonzero_in": "Share non-zero inside",
     "n_nonzero_out": "Share non-zero outside",
+    "mean_activation": "Mean activation",
+    "frac_nonzero": "Share non-zero",
+    "informedness_threshold": "Informedness threshold",
+    "rank_by_informedness": "Rank by informedness",
+    "rank_by_mean": "Rank by mean",
+    "in_top60": "In top 60",
+    "in_top100": "In top 100",
     "mu_in": "Mean inside",
     "mu_out": "Mean outside",
     "is_detector": "Detector (IoU)",
@@ -69,9 +77,11 @@ KEY_COLUMNS: tuple[str, ...] = ("open", "model", "layer", "unit")
 #: Columns that count things: a whole number there is shown without decimals ("6", not
 #: "6.000"); other numbers keep a fixed number of decimals, so a column reads evenly.
 COUNT_COLUMNS: frozenset[str] = frozenset(
-    {"unit", "unit_id", "run_id", "n_images", "n_ratings", "n_units", "layer_position", "rank"}
+    {"unit", "unit_id", "run_id", "n_images", "n_ratings", "n_units", "n_constant", "rank"}
+    | {"layer_position"}
     | {"classes_in_top100", "n", "n_yes", "n_named", "n_detectors", "n_unique_concepts"}
     | {"id", "parent_id", "class_index", "image_index", "concept_id"}
+    | {"rank_by_informedness", "rank_by_mean", "in_top60", "in_top100"}
 )
 
 

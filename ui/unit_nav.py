@@ -14,16 +14,21 @@ import pandas as pd
 import streamlit as st
 
 from catalogue.errors import NotFound
-from catalogue.measures import CLASS_MEASURES, MEASURES_BY_NAME
+from catalogue.measures import CLASS_MEASURES, CRITERIA_BY_KEY, MEASURES_BY_NAME
 from catalogue.query.related import UnitAddress
+from catalogue.query.search import PRESETS
 from ui import tables
 from ui import urlstate as url
 from ui.app_pages import common
+from ui.display import HIGHLIGHT_PRESETS
 
-#: Query parameters the Unit page understands.
+#: Query parameters the Unit page understands (`highlight`: the measure or preset the user
+#: came from, whose class the jitter plot highlights first; `preset` says the same).
 UNIT_PARAMS: frozenset[str] = frozenset(
-    {"unit_id", "run_id", "model", "layer", "unit", "class", "same"}
+    {"unit_id", "run_id", "model", "layer", "unit", "class", "same", "highlight", "preset"}
 )
+#: Choices that go along to the previous or next unit.
+CARRIED: tuple[str, ...] = ("same", "highlight", "preset")
 DEFAULT_SAME = "mi_class"
 OPEN_TEXT = "open ›"
 
@@ -66,6 +71,26 @@ def requested_unit(key: str) -> tuple[int | None, int | None]:
     return _int("unit_id"), run_id
 
 
+def _highlight_choices() -> frozenset[str]:
+    """What ?highlight= (or ?preset=) may name: a measure, a criterion or a Search preset."""
+    return frozenset({*MEASURES_BY_NAME, *CRITERIA_BY_KEY, *PRESETS, *HIGHLIGHT_PRESETS})
+
+
+def came_from() -> str | None:
+    """The measure or preset the user came from (?highlight=…, else ?preset=…); a value
+    that names neither is noted on the page and ignored (the MI class is highlighted)."""
+    for name in ("highlight", "preset"):
+        value = st.query_params.get(name)
+        if not value:
+            continue
+        if value in _highlight_choices():
+            return value
+        url.note(
+            f"`{name}={value}` names no measure or preset; highlighting the max-informedness class."
+        )
+    return None
+
+
 def canonical_address(address: UnitAddress, run_id: int | None) -> None:
     """Rewrite the address bar to the unit's permalink (keeping the page's other choices)."""
     wanted = common.unit_params(address.model, address.layer, address.unit, run_id)
@@ -78,11 +103,12 @@ def canonical_address(address: UnitAddress, run_id: int | None) -> None:
 
 
 def _go(address: UnitAddress, run_id: int | None) -> None:
-    """Open another unit: its permalink, keeping the choice of related-class measure (the
-    highlighted class is the new unit's own)."""
+    """Open another unit: its permalink, keeping the choice of related-class measure and the
+    measure the user came from (the highlighted class is the new unit's own class of it)."""
     params = common.unit_params(address.model, address.layer, address.unit, run_id)
-    if "same" in st.query_params:
-        params["same"] = st.query_params["same"]
+    for name in CARRIED:
+        if name in st.query_params:
+            params[name] = st.query_params[name]
     st.query_params.from_dict(params)
 
 

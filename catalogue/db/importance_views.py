@@ -10,13 +10,17 @@
   `IMPORTANCE_CLASS` pairs it with, and with the overall drop (Morcos et al. 2018);
 - `layer_baselines`: per trained scoring run, layer and criterion (`CRITERIA` with a
   count column), detectors trained, with random weights and by chance (mean ± sd).
+
+Constant (dead) units (`NOT_CONSTANT`) are left out of the correlations and of every
+count, as `layer_detectors` leaves them out: their scores describe the class sizes, not
+the unit. `unit_importance` keeps them (their ablation changes nothing, which is a fact).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from catalogue.measures import SELECTIVE_CLASSES, Criterion, Measure
+from catalogue.measures import NOT_CONSTANT, SELECTIVE_CLASSES, Criterion, Measure
 
 
 def unit_importance_select(measures: Sequence[Measure]) -> str:
@@ -105,6 +109,7 @@ WITH long AS (
         {rows}
     ) AS v(measure, class_column, value, class_change)
     WHERE v.value IS NOT NULL AND v.value <> 'NaN'::double precision
+      AND {NOT_CONSTANT.sql("ui")}
 ),
 {ranked("class_drop", "by_class")},
 {ranked("overall_drop", "by_overall")},
@@ -136,14 +141,15 @@ LEFT JOIN overall_corr o ON o.run_id = c.run_id AND o.layer = c.layer AND o.meas
 
 def layer_baselines_select(criteria: Sequence[Criterion], measures: Sequence[Measure]) -> str:
     """Per layer of a trained scoring run and criterion: its detectors, those of the same
-    network with random weights, and by chance (labels permuted) as mean ± sd over repeats.
-    A criterion on a column that chance scoring has no value for (the dissection IoU) has no
+    network with random weights, and by chance (labels permuted) as mean ± sd over repeats,
+    constant units left out of all three. A criterion on a column that chance scoring has no value for (the dissection IoU) has no
     chance count."""
     counted = [c for c in criteria if c.count_column]
     unpivot = ",\n        ".join(f"('{c.key}', ld.{c.count_column})" for c in counted)
     columns = {m.name for m in measures}
     chance_counts = ",\n        ".join(
-        f"count(*) FILTER (WHERE {c.sql('cm')})::double precision AS {c.key}"
+        f"count(*) FILTER (WHERE {c.sql('cm')} AND {NOT_CONSTANT.sql('cm')})"
+        f"::double precision AS {c.key}"
         if set(c.columns) <= columns
         else f"NULL::double precision AS {c.key}"
         for c in counted

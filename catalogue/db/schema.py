@@ -189,6 +189,7 @@ class UnitMetrics(Base):
         Index(None, "max_informedness"),
         Index(None, "ccmas"),
         Index(None, "recall_at_p95"),
+        Index(None, "detector_bar"),
     )
 
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)

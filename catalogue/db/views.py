@@ -6,7 +6,11 @@ column names are a contract (DESIGN.md). Their SQL is built here from
 `CRITERIA` (a `layer_detectors` count per criterion with a `count_column`, the
 `misleading_detectors` filter, the dissection cut-off of `is_detector` and
 `dissection_summary`, the rating consensus share), so no threshold is written
-in this module.
+in this module. Constant (dead) units (`NOT_CONSTANT`) are left out of the
+detector views, counts, medians, summaries and correlations: their scores
+describe the class sizes, not the unit. `layer_detectors.n_constant` counts
+them, and `layer_summary_select` / `measure_correlations_select` give the
+same SELECTs with them included (the UI's switch).
 
 A migration never imports this module. Each revision carries, as literal SQL,
 the views it created when it was written (module constants `VIEWS`, name ->
@@ -48,6 +52,7 @@ from catalogue.measures import (
     CRITERIA,
     IMPORTANCE_CLASS,
     IOU_ABOVE,
+    NOT_CONSTANT,
     RATING_CONSENSUS_SHARE,
     RATING_MIN_RATERS,
     SUMMARISED_MEASURES,
@@ -162,8 +167,14 @@ def _misleading_detectors(misleading: Criterion) -> str:
     return f"""
 SELECT *
 FROM unit_catalogue
-WHERE {misleading.sql()}
+WHERE {misleading.sql()} AND {NOT_CONSTANT.sql()}
 """
+
+
+def _scored_units(alias: str, include_constant: bool) -> str:
+    """The WHERE clause of the per-layer views: scored units, constant ones left out."""
+    where = f"{alias}.run_id IS NOT NULL"
+    return where if include_constant else f"{where} AND {NOT_CONSTANT.sql(alias)}"
 
 
 def _unpivot(measures: Sequence[str]) -> str:
@@ -174,7 +185,10 @@ def _unpivot(measures: Sequence[str]) -> str:
     return ",\n        ".join(rows)
 
 
-def _layer_summary(summarised: Sequence[str]) -> str:
+def layer_summary_select(
+    summarised: Sequence[str] = SUMMARISED_MEASURES, *, include_constant: bool = False
+) -> str:
+    """The `layer_summary` SELECT (with constant units when `include_constant`)."""
     return f"""
 SELECT
     uc.run_id,
@@ -194,12 +208,15 @@ FROM unit_catalogue uc
 CROSS JOIN LATERAL (VALUES
         {_unpivot(summarised)}
 ) AS v(measure, value)
-WHERE uc.run_id IS NOT NULL
+WHERE {_scored_units("uc", include_constant)}
 GROUP BY uc.run_id, uc.model, uc.layer, uc.layer_position, v.measure
 """
 
 
-def _measure_correlations(correlated: Sequence[str]) -> str:
+def measure_correlations_select(
+    correlated: Sequence[str] = CORRELATED_MEASURES, *, include_constant: bool = False
+) -> str:
+    """The `measure_correlations` SELECT (with constant units when `include_constant`)."""
     return f"""
 WITH long AS (
     SELECT uc.run_id, uc.model, uc.layer, uc.unit_id, v.measure, v.value
@@ -207,7 +224,8 @@ WITH long AS (
     CROSS JOIN LATERAL (VALUES
         {_unpivot(correlated)}
     ) AS v(measure, value)
-    WHERE uc.run_id IS NOT NULL AND v.value IS NOT NULL AND v.value <> 'NaN'::double precision
+    WHERE {_scored_units("uc", include_constant)}
+      AND v.value IS NOT NULL AND v.value <> 'NaN'::double precision
 ),
 pairs AS (
     SELECT a.run_id, a.model, a.layer, a.measure AS measure_a, b.measure AS measure_b,
@@ -316,11 +334,17 @@ GROUP BY dn.run_id, m.name, l.name, l.position
 
 def _layer_detectors(criteria: Sequence[Criterion]) -> str:
     """The paper's point in one table: how many "object detectors" each criterion finds in
-    a layer, next to the signal-detection measures that show what they are worth."""
+    a layer, next to the signal-detection measures that show what they are worth. Counts
+    and medians are over the layer's units that are not constant (`n_constant` of them are)."""
+    live = NOT_CONSTANT.sql()
     counts = ",\n    ".join(
-        f"count(*) FILTER (WHERE {c.sql()})::integer AS {c.count_column}"
+        f"count(*) FILTER (WHERE {live} AND {c.sql()})::integer AS {c.count_column}"
         for c in criteria
         if c.count_column
+    )
+    medians = ",\n    ".join(
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {m}) FILTER (WHERE {live}) AS median_{m}"
+        for m in ("max_informedness", "false_alarm_rate", "recall_at_mi")
     )
     return f"""
 SELECT
@@ -329,10 +353,9 @@ SELECT
     layer,
     layer_position,
     count(*)::integer AS n_units,
+    count(*) FILTER (WHERE constant IS TRUE)::integer AS n_constant,
     {counts},
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY max_informedness) AS median_max_informedness,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY false_alarm_rate) AS median_false_alarm_rate,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY recall_at_mi) AS median_recall_at_mi
+    {medians}
 FROM unit_catalogue
 WHERE run_id IS NOT NULL
 GROUP BY run_id, model, layer, layer_position
@@ -361,8 +384,8 @@ def build_views(
         View(
             "misleading_detectors", _misleading_detectors(by_key["misleading"]), ("unit_catalogue",)
         ),
-        View("layer_summary", _layer_summary(summarised), ("unit_catalogue",)),
-        View("measure_correlations", _measure_correlations(correlated), ("unit_catalogue",)),
+        View("layer_summary", layer_summary_select(summarised), ("unit_catalogue",)),
+        View("measure_correlations", measure_correlations_select(correlated), ("unit_catalogue",)),
         View("rating_summary", _rating_summary(consensus_share, min_raters)),
         View("rating_layer_summary", _RATING_LAYER_SUMMARY, ("rating_summary",)),
         View("dissection_summary", _dissection_summary(iou_above)),

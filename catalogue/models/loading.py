@@ -246,7 +246,9 @@ def _load_state(
 def _load_demo(dataset: str | None) -> ModelInfo:
     if dataset is None:
         candidates = [
-            d for d in ("fashion-mnist", "digits") if demo_cnn.checkpoint_path(d).is_file()
+            d
+            for d in ("fashion-mnist-colours", "fashion-mnist", "digits")
+            if demo_cnn.checkpoint_path(d).is_file()
         ]
         if not candidates:
             raise ConfigError(
@@ -306,7 +308,7 @@ def load_demo_checkpoint(path: str | Path, name: str | None = None) -> ModelInfo
         architecture=demo_cnn.ARCHITECTURE,
         weights=f"demo:{payload['dataset']}",
         checksum=weights_checksum(module),
-        transform=demo_cnn.DemoTransform(size, float(payload["mean"]), float(payload["std"])),
+        transform=_demo_transform(size, payload["mean"], payload["std"]),
         input_size=(size, size),
         class_keys=list(payload["class_keys"]),
         class_names=list(payload["class_names"]),
@@ -314,6 +316,15 @@ def load_demo_checkpoint(path: str | Path, name: str | None = None) -> ModelInfo
         source=str(path),
         extra={"test_accuracy": float(payload["test_accuracy"]), "dataset": payload["dataset"]},
     )
+
+
+def _demo_transform(size: int, mean: Any, std: Any) -> Any:
+    """The checkpoint's input transform: per-channel for colour, one mean and std for grey."""
+    if isinstance(mean, list | tuple):
+        return demo_cnn.DemoRGBTransform(
+            size, tuple(float(v) for v in mean), tuple(float(v) for v in std)
+        )
+    return demo_cnn.DemoTransform(size, float(mean), float(std))
 
 
 def random_demo_model(

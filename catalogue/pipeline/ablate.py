@@ -7,7 +7,7 @@ images over the run's images (`catalogue.ablation`); then, per class, the curves
 of Bau et al. (2020). The full units × classes matrix goes to a new HDF5 file of
 the ablation run (the extraction's file is only read); Postgres gets, in the
 run's one transaction, per unit the overall change, the ten most-hurt classes
-and the change for the unit's precision, max-informedness and CCMAS classes as
+and the change for the unit's precision, max-informedness, CCMAS and detector-bar classes as
 the newest scoring run of the extraction names them (`unit_ablation`,
 `unit_ablation_class`), and the curves (`class_ablation_curve`).
 

@@ -121,7 +121,7 @@ def random_weights_baseline(
     """Extract, score (and dissect) the trained run's network with seeded random weights."""
     from catalogue.pipeline.dissect import dissect_into_catalogue
     from catalogue.pipeline.extract import extract_into_catalogue
-    from catalogue.pipeline.scoring import score_extraction
+    from catalogue.pipeline.scoring import TOP_IMAGES, score_extraction
 
     trained = trained_runs(engine, run)
     extract, score = trained.extract, trained.score
@@ -178,7 +178,7 @@ def random_weights_baseline(
         layers=score_params.get("layers"),
         all_images=bool(score_params.get("all_images")),
         n_top_classes=int(score_params.get("n_top_classes", 5)),
-        n_top_images=int(score_params.get("n_top_images", 20)),
+        n_top_images=int(score_params.get("n_top_images", TOP_IMAGES)),
         rows=rows,
         rows_from=score.id,
         reuse=True,

@@ -38,6 +38,9 @@ from catalogue.selectivity import LayerScores, score_layer
 from catalogue.store import ActivationStore
 
 DEFAULT_BLOCK_UNITS = 256
+#: Top images stored per unit: the 100 that `classes_in_top100` and Rafegas's index read
+#: (and the 60 of top-60 precision among them), so a reader can check both on the Unit page.
+TOP_IMAGES = 100
 
 #: on_progress(layer, units_done, units_total)
 ScoreProgress = Callable[[str, int, int], None]
@@ -76,7 +79,7 @@ def score_extraction(
     device: str | None = None,
     block_units: int = DEFAULT_BLOCK_UNITS,
     n_top_classes: int = 5,
-    n_top_images: int = 20,
+    n_top_images: int = TOP_IMAGES,
     on_progress: ScoreProgress | None = None,
     reuse: bool = False,
     rows: np.ndarray | None = None,

@@ -2,7 +2,7 @@
 
 The database holds keys and paths, not pixels or activations. Image keys are
 relative to the folder an extraction read (or absolute); datasets that ship with
-a package (digits, Fashion-MNIST) have keys into arrays; artifact paths (AM
+a package (digits, Fashion-MNIST, Fashion-MNIST in colours) have keys into arrays; artifact paths (AM
 panels) are relative to `UNITCAT_HOME/artifacts`; a unit's activation for every
 scored image (the jitter plot of the paper's Figure 3) is read from the scoring
 run's parent extraction run's HDF5 store, with the scoring run's row selection
@@ -28,7 +28,7 @@ from catalogue.query.views import DATASET, LAYER, RUN, UNIT
 # ------------------------------------------------------------------------------ images
 
 #: Datasets that ship with a package (catalogue.data): their images are arrays, not files.
-BUNDLED_DATASETS: tuple[str, ...] = ("digits", "fashion-mnist")
+BUNDLED_DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "fashion-mnist-colours")
 
 #: Extraction-run parameters that may name the folder image keys are relative to
 #: (`dataset_source` is what `unitcat ingest extract` records for an image folder).
@@ -41,7 +41,8 @@ def _bundled_index(name: str, source: str | None) -> tuple[Any, dict[str, int]] 
 
     Imports catalogue.data (and torch) lazily: only the Unit page of such a run needs it.
     """
-    if name.partition(":")[0].lower() not in BUNDLED_DATASETS:
+    base = name.partition(":")[0].lower()
+    if base not in BUNDLED_DATASETS and not base.startswith("fashion-mnist-colours-seed"):
         return None
     from catalogue.data import resolve_dataset
 

@@ -1,6 +1,10 @@
 """Per layer of a scoring run: how many units each detector criterion calls a detector,
 each measure's distribution (the paper's Figure 2), how the measures correlate (its
-Table 3), dissection per layer, and the measure values behind the scatter plots."""
+Table 3), dissection per layer, and the measure values behind the scatter plots.
+
+Constant (dead) units are left out of all of these unless `include_constant` is true
+(the UI's switch): by default the views are read; with constant units the same SELECTs
+(`catalogue.db.views`) run without that filter."""
 
 from __future__ import annotations
 
@@ -9,13 +13,17 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, column, func, select, text
+from sqlalchemy.sql import TableClause
+from sqlalchemy.sql.selectable import Subquery
 
+from catalogue.db.views import layer_summary_select, measure_correlations_select
 from catalogue.errors import InputError
 from catalogue.measures import (
     CORRELATED_MEASURES,
     CRITERIA,
     MEASURES_BY_NAME,
+    NOT_CONSTANT,
     Condition,
     Criterion,
 )
@@ -51,13 +59,36 @@ def detector_criteria(mi_cutoff: float) -> list[Criterion]:
     return [*CRITERIA, _informedness_criterion(mi_cutoff)]
 
 
-def layer_detector_counts(engine: Engine, run_id: int, *, mi_cutoff: float = 0.5) -> pd.DataFrame:
-    """Per layer of a scoring run: units, and how many units each criterion calls a detector
-    (one column per criterion, named by its key)."""
+def _with_constant(view: TableClause, select_sql: str) -> Subquery:
+    """The rows a view would hold with constant units kept: its generated SELECT, run as is."""
+    columns = [column(c.name, c.type) for c in view.columns]
+    return text(select_sql).columns(*columns).subquery(f"{view.name}_all")
+
+
+def layer_detector_counts(
+    engine: Engine, run_id: int, *, mi_cutoff: float = 0.5, include_constant: bool = False
+) -> pd.DataFrame:
+    """Per layer of a scoring run: units, constant units (`n_constant`), and how many units
+    each criterion calls a detector (one column per criterion, named by its key), constant
+    units left out unless `include_constant`."""
     t = UNIT_CATALOGUE
-    counts = [func.count().filter(c.core(t.c)).label(c.key) for c in detector_criteria(mi_cutoff)]
+    live = NOT_CONSTANT.core(t.c)
+    counts = [
+        func.count()
+        .filter(c.core(t.c) if include_constant else and_(live, c.core(t.c)))
+        .label(c.key)
+        for c in detector_criteria(mi_cutoff)
+    ]
+    n_constant = func.count().filter(t.c.constant.is_(True)).label("n_constant")
     statement = (
-        select(t.c.model, t.c.layer, t.c.layer_position, func.count().label("n_units"), *counts)
+        select(
+            t.c.model,
+            t.c.layer,
+            t.c.layer_position,
+            func.count().label("n_units"),
+            n_constant,
+            *counts,
+        )
         .where(t.c.run_id == int(run_id))
         .group_by(t.c.model, t.c.layer, t.c.layer_position)
         .order_by(t.c.layer_position, t.c.layer)
@@ -69,10 +100,19 @@ def layer_detector_counts(engine: Engine, run_id: int, *, mi_cutoff: float = 0.5
 
 
 def layer_summary(
-    engine: Engine, run_id: int, measures: Sequence[str] | None = None
+    engine: Engine,
+    run_id: int,
+    measures: Sequence[str] | None = None,
+    *,
+    include_constant: bool = False,
 ) -> pd.DataFrame:
-    """`layer_summary` rows of a scoring run (quartiles, mean, sd per layer and measure)."""
-    s = LAYER_SUMMARY
+    """`layer_summary` rows of a scoring run (quartiles, mean, sd per layer and measure),
+    over the non-constant units unless `include_constant`."""
+    s = (
+        _with_constant(LAYER_SUMMARY, layer_summary_select(include_constant=True))
+        if include_constant
+        else LAYER_SUMMARY
+    )
     statement = select(s).where(s.c.run_id == int(run_id))
     if measures:
         statement = statement.where(s.c.measure.in_(list(measures)))
@@ -88,9 +128,16 @@ def dissection_summary(engine: Engine) -> pd.DataFrame:
 # -------------------------------------------------------------------------- correlations
 
 
-def measure_correlations(engine: Engine, run_id: int, layer: str) -> pd.DataFrame:
-    """`measure_correlations` rows (Pearson and Spearman per pair of measures) of one layer."""
-    c = MEASURE_CORRELATIONS
+def measure_correlations(
+    engine: Engine, run_id: int, layer: str, *, include_constant: bool = False
+) -> pd.DataFrame:
+    """`measure_correlations` rows (Pearson and Spearman per pair of measures) of one layer,
+    over the non-constant units unless `include_constant`."""
+    c = (
+        _with_constant(MEASURE_CORRELATIONS, measure_correlations_select(include_constant=True))
+        if include_constant
+        else MEASURE_CORRELATIONS
+    )
     statement = (
         select(c)
         .where(c.c.run_id == int(run_id), c.c.layer == layer)
@@ -127,8 +174,10 @@ def measure_values(
     measures: Sequence[str],
     *,
     layers: Sequence[str] = (),
+    include_constant: bool = False,
 ) -> pd.DataFrame:
-    """Identity columns and the given measures for every unit of a scoring run."""
+    """Identity columns and the given measures for every unit of a scoring run (the
+    non-constant ones unless `include_constant`), with its `constant` flag."""
     t = UNIT_CATALOGUE
     unknown = [m for m in measures if m not in MEASURES_BY_NAME and m not in EXTRA_NUMERIC]
     if unknown:
@@ -141,8 +190,11 @@ def measure_values(
         t.c.layer,
         t.c.layer_position,
         t.c.unit,
-        *(t.c[m] for m in dict.fromkeys([*measures, *extra])),
+        t.c.constant,
+        *(t.c[m] for m in dict.fromkeys([*measures, *extra]) if m != "constant"),
     ).where(t.c.run_id == int(run_id))
+    if not include_constant:
+        statement = statement.where(NOT_CONSTANT.core(t.c))
     if layers:
         statement = statement.where(t.c.layer.in_(list(layers)))
     return read_frame(engine, statement.order_by(t.c.layer_position, t.c.unit))

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from catalogue.measures import CRITERIA, CRITERIA_BY_KEY
+from catalogue.measures import CRITERIA, CRITERIA_BY_KEY, NOT_CONSTANT
 from catalogue.query.views import LAYER_DETECTORS, MISLEADING_DETECTORS, UNIT_CATALOGUE
 
 _MISLEADING = CRITERIA_BY_KEY["misleading"]
@@ -23,7 +23,7 @@ _PRECISION = CRITERIA_BY_KEY["precision"]
 HEADLINE_SQL = (
     "SELECT model, layer, unit, precision, precision_class, false_alarm_rate\n"
     "FROM unit_catalogue\n"
-    f"WHERE {_MISLEADING.sql()}"
+    f"WHERE {_MISLEADING.sql()} AND {NOT_CONSTANT.sql()}"
 )
 
 #: The columns of a unit in the report's unit tables.
@@ -41,7 +41,8 @@ _UNIT_COLUMNS: tuple[str, ...] = (
 @dataclass
 class RunReport:
     model: str
-    #: per layer: layer, n_units, one count per criterion (its `count_column`), medians
+    #: per layer: layer, n_units, n_constant, one count per criterion (its `count_column`,
+    #: constant units left out), medians
     layers: list[dict[str, Any]] = field(default_factory=list)
     misleading: list[dict[str, Any]] = field(default_factory=list)
     n_misleading: int = 0
@@ -59,6 +60,7 @@ def run_report(engine: Engine, model_name: str, score_run_id: int) -> RunReport:
             select(
                 ld.c.layer,
                 ld.c.n_units,
+                ld.c.n_constant,
                 *counts,
                 ld.c.median_max_informedness,
                 ld.c.median_false_alarm_rate,
@@ -79,7 +81,7 @@ def run_report(engine: Engine, model_name: str, score_run_id: int) -> RunReport:
         ).scalar_one()
         worst = conn.execute(
             select(*(uc.c[name] for name in _UNIT_COLUMNS))
-            .where(uc.c.run_id == run, _PRECISION.core(uc.c))
+            .where(uc.c.run_id == run, _PRECISION.core(uc.c), NOT_CONSTANT.core(uc.c))
             .order_by(uc.c.false_alarm_rate.desc().nulls_last(), uc.c.precision.desc())
             .limit(5)
         ).mappings()
@@ -93,15 +95,19 @@ def run_report(engine: Engine, model_name: str, score_run_id: int) -> RunReport:
     )
 
 
-def showcase_unit(engine: Engine) -> tuple[int, int] | None:
+def showcase_unit(engine: Engine, run_id: int | None = None) -> tuple[int, int] | None:
     """(unit id, scoring run) of the precision "detector" with the highest false-alarm rate
-    in the catalogue (the README's screenshot of the Unit page); None when there is none."""
+    (constant units left out) in the catalogue or in one scoring run: the README's Unit
+    page; None when there is none. Ties go to the higher precision, then the lower unit id."""
     uc = UNIT_CATALOGUE
+    statement = (
+        select(uc.c.unit_id, uc.c.run_id)
+        .where(_PRECISION.core(uc.c), NOT_CONSTANT.core(uc.c))
+        .order_by(uc.c.false_alarm_rate.desc().nulls_last(), uc.c.precision.desc(), uc.c.unit_id)
+        .limit(1)
+    )
+    if run_id is not None:
+        statement = statement.where(uc.c.run_id == int(run_id))
     with engine.connect() as conn:
-        row = conn.execute(
-            select(uc.c.unit_id, uc.c.run_id)
-            .where(_PRECISION.core(uc.c))
-            .order_by(uc.c.false_alarm_rate.desc().nulls_last())
-            .limit(1)
-        ).one_or_none()
+        row = conn.execute(statement).one_or_none()
     return None if row is None else (int(row.unit_id), int(row.run_id))

@@ -3,7 +3,9 @@
 A preset is a detector criterion of `catalogue.measures.CRITERIA`: the units
 the literature would call "object detectors" by that criterion (and the paper's
 headline, the misleading ones). Every condition is Core over `unit_catalogue`;
-what a user typed only ever reaches the database as a bound parameter.
+what a user typed only ever reaches the database as a bound parameter. Constant
+(dead) units are left out unless the filter includes them (`NOT_CONSTANT`):
+their scores describe the class sizes, not the unit.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy import ColumnElement, Double, Engine, and_, func, literal, or_, 
 from sqlalchemy.sql import TableClause
 
 from catalogue.errors import InputError
-from catalogue.measures import CLASS_MEASURES, CRITERIA, FLOAT_MEASURES, Criterion
+from catalogue.measures import CLASS_MEASURES, CRITERIA, FLOAT_MEASURES, NOT_CONSTANT, Criterion
 from catalogue.query.frame import read_frame
 from catalogue.query.runs import score_runs
 from catalogue.query.views import (
@@ -83,6 +85,7 @@ class UnitFilter:
     concept: str | None = None
     localist: bool | None = None
     preset: str | None = None
+    include_constant: bool = False
 
 
 #: Columns the result table can be sorted by on the server (any numeric or identity column).
@@ -98,6 +101,15 @@ SORTABLE: tuple[str, ...] = (
 
 def filter_conditions(flt: UnitFilter) -> list[ColumnElement[bool]]:
     """The WHERE conditions of a search (validated; bad names raise InputError)."""
+    t = UNIT_CATALOGUE
+    conds = _conditions(flt)
+    if not flt.include_constant:
+        conds.append(NOT_CONSTANT.core(t.c))
+    return conds
+
+
+def _conditions(flt: UnitFilter) -> list[ColumnElement[bool]]:
+    """Every condition of a search but the constant-unit switch."""
     t = UNIT_CATALOGUE
     conds: list[ColumnElement[bool]] = [
         or_(t.c.run_id.is_not(None), t.c.best_iou.is_not(None), t.c.n_ratings.is_not(None))
@@ -152,6 +164,8 @@ def filter_conditions(flt: UnitFilter) -> list[ColumnElement[bool]]:
 class SearchResult:
     frame: pd.DataFrame
     total: int
+    #: constant units that match the other filters but were left out (0 when included)
+    n_constant_left_out: int = 0
 
     @property
     def truncated(self) -> bool:
@@ -188,9 +202,13 @@ def search_units(
     if limit is not None:
         statement = statement.limit(limit)
     frame = read_frame(engine, statement)
+    hidden = and_(*_conditions(flt), t.c.constant.is_(True))
     with engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(t).where(where)).scalar_one()
-    return SearchResult(frame=frame, total=int(total))
+        left_out = 0
+        if not flt.include_constant:
+            left_out = conn.execute(select(func.count()).select_from(t).where(hidden)).scalar_one()
+    return SearchResult(frame=frame, total=int(total), n_constant_left_out=int(left_out))
 
 
 @dataclass(frozen=True)

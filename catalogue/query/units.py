@@ -1,6 +1,7 @@
 """One unit: its catalogue record, what each detector criterion says about it, and the
 details the Unit page lists (per-class statistics, class groups, top images, dissection,
-AM panels, ratings)."""
+AM panels, ratings). Where the activations can be read, the per-class table covers every
+class and the false-alarm counts are counted, so a reader can check the stored measures."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import ColumnElement, Engine, and_, select
 
 from catalogue.errors import NotFound
 from catalogue.measures import CRITERIA, FLOAT_MEASURES, Criterion
-from catalogue.query.files import artifact_path, attach_images
+from catalogue.query.files import UnitActivations, artifact_path, attach_images
 from catalogue.query.frame import read_frame
 from catalogue.query.runs import run_name
 from catalogue.query.views import (
@@ -292,3 +294,77 @@ def unit_rating_summary(engine: Engine, unit_id: int) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(statement).mappings().one_or_none()
     return None if row is None else dict(row)
+
+
+# ------------------------------------------------------------ from the activations
+
+
+#: Columns of `unit_class_table`.
+CLASS_TABLE_COLUMNS: tuple[str, ...] = (
+    "class_index",
+    "class_name",
+    "n_images",
+    "mean_activation",
+    "frac_nonzero",
+    "informedness",
+    "informedness_threshold",
+    "rank_by_informedness",
+    "rank_by_mean",
+    "in_top60",
+    "in_top100",
+)
+
+
+def unit_class_table(acts: UnitActivations, top_images: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every class for one unit, computed from its scored activations by the scorer itself
+    (`catalogue.selectivity.score_layer`, so the numbers are the stored measures' own):
+    images, mean activation, share above 0, best informedness and its (highest) threshold,
+    ranks, and how many of the stored top 60 and top 100 images are of the class (ties at
+    a cut-off broken by lower image index, as `unit_top_image` stores them).
+
+    Classes without scored images are listed with 0 images and no statistics. Sorted by
+    rank by informedness, then class index.
+    """
+    from catalogue.selectivity import score_layer
+
+    n_classes = len(acts.class_names)
+    counts = np.bincount(acts.labels, minlength=n_classes)[:n_classes]
+    frame = pd.DataFrame(
+        {
+            "class_index": np.arange(n_classes, dtype=np.int64),
+            "class_name": list(acts.class_names),
+            "n_images": counts.astype(np.int64),
+        }
+    )
+    if acts.values.size:
+        layer = score_layer(
+            acts.values[:, None], acts.labels, n_classes, n_top_classes=n_classes, n_top_images=1
+        )
+        stats = pd.DataFrame(layer.class_stats).drop(columns="unit")
+        frame = frame.merge(stats, on="class_index", how="left")
+    for name in CLASS_TABLE_COLUMNS:
+        if name not in frame:
+            frame[name] = np.nan
+    for rank in ("rank_by_informedness", "rank_by_mean"):
+        frame[rank] = frame[rank].where(frame[rank] > 0).astype("Int64")
+    top = top_images if top_images is not None else pd.DataFrame(columns=["rank", "class_index"])
+    for k in (60, 100):
+        tally = top.loc[top["rank"] <= k, "class_index"].value_counts()
+        frame[f"in_top{k}"] = frame["class_index"].map(tally).fillna(0).astype(np.int64)
+    order = frame.sort_values(
+        ["rank_by_informedness", "class_index"], na_position="last", kind="stable"
+    )
+    return order[list(CLASS_TABLE_COLUMNS)].reset_index(drop=True)
+
+
+def threshold_counts(acts: UnitActivations, class_index: int, threshold: float) -> dict[str, int]:
+    """At a class and threshold: hits (TP), false alarms (FP), the class's images and all
+    images, counted from the scored activations (a threshold selects a >= t)."""
+    selected = acts.values >= np.float32(threshold)
+    in_class = acts.labels == int(class_index)
+    return {
+        "tp": int(np.count_nonzero(selected & in_class)),
+        "fp": int(np.count_nonzero(selected & ~in_class)),
+        "n_class": int(np.count_nonzero(in_class)),
+        "n": int(acts.values.size),
+    }

@@ -71,7 +71,8 @@ UNIT_CATALOGUE: TableClause = _unit_catalogue("unit_catalogue")
 #: `misleading_detectors`: the `unit_catalogue` rows the "misleading" criterion selects.
 MISLEADING_DETECTORS: TableClause = _unit_catalogue("misleading_detectors")
 
-#: `layer_detectors`: per layer of a scoring run, the units each criterion calls detectors.
+#: `layer_detectors`: per layer of a scoring run, the units each criterion calls detectors
+#: (constant units left out of the counts and medians; `n_constant` counts them).
 LAYER_DETECTORS: TableClause = table(
     "layer_detectors",
     *_columns(
@@ -80,6 +81,7 @@ LAYER_DETECTORS: TableClause = table(
         ("layer", Text),
         ("layer_position", Integer),
         ("n_units", Integer),
+        ("n_constant", Integer),
     ),
     *(column(c.count_column, Integer) for c in CRITERIA if c.count_column),
     *_columns(

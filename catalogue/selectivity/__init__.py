@@ -4,7 +4,7 @@ Entry points:
 
 - `score_units(activations, labels, n_classes, ...)` → {column: (U,) array} for every
   column of ``unit_metrics``;
-- `score_layer(..., groups=..., n_top_classes=5, n_top_images=20)` → `LayerScores`, adding
+- `score_layer(..., groups=..., n_top_classes=5, n_top_images=100)` → `LayerScores`, adding
   the rows of ``unit_class_stats``, ``unit_top_image`` and ``unit_group_metrics``.
 
 Definitions follow the paper under review ("Are there any 'object detectors' in the
@@ -37,6 +37,12 @@ candidate thresholds are the distinct activation values.
   ``recall_at_mi`` = TP/n_c, ``specificity_at_mi`` = TN/(N - n_c) and
   ``false_alarm_rate`` = FP/(TP + FP) at that point (the paper's reading; see DESIGN.md).
 - ``frac_zero`` (a == 0, either sign), ``mean_activation``, ``max_activation``.
+- ``constant``: every scored activation equal (a dead unit); its other measures then
+  describe the class sizes, not the unit.
+- ``detector_bar``, ``detector_bar_class`` (Gale et al. 2020's minimal bar for calling a
+  unit a detector): the highest min(TP/n_c, TP/(TP+FP)) over classes and thresholds (the
+  same candidate thresholds as above), ties to the lowest class index. Above .5 ⇔ some
+  threshold gives more hits than misses and more hits than false alarms for one class.
 - ``class_selectivity_index`` (Rafegas, Vanrell, Alexandre & Arias, "Understanding trained
   CNNs by indexing neuron selectivity", Pattern Recognition Letters 2020): over the
   n = min(csi_top_n, N) most active images, with weights w_i = max(a_i, 0) / a_max and
@@ -49,13 +55,14 @@ Choices the definitions leave open:
 - Classes without images are allowed (n_classes may exceed the labels seen); they are
   never a measure's class.
 - Only one class with images: ``localist`` is True (no non-members to overlap),
-  ``recall_at_p100`` = ``precision`` = ``recall_at_p95`` = 1, ``ccmas`` and the whole
-  informedness family are NaN (there are no negatives), ``mi_class`` = -1.
+  ``recall_at_p100`` = ``precision`` = ``recall_at_p95`` = ``detector_bar`` = 1, ``ccmas``
+  and the whole informedness family are NaN (there are no negatives), ``mi_class`` = -1.
 - A constant (e.g. dead, all-zero) unit: every threshold selects all images, so J = 0 for
   every class: ``mi_class`` is the lowest class with images, ``mi_threshold`` the constant,
   ``recall_at_mi`` = 1, ``specificity_at_mi`` = 0, ``false_alarm_rate`` = 1 - n_c/N;
-  ``precision`` = the largest class share of all images; ``recall_at_p100`` = 0 (with two
-  or more classes); ``ccmas`` NaN if the constant is <= 0; CSI 0 if it is <= 0.
+  ``precision`` = ``detector_bar`` = the largest class share of all images (its class the
+  lowest with that share); ``recall_at_p100`` = 0 (with two or more classes); ``ccmas``
+  NaN if the constant is <= 0; CSI 0 if it is <= 0; ``constant`` True.
 - Fewer images than top_k / top_n_classes / csi_top_n: all N images are used.
 - CSI with th = 1 (the default): M = the classes with positive weight among the top n,
   as an expected value over the order of images tied at the cut-off (hypergeometric, as

@@ -62,6 +62,8 @@ class Context:
     n_present: int
     first_present: int
     bottom_p95: float  # 1.0 when the lowest threshold alone reaches the precision target
+    bottom_bar: float  # the detector bar at the lowest threshold: the largest class share
+    bottom_bar_class: int  # the lowest class with that share
 
     @classmethod
     def build(cls, labels: np.ndarray, n_classes: int, options: Options, device: str) -> Context:
@@ -87,6 +89,8 @@ class Context:
             n_present=len(present),
             first_present=int(present[0]),
             bottom_p95=1.0 if share >= options.precision_target else 0.0,
+            bottom_bar=float(share),
+            bottom_bar_class=int(counts_np.argmax()),
         )
 
 
@@ -340,10 +344,14 @@ def _score_rows(head: Head, ctx: Context, detail: Detail | None) -> dict[str, Te
     g = blk.at_or_above.gather(1, blk.q2)
     nc = ctx.counts_f.index_select(0, flat_c2).view(B, K)
 
-    precise = torch.div(tp, g).ge_(opt.precision_target)
-    recall = torch.div(tp, nc).mul_(precise)
+    precise = torch.div(tp, g)
+    recall = torch.div(tp, nc)
+    _detector_bar(out, blk, recall, precise)
+    precise.ge_(opt.precision_target)
+    recall.mul_(precise)
     out["recall_at_p95"] = torch.clamp(recall.max(1).values, min=ctx.bottom_p95)
     del precise, recall
+    out["constant"] = blk.k_b == 0  # no image above the minimum: every activation equal
 
     youden = torch.mul(tp, N).addcmul_(g, nc, value=-1)
     youden.div_(ctx.youden_den.index_select(0, flat_c2).view(B, K))
@@ -458,6 +466,30 @@ def _max_informedness(
         for name in ("specificity_at_mi", "false_alarm_rate"):
             out[name] = torch.full_like(out[name], NAN)
         out["mi_class"] = torch.full_like(cls, -1)
+
+
+def _detector_bar(
+    out: dict[str, Tensor], blk: SortedBlock, recall: Tensor, precision: Tensor
+) -> None:
+    """Gale et al.'s minimal bar: the best min(TP/n_c, TP/(TP+FP)) over classes and thresholds.
+
+    Over the region, in class-sorted order, the first maximum is in the lowest class (the
+    under-counted positions before the last of a tie group only score lower, as for
+    informedness). At the row's minimum every image is selected and class c scores
+    min(1, n_c/N) = n_c/N, the same for every row: the largest class share, in the lowest
+    class that has it. The two candidates are compared exactly (each value is one correctly
+    rounded division of integers) and ties go to the lower class.
+    """
+    ctx = blk.ctx
+    bar = torch.minimum(recall, precision)
+    arg = bar.argmax(1, keepdim=True)
+    best = bar.gather(1, arg).squeeze(1)
+    del bar
+    region_class = blk.c2.gather(1, arg).squeeze(1)
+    bottom, bottom_class = ctx.bottom_bar, ctx.bottom_bar_class
+    use = (best > bottom) | ((best == bottom) & (region_class < bottom_class))
+    out["detector_bar"] = torch.where(use, best, bottom)
+    out["detector_bar_class"] = torch.where(use, region_class, bottom_class)
 
 
 def _class_informedness(blk: SortedBlock, youden: Tensor) -> dict[str, Tensor]:

@@ -162,7 +162,7 @@ def score_layer(
     *,
     groups: Mapping[str, Sequence[int]] | None = None,
     n_top_classes: int = 5,
-    n_top_images: int = 20,
+    n_top_images: int = 100,
     top_k: int = 60,
     top_n_classes: int = 100,
     precision_target: float = 0.95,

@@ -94,7 +94,7 @@ def ablate(
 
     The units × classes matrix goes to the ablation run's own HDF5 file; the catalogue
     gets per unit the overall change, the most-hurt classes and the change for its
-    precision, max-informedness and CCMAS classes (view unit_importance), and the
+    precision, max-informedness, CCMAS and detector-bar classes (view unit_importance), and the
     class-ablation curves (class_ablation_curve).
     """
     engine = get_engine()

@@ -14,13 +14,20 @@ from ingest.reporting import RichReporter, print_report
 
 def demo(
     dataset: str = typer.Option(
-        "auto", help="fashion-mnist, digits, or auto (fashion-mnist when installed)."
+        "auto",
+        help="fashion-mnist-colours (100 classes), fashion-mnist, digits, or auto "
+        "(fashion-mnist-colours when Fashion-MNIST is installed, else digits).",
+    ),
+    split: str = typer.Option(
+        "train",
+        help="Images to extract and score: train (the images the network learnt, as the "
+        "paper scored ImageNet's) or test (held out).",
     ),
 ) -> None:
     """Train the demo CNN, extract, score, dissect and make AM panels, then print the headline query."""
     started = time.perf_counter()
     engine = get_engine()
     ensure_current(engine)
-    plan = DemoPlan(dataset=choose_dataset(dataset))
+    plan = DemoPlan(dataset=choose_dataset(dataset), split=split)
     result = run_demo(engine, plan, RichReporter())
     print_report(result, time.perf_counter() - started)

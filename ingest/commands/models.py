@@ -78,10 +78,14 @@ def layers(
 
 def train_demo(
     dataset: str = typer.Option(
-        "digits", "--dataset", help="digits (seconds) or fashion-mnist (minutes)."
+        "digits",
+        "--dataset",
+        help="digits (seconds), fashion-mnist or fashion-mnist-colours (100 classes; minutes).",
     ),
     epochs: int | None = typer.Option(
-        None, "--epochs", help="Training epochs (default: digits 8, fashion-mnist 2)."
+        None,
+        "--epochs",
+        help="Training epochs (default: digits 8, fashion-mnist and fashion-mnist-colours 2).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed for initialisation and batch order."),
     threads: int = typer.Option(

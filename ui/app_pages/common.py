@@ -115,11 +115,22 @@ def stop_if_empty(ov: Overview) -> None:
         st.stop()
 
 
-def unit_params(model: str, layer: str, unit: int, run_id: int | None = None) -> dict[str, str]:
-    """The query parameters of a unit's permalink (/unit?model=…&layer=…&unit=…&run_id=…)."""
+def unit_params(
+    model: str,
+    layer: str,
+    unit: int,
+    run_id: int | None = None,
+    *,
+    highlight: str | None = None,
+) -> dict[str, str]:
+    """The query parameters of a unit's permalink (/unit?model=…&layer=…&unit=…&run_id=…),
+    with `highlight`: the measure or preset the user came from (the Unit page highlights
+    that measure's class in its jitter plot)."""
     params = {"model": str(model), "layer": str(layer), "unit": str(int(unit))}
     if run_id is not None and not pd.isna(run_id):
         params["run_id"] = str(int(run_id))
+    if highlight:
+        params["highlight"] = str(highlight)
     return params
 
 
@@ -130,23 +141,37 @@ def open_unit(
     model: str | None = None,
     layer: str | None = None,
     unit: int | None = None,
+    highlight: str | None = None,
 ) -> None:
-    """Go to the Unit page of a unit (and scoring run) by its permalink."""
+    """Go to the Unit page of a unit (and scoring run) by its permalink; `highlight` names
+    the measure or preset the user came from (its class is highlighted there)."""
     if model is None or layer is None or unit is None:
         address = unit_address(engine_key(), int(unit_id))
         if address is None:
-            st.switch_page(UNIT_PAGE, query_params={"unit_id": str(int(unit_id))})
+            params = {"unit_id": str(int(unit_id))}
+            if highlight:
+                params["highlight"] = str(highlight)
+            st.switch_page(UNIT_PAGE, query_params=params)
         model, layer, unit = address.model, address.layer, address.unit
-    st.switch_page(UNIT_PAGE, query_params=unit_params(model, layer, int(unit), run_id))
+    st.switch_page(
+        UNIT_PAGE, query_params=unit_params(model, layer, int(unit), run_id, highlight=highlight)
+    )
 
 
 def unit_url(
-    model: str, layer: str, unit: int, run_id: int | None = None, *, absolute: bool = False
+    model: str,
+    layer: str,
+    unit: int,
+    run_id: int | None = None,
+    *,
+    highlight: str | None = None,
+    absolute: bool = False,
 ) -> str:
     """URL of a unit's page (for link columns); relative to the app unless `absolute`."""
     from urllib.parse import urlencode
 
-    path = f"unit?{urlencode(unit_params(model, layer, unit, run_id))}"
+    params = unit_params(model, layer, unit, run_id, highlight=highlight)
+    path = f"unit?{urlencode(params)}"
     return f"/{path}" if absolute else path
 
 
@@ -195,6 +220,47 @@ def compare_params(records: list[dict[str, Any]]) -> dict[str, str | list[str]]:
     if len(run_ids) == 1:
         params["run_id"] = str(run_ids.pop())
     return params
+
+
+#: The URL parameter of the constant-units switch (?include_constant=true), which every
+#: page with the switch declares to `url.check_known`.
+INCLUDE_CONSTANT_PARAM = "include_constant"
+#: Session state behind the constant-units switch (kept while the user moves between pages).
+_INCLUDE_CONSTANT = "_include_constant"
+
+
+def _fmt_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def include_constant_switch() -> bool:
+    """The one switch, in the sidebar of every page that counts or plots units, that puts
+    constant (dead) units back into presets, searches, counts, summaries and plots. Its
+    state lives in the URL (?include_constant=true; off is the default and left out), and
+    is carried to the next page the user opens in this session."""
+    remembered = bool(st.session_state.get(_INCLUDE_CONSTANT, False))
+    chosen = st.sidebar.toggle(
+        "Include constant units",
+        value=url.initial(
+            INCLUDE_CONSTANT_PARAM, remembered, parse=url.as_bool, key="include_constant"
+        ),
+        key="include_constant",
+        help="Units whose every scored activation is equal (dead units). Their measures "
+        "describe the class sizes, not the unit, so they are left out by default.",
+    )
+    url.keep(INCLUDE_CONSTANT_PARAM, bool(chosen), default=False, fmt=_fmt_bool)
+    st.session_state[_INCLUDE_CONSTANT] = bool(chosen)
+    return bool(chosen)
+
+
+def constant_caption(n_constant: int, included: bool) -> str | None:
+    """One line on how many constant units the page left out (or kept)."""
+    if not n_constant:
+        return None
+    units = f"{n_constant:,} constant unit{'s' if n_constant != 1 else ''}"
+    if included:
+        return f"{units} included (switch *Include constant units* off to leave them out)."
+    return f"{units} left out (every activation equal); switch *Include constant units* on to show them."
 
 
 def next_widget_key(name: str) -> str:
@@ -326,13 +392,21 @@ def relation_columns(key: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def layer_detector_counts(key: str, run_id: int, mi_cutoff: float) -> pd.DataFrame:
-    return layer_query.layer_detector_counts(_engine_for(key), run_id, mi_cutoff=mi_cutoff)
+def layer_detector_counts(
+    key: str, run_id: int, mi_cutoff: float, include_constant: bool = False
+) -> pd.DataFrame:
+    return layer_query.layer_detector_counts(
+        _engine_for(key), run_id, mi_cutoff=mi_cutoff, include_constant=include_constant
+    )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def layer_summary(key: str, run_id: int, measures: tuple[str, ...]) -> pd.DataFrame:
-    return layer_query.layer_summary(_engine_for(key), run_id, measures)
+def layer_summary(
+    key: str, run_id: int, measures: tuple[str, ...], include_constant: bool = False
+) -> pd.DataFrame:
+    return layer_query.layer_summary(
+        _engine_for(key), run_id, measures, include_constant=include_constant
+    )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -341,15 +415,25 @@ def dissection_summary(key: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def measure_correlations(key: str, run_id: int, layer: str) -> pd.DataFrame:
-    return layer_query.measure_correlations(_engine_for(key), run_id, layer)
+def measure_correlations(
+    key: str, run_id: int, layer: str, include_constant: bool = False
+) -> pd.DataFrame:
+    return layer_query.measure_correlations(
+        _engine_for(key), run_id, layer, include_constant=include_constant
+    )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def measure_values(
-    key: str, run_id: int, measures: tuple[str, ...], layers: tuple[str, ...]
+    key: str,
+    run_id: int,
+    measures: tuple[str, ...],
+    layers: tuple[str, ...],
+    include_constant: bool = False,
 ) -> pd.DataFrame:
-    return layer_query.measure_values(_engine_for(key), run_id, measures, layers=layers)
+    return layer_query.measure_values(
+        _engine_for(key), run_id, measures, layers=layers, include_constant=include_constant
+    )
 
 
 def score_run_picker(label: str = "Scoring run", key: str = "score_run") -> int | None:

@@ -1,8 +1,9 @@
 """Layers: each measure per layer (the paper's Figure 2) and how many "object detectors"
 each criterion finds there — the measures disagree.
 
-The URL keeps the run, the measures, the max-informedness cut-off and counts vs shares:
-/layers?run_id=2&measure=precision&measure=ccmas&mi=0.7&show=share
+The URL keeps the run, the measures, the max-informedness cut-off, counts vs shares and
+the constant-units switch:
+/layers?run_id=2&measure=precision&measure=ccmas&mi=0.7&show=share&include_constant=true
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ FIGURE2_MEASURES = (
     "false_alarm_rate",
     "classes_in_top100",
     "class_selectivity_index",
+    "detector_bar",
     "localist",
 )
 DEFAULT_MI = 0.5
@@ -39,6 +41,7 @@ st.caption(
 )
 notes = st.container()
 key, run_id = common.require_score_run()
+include_constant = common.include_constant_switch()
 
 wanted = url.initial_list("measure", choices=SUMMARISED_MEASURES, key="layer_measures")
 measures = st.multiselect(
@@ -52,7 +55,7 @@ if list(measures) == list(FIGURE2_MEASURES):
     url.keep_list("measure", [])
 else:
     url.keep_list("measure", measures)
-summary = common.layer_summary(key, run_id, tuple(measures))
+summary = common.layer_summary(key, run_id, tuple(measures), include_constant)
 if summary.empty:
     st.info("No measures to summarise for this run.")
 else:
@@ -91,9 +94,9 @@ show = c2.radio(
     key="layer_show",
 )
 url.keep("show", show, default="count")
-url.check_known({"run_id", "measure", "mi", "show"}, where=notes)
+url.check_known({"run_id", "measure", "mi", "show", common.INCLUDE_CONSTANT_PARAM}, where=notes)
 
-counts = common.layer_detector_counts(key, run_id, float(mi_cutoff))
+counts = common.layer_detector_counts(key, run_id, float(mi_cutoff), include_constant)
 criteria = detector_criteria(float(mi_cutoff))
 labels = [(c.key, display.criterion_short_label(c)) for c in criteria]
 dissected = common.dissection_summary(key)
@@ -157,6 +160,13 @@ for _key, column in labels:
             column, help="Units the criterion calls detectors (share of the layer's units)."
         )
 st.dataframe(styler, hide_index=True, column_config=config, key="detector_table")
+note = common.constant_caption(int(counts["n_constant"].sum()), include_constant)
+if note:
+    st.caption(
+        f"{tables.label('n_constant')}: units whose every activation is equal. {note} The "
+        "counts, boxes and medians are over the other units unless they are included; "
+        "shares are of all the layer's units."
+    )
 
 if not dissected.empty:
     st.subheader("Network dissection per layer")

@@ -1,8 +1,9 @@
 """Measures: how the measures correlate (the paper's Table 3) and any two of them plotted
 against each other, one clickable point per unit.
 
-The URL keeps the run, the layer, the correlation and the scatter's axes:
-/measures?run_id=2&layer=fc6&method=spearman&x=precision&y=false_alarm_rate
+The URL keeps the run, the layer, the correlation, the scatter's axes and the
+constant-units switch:
+/measures?run_id=2&layer=fc6&method=spearman&x=precision&y=false_alarm_rate&include_constant=true
 """
 
 from __future__ import annotations
@@ -25,9 +26,16 @@ st.caption(
 )
 notes = st.container()
 key, run_id = common.require_score_run()
+include_constant = common.include_constant_switch()
 
 options = common.filter_options(key)
-values_all = common.measure_values(key, run_id, CORRELATED_MEASURES, ())
+values_all = common.measure_values(key, run_id, CORRELATED_MEASURES, (), include_constant)
+n_constant = int(
+    common.measure_values(key, run_id, ("frac_zero",), (), True)["constant"].fillna(False).sum()
+)
+note = common.constant_caption(n_constant, include_constant)
+if note:
+    st.caption(note)
 layers = values_all.sort_values("layer_position")["layer"].drop_duplicates().tolist()
 c1, c2 = st.columns([2, 1])
 layer_options = [ALL_LAYERS, *layers]
@@ -53,8 +61,9 @@ if layer == ALL_LAYERS:
     pairs = pooled_correlations(values_all)
     st.caption(f"Over all {len(values_all):,} units of the run (pairwise-complete).")
 else:
-    pairs = common.measure_correlations(key, run_id, layer)
-    st.caption(f"Layer {layer}, from the `measure_correlations` view.")
+    pairs = common.measure_correlations(key, run_id, layer, include_constant)
+    source = "with constant units" if include_constant else "from the `measure_correlations` view"
+    st.caption(f"Layer {layer}, {source}.")
 if pairs.empty or pairs[method].isna().all():
     st.info("Not enough units with varying values to correlate.")
 else:
@@ -87,9 +96,13 @@ y = s2.selectbox(
     key="scatter_y",
 )
 url.keep("y", y, default="max_informedness")
-url.check_known({"run_id", "layer", "method", "x", "y"}, where=notes)
+url.check_known({"run_id", "layer", "method", "x", "y", common.INCLUDE_CONSTANT_PARAM}, where=notes)
 points = common.measure_values(
-    key, run_id, tuple(dict.fromkeys((x, y))), () if layer == ALL_LAYERS else (layer,)
+    key,
+    run_id,
+    tuple(dict.fromkeys((x, y))),
+    () if layer == ALL_LAYERS else (layer,),
+    include_constant,
 )
 points = points.dropna(subset=[x, y])
 if len(points) > MAX_POINTS:
@@ -110,4 +123,5 @@ selection = (event or {}).get("selection") or {}  # a dict-like VegaLiteState
 picked = selection.get("unit") or []
 if picked:
     common.consume_widget_key("scatter")
-    common.open_unit(int(picked[0]["unit_id"]), picked[0].get("run_id"))  # by its permalink
+    # by its permalink, the class of the x measure highlighted
+    common.open_unit(int(picked[0]["unit_id"]), picked[0].get("run_id"), highlight=x)

@@ -1,8 +1,10 @@
 """Search: units by any measure, model, layer, class or concept; the paper's presets.
 
-Every filter and the sort live in the URL (ui/urlstate.py), so a link reproduces the
-result: ?preset=misleading&layer=fc6&filter=precision&min_precision=0.5&sort=ccmas.
-Click a row's "open" cell to open the unit; tick two to four rows to compare them.
+Every filter, the constant-units switch and the sort live in the URL (ui/urlstate.py), so
+a link reproduces the result: ?preset=misleading&layer=fc6&filter=precision&min_precision=0.5
+&sort=ccmas&include_constant=true. Click a row's "open" cell to open the unit (its permalink,
+with ?highlight= the preset, whose class the Unit page highlights); tick two to four rows to
+compare them.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ preset = st.selectbox(
 url.keep("preset", preset)
 if preset is not None:
     st.caption(PRESETS[preset].description)
+include_constant = common.include_constant_switch()
 
 c1, c2, c3 = st.columns(3)
 models = c1.multiselect(
@@ -180,7 +183,7 @@ url.keep("limit", limit, default=DEFAULT_LIMIT)
 
 url.check_known(
     {"preset", "model", "layer", "run", "class", "class_of", "concept", "localist", "filter"}
-    | {"sort", "order", "limit"}
+    | {"sort", "order", "limit", common.INCLUDE_CONSTANT_PARAM}
     | {f"{side}_{m}" for m in numeric for side in ("min", "max")},
     where=notes,
 )
@@ -195,6 +198,7 @@ flt = UnitFilter(
     concept=concept,
     localist=LOCALIST[localist_choice],
     preset=preset,
+    include_constant=include_constant,
 )
 try:
     result = common.search_units(key, flt, order_by, descending, limit)
@@ -205,6 +209,9 @@ except InputError as exc:
 frame = result.frame
 shown = f" (showing the first {len(frame):,})" if result.truncated else ""
 st.subheader(f"{result.total:,} unit{'s' if result.total != 1 else ''} match{shown}")
+left_out = common.constant_caption(result.n_constant_left_out, False)
+if left_out:
+    st.caption(left_out)
 
 if frame.empty:
     st.info("No unit matches these filters.")
@@ -227,8 +234,11 @@ DISPLAY = [
     "recall_at_p95",
     "classes_in_top100",
     "class_selectivity_index",
+    "detector_bar",
+    "detector_bar_class",
     "localist",
     "localist_class",
+    "constant",
     "best_concept",
     "best_iou",
     "share_yes",
@@ -269,6 +279,7 @@ if cells:
             model=row["model"],
             layer=row["layer"],
             unit=int(row["unit"]),
+            highlight=preset,  # the Unit page highlights the class the preset names
         )
 
 ticked = [int(i) for i in selection.get("rows") or []]

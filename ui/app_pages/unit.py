@@ -2,7 +2,9 @@
 
 Opened by its permalink (?model=…&layer=…&unit=…&run_id=…; the internal ?unit_id=…
 still works) from Search, Measures, Compare or a shared link, or by picking model,
-layer and unit here. The highlighted class is ?class=… (ui/unit_nav.py).
+layer and unit here. The highlighted class is ?class=…, else the class of the measure
+or preset the user came from (?highlight=…, or ?preset=…), else the MI class
+(ui/unit_nav.py).
 """
 
 from __future__ import annotations
@@ -16,10 +18,20 @@ import streamlit as st
 
 from catalogue.errors import InputError, NotFound
 from catalogue.measures import RATING_CONSENSUS_SHARE, RATING_MIN_RATERS
-from catalogue.query.units import detector_verdicts, layer_units
+from catalogue.query.files import UnitActivations
+from catalogue.query.units import (
+    detector_verdicts,
+    layer_units,
+    threshold_counts,
+    unit_class_table,
+)
 from ui import display, figures, importance, plots, tables, unit_nav
 from ui import urlstate as url
 from ui.app_pages import common
+
+#: The cut-offs of the top images the measures count: top-60 precision, and
+#: classes in the top 100 (with Rafegas's index).
+TOP_CUTS = (60, 100)
 
 
 def _picker(key: str) -> None:
@@ -54,7 +66,31 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _measures(record: dict[str, Any]) -> None:
+def _activations(key: str, record: dict[str, Any], run_id: int | None) -> UnitActivations | None:
+    """The unit's scored activations, or None when the run's HDF5 store cannot be read."""
+    if run_id is None:
+        return None
+    try:
+        return common.unit_activations(key, int(record["unit_id"]), run_id)
+    except (NotFound, InputError, OSError):
+        return None
+
+
+def _constant_banner(record: dict[str, Any]) -> None:
+    """The first thing on a constant unit's page: what it is, and why no verdicts."""
+    value = record.get("max_activation")
+    shown = f" ({_fmt(float(value))})" if value is not None and not pd.isna(value) else ""
+    st.warning(
+        f"**Constant unit: every one of its {int(record.get('n_images') or 0):,} scored "
+        f"activations is the same value{shown}.** Its measures describe the class sizes, "
+        "not the unit, so no verdicts are given, and it is left out of presets, detector "
+        "counts, layer summaries, plots and correlations unless *Include constant units* "
+        "is switched on.",
+        icon=":material/block:",
+    )
+
+
+def _measures(record: dict[str, Any], acts: UnitActivations | None) -> None:
     rows = display.measure_rows(record)
     table = pd.DataFrame(
         {
@@ -72,24 +108,50 @@ def _measures(record: dict[str, Any]) -> None:
         hide_index=True,
         height="content",
         column_config={
-            "Measure": st.column_config.Column(help="Definitions: DESIGN.md, the paper's §2."),
+            "Measure": st.column_config.Column(
+                width=250, help="Definitions: DESIGN.md, the paper's §2."
+            ),
+            "Value": st.column_config.Column(width=60),
+            "Threshold": st.column_config.Column(width=70),
         },
         key="measure_table",
     )
+    st.caption(
+        "False-alarm rate: FP/(TP+FP), the share of the images at or above the "
+        "max-informedness threshold that are not of the class (the paper's quantity). "
+        "False-positive rate: FP/(N − n_c) = 1 − specificity, the share of the other "
+        "classes' images at or above it. Same FP, different denominators: not complements."
+    )
     st.markdown("**Is it an object detector?**")
+    if record.get("constant"):
+        st.info("No verdicts for a constant unit: its activation says nothing about classes.")
+        return
+    if record.get("run_id") is None or pd.isna(record["run_id"]):
+        st.caption("Not scored: only dissection and ratings can be judged.")
     for verdict in detector_verdicts(record):
         st.markdown(display.verdict_line(verdict))
+    counts = None
+    mi_class, threshold = record.get("mi_class_index"), record.get("mi_threshold")
+    if acts is not None and not _missing(mi_class) and not _missing(threshold):
+        counts = threshold_counts(acts, int(mi_class), float(threshold))
+    line = display.false_alarm_line(record, counts)
+    if line:
+        st.markdown(line)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value)
 
 
 def _class_threshold(
-    record: dict[str, Any], class_index: int, class_stats: pd.DataFrame
+    record: dict[str, Any], class_index: int, class_stats: pd.DataFrame | None
 ) -> float | None:
     """The max-informedness threshold of the highlighted class (the unit's own for its MI class)."""
-    if record.get("mi_class_index") == class_index and record.get("mi_threshold") is not None:
+    if record.get("mi_class_index") == class_index and not _missing(record.get("mi_threshold")):
         return float(record["mi_threshold"])
-    match = (
-        class_stats[class_stats["class_index"] == class_index] if not class_stats.empty else None
-    )
+    if class_stats is None or class_stats.empty:
+        return None
+    match = class_stats[class_stats["class_index"] == class_index]
     if (
         match is not None
         and not match.empty
@@ -103,18 +165,33 @@ def _figure_name(record: dict[str, Any], what: str) -> str:
     return f"unitcat-{record['model']}-{record['layer']}-{record['unit']}-{what}"
 
 
-def _figure3(key: str, record: dict[str, Any], run_id: int, details: dict[str, Any]) -> None:
+def _highlight_default(record: dict[str, Any]) -> tuple[int, str]:
+    """The class to highlight first and the measure it is the class of: that of the measure
+    the user came from (?highlight=…, else ?preset=…: precision class from the precision
+    preset), else the MI class."""
+    column = display.highlight_class_column(unit_nav.came_from())
+    for name in dict.fromkeys((column, "mi_class", "precision_class")):
+        value = record.get(f"{name}_index")
+        if not _missing(value):
+            return int(value), name
+    return 0, column
+
+
+def _figure3(
+    record: dict[str, Any], run_id: int, details: dict[str, Any], acts: UnitActivations | None
+) -> None:
     st.subheader("Activations (the paper's Figure 3)")
-    try:
-        acts = common.unit_activations(key, int(record["unit_id"]), run_id)
-    except (NotFound, InputError) as exc:
-        st.info(f"No activations to plot: {exc}")
+    if record.get("constant"):
+        st.info("Every scored image has the same activation: there is nothing to plot.")
+        return
+    if acts is None:
+        st.info(
+            "No activations to plot: the scoring run's HDF5 store (from `unitcat ingest "
+            "extract`) cannot be read here."
+        )
         return
     names = acts.class_names
-    default = record.get("mi_class_index")
-    if default is None or pd.isna(default):
-        default = record.get("precision_class_index")
-    default = int(default) if default is not None and not pd.isna(default) else 0
+    default, source = _highlight_default(record)
     default = min(default, max(len(names) - 1, 0))
     wanted = url.initial("class", None, choices=list(names))  # ?class=… highlights a class
     class_index = st.selectbox(
@@ -122,17 +199,23 @@ def _figure3(key: str, record: dict[str, Any], run_id: int, details: dict[str, A
         list(range(len(names))),
         index=default if wanted is None else list(names).index(wanted),
         format_func=lambda i: names[i],
-        key=f"highlight_{record['unit_id']}_{run_id}",
+        key=f"highlight_{record['unit_id']}_{run_id}_{source}",
+        help="First the class of the measure you came from (e.g. the precision class from "
+        "the precision preset), else the max-informedness class.",
     )
     if names:
         url.keep("class", names[class_index], default=names[default])
+    st.caption(f"Highlighted first: the {display.CLASS_SOURCE_LABELS.get(source, source)}.")
     data = plots.jitter_points(acts.values, acts.labels, int(class_index), names)
     threshold = _class_threshold(
-        record, int(class_index), details.get("class_stats", pd.DataFrame())
+        record, int(class_index), details.get("class_table", details.get("class_stats"))
     )
     figures.show(
         plots.jitter_chart(
-            data, mi_threshold=threshold, top60_threshold=record.get("top60_threshold")
+            data,
+            mi_threshold=threshold,
+            top60_threshold=record.get("top60_threshold"),
+            mi_label=f"best-informedness threshold for '{data.class_name}'",
         ),
         name=_figure_name(record, "activations"),
         key="jitter",
@@ -172,28 +255,100 @@ def _figure3(key: str, record: dict[str, Any], run_id: int, details: dict[str, A
     )
 
 
-def _top_images(frame: pd.DataFrame) -> None:
+def _thumbnails(part: pd.DataFrame) -> None:
+    readable = part[part["image"].notna()]
+    if readable.empty:
+        st.caption("The image files are not readable here; their keys are listed below.")
+        return
+    st.image(
+        readable["image"].tolist(),
+        caption=[
+            f"#{r} {c} ({a:.3g})"
+            for r, c, a in zip(
+                readable["rank"], readable["class_name"], readable["activation"], strict=True
+            )
+        ],
+        width=84,
+    )
+
+
+def _top_images(frame: pd.DataFrame, record: dict[str, Any]) -> None:
+    """The stored top images in two parts, split at the cut-offs the measures count."""
     if frame.empty:
         st.info("No top images recorded for this unit and run.")
         return
-    readable = frame[frame["image"].notna()]
-    if not readable.empty:
-        st.image(
-            readable["image"].tolist(),
-            caption=[
-                f"#{r} {c} ({a:.3g})"
-                for r, c, a in zip(
-                    readable["rank"], readable["class_name"], readable["activation"], strict=True
-                )
-            ],
-            width=110,
+    first, last = TOP_CUTS
+    n = len(frame)
+    st.caption(
+        f"{n} most active scored images, ties broken by lower image index. Top-60 precision "
+        f"counts ranks 1–{first}; classes in the top 100 (and Rafegas's index) count "
+        f"ranks 1–{last}."
+        + ("" if n >= last else f" Only {n} are stored for this run (re-score to keep {last}).")
+    )
+    for low, high, title in (
+        (1, first, f"Ranks 1–{first}: the images top-60 precision counts"),
+        (first + 1, last, f"Ranks {first + 1}–{last}: with the first {first}, the top 100"),
+    ):
+        part = frame[(frame["rank"] >= low) & (frame["rank"] <= high)]
+        if part.empty:
+            continue
+        top = part["class_name"].value_counts()
+        st.markdown(
+            f"**{title}** — cut-off at rank {int(part['rank'].max())}: activation "
+            f"{part['activation'].iloc[-1]:.4g}; most frequent class {top.index[0]} "
+            f"({int(top.iloc[0])} of {len(part)})"
         )
-    else:
-        st.caption("The image files are not readable here; their keys are listed.")
+        _thumbnails(part)
+    _tie_note(frame, record)
+    listed = frame[["rank", "image_key", "class_name", "activation", "image_index"]]
     st.dataframe(
-        frame[["rank", "image_key", "class_name", "activation", "image_index"]],
+        tables.readable(listed, digits=4),
         hide_index=True,
+        column_config=tables.column_config(listed, pinned=("rank",)),
         key="top_images",
+    )
+
+
+def _tie_note(frame: pd.DataFrame, record: dict[str, Any]) -> None:
+    """Say so when images tie at a cut-off: the measures share them out, the list cannot."""
+    acts = frame.set_index("rank")["activation"]
+    for cut in TOP_CUTS:
+        if cut + 1 in acts.index and acts[cut] == acts[cut + 1]:
+            st.caption(
+                f"Images tie at the rank-{cut} cut-off (activation {acts[cut]:.4g}): the "
+                "measures share the tied images out in proportion (their expected value under "
+                "a random order), so counts from this list can differ from the stored measures."
+            )
+
+
+def _class_table(details: dict[str, Any]) -> None:
+    """Every class: from the activations when they can be read, else the stored top classes."""
+    table = details.get("class_table")
+    if table is not None:
+        st.caption(
+            f"All {len(table):,} classes, computed from the scored activations with the "
+            "scorer's own definitions; in_top60 / in_top100: the class's images among the "
+            "stored top images."
+        )
+        _class_rows(table)
+        return
+    stats = details.get("class_stats", pd.DataFrame())
+    if stats.empty:
+        st.info("No per-class statistics for this unit and run.")
+        return
+    st.caption(
+        "Only the classes stored in `unit_class_stats` (the top classes by informedness and by "
+        "mean): the activations that give every class cannot be read here."
+    )
+    _class_rows(stats)
+
+
+def _class_rows(frame: pd.DataFrame) -> None:
+    st.dataframe(
+        tables.readable(frame),
+        hide_index=True,
+        column_config=tables.column_config(frame, pinned=("class_name",)),
+        key="class_stats",
     )
 
 
@@ -267,6 +422,8 @@ address = common.unit_address(key, unit_id)
 if address is not None:
     unit_nav.canonical_address(address, run_id)
 st.header(f"{record['model']} · {record['layer']} · unit {record['unit']}")
+if record.get("constant"):
+    _constant_banner(record)
 unit_nav.neighbour_buttons(key, unit_id, run_id)
 
 runs = common.unit_runs(key, unit_id)
@@ -288,22 +445,21 @@ else:
     st.caption("This unit has not been scored; dissection, AM and ratings are shown below.")
 
 details = common.unit_details(key, unit_id, run_id)
-left, right = st.columns([5, 7])
+acts = _activations(key, record, run_id)
+if acts is not None:
+    details["class_table"] = unit_class_table(acts, details.get("top_images"))
+left, right = st.columns([1, 1])
 with left:
-    _measures(record)
+    _measures(record, acts)
 with right:
     if run_id is not None:
-        _figure3(key, record, run_id, details)
+        _figure3(record, run_id, details, acts)
 
 tabs = st.tabs(["Top images", "Per class", "Class groups", "Dissection", "AM panel", "Ratings"])
 with tabs[0]:
-    _top_images(details.get("top_images", pd.DataFrame()))
+    _top_images(details.get("top_images", pd.DataFrame()), record)
 with tabs[1]:
-    stats = details.get("class_stats", pd.DataFrame())
-    if stats.empty:
-        st.info("No per-class statistics for this unit and run.")
-    else:
-        st.dataframe(stats, hide_index=True, key="class_stats")
+    _class_table(details)
 with tabs[2]:
     groups = details.get("group_metrics", pd.DataFrame())
     if groups.empty:

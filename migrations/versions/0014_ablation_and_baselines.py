@@ -1,14 +1,14 @@
 """Ablation, class-ablation curves, chance metrics, run.baseline_of and the chance run kind
 
 Tables: unit_ablation (per unit and ablation run: overall accuracy change and the
-change for the unit's precision, max-informedness and CCMAS classes),
+change for the unit's precision, max-informedness, CCMAS and detector-bar classes),
 unit_ablation_class (the most-hurt classes), class_ablation_curve (Bau et al. 2020),
 chance_metrics (every measure against permuted labels, per repeat). The run table
 gains baseline_of (the run a random-weights or chance run is a baseline of) and
 the run kind 'chance'. Downgrading deletes chance runs.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0014
+Revises: 0011
 Create Date: 2026-12-01
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0014"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -81,6 +81,9 @@ def upgrade() -> None:
         sa.Column("mean_activation", sa.Double(), nullable=True),
         sa.Column("max_activation", sa.Double(), nullable=True),
         sa.Column("class_selectivity_index", sa.Double(), nullable=True),
+        sa.Column("constant", sa.Boolean(), nullable=True),
+        sa.Column("detector_bar", sa.Double(), nullable=True),
+        sa.Column("detector_bar_class", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
             ["run_id"], ["run.id"], name=op.f("fk_chance_metrics_run_id_run"), ondelete="CASCADE"
         ),
@@ -108,6 +111,8 @@ def upgrade() -> None:
         sa.Column("mi_class_change", sa.Double(), nullable=True),
         sa.Column("ccmas_class", sa.Integer(), nullable=True),
         sa.Column("ccmas_class_change", sa.Double(), nullable=True),
+        sa.Column("detector_bar_class", sa.Integer(), nullable=True),
+        sa.Column("detector_bar_class_change", sa.Double(), nullable=True),
         sa.ForeignKeyConstraint(
             ["run_id"], ["run.id"], name=op.f("fk_unit_ablation_run_id_run"), ondelete="CASCADE"
         ),

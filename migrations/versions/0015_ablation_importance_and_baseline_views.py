@@ -1,11 +1,11 @@
-"""unit_importance, selectivity_vs_importance and layer_baselines
+"""ablation, importance and baseline views
 
 Views dropped and created: layer_baselines, selectivity_vs_importance, unit_importance, with the SQL that catalogue.db.views
 generated when this revision was written (literal SQL: never edit it; a changed
 view is a new revision).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-01
 """
 
@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: The views as revision 0010 left them, name -> SELECT in creation order:
+#: The views as revision 0014 left them, name -> SELECT in creation order:
 #: dropped by upgrade, restored by downgrade.
 PREVIOUS_VIEWS: dict[str, str] = {}
 
@@ -52,6 +52,9 @@ SELECT
     c_ccmas_class.name AS ccmas_class,
     ua.ccmas_class AS ccmas_class_index,
     ua.ccmas_class_change,
+    c_detector_bar_class.name AS detector_bar_class,
+    ua.detector_bar_class AS detector_bar_class_index,
+    ua.detector_bar_class_change,
     um.localist,
     um.precision,
     um.top60_threshold,
@@ -67,7 +70,9 @@ SELECT
     um.frac_zero,
     um.mean_activation,
     um.max_activation,
-    um.class_selectivity_index
+    um.class_selectivity_index,
+    um.constant,
+    um.detector_bar
 FROM unit_ablation ua
 JOIN run ar ON ar.id = ua.run_id
 JOIN unit u ON u.id = ua.unit_id
@@ -80,6 +85,7 @@ LEFT JOIN image_class c_hurt
 LEFT JOIN image_class c_precision_class ON c_precision_class.dataset_id = ar.dataset_id AND c_precision_class.class_index = ua.precision_class
 LEFT JOIN image_class c_mi_class ON c_mi_class.dataset_id = ar.dataset_id AND c_mi_class.class_index = ua.mi_class
 LEFT JOIN image_class c_ccmas_class ON c_ccmas_class.dataset_id = ar.dataset_id AND c_ccmas_class.class_index = ua.ccmas_class
+LEFT JOIN image_class c_detector_bar_class ON c_detector_bar_class.dataset_id = ar.dataset_id AND c_detector_bar_class.class_index = ua.detector_bar_class
 LEFT JOIN unit_metrics um ON um.run_id = ua.score_run_id AND um.unit_id = ua.unit_id
 """,
     "selectivity_vs_importance": """
@@ -98,9 +104,11 @@ WITH long AS (
         ('recall_at_p100', 'precision_class', ui.recall_at_p100, ui.precision_class_change),
         ('recall_at_p95', 'precision_class', ui.recall_at_p95, ui.precision_class_change),
         ('classes_in_top100', 'precision_class', ui.classes_in_top100, ui.precision_class_change),
-        ('class_selectivity_index', 'precision_class', ui.class_selectivity_index, ui.precision_class_change)
+        ('class_selectivity_index', 'precision_class', ui.class_selectivity_index, ui.precision_class_change),
+        ('detector_bar', 'detector_bar_class', ui.detector_bar, ui.detector_bar_class_change)
     ) AS v(measure, class_column, value, class_change)
     WHERE v.value IS NOT NULL AND v.value <> 'NaN'::double precision
+      AND ui.constant IS NOT TRUE
 ),
 by_class AS (
     SELECT run_id, score_run_id, model, layer, layer_position, measure, class_column,
@@ -157,7 +165,8 @@ WITH trained AS (
         ('ccmas', ld.n_ccmas),
         ('localist', ld.n_localist),
         ('iou', ld.n_iou),
-        ('misleading', ld.n_misleading)
+        ('misleading', ld.n_misleading),
+        ('detector_bar', ld.n_detector_bar)
     ) AS v(criterion, n)
     WHERE r.baseline_of IS NULL
 ),
@@ -177,7 +186,8 @@ random_counts AS (
         ('ccmas', ld.n_ccmas),
         ('localist', ld.n_localist),
         ('iou', ld.n_iou),
-        ('misleading', ld.n_misleading)
+        ('misleading', ld.n_misleading),
+        ('detector_bar', ld.n_detector_bar)
     ) AS v(criterion, n)
 ),
 chance_run AS (
@@ -189,11 +199,12 @@ chance_run AS (
 ),
 chance_per_repeat AS (
     SELECT cr.score_run_id, cr.run_id, l.name AS layer, cm.repeat,
-        count(*) FILTER (WHERE cm.precision > 0.75)::double precision AS precision,
-        count(*) FILTER (WHERE cm.ccmas > 0.9)::double precision AS ccmas,
-        count(*) FILTER (WHERE cm.localist IS TRUE)::double precision AS localist,
+        count(*) FILTER (WHERE cm.precision > 0.75 AND cm.constant IS NOT TRUE)::double precision AS precision,
+        count(*) FILTER (WHERE cm.ccmas > 0.9 AND cm.constant IS NOT TRUE)::double precision AS ccmas,
+        count(*) FILTER (WHERE cm.localist IS TRUE AND cm.constant IS NOT TRUE)::double precision AS localist,
         NULL::double precision AS iou,
-        count(*) FILTER (WHERE cm.precision > 0.75 AND cm.false_alarm_rate > 0.9)::double precision AS misleading
+        count(*) FILTER (WHERE cm.precision > 0.75 AND cm.false_alarm_rate > 0.9 AND cm.constant IS NOT TRUE)::double precision AS misleading,
+        count(*) FILTER (WHERE cm.detector_bar > 0.5 AND cm.constant IS NOT TRUE)::double precision AS detector_bar
     FROM chance_run cr
     JOIN chance_metrics cm ON cm.run_id = cr.run_id
     JOIN unit u ON u.id = cm.unit_id
@@ -209,7 +220,8 @@ chance_counts AS (
         ('ccmas', p.ccmas),
         ('localist', p.localist),
         ('iou', p.iou),
-        ('misleading', p.misleading)
+        ('misleading', p.misleading),
+        ('detector_bar', p.detector_bar)
     ) AS v(criterion, n)
     GROUP BY p.score_run_id, p.run_id, p.layer, v.criterion
 )

@@ -1,0 +1,268 @@
+"""The README's demo figures, written from the catalogue `make demo` builds.
+
+The README quotes what a newcomer sees after `make demo`: the per-layer count of
+"object detectors" by each criterion, the headline query's units, a showcase
+unit and screenshots of the UI. Typed by hand they drift from the demo the
+moment it changes; this script reads them from the catalogue (DATABASE_URL /
+UNITCAT_HOME, as every command does) and writes
+
+- ``docs/demo/figures.json``: every number below, machine-readable;
+- ``docs/demo/figures.md``: the README block, also pasted into README.md
+  between the ``readme-figures`` markers (nothing else of the README changes);
+- ``docs/screenshots/*.png``: the UI pages again (`scripts/screenshots.py`),
+  the Unit page on the showcase unit.
+
+The scoring run is the newest one of a demo CNN (``demo:…``); the showcase unit
+is the precision "detector" with the highest false-alarm rate in that run
+(`catalogue.query.report.showcase_unit`, constant units left out). Run after
+`make demo`:
+
+    .venv/bin/python scripts/readme_figures.py            # --no-screenshots to skip Chromium
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: the repository's packages
+    sys.path.insert(0, str(REPO))
+
+from catalogue.db.engine import get_engine  # noqa: E402
+from catalogue.db.migrate import ensure_current  # noqa: E402
+from catalogue.errors import NotFound, UnitcatError  # noqa: E402
+from catalogue.measures import CRITERIA, CRITERIA_BY_KEY, NOT_CONSTANT  # noqa: E402
+from catalogue.query.files import unit_activations  # noqa: E402
+from catalogue.query.report import run_report, showcase_unit  # noqa: E402
+from catalogue.query.runs import run_records, score_runs  # noqa: E402
+from catalogue.query.units import threshold_counts, unit_record  # noqa: E402
+
+BEGIN = "<!-- readme-figures:begin -->"
+END = "<!-- readme-figures:end -->"
+OUT = REPO / "docs" / "demo"
+COUNTED = tuple(c for c in CRITERIA if c.count_column)
+
+#: Short column heads for the per-layer table, by criterion key.
+HEADS = {
+    "precision": "precision > .75",
+    "ccmas": "CCMAS > .9",
+    "localist": "localist",
+    "iou": "IoU > .04",
+    "misleading": "misleading",
+    "detector_bar": "detector bar > .5",
+}
+
+
+def demo_run(engine: Any) -> dict[str, Any]:
+    """The newest scoring run of a demo CNN, with its extraction run's statistics."""
+    runs = score_runs(engine)
+    demo = runs[runs["model"].fillna("").str.startswith("demo:")]
+    if demo.empty:
+        raise NotFound("no scoring run of a demo CNN in the catalogue; run `make demo` first.")
+    run = demo.iloc[0].to_dict()
+    records = {r["id"]: r for r in run_records(engine, ("score", "extract"), ("done",))}
+    score = records[int(run["id"])]
+    extract = records.get(score["parent_id"]) or {}
+    return {
+        "id": int(run["id"]),
+        "model": str(run["model"]),
+        "dataset": str(run["dataset"]),
+        "n_scored": int((score["stats"] or {}).get("n_images", 0)),
+        "all_images": bool((score["params"] or {}).get("all_images", False)),
+        "n_extracted": int((extract.get("stats") or {}).get("n_images", 0)),
+        "accuracy": (extract.get("stats") or {}).get("accuracy"),
+    }
+
+
+def test_accuracy(model: str) -> float | None:
+    """The held-out accuracy the demo checkpoint recorded when it was trained."""
+    from catalogue.models import load_model
+
+    try:
+        return load_model(model).extra.get("test_accuracy")
+    except (UnitcatError, OSError):  # the checkpoint may live elsewhere: figure left out
+        return None
+
+
+def showcase(engine: Any, run_id: int) -> dict[str, Any] | None:
+    """The showcase unit's record and, from its activations, the counts behind its rates."""
+    found = showcase_unit(engine, run_id)
+    if found is None:
+        return None
+    unit_id, _ = found
+    record = unit_record(engine, unit_id, run_id)
+    out = {
+        k: record.get(k)
+        for k in (
+            "layer",
+            "unit",
+            "unit_id",
+            "precision",
+            "precision_class",
+            "false_alarm_rate",
+            "max_informedness",
+            "mi_class",
+            "mi_threshold",
+            "recall_at_mi",
+            "specificity_at_mi",
+            "detector_bar",
+            "detector_bar_class",
+            "ccmas",
+        )
+    }
+    acts = unit_activations(engine, unit_id, run_id)
+    out["counts"] = threshold_counts(acts, int(record["mi_class_index"]), record["mi_threshold"])
+    return out
+
+
+def collect(engine: Any) -> dict[str, Any]:
+    run = demo_run(engine)
+    report = run_report(engine, run["model"], run["id"])
+    return {
+        "run": run,
+        "test_accuracy": test_accuracy(run["model"]),
+        "layers": report.layers,
+        "n_misleading": report.n_misleading,
+        "misleading": report.misleading,
+        "showcase": showcase(engine, run["id"]),
+    }
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    return "—" if value is None else f"{float(value):.{digits}f}"
+
+
+def _pct(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.1%}"
+
+
+def render(fig: dict[str, Any]) -> str:
+    """The README block (markdown) from the collected figures."""
+    run = fig["run"]
+    which = "all" if run["all_images"] else "correctly classified"
+    lines = [
+        BEGIN,
+        "<!-- written by scripts/readme_figures.py from the catalogue `make demo` builds; "
+        "run it again instead of editing -->",
+        "",
+        "### What `make demo` finds",
+        "",
+        f"`{run['model']}` on `{run['dataset']}`: {run['n_scored']:,} {which} images scored "
+        f"(accuracy {_pct(run['accuracy'])} on the {run['n_extracted']:,} extracted"
+        + (
+            f"; {_pct(fig['test_accuracy'])} on the held-out test images)."
+            if fig["test_accuracy"] is not None
+            else ")."
+        ),
+        "Per layer, the units each criterion calls an object detector. Constant units "
+        "(every activation equal) are counted apart and left out of the other columns.",
+        "",
+        "| layer | units | constant | "
+        + " | ".join(HEADS.get(c.key, c.key) for c in COUNTED)
+        + " | median max informedness | median false-alarm rate |",
+        "|---|" + "---:|" * (4 + len(COUNTED)),
+    ]
+    for row in fig["layers"]:
+        counts = " | ".join(str(row[c.count_column]) for c in COUNTED)
+        lines.append(
+            f"| {row['layer']} | {row['n_units']} | {row['n_constant']} | {counts} | "
+            f"{_f(row['median_max_informedness'])} | {_f(row['median_false_alarm_rate'])} |"
+        )
+    misleading = CRITERIA_BY_KEY["misleading"]
+    lines += [
+        "",
+        f"The headline query (`{misleading.sql()} AND {NOT_CONSTANT.sql()}`, the view "
+        f"`misleading_detectors`) returns **{fig['n_misleading']}** "
+        f"unit{'s' if fig['n_misleading'] != 1 else ''}"
+        + (", the ten with the most false alarms:" if fig["n_misleading"] > 10 else ":"),
+    ]
+    if fig["misleading"]:
+        lines += [
+            "",
+            "| layer | unit | precision | precision class | false-alarm rate | "
+            "max informedness | hit rate at MI |",
+            "|---|---:|---:|---|---:|---:|---:|",
+        ]
+        for r in fig["misleading"]:
+            lines.append(
+                f"| {r['layer']} | {r['unit']} | {_f(r['precision'])} | {r['precision_class']} "
+                f"| {_f(r['false_alarm_rate'])} | {_f(r['max_informedness'])} "
+                f"| {_f(r['recall_at_mi'])} |"
+            )
+    unit = fig["showcase"]
+    if unit is not None:
+        counts = unit["counts"]
+        tp, fp = counts["tp"], counts["fp"]
+        bar = unit["detector_bar"]
+        lines += [
+            "",
+            f'The Unit page below shows the precision "detector" with the highest false-alarm '
+            f"rate, {unit['layer']} unit {unit['unit']}: {_pct(unit['precision'])} of its 60 "
+            f"most active images are of the class {unit['precision_class']}, yet at its best "
+            f"threshold (max informedness {_f(unit['max_informedness'])}, for the class "
+            f"{unit['mi_class']}) {fp:,} of the {tp + fp:,} images at or above it "
+            f"({_pct(unit['false_alarm_rate'])}) are of other classes; its textbook "
+            f"false-positive rate, "
+            f"1 − specificity, is {_pct(1 - float(unit['specificity_at_mi']))} "
+            f"({fp:,} of {counts['n'] - counts['n_class']:,}). Gale et al.'s minimal bar "
+            f"(hit rate and precision both above .5 at one threshold): "
+            f"{_f(bar)} for {unit['detector_bar_class']} — "
+            + ("passed." if bar is not None and bar > 0.5 else "not passed."),
+        ]
+    lines += [
+        "",
+        "![Unit page](docs/screenshots/unit.png)",
+        "",
+        "Further down the same page, each verdict names the criterion, its threshold, the "
+        "unit's value and whether it passes, and the false-alarm row gives the counts:",
+        "",
+        "![Unit page: the verdicts](docs/screenshots/unit-verdicts.png)",
+        "",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def paste(readme: Path, block: str) -> None:
+    """Replace the block between the markers (or say where to add them)."""
+    text = readme.read_text()
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.DOTALL)
+    if not pattern.search(text):
+        raise NotFound(f"{readme} has no {BEGIN} … {END} block; add the two markers first.")
+    readme.write_text(pattern.sub(lambda _m: block, text, count=1))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--no-screenshots", action="store_true")
+    args = parser.parse_args(argv)
+    engine = get_engine()
+    ensure_current(engine)
+    figures = collect(engine)
+    block = render(figures)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "figures.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    (args.out / "figures.md").write_text(block)
+    paste(args.readme, block)
+    print(f"wrote {args.out / 'figures.json'}, {args.out / 'figures.md'} and {args.readme}")
+    if not args.no_screenshots:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import screenshots  # scripts/screenshots.py, beside this file
+
+        run_id = figures["run"]["id"]
+        found = showcase_unit(engine, run_id)
+        if found is not None:
+            screenshots.take(screenshots.pages_for(found[0], run_id))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
