@@ -23,7 +23,8 @@ Modules: `info` (ModelInfo, LayerInfo, checksums, transforms), `loading`
 (offline loading of torchvision models, TorchScript files, the demo CNN),
 `graph` (node names, the extractor builder), `layers` (output shapes, default
 layers), `state` (capture and restore a module's state), `contract` (`prepared`,
-the context manager).
+the context manager), `recipe` (how a loaded model is loaded again on a
+cluster worker).
 """
 
 from catalogue.models.contract import PreparedModel, prepared
@@ -57,6 +58,7 @@ from catalogue.models.loading import (
     load_model,
     random_demo_model,
 )
+from catalogue.models.recipe import ModelRecipe, records_recipe
 from catalogue.models.state import ModelState, preserved
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "ImageNetTransform",
     "LayerInfo",
     "ModelInfo",
+    "ModelRecipe",
     "ModelState",
     "PreparedModel",
     "RGBFirst",
@@ -85,6 +88,7 @@ __all__ = [
     "prepared",
     "preserved",
     "random_demo_model",
+    "records_recipe",
     "require_model_info",
     "resolve_layer_names",
     "tracer_kwargs",

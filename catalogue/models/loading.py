@@ -28,6 +28,7 @@ from catalogue.models.info import (
     RGBFirst,
     weights_checksum,
 )
+from catalogue.models.recipe import records_recipe
 
 RANDOM_WEIGHTS = ("none", "random", "")
 INIT_SEED = 0
@@ -256,6 +257,7 @@ def _is_demo_checkpoint(path: Path) -> bool:
     return isinstance(payload, dict) and payload.get("format") == "unitcat-demo-cnn"
 
 
+@records_recipe
 def load_demo_checkpoint(path: str | Path, name: str | None = None) -> ModelInfo:
     """A demo CNN from a checkpoint written by `catalogue.demo_cnn.train_demo`."""
     path = Path(path)
@@ -293,6 +295,7 @@ def load_demo_checkpoint(path: str | Path, name: str | None = None) -> ModelInfo
     )
 
 
+@records_recipe
 def random_demo_model(
     num_classes: int = 10, *, seed: int = INIT_SEED, mean: float = 0.5, std: float = 0.25
 ) -> ModelInfo:
@@ -334,6 +337,7 @@ def _load_torchscript(path: Path, input_size: int | None) -> ModelInfo:
     )
 
 
+@records_recipe
 def load_model(
     spec: str,
     *,
