@@ -1,23 +1,22 @@
-"""Extraction on a Ray cluster: image shards written by actors, read as one store.
+"""Extraction on a Ray cluster: image shards written by the workers, read as one store.
 
-The run's images are cut into shards (`catalogue.store.shards`); a pool of
-Ray actors — one per GPU on a cluster with GPUs, one per CPU otherwise —
-loads the model once each (`ModelHandle`, by its recipe) and takes shards one
-at a time, each into its own HDF5 file with the store's crash-safe bands
-(`catalogue.extraction.extract_span`). A re-run finds complete shards and
-leaves them alone, resumes partial ones from their last band and writes the
-missing ones. An actor whose process dies is restarted by Ray and its shard
-retried (the restarted actor resumes the shard from its last band). When
-every shard is complete the driver writes the run's file, which reads the
-shards in place; its values equal a one-process run's, since every image is
-computed in the same batch.
+The run's images are cut into shards (`catalogue.store.shards`). The
+cluster's worker actors — one per GPU on a cluster with GPUs, one per CPU
+otherwise (`Cluster.pool`) — load the model once each (`ModelHandle`, by its
+recipe) and take shards one at a time, each into its own HDF5 file with the
+store's crash-safe bands (`catalogue.extraction.extract_span`). A re-run
+finds complete shards and leaves them alone, resumes partial ones from their
+last band and writes the missing ones. A worker whose process dies is
+restarted by Ray and its shard run again, resuming the shard's file from its
+last band. When every shard is complete the driver writes the run's file,
+which reads the shards in place; its values equal a one-process run's, since
+every image is computed in the same batch.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,7 @@ import numpy as np
 
 from catalogue.cluster.handles import ModelHandle
 from catalogue.cluster.session import Cluster
-from catalogue.cluster.tasks import (
-    DEFAULT_RETRIES,
-    POLL_SECONDS,
-    progress_board,
-    reporter,
-    result_of,
-)
+from catalogue.cluster.tasks import Report, run_tasks
 from catalogue.data import ImageDataset
 from catalogue.errors import InputError
 from catalogue.extraction import (
@@ -48,16 +41,20 @@ from catalogue.store.shards import DEFAULT_SHARD_IMAGES, Shard, plan_shards, sha
 
 @dataclass(frozen=True)
 class ShardOutcome:
-    """What one actor call did to a shard (``existed``: its file was there when the call began)."""
+    """What one attempt did to a shard (``existed``: its file was there when the attempt began)."""
 
     index: int
     n_new: int
     existed: bool
-    restarted_actor: bool
 
 
 @dataclass(frozen=True)
-class _Options:
+class ShardContext:
+    """What every shard's extraction shares (sent to the workers once)."""
+
+    model: ModelHandle
+    dataset: ImageDataset
+    plan: ExtractionPlan
     reduce: str
     device: str
     batch_size: int
@@ -67,28 +64,17 @@ class _Options:
     runtime: dict[str, Any]
 
 
-class ShardWriter:
-    """A Ray actor: the model loaded once, shards extracted one call at a time."""
-
-    def __init__(self, model: ModelHandle, plan: ExtractionPlan, options: _Options) -> None:
-        self.model = model.load()
-        self.plan, self.options = plan, options
-
-    def write(self, shard: Shard, dataset: ImageDataset, board: Any) -> ShardOutcome:
-        """Extract one shard (resuming its file if it has one); the dataset comes with each call."""
-        import ray
-
-        existed = shard.path.exists()
-        report = reporter(board, shard.index)
-        o = self.options
-        n_new = extract_span(
-            self.model, dataset, self.plan, shard.path, range(shard.start, shard.stop),
-            reduce=o.reduce, device=o.device, batch_size=o.batch_size, workers=o.workers,
-            autocast=o.autocast, chunk_rows=o.chunk_rows, runtime=o.runtime,
-            on_progress=lambda done, _total: report(done),
-        )  # fmt: skip
-        restarted = ray.get_runtime_context().was_current_actor_reconstructed
-        return ShardOutcome(shard.index, n_new, existed, restarted)
+def write_shard(context: ShardContext, shard: Shard, progress: Report) -> ShardOutcome:
+    """Extract one shard into its file, resuming the file if it has one (runs on a worker)."""
+    c = context
+    existed = shard.path.exists()
+    n_new = extract_span(
+        c.model.load(), c.dataset, c.plan, shard.path, range(shard.start, shard.stop),
+        reduce=c.reduce, device=c.device, batch_size=c.batch_size, workers=c.workers,
+        autocast=c.autocast, chunk_rows=c.chunk_rows, runtime=c.runtime,
+        on_progress=lambda done, _total: progress(done),
+    )  # fmt: skip
+    return ShardOutcome(shard.index, n_new, existed)
 
 
 def extract_on_cluster(
@@ -160,11 +146,11 @@ def extract_on_cluster(
     todo = [s for s in shards if states[s.index][0] != "complete"]
     before = {s.index: states[s.index][1] for s in shards}
     started = time.perf_counter()
-    outcomes = _run_shards(
-        cluster, model, dataset, plan, todo, before, plan.n_images,
-        _Options(reduce, device, batch_size, workers, autocast, chunk_rows, runtime),
-        on_progress,
+    context = ShardContext(
+        ModelHandle.of(model), dataset, plan, reduce, device, batch_size, workers, autocast,
+        chunk_rows, runtime,
     )  # fmt: skip
+    outcomes = _run_shards(cluster, context, todo, before, plan.n_images, on_progress)
     seconds = time.perf_counter() - started
     runtime.update(
         shards=len(shards),
@@ -183,62 +169,34 @@ def extract_on_cluster(
 
 def _run_shards(
     cluster: Cluster,
-    model: ModelInfo,
-    dataset: ImageDataset,
-    plan: ExtractionPlan,
+    context: ShardContext,
     todo: Sequence[Shard],
     before: dict[int, int],
     n_total: int,
-    options: _Options,
     on_progress: Callable[[int, int], None] | None,
 ) -> list[ShardOutcome]:
-    """Hand the shards to a pool of actors, one shard per actor at a time; their outcomes."""
-    if on_progress is not None:
-        on_progress(sum(before.values()), n_total)
-    if not todo:
-        return []
-    import ray
-
-    actor_class = ray.remote(ShardWriter).options(
-        max_restarts=DEFAULT_RETRIES,
-        max_task_retries=DEFAULT_RETRIES,
-        **cluster.resources(options.device),
-    )
-    handle, data = ModelHandle.of(model), ray.put(dataset)
-    actors = [
-        actor_class.remote(handle, plan, options) for _ in range(min(len(todo), cluster.slots))
-    ]
-    board = progress_board()
-    queue = deque(todo)
-    running: dict[Any, tuple[Any, Shard]] = {}
-    outcomes: list[ShardOutcome] = []
+    """The shards to write on the cluster's workers; progress counts every image of the run."""
     done = dict(before)
 
-    def give(actor: Any) -> None:
-        if queue:
-            shard = queue.popleft()
-            running[actor.write.remote(shard, data, board)] = (actor, shard)
+    def report() -> None:
+        if on_progress is not None:
+            on_progress(sum(done.values()), n_total)
 
-    try:
-        for actor in actors:
-            give(actor)
-        while running:
-            ready, _ = ray.wait(list(running), num_returns=len(running), timeout=POLL_SECONDS)
-            for ref in ready:
-                actor, shard = running.pop(ref)
-                outcomes.append(result_of(ref, f"shard {shard.path.name}", DEFAULT_RETRIES))
-                done[shard.index] = shard.n_items
-                give(actor)
-            if on_progress is not None:
-                reported = ray.get(board.snapshot.remote())
-                for shard in todo:
-                    if shard.index in reported and done[shard.index] < shard.n_items:
-                        done[shard.index] = reported[shard.index]
-                on_progress(sum(done.values()), n_total)
-    finally:
-        for actor in [*actors, board]:
-            ray.kill(actor, no_restart=True)
-    return outcomes
+    def on_result(i: int, _outcome: ShardOutcome) -> None:
+        done[todo[i].index] = todo[i].n_items
+
+    def on_reports(reported: Mapping[int, int]) -> None:
+        for i, amount in reported.items():
+            if done[todo[i].index] < todo[i].n_items:
+                done[todo[i].index] = amount
+        report()
+
+    report()
+    if not todo:
+        return []
+    return run_tasks(
+        cluster, write_shard, context, todo, on_result=on_result, on_progress=on_reports
+    )
 
 
 def _summary(

@@ -20,7 +20,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from catalogue.config import get_settings
@@ -31,12 +31,16 @@ _LOCAL = re.compile(r"local:(\d+)")
 FORWARDED_ENV = ("UNITCAT_DEVICE", "TORCH_HOME", "HDF5_USE_FILE_LOCKING")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Cluster:
-    """A Ray cluster this process is connected to (from `connect`).
+    """A Ray cluster this process is connected to (from `connect`), and its pool of workers.
 
-    ``n_cpus`` and ``n_gpus`` are the cluster's totals when it was joined;
-    work is cut into that many concurrent actors or tasks.
+    ``n_cpus`` and ``n_gpus`` are the cluster's totals when it was joined.
+    The work runs on `slots` worker actors (`catalogue.cluster.tasks.Worker`),
+    one per GPU on a cluster with GPUs and one per CPU otherwise. They are
+    started at the first use and kept until the connection ends, so that
+    extraction, scoring and dissection in one command share them: each
+    worker imports torch and loads a model once, not once per step.
     """
 
     spec: str
@@ -44,11 +48,34 @@ class Cluster:
     n_cpus: int
     n_gpus: int
     started_here: bool
+    _workers: list[Any] = field(default_factory=list, repr=False, compare=False)
+    _board: Any = field(default=None, repr=False, compare=False)
 
     @property
     def slots(self) -> int:
-        """How many tasks run at once: one per GPU where there are GPUs, else one per CPU."""
+        """How many pieces of work run at once: one per GPU where there are GPUs, else one per CPU."""
         return max(1, self.n_gpus or self.n_cpus)
+
+    def worker_resources(self) -> dict[str, Any]:
+        """Ray resources of one worker actor: a CPU, and a GPU where the cluster has GPUs."""
+        return {"num_cpus": 1, "num_gpus": 1} if self.n_gpus else {"num_cpus": 1}
+
+    def pool(self) -> tuple[list[Any], Any]:
+        """The worker actors and the progress board, started on first use."""
+        from catalogue.cluster.tasks import start_pool
+
+        if not self._workers:
+            self._workers, self._board = start_pool(self)
+        return self._workers, self._board
+
+    def close(self) -> None:
+        """Stop the worker actors (the connection itself is `connect`'s)."""
+        if self._workers:
+            import ray
+
+            for actor in [*self._workers, self._board]:
+                ray.kill(actor, no_restart=True)
+        self._workers, self._board = [], None
 
     def uses_gpus(self, device: str | None) -> bool:
         """Whether tasks for ``device`` (auto, cpu, cuda; None = UNITCAT_DEVICE) take one GPU each."""
@@ -59,10 +86,6 @@ class Cluster:
                 "use --device cpu or auto."
             )
         return choice != "cpu" and self.n_gpus > 0
-
-    def resources(self, device: str | None) -> dict[str, Any]:
-        """Ray resource options for one task or actor that runs a model or a scorer."""
-        return {"num_cpus": 1, "num_gpus": 1} if self.uses_gpus(device) else {"num_cpus": 1}
 
     def describe(self) -> dict[str, Any]:
         """What a run records about where it ran."""
@@ -105,7 +128,11 @@ def connect(spec: str | None) -> Iterator[Cluster | None]:
     except ImportError as exc:  # pragma: no cover - ray is a dependency
         raise ConfigError("--cluster needs the ray package: pip install ray.") from exc
     if ray.is_initialized():
-        yield _describe(ray, text, started_here=False)
+        cluster = _describe(ray, text, started_here=False)
+        try:
+            yield cluster
+        finally:
+            cluster.close()
         return
     local = _LOCAL.fullmatch(text)
     options: dict[str, Any] = {
@@ -127,9 +154,11 @@ def connect(spec: str | None) -> Iterator[Cluster | None]:
             else "check the address (`ray status` on the head prints it)"
         )
         raise ClusterError(f"cannot connect to a Ray cluster at {text!r}; {hint}.") from exc
+    cluster = _describe(ray, text, started_here=True)
     try:
-        yield _describe(ray, text, started_here=True)
+        yield cluster
     finally:
+        cluster.close()
         ray.shutdown()
 
 

@@ -1,18 +1,23 @@
-"""Work as Ray tasks: a function over items, retried when a worker dies, results back in order.
+"""Work on the cluster's workers: a function over items, retried when a worker dies, results in order.
 
-`run_tasks` is the one loop every cluster computation goes through (scoring
-and ablation through `map_blocks`, dissection's probe shards directly):
+`run_tasks` is the one loop every cluster computation goes through
+(extraction's image shards, scoring's and ablation's unit blocks through
+`map_blocks`, dissection's probe shards):
 
-- each item is one task; the shared inputs (``context``: labels, row masks,
-  a `ModelHandle` …) go into Ray's object store once, not once per task;
-- a worker process that dies (killed, out of memory, its node lost) has its
-  task run again elsewhere, up to ``max_retries`` times. A task returns its
-  whole result or nothing, so a retried item never leaves part of a result
+- the items go to the cluster's pool of `Worker` actors (`Cluster.pool`), one
+  item per worker at a time; the shared inputs (``context``: labels, row
+  masks, a `ModelHandle` …) go into Ray's object store once per call, not
+  once per item;
+- a worker process that dies (killed, out of memory, its node lost) is
+  restarted by Ray and the item it was working on is run again
+  (``max_restarts`` / ``max_task_retries``). An item's function returns its
+  whole result or nothing, so a retried item leaves no part of a result
   behind; the driver writes the run only when every item is back, in the
   run's one transaction, as the one-process path does;
-- a task reports progress (``progress(n_done)``) to a small actor that the
-  driver polls, so the CLI's progress bars move while tasks run;
-- a `UnitcatError` raised in a task (a missing file on a worker, bad input)
+- a function reports progress (``progress(n_done)``) to a small actor, the
+  `ProgressBoard`, that the driver polls, so the CLI's progress bars move
+  while the work runs;
+- a `UnitcatError` raised on a worker (a file it cannot read, bad input)
   reaches the caller as itself, one line, not as Ray's wrapped traceback.
 """
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -28,59 +34,74 @@ from catalogue.cluster.session import Cluster
 from catalogue.errors import ClusterError, UnitcatError
 
 C = TypeVar("C")
-T = TypeVar("T")
 R = TypeVar("R")
 
-#: times a task is run again after its worker died
+#: times an item is run again after its worker died (and a worker is restarted, per item)
 DEFAULT_RETRIES = 3
-#: seconds between the driver's looks at finished tasks and progress
+#: seconds between the driver's looks at finished items and progress
 POLL_SECONDS = 0.2
 
-#: a task reports how much of its item is done
+#: a function reports how much of its item is done
 Report = Callable[[int], None]
 TaskFunction = Callable[[Any, Any, Report], Any]
 
 
 class ProgressBoard:
-    """A Ray actor holding, per item, the amount done its task last reported.
+    """A Ray actor holding, per item, the amount done its function last reported.
 
-    The latest report wins, so an item whose task is retried counts from where
+    The latest report wins, so an item that is run again counts from where
     its new attempt stands (a shard resumed from its last band, or zero).
+    Each `run_tasks` call starts a new round, so late reports of an earlier
+    round are dropped.
     """
 
     def __init__(self) -> None:
+        self._round = 0
         self._done: dict[int, int] = {}
-        self._workers: dict[int, tuple[str, int]] = {}
 
-    def report(self, key: int, done: int, host: str, pid: int) -> None:
-        self._done[key] = done
-        self._workers[key] = (host, pid)
+    def start(self, round_: int) -> None:
+        self._round, self._done = round_, {}
+
+    def report(self, round_: int, key: int, done: int) -> None:
+        if round_ == self._round:
+            self._done[key] = done
 
     def snapshot(self) -> dict[int, int]:
         return dict(self._done)
 
-    def workers(self) -> dict[int, tuple[str, int]]:
-        """(host, pid) of the worker that last reported on each item."""
-        return dict(self._workers)
+
+class Worker:
+    """A Ray actor that runs item functions; it stays up for the cluster session.
+
+    Model handles keep the loaded model per process (`ModelHandle.load`), so
+    consecutive items and steps on a worker share one model.
+    """
+
+    def run(
+        self, function: TaskFunction, context: Any, item: Any, board: Any, round_: int, key: int
+    ) -> Any:
+        def progress(done: int) -> None:
+            board.report.remote(round_, key, int(done))
+
+        return function(context, item, progress)
+
+    def where(self) -> tuple[str, int]:
+        """(host, pid) of this worker's process."""
+        return socket.gethostname(), os.getpid()
 
 
-def reporter(board: Any, key: int) -> Report:
-    """A task's ``progress`` callable (a no-op without a board)."""
-    if board is None:
-        return lambda _done: None
-    host, pid = socket.gethostname(), os.getpid()
-    return lambda done: board.report.remote(key, int(done), host, pid)
-
-
-def progress_board() -> Any:
-    """A new `ProgressBoard` actor (it takes no CPU)."""
+def start_pool(cluster: Cluster) -> tuple[list[Any], Any]:
+    """`Cluster.slots` `Worker` actors (restarted when their process dies) and a progress board."""
     import ray
 
-    return ray.remote(num_cpus=0)(ProgressBoard).remote()
+    board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+    worker_class = ray.remote(Worker).options(
+        max_restarts=-1, max_task_retries=DEFAULT_RETRIES, **cluster.worker_resources()
+    )
+    return [worker_class.remote() for _ in range(cluster.slots)], board
 
 
-def _run_item(function: TaskFunction, context: Any, item: Any, board: Any, key: int) -> Any:
-    return function(context, item, reporter(board, key))
+_rounds = iter(range(1, 1 << 62))
 
 
 def run_tasks(
@@ -89,52 +110,52 @@ def run_tasks(
     context: Any,
     items: Sequence[Any],
     *,
-    device: str | None = None,
     on_result: Callable[[int, Any], None] | None = None,
     on_progress: Callable[[Mapping[int, int]], None] | None = None,
-    max_retries: int = DEFAULT_RETRIES,
 ) -> list[Any]:
-    """``function(context, item, progress)`` for every item as a Ray task; the results in item order.
+    """``function(context, item, progress)`` for every item on the cluster's workers; results in item order.
 
-    ``function`` must be importable by the workers (a module-level function of
-    an installed package). ``device`` sets each task's resources (one GPU each
-    on a cluster with GPUs unless it is ``cpu``). ``on_result(i, result)``
-    runs in this process as each task finishes; ``on_progress({item index:
-    amount done})`` with the tasks' latest reports, a few times a second.
+    ``function`` must be importable by the workers (a module-level function
+    of an installed package). ``on_result(i, result)`` runs in this process
+    as each item finishes; ``on_progress({item index: amount done})`` with
+    the latest reports, a few times a second.
     """
     import ray
 
-    remote = ray.remote(_run_item).options(
-        max_retries=max_retries, retry_exceptions=False, **cluster.resources(device)
-    )
-    board = progress_board() if on_progress is not None else None
+    workers, board = cluster.pool()
+    round_ = next(_rounds)
+    ray.get(board.start.remote(round_))
     shared = ray.put(context)
-    refs = [remote.remote(function, shared, item, board, i) for i, item in enumerate(items)]
-    position = {ref: i for i, ref in enumerate(refs)}
-    results: list[Any] = [None] * len(refs)
-    pending = list(refs)
+    queue = deque(enumerate(items))
+    running: dict[Any, tuple[Any, int]] = {}
+    results: list[Any] = [None] * len(items)
+
+    def give(worker: Any) -> None:
+        if queue:
+            i, item = queue.popleft()
+            running[worker.run.remote(function, shared, item, board, round_, i)] = (worker, i)
+
     try:
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_SECONDS)
+        for worker in workers:
+            give(worker)
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=len(running), timeout=POLL_SECONDS)
             for ref in ready:
-                i = position[ref]
-                results[i] = result_of(ref, f"item {i} of {len(refs)}", max_retries)
+                worker, i = running.pop(ref)
+                results[i] = result_of(ref, f"item {i + 1} of {len(items)}")
                 if on_result is not None:
                     on_result(i, results[i])
-            if board is not None:
+                give(worker)
+            if on_progress is not None:
                 on_progress(ray.get(board.snapshot.remote()))
     except BaseException:
-        for ref in pending:
-            ray.cancel(ref, force=True)
+        cluster.close()  # stops the other items' work; the pool restarts on the next use
         raise
-    finally:
-        if board is not None:
-            ray.kill(board)
     return results
 
 
-def result_of(ref: Any, what: str, max_retries: int) -> Any:
-    """``ray.get(ref)``, with a task's `UnitcatError` raised as itself and dead workers as one line."""
+def result_of(ref: Any, what: str) -> Any:
+    """``ray.get(ref)``, with a worker's `UnitcatError` raised as itself and dead workers as one line."""
     import ray
 
     try:
@@ -145,7 +166,7 @@ def result_of(ref: Any, what: str, max_retries: int) -> Any:
         raise
     except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayActorError) as exc:
         raise ClusterError(
-            f"a Ray worker died on {what} {max_retries + 1} times; see the workers' logs "
+            f"a Ray worker died on {what} {DEFAULT_RETRIES + 1} times; see the workers' logs "
             "(/tmp/ray/session_latest/logs on each node)."
         ) from exc
 
@@ -195,7 +216,6 @@ def map_blocks(
     context: C,
     blocks: Sequence[UnitBlock],
     *,
-    device: str | None = None,
     on_block: Callable[[UnitBlock], None] | None = None,
 ) -> list[R]:
     """``compute(context, block)`` for every block, as Ray tasks on ``cluster`` or here without one.
@@ -218,6 +238,5 @@ def map_blocks(
         _BlockCall(compute),
         context,
         blocks,
-        device=device,
         on_result=(lambda i, _r: on_block(blocks[i])) if on_block is not None else None,
     )

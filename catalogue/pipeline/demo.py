@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from catalogue import demo_cnn
+from catalogue.cluster import Cluster
 from catalogue.data import FASHION_MNIST_DIR, resolve_dataset
 from catalogue.db.results import have_panels
 from catalogue.errors import ConfigError
@@ -71,8 +72,13 @@ def trained_model(plan: DemoPlan, on_progress: Progress | None = None) -> tuple[
     return load_model(plan.model_spec), trained
 
 
-def run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
-    """Build (or reuse) the whole demo catalogue and return its report."""
+def run_demo(
+    engine: Engine, plan: DemoPlan, reporter: Reporter, cluster: Cluster | None = None
+) -> RunReport:
+    """Build (or reuse) the whole demo catalogue and return its report.
+
+    With `cluster`, extraction, scoring and dissection run on Ray (`catalogue.cluster`).
+    """
     from catalogue.pipeline.am import am_into_catalogue
     from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
     from catalogue.pipeline.extract import extract_into_catalogue
@@ -91,7 +97,7 @@ def run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
         f"extract {', '.join(DEMO_LAYERS)} over {len(data):,} test images"
     ) as progress:
         extracted = extract_into_catalogue(
-            engine, model, data, list(DEMO_LAYERS), on_progress=progress
+            engine, model, data, list(DEMO_LAYERS), on_progress=progress, cluster=cluster
         )
     reporter.note(
         f"run {extracted.run_id}: {extracted.summary.n_images:,} images, "
@@ -108,7 +114,9 @@ def run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
             done_before[layer] = done
             progress(sum(done_before.values()), n_units)
 
-        scored = score_extraction(engine, extracted.run_id, on_progress=score_progress, reuse=True)
+        scored = score_extraction(
+            engine, extracted.run_id, on_progress=score_progress, reuse=True, cluster=cluster
+        )
     reporter.note(
         f"run {scored.run_id}: {sum(scored.layers.values()):,} units over {scored.n_images:,} images"
         + (" (reused)" if scored.reused else "")
@@ -119,7 +127,13 @@ def run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
         progress(1, 1)
     with reporter.step(f"dissect {', '.join(DISSECT_LAYERS)}") as progress:
         dissected = dissect_into_catalogue(
-            engine, model, probe.directory, list(DISSECT_LAYERS), on_progress=progress, reuse=True
+            engine,
+            model,
+            probe.directory,
+            list(DISSECT_LAYERS),
+            on_progress=progress,
+            reuse=True,
+            cluster=cluster,
         )
     reporter.note(f"run {dissected.run_id}: probe set {probe.directory}")
 

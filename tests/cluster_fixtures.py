@@ -1,0 +1,118 @@
+"""Real work that waits at a gate, so that a test can kill a Ray worker at a known point.
+
+A worker that reaches the gate writes ``waiting-<pid>`` into the gate folder
+and waits until the file ``open`` appears there. The test reads the pid,
+kills that process (SIGKILL, as the kernel's OOM killer would), opens the
+gate, and checks that Ray ran the work again in a new process and that the
+result is whole. The workers import this module by name (``tests`` is on
+their PYTHONPATH), as they import any installed package.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from catalogue.cluster import UnitBlock
+from catalogue.data import ImageDataset
+
+POLL = 0.02
+#: a bound on waiting, so that a broken test fails instead of hanging
+PATIENCE = 300
+
+
+def wait_at_gate(gate: Path) -> None:
+    if (gate / "open").exists():
+        return
+    (gate / f"waiting-{os.getpid()}").touch()
+    deadline = time.monotonic() + PATIENCE
+    while not (gate / "open").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the gate {gate} was never opened")
+        time.sleep(POLL)
+
+
+def waiting_pid(gate: Path) -> int:
+    """The pid of the first process waiting at the gate (waits for one to arrive)."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        found = sorted(gate.glob("waiting-*"))
+        if found:
+            return int(found[0].name.split("-", 1)[1])
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing reached the gate {gate}")
+        time.sleep(POLL)
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def kill_waiting_worker(gate: Path) -> threading.Thread:
+    """In the background: kill the process that reaches the gate, wait until it is gone, open the gate."""
+    killed: list[int] = []
+
+    def run() -> None:
+        pid = waiting_pid(gate)
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+        deadline = time.monotonic() + PATIENCE
+        while is_alive(pid) and time.monotonic() < deadline:
+            time.sleep(POLL)
+        (gate / "open").touch()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.killed = killed  # type: ignore[attr-defined]
+    thread.start()
+    return thread
+
+
+class GatedDataset(ImageDataset):
+    """Another dataset's images, with a gate before image ``gate_index`` is read."""
+
+    def __init__(self, inner: ImageDataset, gate: Path, gate_index: int) -> None:
+        super().__init__(inner.transform, inner.strict)
+        self.inner, self.gate, self.gate_index = inner, Path(gate), gate_index
+        self.name, self.source = inner.name, inner.source
+        self.class_keys, self.class_names = inner.class_keys, inner.class_names
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def key(self, index: int) -> str:
+        return self.inner.key(index)
+
+    def label(self, index: int) -> int:
+        return self.inner.label(index)
+
+    def load_image(self, index: int) -> Image.Image:
+        if index == self.gate_index:
+            wait_at_gate(self.gate)
+        return self.inner.load_image(index)
+
+
+@dataclass(frozen=True)
+class GatedSums:
+    """Context of `gated_column_sums`: a matrix, and the block that waits at the gate."""
+
+    matrix: np.ndarray
+    gate: Path
+    gated: UnitBlock
+
+
+def gated_column_sums(context: GatedSums, block: UnitBlock) -> tuple[int, np.ndarray]:
+    """(pid, the block's column sums): the gated block waits at the gate first."""
+    if block == context.gated:
+        wait_at_gate(context.gate)
+    return os.getpid(), context.matrix[:, block.start : block.stop].sum(axis=0)
