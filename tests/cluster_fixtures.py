@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -39,13 +40,15 @@ def wait_at_gate(gate: Path) -> None:
         time.sleep(POLL)
 
 
-def waiting_pid(gate: Path) -> int:
-    """The pid of the first process waiting at the gate (waits for one to arrive)."""
+def waiting_pid(gate: Path, driver: subprocess.Popen | None = None) -> int:
+    """The pid of the first process waiting at the gate (waits for one to arrive, while ``driver`` runs)."""
     deadline = time.monotonic() + PATIENCE
     while True:
         found = sorted(gate.glob("waiting-*"))
         if found:
             return int(found[0].name.split("-", 1)[1])
+        if driver is not None and driver.poll() is not None:
+            raise RuntimeError(f"the driver ended (exit {driver.returncode}) before the gate")
         if time.monotonic() > deadline:
             raise TimeoutError(f"nothing reached the gate {gate}")
         time.sleep(POLL)
@@ -59,6 +62,14 @@ def is_alive(pid: int) -> bool:
     return True
 
 
+def wait_until_gone(pid: int) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while is_alive(pid):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {pid} is still running")
+        time.sleep(POLL)
+
+
 def kill_waiting_worker(gate: Path) -> threading.Thread:
     """In the background: kill the process that reaches the gate, wait until it is gone, open the gate."""
     killed: list[int] = []
@@ -67,9 +78,7 @@ def kill_waiting_worker(gate: Path) -> threading.Thread:
         pid = waiting_pid(gate)
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
-        deadline = time.monotonic() + PATIENCE
-        while is_alive(pid) and time.monotonic() < deadline:
-            time.sleep(POLL)
+        wait_until_gone(pid)
         (gate / "open").touch()
 
     thread = threading.Thread(target=run, daemon=True)

@@ -23,20 +23,29 @@ import h5py
 import numpy as np
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from typer.testing import CliRunner
 
-from catalogue.cluster import Cluster, UnitBlock, by_layer, connect, map_blocks, unit_blocks
+from catalogue.cluster import Cluster, by_layer, connect, map_blocks, unit_blocks
 from catalogue.cluster.extract import extract_on_cluster
 from catalogue.data import ArrayImageDataset, load_digits
-from catalogue.errors import InputError, NotFound
+from catalogue.demo_cnn import train_demo
+from catalogue.errors import InputError
 from catalogue.extraction import extract_activations
-from catalogue.models import random_demo_model
+from catalogue.models import load_demo_checkpoint, random_demo_model
 from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
 from catalogue.pipeline.extract import extract_into_catalogue
 from catalogue.pipeline.scoring import score_extraction
 from catalogue.store import ActivationStore
-from catalogue.store.shards import shard_dir
+from catalogue.store.shards import Shard, shard_dir
 from tests.cli import unitcat
-from tests.cluster_fixtures import GatedDataset, GatedSums, gated_column_sums, kill_waiting_worker
+from tests.cluster_fixtures import (
+    GatedDataset,
+    GatedSums,
+    gated_column_sums,
+    kill_waiting_worker,
+    wait_until_gone,
+    waiting_pid,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 LAYERS = ["conv3", "conv5", "fc6", "fc8"]
@@ -197,3 +206,193 @@ def test_extract_score_and_dissect_on_the_cluster_equal_one_process(
         got = b.execute(text(runs), {"ids": list(ray)}).all()
     assert [(r.kind, r.params) for r in got] == [(r.kind, r.params) for r in want]
     assert all(r.stats["cluster"] == "local:2" for r in got)
+
+
+# ---------------------------------------------------------------- resume and retry
+KILLED_DRIVER = """
+import sys
+from pathlib import Path
+from catalogue.cluster import connect
+from catalogue.cluster.extract import extract_on_cluster
+from catalogue.data import load_digits
+from catalogue.demo_cnn import train_demo
+from catalogue.models import load_demo_checkpoint, random_demo_model
+from tests.cluster_fixtures import GatedDataset
+
+address, gate, out = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+model = random_demo_model()
+data = GatedDataset(load_digits("test", transform=model.transform), gate, int(sys.argv[4]))
+with connect(address) as cluster:
+    extract_on_cluster(cluster, model, data, {layers!r}, out, limit={n}, batch_size={batch},
+                       keep_maps=["conv5"], shard_images={shard})
+"""
+
+
+def _gated_digits(gate: Path, index: int) -> GatedDataset:
+    model = random_demo_model()
+    gate.mkdir(exist_ok=True)
+    return GatedDataset(_digits(model), gate, index)
+
+
+def _extract_gated(cluster: Cluster, data: GatedDataset, out: Path, **kwargs: Any) -> Any:
+    return extract_on_cluster(
+        cluster, random_demo_model(), data, LAYERS, out, limit=N_IMAGES, batch_size=BATCH,
+        keep_maps=["conv5"], shard_images=SHARD, **kwargs,
+    )  # fmt: skip
+
+
+def test_a_killed_extraction_resumes_shard_by_shard(
+    ray_cluster: Cluster, tmp_path: Path, reference_store: Path
+) -> None:
+    gate, out = tmp_path / "gate", tmp_path / "killed.h5"
+    gate.mkdir()
+    script = tmp_path / "driver.py"
+    script.write_text(
+        textwrap.dedent(KILLED_DRIVER).format(layers=LAYERS, n=N_IMAGES, batch=BATCH, shard=SHARD)
+    )
+    ray_cluster.close()  # the other driver's workers need this driver's CPUs
+    # Image 150 lies in shard 3 (144:192), handed out only after two shards were finished.
+    driver = subprocess.Popen(
+        [sys.executable, str(script), ray_cluster.address, str(gate), str(out), "150"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+    )
+    try:
+        worker = waiting_pid(gate, driver)
+        driver.send_signal(signal.SIGKILL)
+        assert driver.wait() == -signal.SIGKILL
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    wait_until_gone(worker)  # Ray ends the workers of a driver that died
+
+    assert not out.exists()  # the run's file is written only when every shard is complete
+    shards = sorted(shard_dir(out).glob("shard-*.h5"))
+    states = {p.name: Shard(0, int(p.stem.split("-")[1]), 0, p).state()[0] for p in shards}
+    complete = sorted(name for name, state in states.items() if state == "complete")
+    assert len(complete) >= 2
+    assert states["shard-0000000144-0000000192.h5"] != "complete"
+    stamps = {name: (shard_dir(out) / name).stat().st_mtime_ns for name in complete}
+
+    (gate / "open").touch()
+    seen: list[int] = []
+    summary = _extract_gated(
+        ray_cluster, _gated_digits(gate, 150), out, on_progress=lambda d, _t: seen.append(d)
+    )
+    runtime = summary.runtime
+    names = [f"shard-{s:010d}-{min(s + SHARD, N_IMAGES):010d}.h5" for s in range(0, 200, 48)]
+    assert [names[i] for i in runtime["shards_reused"]] == complete
+    partial = [i for i, name in enumerate(names) if states.get(name) == "partial"]
+    assert runtime["shards_resumed"] == partial  # a file cut off before its first flush is redone
+    redone = [i for i, name in enumerate(names) if name not in complete]
+    assert 3 in redone
+    for i in redone:
+        assert (shard_dir(out) / names[i]).stat().st_mtime_ns > max(stamps.values())
+    for name, stamp in stamps.items():  # finished shards are not written again
+        assert (shard_dir(out) / name).stat().st_mtime_ns == stamp
+    finished = sum(int(n[17:27]) - int(n[6:16]) for n in complete)  # shard-START-STOP.h5
+    assert seen[0] == finished  # progress starts at what the killed run finished
+    assert seen[-1] == N_IMAGES
+    assert summary.resumed_from == finished
+    assert_same_store(out, reference_store)
+
+
+def test_a_worker_killed_mid_shard_is_restarted_and_the_shard_redone(
+    ray_cluster: Cluster, tmp_path: Path, reference_store: Path
+) -> None:
+    gate = tmp_path / "gate"
+    data = _gated_digits(gate, 60)  # in shard 1 (48:96)
+    killer = kill_waiting_worker(gate)
+    summary = _extract_gated(ray_cluster, data, tmp_path / "retried.h5")
+    killer.join()
+    assert len(killer.killed) == 1  # type: ignore[attr-defined]
+    assert summary.runtime["shards_retried"] == [1]
+    assert summary.runtime["shards_reused"] == []
+    assert_same_store(tmp_path / "retried.h5", reference_store)
+
+
+def test_a_unit_block_whose_worker_is_killed_is_computed_again(
+    ray_cluster: Cluster, tmp_path: Path
+) -> None:
+    matrix = np.random.default_rng(4).random((30, 11))
+    blocks = unit_blocks({"fc": 11}, 3)  # 0:3, 3:6, 6:9, 9:11
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    killer = kill_waiting_worker(gate)
+    results = map_blocks(ray_cluster, gated_column_sums, GatedSums(matrix, gate, blocks[2]), blocks)
+    killer.join()
+    (killed,) = killer.killed  # type: ignore[attr-defined]
+    pids = [pid for pid, _ in results]
+    assert pids[2] != killed  # the block came back from the restarted worker
+    sums = by_layer(blocks, [s for _, s in results])["fc"]
+    np.testing.assert_array_equal(np.concatenate(sums), matrix.sum(axis=0))
+    # without a cluster the same function runs here, block by block, to the same result
+    here = map_blocks(None, gated_column_sums, GatedSums(matrix, gate, blocks[2]), blocks)
+    np.testing.assert_array_equal(np.concatenate([s for _, s in here]), matrix.sum(axis=0))
+
+
+# ---------------------------------------------------------------- the CLI
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo checkpoint file (one quick epoch on 200 digits): a model the CLI loads by path."""
+    out = tmp_path_factory.mktemp("checkpoint") / "demo.pt"
+    return train_demo("digits", epochs=1, limit=200, out_path=out).checkpoint
+
+
+def test_extract_and_score_commands_run_on_the_cluster(
+    ray_cluster: Cluster, database_url: str, engine: Engine, checkpoint: Path, tmp_path: Path
+) -> None:
+    ray_cluster.close()  # the commands' workers need this driver's CPUs
+    out = tmp_path / "cli.h5"
+    env = {"DATABASE_URL": database_url}
+    extracted = unitcat(
+        "ingest", "extract", "--model", str(checkpoint), "--dataset", "digits:test",
+        "--layers", "conv5,fc6", "--limit", "96", "--batch-size", "16", "--keep-maps",
+        "--out", str(out), "--cluster", ray_cluster.address, "--shard-images", "40", env=env,
+    )  # fmt: skip
+    assert extracted.returncode == 0, extracted.stderr
+    assert f"3 shards (0 reused) on {ray_cluster.address}" in extracted.stdout
+    run_id = extracted.stdout.split()[1].rstrip(":")
+    scored = unitcat("ingest", "score", run_id, "--cluster", ray_cluster.address, env=env)
+    assert scored.returncode == 0, scored.stderr
+    assert "scored 160 units in 2 layers" in scored.stdout
+
+    one = tmp_path / "one.h5"
+    model = load_demo_checkpoint(checkpoint)
+    data = load_digits("test", transform=model.transform)
+    extract_activations(model, data, ["conv5", "fc6"], one, limit=96, batch_size=16, keep_maps=True)
+    want, got = _datasets(one), _datasets(out)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    with engine.connect() as conn:
+        stats = conn.execute(text("SELECT kind, stats FROM run ORDER BY id")).all()
+        n_rows = conn.execute(text("SELECT count(*) FROM unit_metrics")).scalar_one()
+    assert [(kind, s["cluster"]) for kind, s in stats] == [
+        ("extract", ray_cluster.address),
+        ("score", ray_cluster.address),
+    ]
+    assert n_rows == 160
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ingest", "extract", "--model", "{checkpoint}", "--dataset", "digits:test"],
+        ["ingest", "score", "1"],
+        ["ingest", "dissect", "--model", "{checkpoint}", "--probe", ".", "--layers", "conv5"],
+        ["ingest", "paper", "--imagenet", "."],
+        ["demo"],
+    ],
+    ids=lambda c: c[1] if c[0] == "ingest" else c[0],
+)
+@pytest.mark.parametrize("spec", ["local:0", "local:two", " "])
+def test_a_bad_cluster_spec_is_one_clear_error(
+    command: list[str], spec: str, database_url: str, checkpoint: Path
+) -> None:
+    from ingest.cli import app
+
+    args = [a.format(checkpoint=checkpoint) for a in command]
+    result = CliRunner().invoke(app, [*args, "--cluster", spec])
+    assert isinstance(result.exception, InputError), result.output
+    assert "--cluster" in str(result.exception)

@@ -67,6 +67,8 @@ class ShardContext:
 def write_shard(context: ShardContext, shard: Shard, progress: Report) -> ShardOutcome:
     """Extract one shard into its file, resuming the file if it has one (runs on a worker)."""
     c = context
+    if shard.state()[0] == "unreadable":  # cut off before its first flush: it holds no rows
+        shard.path.unlink()
     existed = shard.path.exists()
     n_new = extract_span(
         c.model.load(), c.dataset, c.plan, shard.path, range(shard.start, shard.stop),
@@ -139,7 +141,7 @@ def extract_on_cluster(
     states = {}
     for shard in shards:
         state, done = shard.state()
-        if state == "unreadable":
+        if state == "unreadable":  # cut off before its first flush: it holds no rows
             shard.path.unlink()
             state = "missing"
         states[shard.index] = (state, done)

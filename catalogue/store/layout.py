@@ -211,6 +211,7 @@ def create_file(
     for name, dtype in (("keys", STR), ("reasons", STR), ("source_index", np.int64)):
         skipped.create_dataset(name, (0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
     h5.attrs["n_complete"] = 0
+    h5.flush()
     return h5
 
 

@@ -123,6 +123,9 @@ def write_master(
     """
     path = Path(run_path)
     tmp = path.with_name(path.name + ".tmp")
+    missing = [s.path.name for s in shards if not s.path.is_file()]
+    if missing:
+        raise InputError(f"shard {missing[0]} is missing; resume the extraction.")
     opened = [h5py.File(s.path, "r") for s in shards]
     try:
         incomplete = [
