@@ -3,7 +3,7 @@
 One local Ray cluster of 2 CPUs serves the whole module (started by the
 `ray_cluster` fixture, as ``--cluster local:2`` starts one); the CLI tests
 join it by its address. Workers are killed with SIGKILL at a known point
-(`tests.cluster_fixtures`: work that waits at a gate).
+(`tests.cluster_gates`: work that waits at a gate).
 """
 
 from __future__ import annotations
@@ -31,15 +31,12 @@ from catalogue.data import ArrayImageDataset, load_digits
 from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError
 from catalogue.extraction import extract_activations
-from catalogue.models import load_demo_checkpoint, random_demo_model
-from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
-from catalogue.pipeline.extract import extract_into_catalogue
-from catalogue.pipeline.scoring import score_extraction
+from catalogue.models import random_demo_model
+from catalogue.pipeline.dissect import build_probe
 from catalogue.store import ActivationStore
 from catalogue.store.shards import Shard, shard_dir
-from tests.cli import unitcat
-from tests.cluster_fixtures import (
-    GatedDataset,
+from tests.cluster_datasets import GatedDataset
+from tests.cluster_gates import (
     GatedSums,
     gated_column_sums,
     kill_waiting_worker,
@@ -149,63 +146,85 @@ def assert_same_rows(got: list[dict[str, Any]], want: list[dict[str, Any]], what
                 assert other == value, (what, key, g, w)
 
 
+def cli(*args: str, database_url: str) -> str:
+    """Run a `unitcat` command in this process (it joins this process's Ray cluster); its output."""
+    from ingest.cli import app
+
+    result = CliRunner().invoke(app, list(args), env={"DATABASE_URL": database_url})
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
 def _catalogue(
-    engine: Engine, out: Path, probe: Path, cluster: Cluster | None
-) -> tuple[int, int, int]:
-    model = random_demo_model()
-    extracted = extract_into_catalogue(
-        engine, model, _digits(model), LAYERS, keep_maps=["conv5"], limit=N_IMAGES,
-        batch_size=BATCH, out_path=out, cluster=cluster, shard_images=SHARD,
+    database_url: str, checkpoint: Path, out: Path, probe: Path, groups: Path, *cluster: str
+) -> None:
+    """Extract, score and dissect the test catalogue with the CLI (``cluster``: --cluster local:2)."""
+    extracted = cli(
+        "ingest", "extract", "--model", str(checkpoint), "--dataset", "digits:test",
+        "--layers", ",".join(LAYERS), "--limit", str(N_IMAGES), "--batch-size", str(BATCH),
+        "--keep-maps", "--out", str(out), "--shard-images", str(SHARD), *cluster,
+        database_url=database_url,
     )  # fmt: skip
-    scored = score_extraction(
-        engine, extracted.run_id, groups=GROUPS, block_units=24, cluster=cluster
-    )
-    dissected = dissect_into_catalogue(
-        engine, model, probe, ["conv3", "conv5"], batch_size=8, top_n=3, cluster=cluster
-    )
-    return extracted.run_id, scored.run_id, dissected.run_id
+    run_id = extracted.split("run ", 1)[1].split(":", 1)[0]
+    cli("ingest", "score", run_id, "--groups", str(groups), "--block-units", "24", *cluster,
+        database_url=database_url)  # fmt: skip
+    cli("ingest", "dissect", "--model", str(checkpoint), "--probe", str(probe), "--layers",
+        "conv3,conv5", "--batch-size", "8", *cluster, database_url=database_url)  # fmt: skip
 
 
 @pytest.fixture
-def second_engine(database_factory: Callable[..., str]) -> Iterator[Engine]:
-    engine = create_engine(database_factory())
-    yield engine
+def second_database(database_factory: Callable[..., str]) -> Iterator[tuple[str, Engine]]:
+    url = database_factory()
+    engine = create_engine(url)
+    yield url, engine
     engine.dispose()
 
 
-def test_extract_score_and_dissect_on_the_cluster_equal_one_process(
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo checkpoint file (one quick epoch on 200 digits): a model the CLI loads by path."""
+    out = tmp_path_factory.mktemp("checkpoint") / "demo.pt"
+    return train_demo("digits", epochs=1, limit=200, out_path=out).checkpoint
+
+
+def test_extract_score_and_dissect_with_cluster_local_2_equal_one_process(
     ray_cluster: Cluster,
+    database_url: str,
     engine: Engine,
-    second_engine: Engine,
+    second_database: tuple[str, Engine],
+    checkpoint: Path,
     tmp_path: Path,
     probe_dir: Path,
-    reference_store: Path,
 ) -> None:
-    one = _catalogue(engine, tmp_path / "one.h5", probe_dir, None)
-    ray = _catalogue(second_engine, tmp_path / "ray.h5", probe_dir, ray_cluster)
+    groups = tmp_path / "groups.yaml"
+    groups.write_text("".join(f"{g}: [{', '.join(keys)}]\n" for g, keys in GROUPS.items()))
+    ray_url, ray_engine = second_database
+    _catalogue(database_url, checkpoint, tmp_path / "one.h5", probe_dir, groups)
+    _catalogue(ray_url, checkpoint, tmp_path / "ray.h5", probe_dir, groups, "--cluster", "local:2")
 
-    assert_same_store(tmp_path / "one.h5", reference_store)
-    assert_same_store(tmp_path / "ray.h5", reference_store)
+    assert_same_store(tmp_path / "ray.h5", tmp_path / "one.h5")
     assert len(list(shard_dir(tmp_path / "ray.h5").glob("shard-*.h5"))) == 5
+    assert not shard_dir(tmp_path / "one.h5").exists()
     with h5py.File(tmp_path / "ray.h5") as h5:
         assert h5["layers/fc6"].is_virtual  # the shards are read in place, not copied
 
     for table in (*RESULT_TABLES, "dissection"):
-        want, got = table_rows(engine, table), table_rows(second_engine, table)
+        want, got = table_rows(engine, table), table_rows(ray_engine, table)
         assert_same_rows(got, want, table)
     for view in ("unit_catalogue", "layer_summary"):
-        with engine.connect() as a, second_engine.connect() as b:
+        with engine.connect() as a, ray_engine.connect() as b:
             want = [dict(r._mapping) for r in a.execute(text(f"SELECT * FROM {view}"))]
             got = [dict(r._mapping) for r in b.execute(text(f"SELECT * FROM {view}"))]
         key = lambda r: json.dumps(r, sort_keys=True, default=str)  # noqa: E731
         assert_same_rows(sorted(got, key=key), sorted(want, key=key), view)
 
-    runs = "SELECT kind, params, stats FROM run WHERE id = ANY(:ids) ORDER BY id"
-    with engine.connect() as a, second_engine.connect() as b:
-        want = a.execute(text(runs), {"ids": list(one)}).all()
-        got = b.execute(text(runs), {"ids": list(ray)}).all()
+    runs = "SELECT kind, params, stats FROM run ORDER BY id"
+    with engine.connect() as a, ray_engine.connect() as b:
+        want, got = a.execute(text(runs)).all(), b.execute(text(runs)).all()
     assert [(r.kind, r.params) for r in got] == [(r.kind, r.params) for r in want]
+    assert [r.kind for r in got] == ["extract", "score", "dissect"]
     assert all(r.stats["cluster"] == "local:2" for r in got)
+    assert all("cluster" not in r.stats for r in want)
 
 
 # ---------------------------------------------------------------- resume and retry
@@ -217,7 +236,7 @@ from catalogue.cluster.extract import extract_on_cluster
 from catalogue.data import load_digits
 from catalogue.demo_cnn import train_demo
 from catalogue.models import load_demo_checkpoint, random_demo_model
-from tests.cluster_fixtures import GatedDataset
+from tests.cluster_datasets import GatedDataset
 
 address, gate, out = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 model = random_demo_model()
@@ -332,49 +351,6 @@ def test_a_unit_block_whose_worker_is_killed_is_computed_again(
 
 
 # ---------------------------------------------------------------- the CLI
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo checkpoint file (one quick epoch on 200 digits): a model the CLI loads by path."""
-    out = tmp_path_factory.mktemp("checkpoint") / "demo.pt"
-    return train_demo("digits", epochs=1, limit=200, out_path=out).checkpoint
-
-
-def test_extract_and_score_commands_run_on_the_cluster(
-    ray_cluster: Cluster, database_url: str, engine: Engine, checkpoint: Path, tmp_path: Path
-) -> None:
-    ray_cluster.close()  # the commands' workers need this driver's CPUs
-    out = tmp_path / "cli.h5"
-    env = {"DATABASE_URL": database_url}
-    extracted = unitcat(
-        "ingest", "extract", "--model", str(checkpoint), "--dataset", "digits:test",
-        "--layers", "conv5,fc6", "--limit", "96", "--batch-size", "16", "--keep-maps",
-        "--out", str(out), "--cluster", ray_cluster.address, "--shard-images", "40", env=env,
-    )  # fmt: skip
-    assert extracted.returncode == 0, extracted.stderr
-    assert f"3 shards (0 reused) on {ray_cluster.address}" in extracted.stdout
-    run_id = extracted.stdout.split()[1].rstrip(":")
-    scored = unitcat("ingest", "score", run_id, "--cluster", ray_cluster.address, env=env)
-    assert scored.returncode == 0, scored.stderr
-    assert "scored 160 units in 2 layers" in scored.stdout
-
-    one = tmp_path / "one.h5"
-    model = load_demo_checkpoint(checkpoint)
-    data = load_digits("test", transform=model.transform)
-    extract_activations(model, data, ["conv5", "fc6"], one, limit=96, batch_size=16, keep_maps=True)
-    want, got = _datasets(one), _datasets(out)
-    assert sorted(got) == sorted(want)
-    for name in want:
-        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
-    with engine.connect() as conn:
-        stats = conn.execute(text("SELECT kind, stats FROM run ORDER BY id")).all()
-        n_rows = conn.execute(text("SELECT count(*) FROM unit_metrics")).scalar_one()
-    assert [(kind, s["cluster"]) for kind, s in stats] == [
-        ("extract", ray_cluster.address),
-        ("score", ray_cluster.address),
-    ]
-    assert n_rows == 160
-
-
 @pytest.mark.parametrize(
     "command",
     [

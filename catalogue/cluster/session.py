@@ -20,13 +20,15 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from catalogue.config import get_settings
 from catalogue.errors import ClusterError, ConfigError, InputError
 
 _LOCAL = re.compile(r"local:(\d+)")
+#: the worker pool of each connection of this process (by GCS address)
+_pools: dict[str, tuple[list[Any], Any]] = {}
 #: environment variables workers need to see as this process sees them
 FORWARDED_ENV = ("UNITCAT_DEVICE", "TORCH_HOME", "HDF5_USE_FILE_LOCKING")
 
@@ -38,9 +40,10 @@ class Cluster:
     ``n_cpus`` and ``n_gpus`` are the cluster's totals when it was joined.
     The work runs on `slots` worker actors (`catalogue.cluster.tasks.Worker`),
     one per GPU on a cluster with GPUs and one per CPU otherwise. They are
-    started at the first use and kept until the connection ends, so that
-    extraction, scoring and dissection in one command share them: each
-    worker imports torch and loads a model once, not once per step.
+    started at the first use and kept until the connection ends (one pool
+    per connection, shared by every `Cluster` of this process on it), so
+    that extraction, scoring and dissection share them: each worker imports
+    torch and loads a model once, not once per step.
     """
 
     spec: str
@@ -48,8 +51,6 @@ class Cluster:
     n_cpus: int
     n_gpus: int
     started_here: bool
-    _workers: list[Any] = field(default_factory=list, repr=False, compare=False)
-    _board: Any = field(default=None, repr=False, compare=False)
 
     @property
     def slots(self) -> int:
@@ -64,18 +65,18 @@ class Cluster:
         """The worker actors and the progress board, started on first use."""
         from catalogue.cluster.tasks import start_pool
 
-        if not self._workers:
-            self._workers, self._board = start_pool(self)
-        return self._workers, self._board
+        if self.address not in _pools:
+            _pools[self.address] = start_pool(self)
+        return _pools[self.address]
 
     def close(self) -> None:
-        """Stop the worker actors (the connection itself is `connect`'s)."""
-        if self._workers:
+        """Stop the worker actors (a later `pool` starts new ones; the connection is `connect`'s)."""
+        workers, board = _pools.pop(self.address, ([], None))
+        if workers:
             import ray
 
-            for actor in [*self._workers, self._board]:
+            for actor in [*workers, board]:
                 ray.kill(actor, no_restart=True)
-        self._workers, self._board = [], None
 
     def uses_gpus(self, device: str | None) -> bool:
         """Whether tasks for ``device`` (auto, cpu, cuda; None = UNITCAT_DEVICE) take one GPU each."""
@@ -127,12 +128,8 @@ def connect(spec: str | None) -> Iterator[Cluster | None]:
         import ray
     except ImportError as exc:  # pragma: no cover - ray is a dependency
         raise ConfigError("--cluster needs the ray package: pip install ray.") from exc
-    if ray.is_initialized():
-        cluster = _describe(ray, text, started_here=False)
-        try:
-            yield cluster
-        finally:
-            cluster.close()
+    if ray.is_initialized():  # the pool stays for the connection's owner to close
+        yield _describe(ray, text, started_here=False)
         return
     local = _LOCAL.fullmatch(text)
     options: dict[str, Any] = {
