@@ -8,6 +8,7 @@ join it by its address. Workers are killed with SIGKILL at a known point
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -27,6 +28,7 @@ from typer.testing import CliRunner
 
 from catalogue.cluster import Cluster, by_layer, connect, map_blocks, unit_blocks
 from catalogue.cluster.extract import extract_on_cluster
+from catalogue.cluster.handles import ModelHandle
 from catalogue.data import ArrayImageDataset, load_digits
 from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError
@@ -233,6 +235,7 @@ import sys
 from pathlib import Path
 from catalogue.cluster import connect
 from catalogue.cluster.extract import extract_on_cluster
+from catalogue.cluster.handles import ModelHandle
 from catalogue.data import load_digits
 from catalogue.demo_cnn import train_demo
 from catalogue.models import load_demo_checkpoint, random_demo_model
@@ -350,6 +353,18 @@ def test_a_unit_block_whose_worker_is_killed_is_computed_again(
     np.testing.assert_array_equal(np.concatenate([s for _, s in here]), matrix.sum(axis=0))
 
 
+def test_a_model_whose_weights_its_recipe_does_not_make_travels_whole(
+    ray_cluster: Cluster,
+) -> None:
+    model = random_demo_model(num_classes=4, seed=7)
+    seed8 = random_demo_model(num_classes=4, seed=8)
+    other = dataclasses.replace(model, module=seed8.module, checksum=seed8.checksum)
+    handle = ModelHandle.of(other)  # its recipe (seed 7) would load other weights
+    assert handle.recipe is None and handle.module_ref is not None
+    assert handle.load().checksum == seed8.checksum
+    assert ModelHandle.of(model).module_ref is None  # by its recipe
+
+
 # ---------------------------------------------------------------- the CLI
 @pytest.mark.parametrize(
     "command",
@@ -362,7 +377,7 @@ def test_a_unit_block_whose_worker_is_killed_is_computed_again(
     ],
     ids=lambda c: c[1] if c[0] == "ingest" else c[0],
 )
-@pytest.mark.parametrize("spec", ["local:0", "local:two", " "])
+@pytest.mark.parametrize("spec", ["local:0", "local:two", " ", "headnode"])
 def test_a_bad_cluster_spec_is_one_clear_error(
     command: list[str], spec: str, database_url: str, checkpoint: Path
 ) -> None:

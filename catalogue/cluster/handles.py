@@ -9,8 +9,9 @@ the weights' checksum, so a node with another weights file fails loudly
 instead of cataloguing another network under this one's name.
 
 A model without a recipe (a bare module wrapped with `ModelInfo.from_module`),
-or one whose weights changed after loading, travels pickled through Ray's
-object store, once for all workers.
+or whose weights are not the ones its recipe loads (changed after loading, or a
+copy with another module), travels pickled through Ray's object store, once
+per call for all workers.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class ModelHandle:
             if f.name not in ("module", "recipe")
         }
         current = weights_checksum(model.module)
-        if model.recipe is not None and current == model.checksum:
+        if model.recipe is not None and current == model.checksum == model.recipe.checksum:
             return cls(metadata, current, model.recipe)
         import ray
 

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import re
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -94,7 +95,7 @@ class Cluster:
 
 
 def check_spec(spec: str) -> str:
-    """The spec, stripped; an InputError for ``local:`` without a positive count."""
+    """The spec, stripped; an InputError unless it is local:N (N ≥ 1), auto or HOST:PORT."""
     text = spec.strip()
     if not text:
         raise InputError("--cluster needs local:N, auto or a Ray head address.")
@@ -103,6 +104,13 @@ def check_spec(spec: str) -> str:
         if match is None or int(match.group(1)) < 1:
             raise InputError(
                 f"--cluster {text!r}: write local:N with N ≥ 1 CPUs for a local Ray cluster."
+            )
+    elif text != "auto":
+        host, _, port = text.split("://", 1)[-1].rpartition(":")
+        if not host or not port.isdigit():
+            raise InputError(
+                f"--cluster {text!r} is not a Ray head address; write HOST:PORT "
+                "(e.g. 10.0.0.5:6379), ray://HOST:PORT, auto or local:N."
             )
     return text
 
@@ -137,6 +145,8 @@ def connect(spec: str | None) -> Iterator[Cluster | None]:
         "logging_level": logging.WARNING,
         "log_to_driver": False,
     }
+    if not local and text != "auto":
+        _check_reachable(text)
     try:
         if local:
             ray.init(
@@ -157,6 +167,18 @@ def connect(spec: str | None) -> Iterator[Cluster | None]:
     finally:
         cluster.close()
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A ClusterError now if nothing listens at the head's address (Ray itself retries for minutes)."""
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"nothing answers at {address} ({exc.strerror or exc}); check the head's address "
+            "(`ray status` on the head prints it) and that `ray start --head` runs there."
+        ) from None
 
 
 def _describe(ray: Any, spec: str, *, started_here: bool) -> Cluster:

@@ -32,10 +32,16 @@ P = ParamSpec("P")
 
 @dataclass(frozen=True)
 class ModelRecipe:
-    """``loader`` (``"module:function"``) called with ``arguments`` gives the model again."""
+    """``loader`` (``"module:function"``) called with ``arguments`` gives the model again.
+
+    ``checksum`` is the weights' checksum the call gave: a `ModelInfo` copied
+    with another module (``dataclasses.replace``) keeps the field, and the
+    checksum tells that the recipe no longer makes it.
+    """
 
     loader: str
     arguments: tuple[tuple[str, Any], ...]
+    checksum: str
 
     def load(self) -> ModelInfo:
         module_name, _, function_name = self.loader.partition(":")
@@ -63,9 +69,8 @@ def records_recipe(function: Callable[P, ModelInfo]) -> Callable[P, ModelInfo]:
         info = function(*args, **kwargs)
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
-        info.recipe = ModelRecipe(
-            loader, tuple((name, _portable(value)) for name, value in bound.arguments.items())
-        )
+        arguments = tuple((name, _portable(value)) for name, value in bound.arguments.items())
+        info.recipe = ModelRecipe(loader, arguments, info.checksum)
         return info
 
     return load
