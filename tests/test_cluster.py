@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,21 @@ def _extract_gated(cluster: Cluster, data: GatedDataset, out: Path, **kwargs: An
     )  # fmt: skip
 
 
+def shard_states_once_released(out: Path) -> dict[str, str]:
+    """Each shard file's state, once the killed run's other worker has let go of its file."""
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            return {
+                p.name: Shard(0, int(p.stem.split("-")[1]), 0, p).state()[0]
+                for p in sorted(shard_dir(out).glob("shard-*.h5"))
+            }
+        except InputError as exc:  # still open in a worker that Ray has not ended yet
+            if "open in another process" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def test_a_killed_extraction_resumes_shard_by_shard(
     ray_cluster: Cluster, tmp_path: Path, reference_store: Path
 ) -> None:
@@ -289,8 +305,7 @@ def test_a_killed_extraction_resumes_shard_by_shard(
     wait_until_gone(worker)  # Ray ends the workers of a driver that died
 
     assert not out.exists()  # the run's file is written only when every shard is complete
-    shards = sorted(shard_dir(out).glob("shard-*.h5"))
-    states = {p.name: Shard(0, int(p.stem.split("-")[1]), 0, p).state()[0] for p in shards}
+    states = shard_states_once_released(out)
     complete = sorted(name for name, state in states.items() if state == "complete")
     assert len(complete) >= 2
     assert states["shard-0000000144-0000000192.h5"] != "complete"

@@ -21,10 +21,13 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from torch import nn
+
 from catalogue.errors import ConfigError
 from catalogue.models import ModelInfo, ModelRecipe, weights_checksum
 
-_cache: dict[str, ModelInfo] = {}
+#: the last module loaded in this worker process, by its weights' checksum
+_modules: dict[str, nn.Module] = {}
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,19 @@ class ModelHandle:
         return str(self.metadata["name"])
 
     def load(self) -> ModelInfo:
-        """The model, in this worker process (loaded once per process and kept)."""
-        cached = _cache.get(self.checksum)
-        if cached is not None:
-            return cached
+        """The model, in this worker process (its module loaded once per process and kept).
+
+        Only the module is kept, by checksum: two handles of the same weights
+        with other metadata (a transform for another input size) each get their own.
+        """
+        module = _modules.get(self.checksum)
+        if module is None:
+            module = self._load_module()
+            _modules.clear()
+            _modules[self.checksum] = module
+        return ModelInfo(module=module, recipe=self.recipe, **self.metadata)
+
+    def _load_module(self) -> nn.Module:
         if self.recipe is not None:
             module = self.recipe.load().module
         else:
@@ -73,7 +85,4 @@ class ModelHandle:
                 f"(checksum {found[:12]}, not {self.checksum[:12]}); give every node the same "
                 "weights file (a shared file system or the same torch hub cache)."
             )
-        model = ModelInfo(module=module, recipe=self.recipe, **self.metadata)
-        _cache.clear()
-        _cache[self.checksum] = model
-        return model
+        return module

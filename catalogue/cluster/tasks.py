@@ -23,8 +23,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -84,10 +82,6 @@ class Worker:
             board.report.remote(round_, key, int(done))
 
         return function(context, item, progress)
-
-    def where(self) -> tuple[str, int]:
-        """(host, pid) of this worker's process."""
-        return socket.gethostname(), os.getpid()
 
 
 def start_pool(cluster: Cluster) -> tuple[list[Any], Any]:
