@@ -38,7 +38,8 @@ FORWARDED_ENV = ("UNITCAT_DEVICE", "TORCH_HOME", "HDF5_USE_FILE_LOCKING")
 class Cluster:
     """A Ray cluster this process is connected to (from `connect`), and its pool of workers.
 
-    ``n_cpus`` and ``n_gpus`` are the cluster's totals when it was joined.
+    ``n_cpus`` and ``n_gpus`` are the cluster's totals when it was joined;
+    ``started_here``: this `connect` made the connection (and ends it).
     The work runs on `slots` worker actors (`catalogue.cluster.tasks.Worker`),
     one per GPU on a cluster with GPUs and one per CPU otherwise. They are
     started at the first use and kept until the connection ends (one pool

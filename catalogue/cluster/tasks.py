@@ -159,9 +159,11 @@ def result_of(ref: Any, what: str) -> Any:
             raise exc.cause from None
         raise
     except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayActorError) as exc:
+        reason = " ".join(str(exc).split())[:160]
         raise ClusterError(
-            f"a Ray worker died on {what} {DEFAULT_RETRIES + 1} times; see the workers' logs "
-            "(/tmp/ray/session_latest/logs on each node)."
+            f"a Ray worker died or could not start on {what} ({reason} …); every node needs the "
+            f"same unitcat, torch and Ray, and the work is tried {DEFAULT_RETRIES + 1} times; "
+            "see the workers' logs (/tmp/ray/session_latest/logs on each node)."
         ) from exc
 
 
