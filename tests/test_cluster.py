@@ -1,8 +1,9 @@
 """The Ray path (`--cluster`): the same HDF5 values and database rows as one process, resumes, retries.
 
 One local Ray cluster of 2 CPUs serves the whole module (started by the
-`ray_cluster` fixture, as ``--cluster local:2`` starts one); the CLI tests
-join it by its address. Workers are killed with SIGKILL at a known point
+`ray_cluster` fixture, as ``--cluster local:2`` starts one); the commands run
+in this process join it, a second driver joins it by its address. The test
+that kills a driver comes first, so that the workers it leaves serve the rest. Workers are killed with SIGKILL at a known point
 (`tests.cluster_gates`: work that waits at a gate).
 """
 
@@ -190,46 +191,6 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_demo("digits", epochs=1, limit=200, out_path=out).checkpoint
 
 
-def test_extract_score_and_dissect_with_cluster_local_2_equal_one_process(
-    ray_cluster: Cluster,
-    database_url: str,
-    engine: Engine,
-    second_database: tuple[str, Engine],
-    checkpoint: Path,
-    tmp_path: Path,
-    probe_dir: Path,
-) -> None:
-    groups = tmp_path / "groups.yaml"
-    groups.write_text("".join(f"{g}: [{', '.join(keys)}]\n" for g, keys in GROUPS.items()))
-    ray_url, ray_engine = second_database
-    _catalogue(database_url, checkpoint, tmp_path / "one.h5", probe_dir, groups)
-    _catalogue(ray_url, checkpoint, tmp_path / "ray.h5", probe_dir, groups, "--cluster", "local:2")
-
-    assert_same_store(tmp_path / "ray.h5", tmp_path / "one.h5")
-    assert len(list(shard_dir(tmp_path / "ray.h5").glob("shard-*.h5"))) == 5
-    assert not shard_dir(tmp_path / "one.h5").exists()
-    with h5py.File(tmp_path / "ray.h5") as h5:
-        assert h5["layers/fc6"].is_virtual  # the shards are read in place, not copied
-
-    for table in (*RESULT_TABLES, "dissection"):
-        want, got = table_rows(engine, table), table_rows(ray_engine, table)
-        assert_same_rows(got, want, table)
-    for view in ("unit_catalogue", "layer_summary"):
-        with engine.connect() as a, ray_engine.connect() as b:
-            want = [dict(r._mapping) for r in a.execute(text(f"SELECT * FROM {view}"))]
-            got = [dict(r._mapping) for r in b.execute(text(f"SELECT * FROM {view}"))]
-        key = lambda r: json.dumps(r, sort_keys=True, default=str)  # noqa: E731
-        assert_same_rows(sorted(got, key=key), sorted(want, key=key), view)
-
-    runs = "SELECT kind, params, stats FROM run ORDER BY id"
-    with engine.connect() as a, ray_engine.connect() as b:
-        want, got = a.execute(text(runs)).all(), b.execute(text(runs)).all()
-    assert [(r.kind, r.params) for r in got] == [(r.kind, r.params) for r in want]
-    assert [r.kind for r in got] == ["extract", "score", "dissect"]
-    assert all(r.stats["cluster"] == "local:2" for r in got)
-    assert all("cluster" not in r.stats for r in want)
-
-
 # ---------------------------------------------------------------- resume and retry
 KILLED_DRIVER = """
 import sys
@@ -366,6 +327,46 @@ def test_a_unit_block_whose_worker_is_killed_is_computed_again(
     # without a cluster the same function runs here, block by block, to the same result
     here = map_blocks(None, gated_column_sums, GatedSums(matrix, gate, blocks[2]), blocks)
     np.testing.assert_array_equal(np.concatenate([s for _, s in here]), matrix.sum(axis=0))
+
+
+def test_extract_score_and_dissect_with_cluster_local_2_equal_one_process(
+    ray_cluster: Cluster,
+    database_url: str,
+    engine: Engine,
+    second_database: tuple[str, Engine],
+    checkpoint: Path,
+    tmp_path: Path,
+    probe_dir: Path,
+) -> None:
+    groups = tmp_path / "groups.yaml"
+    groups.write_text("".join(f"{g}: [{', '.join(keys)}]\n" for g, keys in GROUPS.items()))
+    ray_url, ray_engine = second_database
+    _catalogue(database_url, checkpoint, tmp_path / "one.h5", probe_dir, groups)
+    _catalogue(ray_url, checkpoint, tmp_path / "ray.h5", probe_dir, groups, "--cluster", "local:2")
+
+    assert_same_store(tmp_path / "ray.h5", tmp_path / "one.h5")
+    assert len(list(shard_dir(tmp_path / "ray.h5").glob("shard-*.h5"))) == 5
+    assert not shard_dir(tmp_path / "one.h5").exists()
+    with h5py.File(tmp_path / "ray.h5") as h5:
+        assert h5["layers/fc6"].is_virtual  # the shards are read in place, not copied
+
+    for table in (*RESULT_TABLES, "dissection"):
+        want, got = table_rows(engine, table), table_rows(ray_engine, table)
+        assert_same_rows(got, want, table)
+    for view in ("unit_catalogue", "layer_summary"):
+        with engine.connect() as a, ray_engine.connect() as b:
+            want = [dict(r._mapping) for r in a.execute(text(f"SELECT * FROM {view}"))]
+            got = [dict(r._mapping) for r in b.execute(text(f"SELECT * FROM {view}"))]
+        key = lambda r: json.dumps(r, sort_keys=True, default=str)  # noqa: E731
+        assert_same_rows(sorted(got, key=key), sorted(want, key=key), view)
+
+    runs = "SELECT kind, params, stats FROM run ORDER BY id"
+    with engine.connect() as a, ray_engine.connect() as b:
+        want, got = a.execute(text(runs)).all(), b.execute(text(runs)).all()
+    assert [(r.kind, r.params) for r in got] == [(r.kind, r.params) for r in want]
+    assert [r.kind for r in got] == ["extract", "score", "dissect"]
+    assert all(r.stats["cluster"] == "local:2" for r in got)
+    assert all("cluster" not in r.stats for r in want)
 
 
 def test_a_model_whose_weights_its_recipe_does_not_make_travels_whole(
