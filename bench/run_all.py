@@ -20,12 +20,14 @@ FULL: list[list[str]] = [
     ["extract.py", "--model", "alexnet", "--images", "256", "--batch-size", "64", "--repeats", "3"],
     ["dissect.py"],
     ["ui.py", "--repeats", "3"],
+    ["cluster.py"],
 ]
 QUICK: list[list[str]] = [
     ["score.py", "--n", "20000", "--no-projection"],
     ["extract.py", "--images", "1024", "--rows", "20000", "--units", "1024", "--repeats", "2"],
     ["dissect.py", "--images", "64"],
     ["ui.py", "--images", "100000", "--units", "16", "--repeats", "2"],
+    ["cluster.py", "--images", "256", "--probe-images", "32"],
 ]
 
 
