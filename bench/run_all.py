@@ -21,6 +21,7 @@ FULL: list[list[str]] = [
     ["dissect.py"],
     ["ui.py", "--repeats", "3"],
     ["ablate.py"],
+    ["cluster.py"],
 ]
 QUICK: list[list[str]] = [
     ["score.py", "--n", "20000", "--no-projection"],
@@ -28,6 +29,7 @@ QUICK: list[list[str]] = [
     ["dissect.py", "--images", "64"],
     ["ui.py", "--images", "100000", "--units", "16", "--repeats", "2"],
     ["ablate.py", "--images", "8", "--conv-units", "16", "--fc-units", "32", "--repeats", "1"],
+    ["cluster.py", "--images", "256", "--probe-images", "32"],
 ]
 
 

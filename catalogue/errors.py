@@ -40,3 +40,9 @@ class NotFound(UnitcatError):
 
 class ReadOnlyViolation(UnitcatError):
     """A statement given to the read-only query console tried to write."""
+
+
+class ClusterError(UnitcatError):
+    """The Ray cluster cannot be reached, or its workers failed past their retries."""
+
+    exit_code = 4

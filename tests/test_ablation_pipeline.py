@@ -8,6 +8,7 @@ ablation leaves no partial rows.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -24,7 +25,8 @@ from PIL import Image
 from sqlalchemy import Engine, text
 from torch import nn
 
-from catalogue.ablation import choose_rows
+from catalogue.ablation import CurvePlan, choose_rows
+from catalogue.cluster import UnitBlock
 from catalogue.data import ArrayImageDataset
 from catalogue.measures import IMPORTANCE_CLASS, SELECTIVE_CLASSES
 from catalogue.models import ModelInfo
@@ -236,6 +238,71 @@ def test_the_fast_path_equals_a_hook_and_a_full_forward_per_unit(
             use_store=False,
         )
         np.testing.assert_array_equal(again.layers["fc6"].correct, result.layers["fc6"].correct)
+
+
+@pytest.mark.parametrize("value", ["zero", "mean"])
+def test_ablation_in_blocks_equals_one_pass_per_layer(
+    engine: Engine, scored: Scored, value: str
+) -> None:
+    """The cluster path's blocks (`catalogue.cluster.ablate`), run here one after the other
+    (``cluster=None``): the same counts, replacement values and curve points as one pass."""
+    from catalogue.ablation import dataset_indices
+    from catalogue.cluster.ablate import AblateContext, ablate_block, ablate_in_blocks
+    from catalogue.cluster.handles import ModelHandle
+    from catalogue.pipeline.ablate import _layer_scores
+
+    layers = ["conv5", "fc6"]
+    curves = CurveOptions(rankings=("ablation", "precision", "random"), classes=[0, 3], max_k=8)
+    one = ablate_into_catalogue(
+        engine,
+        scored.extract_run,
+        layers,
+        value=value,
+        images=40,
+        curves=curves,
+        model=scored.model,
+        dataset=scored.dataset,
+        batch_size=16,
+    )
+    with ActivationStore.open(scored.h5_path) as store:
+        rows = choose_rows(store.labels, store.correct, 40)
+        labels = store.labels[rows].astype(np.int64)
+        keys = store.image_keys
+        scores = {n: _layer_scores(store, n, np.flatnonzero(store.correct), 10) for n in layers}
+    handle = ModelHandle.of(scored.model)
+    assert handle.module_ref is None  # the checkpoint's model travels by its recipe
+    context = AblateContext(
+        handle, str(scored.h5_path), rows, labels, 10, {"conv5": "conv", "fc6": "fc"},
+        scored.dataset, dataset_indices(scored.dataset, [keys[i] for i in rows]), True, 16, 0,
+        "cpu", None,
+    )  # fmt: skip
+    for layer, n_units, block_units in (("conv5", 32, 7), ("fc6", 128, 50)):
+        seen: list[tuple[int, int]] = []
+        plan = CurvePlan(curves.rankings, curves.classes, curves.max_k, scores=scores[layer])
+        got, points = ablate_in_blocks(
+            None,
+            context,
+            layer,
+            n_units=n_units,
+            value=value,
+            curves=plan,
+            block_units=block_units,
+            on_progress=lambda d, t, seen=seen: seen.append((d, t)),
+        )
+        want = one.layers[layer]
+        np.testing.assert_array_equal(got.replacement, want.replacement)
+        np.testing.assert_array_equal(got.baseline_correct, want.baseline_correct)
+        np.testing.assert_array_equal(got.correct, want.correct)
+        np.testing.assert_array_equal(got.class_sizes, want.class_sizes)
+        assert points == one.curves[layer]
+        assert len(points) > 2 * len(curves.rankings)
+        assert seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    if value == "zero":  # a block that is not the first has no baseline row
+        later = ablate_block(
+            dataclasses.replace(context, replacement={"fc6": np.zeros(128)}),
+            UnitBlock("fc6", 50, 100),
+        )
+        np.testing.assert_array_equal(later, one.layers["fc6"].correct[50:100])
 
 
 # ----------------------------------------------------- curves and views against literals

@@ -163,6 +163,30 @@ def test_random_weights_are_seeded_named_by_seed_and_the_same_network() -> None:
     assert load_model("resnet18", num_classes=3, name="mine").name == "mine"
 
 
+def test_random_weights_load_again_from_their_recipe() -> None:
+    """How a Ray worker gets a random-weights baseline: the trained model's recipe and the
+    seed (`catalogue.models.loading.load_random_weights`), never a pickled network."""
+    trained = random_demo_model(num_classes=7, seed=5)
+    random = random_weights(trained, 2, name="mine")
+    recipe = random.recipe
+    assert recipe is not None and recipe.loader.endswith(":load_random_weights")
+    assert dict(recipe.arguments) == {"source": trained.recipe, "seed": 2, "name": "mine"}
+    again = recipe.load()
+    assert (again.checksum, again.name) == (random.checksum, "mine") == (recipe.checksum, "mine")
+    assert again.recipe == recipe
+    # a random copy of a random copy, and of a torchvision model loaded by name
+    twice = random_weights(random, 3)
+    assert twice.recipe is not None and twice.recipe.load().checksum == twice.checksum
+    resnet = random_weights(load_model("resnet18", num_classes=3, input_size=32), 4)
+    assert resnet.recipe is not None and resnet.recipe.load().checksum == resnet.checksum
+    # no recipe to copy: a bare module, or weights changed after loading
+    bare = ModelInfo.from_module(torch.nn.Sequential(torch.nn.Linear(3, 3)))
+    assert random_weights(bare, 1).recipe is None
+    with torch.no_grad():
+        next(trained.module.parameters()).add_(1.0)
+    assert random_weights(trained, 2).recipe is None
+
+
 def test_a_module_that_cannot_be_reset_is_refused() -> None:
     class Scale(torch.nn.Module):
         def __init__(self) -> None:

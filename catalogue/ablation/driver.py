@@ -30,6 +30,7 @@ from catalogue.ablation.core import (
 from catalogue.ablation.feeds import FeedBatch, ImageFeed, StoreFeed, layer_means
 from catalogue.ablation.rankings import (
     ClassScores,
+    CurveRequest,
     curve_ks,
     curve_requests,
     unique_unit_sets,
@@ -118,18 +119,14 @@ def ablate_layer(
     on_progress: Progress | None = None,
 ) -> tuple[LayerAblation, list[CurvePoint]]:
     """Single-unit ablation of every unit of ``layer`` and (``curves``) its class curves."""
-    if value not in VALUES:
-        raise InputError(f"--value must be one of {', '.join(VALUES)}, got {value!r}.")
+    check_value(value)
     sizes = np.bincount(feed.labels, minlength=n_classes).astype(np.int64)
     replacement = layer_means(feed, n_units) if value == "mean" else np.zeros(n_units)
     fill = torch.as_tensor(replacement, dtype=torch.float32, device=device)
 
     singles = single_unit_masks(n_units, device)
-    n_curve_configs = 0
-    if curves is not None:
-        n_curve_configs = _curve_size(curves, sizes, n_units)
     done = [0]
-    total = (int(singles.shape[0]) + n_curve_configs) * feed.n_images
+    total = (int(singles.shape[0]) + curve_size(curves, sizes, n_units)) * feed.n_images
 
     def advance(n_configs: int) -> Callable[[int], None]:
         def step(n_images: int) -> None:
@@ -148,7 +145,43 @@ def ablate_layer(
         max_rows=max_rows,
         on_batch=advance(int(singles.shape[0])),
     )
-    result = LayerAblation(
+    result = layer_ablation(layer, kind, value, sizes, replacement, counts)
+    if curves is None:
+        return result, []
+    plan = plan_curves(curves, result)
+    set_counts = evaluate(
+        tail,
+        feed,
+        configuration_masks(n_units, plan.unit_sets, device),
+        fill,
+        n_classes,
+        max_rows=max_rows,
+        on_batch=advance(len(plan.unit_sets)),
+    )
+    if on_progress is not None:
+        on_progress(total, total)
+    return result, curve_points(result, curves, plan, set_counts)
+
+
+# The phases of `ablate_layer`, for a caller that evaluates the configurations elsewhere
+# (blocks of them as cluster tasks: `catalogue.cluster.ablate`) and must give the same result.
+
+
+def check_value(value: str) -> None:
+    if value not in VALUES:
+        raise InputError(f"--value must be one of {', '.join(VALUES)}, got {value!r}.")
+
+
+def layer_ablation(
+    layer: str,
+    kind: str,
+    value: str,
+    sizes: np.ndarray,
+    replacement: np.ndarray,
+    counts: np.ndarray,
+) -> LayerAblation:
+    """The layer's `LayerAblation` from the (1 + U, C) counts of `single_unit_masks`."""
+    return LayerAblation(
         layer=layer,
         kind=kind,
         value=value,
@@ -157,10 +190,23 @@ def ablate_layer(
         correct=counts[1:],
         replacement=replacement,
     )
-    if curves is None:
-        return result, []
 
-    classes = _curve_classes(curves, sizes)
+
+@dataclass(frozen=True)
+class CurveWork:
+    """The class curves' points to compute: the classes, every (class, ranking, k)
+    request, and the distinct unit sets they remove (``which[i]``: request i's set)."""
+
+    classes: list[int]
+    requests: list[CurveRequest]
+    unit_sets: list[tuple[int, ...]]
+    which: list[int]
+
+
+def plan_curves(curves: CurvePlan, result: LayerAblation) -> CurveWork:
+    """What the curves of ``curves`` need evaluated, given the layer's single-unit ablation."""
+    n_units, n_classes = result.n_units, int(result.class_sizes.size)
+    classes = _curve_classes(curves, result.class_sizes)
     requests = curve_requests(
         classes,
         curves.rankings,
@@ -172,20 +218,17 @@ def ablate_layer(
         seed=curves.seed,
     )
     unit_sets, which = unique_unit_sets(requests)
-    set_counts = evaluate(
-        tail,
-        feed,
-        configuration_masks(n_units, unit_sets, device),
-        fill,
-        n_classes,
-        max_rows=max_rows,
-        on_batch=advance(len(unit_sets)),
-    )
-    if on_progress is not None:
-        on_progress(total, total)
+    return CurveWork(classes, requests, unit_sets, which)
+
+
+def curve_points(
+    result: LayerAblation, curves: CurvePlan, work: CurveWork, set_counts: np.ndarray
+) -> list[CurvePoint]:
+    """Every curve point: k = 0 (the baseline) and each request, from its unit set's counts."""
+    sizes = result.class_sizes
     points = [
         CurvePoint(c, ranking, 0, (), *curve_accuracies(result.baseline_correct, sizes, c))
-        for c in classes
+        for c in work.classes
         for ranking in curves.rankings
     ]
     points += [
@@ -194,11 +237,22 @@ def ablate_layer(
             r.ranking,
             r.k,
             r.units,
-            *curve_accuracies(set_counts[which[i]], sizes, r.class_index),
+            *curve_accuracies(set_counts[work.which[i]], sizes, r.class_index),
         )
-        for i, r in enumerate(requests)
+        for i, r in enumerate(work.requests)
     ]
-    return result, points
+    return points
+
+
+def curve_size(curves: CurvePlan | None, sizes: np.ndarray, n_units: int) -> int:
+    """An upper bound of the curve configurations (for progress)."""
+    if curves is None:
+        return 0
+    return (
+        len(_curve_classes(curves, sizes))
+        * len(curves.rankings)
+        * len(curve_ks(n_units, curves.max_k))
+    )
 
 
 def _curve_classes(curves: CurvePlan, sizes: np.ndarray) -> list[int]:
@@ -209,15 +263,6 @@ def _curve_classes(curves: CurvePlan, sizes: np.ndarray) -> list[int]:
     if bad:
         raise InputError(f"curve classes {bad} are not class indices 0..{sizes.size - 1}.")
     return [int(c) for c in dict.fromkeys(curves.classes) if sizes[int(c)] > 0]
-
-
-def _curve_size(curves: CurvePlan, sizes: np.ndarray, n_units: int) -> int:
-    """An upper bound of the curve configurations (for progress)."""
-    return (
-        len(_curve_classes(curves, sizes))
-        * len(curves.rankings)
-        * len(curve_ks(n_units, curves.max_k))
-    )
 
 
 def _no_scores(curves: CurvePlan, n_units: int, n_classes: int) -> ClassScores:

@@ -140,6 +140,30 @@ class ImageFeed:
         self._cached_all = keep
 
 
+def layer_feed(
+    ready: PreparedModel,
+    split: GraphSplit,
+    store: StoreReader,
+    *,
+    kind: str,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    dataset: ImageDataset | None,
+    indices: np.ndarray | None,
+    use_store: bool,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+) -> StoreFeed | ImageFeed:
+    """Where ablation reads the output of ``split.layer``: an fc layer's from the store (when
+    the rest of the network reads nothing else of the head), any other from the images."""
+    if kind == "fc" and use_store and not split.inputs:
+        return StoreFeed(store, split.layer, rows, labels, batch_size=batch_size, device=device)
+    if dataset is None or indices is None:
+        raise InputError(f"ablating {split.layer} needs the run's images; give the dataset.")
+    return ImageFeed(ready, split, dataset, indices, labels, batch_size, workers=workers)
+
+
 def layer_means(feed: StoreFeed | ImageFeed, n_units: int) -> np.ndarray:
     """(U,) each unit's mean over the feed's images (and, for conv, over its map's positions)."""
     total = np.zeros(n_units)

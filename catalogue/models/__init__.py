@@ -23,7 +23,8 @@ Modules: `info` (ModelInfo, LayerInfo, checksums, transforms), `loading`
 (offline loading of torchvision models, TorchScript files, the demo CNN),
 `graph` (node names, the extractor builder), `layers` (output shapes, default
 layers), `state` (capture and restore a module's state), `contract` (`prepared`,
-the context manager).
+the context manager), `recipe` (how a loaded model is loaded again on a
+cluster worker).
 """
 
 from catalogue.models.contract import PreparedModel, prepared
@@ -61,6 +62,7 @@ from catalogue.models.loading import (
     random_weights,
     renamed,
 )
+from catalogue.models.recipe import ModelRecipe, records_recipe
 from catalogue.models.split import GraphSplit, repeat_batch, split_at
 from catalogue.models.state import ModelState, preserved
 
@@ -74,6 +76,7 @@ __all__ = [
     "ImageNetTransform",
     "LayerInfo",
     "ModelInfo",
+    "ModelRecipe",
     "ModelState",
     "PreparedModel",
     "RGBFirst",
@@ -94,6 +97,7 @@ __all__ = [
     "random_label",
     "random_name",
     "random_weights",
+    "records_recipe",
     "renamed",
     "repeat_batch",
     "require_model_info",

@@ -31,6 +31,7 @@ from catalogue.models.info import (
     RGBFirst,
     weights_checksum,
 )
+from catalogue.models.recipe import ModelRecipe, recipe_of, records_recipe
 
 RANDOM_WEIGHTS = ("none", "random", "")
 INIT_SEED = 0
@@ -281,6 +282,7 @@ def _is_demo_checkpoint(path: Path) -> bool:
     return isinstance(payload, dict) and payload.get("format") == "unitcat-demo-cnn"
 
 
+@records_recipe
 def load_demo_checkpoint(path: str | Path, name: str | None = None) -> ModelInfo:
     """A demo CNN from a checkpoint written by `catalogue.demo_cnn.train_demo`."""
     path = Path(path)
@@ -327,6 +329,7 @@ def _demo_transform(size: int, mean: Any, std: Any) -> Any:
     return demo_cnn.DemoTransform(size, float(mean), float(std))
 
 
+@records_recipe
 def random_demo_model(
     num_classes: int = 10, *, seed: int = INIT_SEED, mean: float = 0.5, std: float = 0.25
 ) -> ModelInfo:
@@ -366,6 +369,7 @@ def _load_torchscript(path: Path, input_size: int | None) -> ModelInfo:
     )
 
 
+@records_recipe
 def load_model(
     spec: str,
     *,
@@ -467,7 +471,7 @@ def random_weights(model: ModelInfo, seed: int = INIT_SEED, name: str | None = N
         module = _seeded(lambda: _reset_copy(source), seed)
     _same_shapes(source, module, model.name)
     module = _no_inplace(module).eval()
-    return dataclasses.replace(
+    random = dataclasses.replace(
         model,
         module=module,
         name=name or random_name(model.name, seed),
@@ -475,7 +479,25 @@ def random_weights(model: ModelInfo, seed: int = INIT_SEED, name: str | None = N
         checksum=weights_checksum(module),
         source=None,
         extra={},
+        recipe=None,
     )
+    # loaded again elsewhere (a Ray worker) from the trained model's recipe, not pickled
+    trained = model.recipe
+    if trained is not None and trained.checksum == model.checksum == weights_checksum(source):
+        random.recipe = recipe_of(load_random_weights, random.checksum, trained, seed, name)
+    return random
+
+
+def load_random_weights(
+    source: ModelRecipe, seed: int = INIT_SEED, name: str | None = None
+) -> ModelInfo:
+    """`random_weights` of the model ``source`` loads: the recipe of a random-weights copy.
+
+    A cluster worker (`catalogue.cluster.handles`) loads a random-weights baseline by
+    loading the trained network from its own recipe and initialising it again under the
+    seed; the weights' checksum tells that it got the same network.
+    """
+    return random_weights(source.load(), seed, name)
 
 
 def _same_shapes(trained: nn.Module, random: nn.Module, name: str) -> None:

@@ -33,17 +33,17 @@ from catalogue.ablation import (
     ClassScores,
     CurvePlan,
     CurvePoint,
-    ImageFeed,
     LayerAblation,
-    StoreFeed,
     ablate_layer,
     choose_rows,
     class_scores,
     concatenate_scores,
     dataset_indices,
 )
+from catalogue.ablation.feeds import layer_feed
 from catalogue.ablation.h5 import write_ablation_file
 from catalogue.ablation.rankings import check_rankings
+from catalogue.cluster import Cluster
 from catalogue.config import get_settings, resolve_device
 from catalogue.data import ImageDataset
 from catalogue.db.ablation import (
@@ -115,6 +115,8 @@ def ablate_into_catalogue(
     use_store: bool = True,
     on_progress: AblateProgress | None = None,
     reuse: bool = False,
+    cluster: Cluster | None = None,
+    block_units: int | None = None,
 ) -> AblateResult:
     """Ablate every unit of ``layers`` of an extraction run; record the run.
 
@@ -124,6 +126,9 @@ def ablate_into_catalogue(
     ``use_store``: read fc layers from the extraction store (False: from the images,
     as conv layers; the benchmark and the tests compare both).
     With ``reuse``, a finished ablation with the same parameters is returned as it is.
+    With ``cluster``, blocks of ``block_units`` configurations of each layer are Ray tasks
+    (`catalogue.cluster.ablate`; default: the layer split evenly over the workers); the
+    rows and the HDF5 matrix are the same.
     """
     if value not in VALUES:
         raise InputError(f"--value must be one of {', '.join(VALUES)}, got {value!r}.")
@@ -131,6 +136,8 @@ def ablate_into_catalogue(
         raise InputError("name the layers to ablate with --layers.")
     if batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {batch_size}.")
+    if block_units is not None and block_units < 1:
+        raise InputError(f"--block-units must be at least 1, got {block_units}.")
     if curves is not None:
         check_rankings(curves.rankings)
         if curves.max_k is not None and curves.max_k < 1:
@@ -216,50 +223,80 @@ def ablate_into_catalogue(
                 )
             results: dict[str, LayerAblation] = {}
             points: dict[str, list[CurvePoint]] = {}
-            target = torch.device(resolve_device(device))
             image_keys = store.image_keys
             indices = (
                 dataset_indices(data, [image_keys[i] for i in rows]) if data is not None else None
             )
-            with (
-                prepared(model, device=target, channels_last=True) as ready,
-                torch.inference_mode(),
-            ):
+
+            def curve_plan(name: str) -> CurvePlan | None:
+                if curves is None:
+                    return None
+                return CurvePlan(
+                    rankings=curves.rankings,
+                    classes=curves.classes,
+                    max_k=curves.max_k,
+                    seed=curves.seed,
+                    scores=_layer_scores(store, name, selectivity_rows, n_classes),
+                )
+
+            def layer_progress(name: str) -> Callable[[int, int], None] | None:
+                return (lambda d, t: on_progress(name, d, t)) if on_progress else None
+
+            if cluster is not None:
+                from catalogue.cluster.ablate import AblateContext, ablate_in_blocks
+                from catalogue.cluster.handles import ModelHandle
+
+                cluster.uses_gpus(device)  # refuses cuda on a cluster without GPUs
+                context = AblateContext(
+                    ModelHandle.of(model), str(path.resolve()), rows, labels, n_classes, kinds,
+                    data, indices, use_store, batch_size, workers, device, max_rows,
+                )  # fmt: skip
                 for name in layers:
-                    split = ready.split(name)
-                    if kinds[name] == "fc" and use_store and not split.inputs:
-                        feed: StoreFeed | ImageFeed = StoreFeed(
-                            store, name, rows, labels, batch_size=batch_size, device=target
-                        )
-                    else:
-                        assert data is not None and indices is not None
-                        feed = ImageFeed(
-                            ready, split, data, indices, labels, batch_size, workers=workers
-                        )
-                    plan = None
-                    if curves is not None:
-                        plan = CurvePlan(
-                            rankings=curves.rankings,
-                            classes=curves.classes,
-                            max_k=curves.max_k,
-                            seed=curves.seed,
-                            scores=_layer_scores(store, name, selectivity_rows, n_classes),
-                        )
-                    results[name], points[name] = ablate_layer(
-                        split.tail,
-                        feed,
-                        layer=name,
-                        kind=kinds[name],
+                    results[name], points[name] = ablate_in_blocks(
+                        cluster,
+                        context,
+                        name,
                         n_units=store.layer_shape(name)[1],
-                        n_classes=n_classes,
                         value=value,
-                        curves=plan,
-                        max_rows=max_rows,
-                        device=target,
-                        on_progress=(
-                            (lambda d, t, n=name: on_progress(n, d, t)) if on_progress else None
-                        ),
+                        curves=curve_plan(name),
+                        block_units=block_units,
+                        on_progress=layer_progress(name),
                     )
+            else:
+                target = torch.device(resolve_device(device))
+                with (
+                    prepared(model, device=target, channels_last=True) as ready,
+                    torch.inference_mode(),
+                ):
+                    for name in layers:
+                        split = ready.split(name)
+                        feed = layer_feed(
+                            ready,
+                            split,
+                            store,
+                            kind=kinds[name],
+                            rows=rows,
+                            labels=labels,
+                            dataset=data,
+                            indices=indices,
+                            use_store=use_store,
+                            batch_size=batch_size,
+                            workers=workers,
+                            device=target,
+                        )
+                        results[name], points[name] = ablate_layer(
+                            split.tail,
+                            feed,
+                            layer=name,
+                            kind=kinds[name],
+                            n_units=store.layer_shape(name)[1],
+                            n_classes=n_classes,
+                            value=value,
+                            curves=curve_plan(name),
+                            max_rows=max_rows,
+                            device=target,
+                            on_progress=layer_progress(name),
+                        )
             write_ablation_file(
                 out_path,
                 params=params,
@@ -296,7 +333,8 @@ def ablate_into_catalogue(
                         }
                         for n, r in results.items()
                     },
-                },
+                }
+                | (cluster.describe() if cluster else {}),
             )
     return AblateResult(ablate_run.id, out_path, int(rows.size), results, points)
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, select
 
+from catalogue.cluster import Cluster
 from catalogue.data import ImageDataset
 from catalogue.db.ablation import latest_done_run, link_baseline, write_chance_metrics
 from catalogue.db.registry import load_model_record_by_id
@@ -117,8 +118,12 @@ def random_weights_baseline(
     workers: int = 0,
     dissect: bool = True,
     step: StepReporter | None = None,
+    cluster: Cluster | None = None,
 ) -> RandomBaselineResult:
-    """Extract, score (and dissect) the trained run's network with seeded random weights."""
+    """Extract, score (and dissect) the trained run's network with seeded random weights.
+
+    With ``cluster`` the three steps run on Ray, the random network loaded on the workers
+    by its recipe (`catalogue.models.loading.load_random_weights`)."""
     from catalogue.pipeline.dissect import dissect_into_catalogue
     from catalogue.pipeline.extract import extract_into_catalogue
     from catalogue.pipeline.scoring import TOP_IMAGES, score_extraction
@@ -160,6 +165,7 @@ def random_weights_baseline(
         workers=workers,
         limit=n_items if n_items < len(data) else None,
         on_progress=progress(f"extract {random.name} over {n_items:,} images"),
+        cluster=cluster,
     )
     score_params = dict(score.params or {})
     with ActivationStore.open(Path(extract.h5_path)) as trained_store:
@@ -182,6 +188,7 @@ def random_weights_baseline(
         rows=rows,
         rows_from=score.id,
         reuse=True,
+        cluster=cluster,
         on_progress=(lambda _l, d, t: score_progress(d, t)) if score_progress else None,
     )
     dissected = None
@@ -207,6 +214,7 @@ def random_weights_baseline(
             device=device,
             on_progress=progress(f"dissect {random.name}"),
             reuse=True,
+            cluster=cluster,
         )
     with engine.begin() as conn:
         link_baseline(conn, extracted.run_id, extract.id)

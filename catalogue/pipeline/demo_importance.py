@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from catalogue.cluster import Cluster
 from catalogue.measures import CRITERIA_BY_KEY
 from catalogue.models import ModelInfo
 from catalogue.pipeline.summary import Reporter
@@ -48,8 +49,12 @@ def run_importance_steps(
     ablate_images: int = 1000,
     chance_repeats: int = 10,
     layers: Sequence[str] = ABLATE_LAYERS,
+    cluster: Cluster | None = None,
 ) -> ImportanceSummary:
-    """Ablate ``layers``, run the chance and random-weights baselines, report both."""
+    """Ablate ``layers``, run the chance and random-weights baselines, report both.
+
+    With ``cluster``, the ablation and the random network's extraction, scoring and
+    dissection run on Ray; the chance scoring runs here."""
     from catalogue.pipeline.ablate import CurveOptions, ablate_into_catalogue
     from catalogue.pipeline.baseline import chance_baseline, random_weights_baseline
     from catalogue.query.importance import importance_correlations, layer_baselines
@@ -74,6 +79,7 @@ def run_importance_steps(
             model=model,
             on_progress=on_ablate,
             reuse=True,
+            cluster=cluster,
         )
     reporter.note(
         f"run {ablated.run_id}: {ablated.n_images:,} images"
@@ -85,7 +91,7 @@ def run_importance_steps(
         )
     reporter.note(f"run {chance.run_id}" + (" (reused)" if chance.reused else ""))
     with reporter.step(f"random weights: extract, score and dissect {model.name}@random-seed0"):
-        random = random_weights_baseline(engine, extract_run, model=model)
+        random = random_weights_baseline(engine, extract_run, model=model, cluster=cluster)
     reporter.note(
         f"{random.model}: runs {random.extract_run}, {random.score_run}"
         + (f", {random.dissect_run}" if random.dissect_run else "")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Connection, Engine
 
+from catalogue.cluster import Cluster
 from catalogue.db.registry import (
     DatasetRecord,
     ModelRecord,
@@ -84,6 +85,7 @@ def score_extraction(
     reuse: bool = False,
     rows: np.ndarray | None = None,
     rows_from: int | None = None,
+    cluster: Cluster | None = None,
 ) -> ScoreResult:
     """Score every unit of `layers` (default: all) of an extraction run with every measure.
 
@@ -91,6 +93,8 @@ def score_extraction(
     `rows` (a boolean mask over the store's rows) scores exactly those images instead,
     e.g. the ones a trained network's scoring run scored, for its random-weights
     baseline; `rows_from` names that run in the parameters.
+    With `cluster`, the blocks of units are Ray tasks (`catalogue.cluster.score`);
+    the rows are the same.
     """
     run, model, dataset = _extract_context(engine, extract_run)
     path = Path(run.h5_path)
@@ -156,7 +160,14 @@ def score_extraction(
             h5_path=str(path),
         ) as score_run:
             results: dict[str, LayerScores] = {}
-            for name in names:
+            scored_here = names if cluster is None else []
+            if cluster is not None:
+                results = _score_on_cluster(
+                    cluster, store, names, rows, scored_labels, len(class_keys), group_indices,
+                    device=device, block_units=block_units, n_top_classes=n_top_classes,
+                    n_top_images=n_top_images, on_progress=on_progress,
+                )  # fmt: skip
+            for name in scored_here:
                 results[name] = _score_layer(
                     store,
                     name,
@@ -185,7 +196,8 @@ def score_extraction(
                         group_ids,
                     )
 
-            score_run.complete(write, stats={"n_images": int(rows.sum()), "layers": names})
+            stats = {"n_images": int(rows.sum()), "layers": names}
+            score_run.complete(write, stats=stats | (cluster.describe() if cluster else {}))
     return ScoreResult(
         run_id=score_run.id,
         n_images=int(rows.sum()),
@@ -228,6 +240,44 @@ def _score_layer(
         if on_progress:
             on_progress(layer, done, n_units)
     return _concatenate(parts)
+
+
+def _score_on_cluster(
+    cluster: Cluster,
+    store: ActivationStore,
+    names: Sequence[str],
+    rows: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    groups: Mapping[str, Sequence[int]],
+    *,
+    device: str | None,
+    block_units: int,
+    n_top_classes: int,
+    n_top_images: int,
+    on_progress: ScoreProgress | None,
+) -> dict[str, LayerScores]:
+    """The same blocks as `_score_layer`, scored by Ray tasks and joined in the same order."""
+    from catalogue.cluster.score import ScoreContext, score_on_cluster
+
+    context = ScoreContext(
+        str(store.path.resolve()),
+        rows,
+        labels,
+        n_classes,
+        groups,
+        n_top_classes,
+        n_top_images,
+        device,
+    )
+    parts = score_on_cluster(
+        cluster,
+        context,
+        {name: store.layer_shape(name)[1] for name in names},
+        block_units=block_units,
+        on_progress=on_progress,
+    )
+    return {name: _concatenate(parts[name]) for name in names}
 
 
 def _concatenate(parts: list[LayerScores]) -> LayerScores:

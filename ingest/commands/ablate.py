@@ -8,11 +8,13 @@ import typer
 from rich.table import Table
 
 from catalogue.ablation import RANKINGS, VALUES
+from catalogue.cluster import connect
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
 from catalogue.errors import InputError
 from catalogue.models import load_model
 from catalogue.pipeline.ablate import CurveOptions, ablate_into_catalogue
+from ingest.cluster import cluster_option
 from ingest.commands.extract import split_names
 from ingest.commands.model_options import name_option, weights_seed_option
 from ingest.console import console, progress
@@ -89,6 +91,13 @@ def ablate(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per batch."),
     workers: int = typer.Option(0, "--workers", help="Image-decoding worker processes."),
+    block_units: int | None = typer.Option(
+        None,
+        "--block-units",
+        help="With --cluster: configurations per Ray task (default: each layer split evenly "
+        "over the workers).",
+    ),
+    cluster: str | None = cluster_option(),
 ) -> None:
     """Replace each unit of LAYERS by 0 (or its mean), one at a time, and record every class's accuracy.
 
@@ -119,7 +128,7 @@ def ablate(
         if curves
         else None
     )
-    with progress() as bar:
+    with connect(cluster) as ray_cluster, progress() as bar:
         tasks: dict[str, int] = {}
 
         def on_progress(layer: str, done: int, total: int) -> None:
@@ -140,6 +149,8 @@ def ablate(
             batch_size=batch_size,
             workers=workers,
             on_progress=on_progress,
+            cluster=ray_cluster,
+            block_units=block_units,
         )
     table = Table(
         "layer",

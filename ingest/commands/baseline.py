@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from catalogue.cluster import connect
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
 from catalogue.errors import InputError
@@ -15,6 +16,7 @@ from catalogue.pipeline.baseline import (
     trained_runs,
 )
 from catalogue.query.importance import layer_baselines
+from ingest.cluster import cluster_option
 from ingest.commands.model_options import name_option
 from ingest.console import console, progress
 
@@ -56,6 +58,7 @@ def baseline(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
     workers: int = typer.Option(0, "--workers", help="Image-decoding worker processes."),
+    cluster: str | None = cluster_option(),
 ) -> None:
     """Baselines of a trained run's detector counts: random weights (--random-weights) and chance (--chance)."""
     if not (random_weights or chance):
@@ -65,7 +68,7 @@ def baseline(
     trained_runs(engine, run)  # a wrong run is one line, before any progress bar
     score_run = None
     if random_weights:
-        with progress() as bar:
+        with connect(cluster) as ray_cluster, progress() as bar:
 
             def step(title: str):
                 task = bar.add_task(title, total=None, rate="")
@@ -82,6 +85,7 @@ def baseline(
                 workers=workers,
                 dissect=dissect,
                 step=step,
+                cluster=ray_cluster,
             )
         score_run = result.trained.score.id
         dissected = f", dissection run {result.dissect_run}" if result.dissect_run else ""

@@ -7,11 +7,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from catalogue.cluster import connect
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
 from catalogue.measures import IOU_ABOVE
 from catalogue.models import load_model
 from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
+from ingest.cluster import cluster_option
 from ingest.commands.extract import split_names
 from ingest.commands.model_options import name_option, weights_seed_option
 from ingest.console import console, progress
@@ -55,6 +57,7 @@ def dissect(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(32, help="Probe images per forward pass."),
     workers: int = typer.Option(0, help="Image-decoding worker processes."),
+    cluster: str | None = cluster_option(),
 ) -> None:
     """Label conv units with the probe-set concepts whose masks their activation maps overlap best."""
     engine = get_engine()
@@ -67,7 +70,7 @@ def dissect(
         seed=weights_seed,
         name=name,
     )
-    with progress() as bar:
+    with connect(cluster) as ray_cluster, progress() as bar:
         tasks: list[int] = []  # added on the first progress: a refused model is one line
 
         def on_progress(done: int, total: int) -> None:
@@ -89,6 +92,7 @@ def dissect(
             device=device,
             workers=workers,
             on_progress=on_progress,
+            cluster=ray_cluster,
         )
     table = Table(
         "layer", "units", f"detectors (IoU > {iou_threshold:g})", "unique concepts", "by category"
