@@ -35,7 +35,8 @@ from catalogue.data import ArrayImageDataset, load_digits
 from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError
 from catalogue.extraction import extract_activations
-from catalogue.models import random_demo_model, random_weights
+from catalogue.models import load_demo_checkpoint, random_demo_model, random_weights
+from catalogue.pipeline.baseline import random_weights_baseline
 from catalogue.pipeline.dissect import build_probe
 from catalogue.store import ActivationStore
 from catalogue.store.shards import Shard, shard_dir
@@ -408,6 +409,33 @@ def test_extract_score_dissect_and_ablate_with_cluster_local_2_equal_one_process
         ablated = b.execute(text("SELECT params, stats FROM run WHERE kind = 'ablate'")).one()
     assert got_curves == want_curves and len(want_curves) > 30
     assert ablated.stats["cluster"] == "local:2"
+
+    # random-weights baseline: the random network rebuilt on the workers from the trained
+    # checkpoint's recipe and the seed; its extraction, scoring and dissection equal one process
+    trained = load_demo_checkpoint(checkpoint)
+    assert ModelHandle.of(random_weights(trained, 0)).module_ref is None  # by its recipe
+    want_base = random_weights_baseline(engine, 1, model=trained, batch_size=BATCH)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("UNITCAT_HOME", str(tmp_path / "ray-home"))  # its own file, not the other's
+        got_base = random_weights_baseline(
+            ray_engine, 1, model=trained, batch_size=BATCH, cluster=ray_cluster
+        )
+    assert got_base.model == want_base.model == "demo:digits@random-seed0"
+    assert got_base.dissect_run is not None
+    with engine.connect() as a, ray_engine.connect() as b:
+        base = "SELECT h5_path, stats FROM run WHERE id = :id"
+        want_run = a.execute(text(base), {"id": want_base.extract_run}).one()
+        got_run = b.execute(text(base), {"id": got_base.extract_run}).one()
+        links = "SELECT id, kind, baseline_of FROM run ORDER BY id"
+        assert b.execute(text(links)).all() == a.execute(text(links)).all()
+    assert got_run.stats["cluster"] == "local:2" and "cluster" not in want_run.stats
+    assert got_run.h5_path != want_run.h5_path and shard_dir(got_run.h5_path).is_dir()
+    got_h5, want_h5 = _datasets(Path(got_run.h5_path)), _datasets(Path(want_run.h5_path))
+    assert sorted(got_h5) == sorted(want_h5)
+    for name, values in want_h5.items():
+        np.testing.assert_array_equal(got_h5[name], values, err_msg=name)
+    for table in (*RESULT_TABLES, "dissection"):
+        assert_same_rows(table_rows(ray_engine, table), table_rows(engine, table), table)
 
 
 def test_a_model_whose_weights_its_recipe_does_not_make_travels_whole(
