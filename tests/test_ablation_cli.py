@@ -109,3 +109,36 @@ def test_random_weights_are_the_same_network_in_every_command(
         ("resnet18-1000@random-seed0", "random-seed0", 1),
         ("resnet18@random-seed0", "random-seed0", 2),  # the extraction and the dissection
     ]
+
+
+def test_a_baseline_of_a_model_the_catalogue_cannot_load_takes_its_model(
+    engine: Engine, database_url: str, scored: Scored, trained_checkpoint: Path
+) -> None:
+    """The trained network's checkpoint lies where `demo:digits` is not looked for: the
+    command says to pass --model, and with it makes the baseline under the catalogue's name."""
+    env = {"DATABASE_URL": database_url}
+    run = str(scored.extract_run)
+    assert not demo_cnn.checkpoint_path("digits").is_file()
+    message = _one_line_error("ingest", "baseline", run, "--random-weights", env=env)
+    assert "cannot load model 'demo:digits' again" in message and "--model" in message
+    out = _ok(
+        "ingest", "baseline", run, "--random-weights", "--model", str(trained_checkpoint), env=env
+    )
+    assert "demo:digits@random-seed0" in out
+    with engine.connect() as conn:
+        linked = conn.execute(
+            text(
+                "SELECT r.kind, m.name FROM run r JOIN model m ON m.id = r.model_id "
+                "WHERE r.baseline_of IS NOT NULL ORDER BY r.id"
+            )
+        ).all()
+    assert [tuple(r) for r in linked] == [
+        ("extract", "demo:digits@random-seed0"),
+        ("score", "demo:digits@random-seed0"),
+    ]
+    # another network's weights are refused, in one line
+    message = _one_line_error(
+        "ingest", "baseline", run, "--random-weights", "--model", "resnet18", "--weights", "none",
+        "--num-classes", "10", env=env,
+    )  # fmt: skip
+    assert "resnet18@random-seed0 has other weights" in message

@@ -23,7 +23,7 @@ of every criterion side by side.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from catalogue.db.registry import load_model_record_by_id
 from catalogue.db.runs import done_run_id, find_run, recorded_run
 from catalogue.db.schema import Model
 from catalogue.errors import InputError, NotFound
-from catalogue.models import INIT_SEED, ModelInfo, random_weights
+from catalogue.models import INIT_SEED, ModelInfo, random_name, random_weights
 from catalogue.pipeline.reload import check_same_weights, dataset_for_run, model_for_run
 from catalogue.pipeline.summary import Progress
 from catalogue.selectivity import score_units
@@ -131,11 +131,14 @@ def random_weights_baseline(
     trained = trained_runs(engine, run)
     extract, score = trained.extract, trained.score
     params = dict(extract.params or {})
-    if model is None:
-        with engine.connect() as conn:
-            record = conn.execute(
-                select(Model.name, Model.architecture).where(Model.id == extract.model_id)
-            ).one()
+    with engine.connect() as conn:
+        record = conn.execute(
+            select(Model.name, Model.architecture).where(Model.id == extract.model_id)
+        ).one()
+    if model is not None:  # the caller's copy (a weights file …), named as the catalogue has it
+        check_same_weights(model, params, extract.id)
+        model = replace(model, name=record.name)
+    else:
         store_classes = _store_classes(Path(extract.h5_path))
         model = model_for_run(
             name=record.name,
@@ -145,7 +148,8 @@ def random_weights_baseline(
             n_classes=len(store_classes[0]),
         )
     check_same_weights(model, params, extract.id)
-    random = random_weights(model, seed, name=name)
+    # named explicitly, so that its recipe (a Ray worker's copy) has the catalogue's name too
+    random = random_weights(model, seed, name=name or random_name(model.name, seed))
     keys, names = _store_classes(Path(extract.h5_path))
     data = (
         dataset

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
@@ -9,6 +11,7 @@ from catalogue.cluster import connect
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
 from catalogue.errors import InputError
+from catalogue.models import load_model
 from catalogue.pipeline.baseline import (
     DEFAULT_REPEATS,
     chance_baseline,
@@ -49,6 +52,19 @@ def baseline(
         DEFAULT_REPEATS, "--repeats", help="Label permutations (--chance)."
     ),
     name: str | None = name_option("the random-weights model"),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="The trained run's model, when it cannot be loaded again from the catalogue "
+        "(a weights file, a checkpoint elsewhere, a TorchScript file).",
+    ),
+    weights: str | None = typer.Option(None, "--weights", help="With --model: its weights."),
+    weights_file: Path | None = typer.Option(
+        None, "--weights-file", help="With --model: a weights file."
+    ),
+    num_classes: int | None = typer.Option(
+        None, "--num-classes", help="With --model: output classes."
+    ),
     dissect: bool = typer.Option(
         True, "--dissect/--no-dissect", help="Dissect the random network where the trained one was."
     ),
@@ -68,6 +84,11 @@ def baseline(
     trained_runs(engine, run)  # a wrong run is one line, before any progress bar
     score_run = None
     if random_weights:
+        info = None
+        if model is not None:
+            info = load_model(
+                model, weights=weights, weights_file=weights_file, num_classes=num_classes
+            )
         with connect(cluster) as ray_cluster, progress() as bar:
 
             def step(title: str):
@@ -79,6 +100,7 @@ def baseline(
                 run,
                 seed=seed,
                 name=name,
+                model=info,
                 dataset=dataset,
                 device=device,
                 batch_size=batch_size,
