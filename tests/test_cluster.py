@@ -36,7 +36,7 @@ from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError
 from catalogue.extraction import extract_activations
 from catalogue.models import load_demo_checkpoint, random_demo_model, random_weights
-from catalogue.pipeline.baseline import random_weights_baseline
+from catalogue.pipeline.baseline import chance_baseline, random_weights_baseline
 from catalogue.pipeline.dissect import build_probe
 from catalogue.store import ActivationStore
 from catalogue.store.shards import Shard, shard_dir
@@ -436,6 +436,13 @@ def test_extract_score_dissect_and_ablate_with_cluster_local_2_equal_one_process
         np.testing.assert_array_equal(got_h5[name], values, err_msg=name)
     for table in (*RESULT_TABLES, "dissection"):
         assert_same_rows(table_rows(ray_engine, table), table_rows(engine, table), table)
+
+    # the chance baseline reads the sharded store's unit blocks: the same rows
+    chance_baseline(engine, 1, repeats=2, block_units=50)
+    chance_baseline(ray_engine, 1, repeats=2, block_units=50)
+    assert_same_rows(
+        table_rows(ray_engine, "chance_metrics"), table_rows(engine, "chance_metrics"), "chance"
+    )
 
 
 def test_a_model_whose_weights_its_recipe_does_not_make_travels_whole(
