@@ -5,7 +5,11 @@ torch thread, as a Ray worker has), on a local Ray cluster of 1 CPU
 (``--cluster local:1``) and of 2 CPUs (``local:2``). The work: extraction of an
 AlexNet-shaped network with random weights over synthetic images into HDF5
 (image shards on the cluster), scoring every unit of its layers (unit blocks),
-and dissecting conv5 on a small probe set (probe shards). Printed per step:
+dissecting conv5 on a small probe set (probe shards) and ablating the first
+``--ablate-units`` units of fc6, one at a time, over ``--ablate-images`` images
+read from the store (blocks of ``--ablate-block`` units as tasks; in one process
+the same configurations in one pass, as `catalogue.ablation.ablate_layer` runs
+them). Printed per step:
 
 - overhead = local:1 time ÷ one-process time (what the cluster path costs when
   it brings no parallelism: tasks, object store, shard files, the merge);
@@ -17,7 +21,9 @@ and loading the model from its recipe), which a command pays once. The cluster's
 so the one-process path is timed with one torch thread too (``--threads``).
 
     .venv/bin/python bench/cluster.py [--images 1024] [--input-size 112] [--shard-images 128]
-                                      [--probe-images 64] [--threads 1] [--device cpu]
+                                      [--probe-images 64] [--ablate-units 128]
+                                      [--ablate-images 64] [--ablate-block 32]
+                                      [--threads 1] [--device cpu]
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from catalogue.cluster import Cluster, UnitBlock, connect, map_blocks
+from catalogue.ablation import StoreFeed, evaluate, single_unit_masks
+from catalogue.cluster import Cluster, UnitBlock, connect, map_blocks, unit_blocks
+from catalogue.cluster.ablate import AblateContext, ablate_block
 from catalogue.cluster.dissect import dissect_on_cluster
 from catalogue.cluster.extract import extract_on_cluster
 from catalogue.cluster.handles import ModelHandle
@@ -40,7 +48,7 @@ from catalogue.cluster.score import ScoreContext, score_on_cluster
 from catalogue.data import ArrayImageDataset
 from catalogue.dissection import dissect
 from catalogue.extraction import extract_activations
-from catalogue.models import ModelInfo, load_model
+from catalogue.models import ModelInfo, load_model, prepared
 from catalogue.pipeline.dissect import build_probe
 from catalogue.pipeline.scoring import TOP_IMAGES
 from catalogue.probe import ProbeSet
@@ -49,6 +57,7 @@ from catalogue.store import ActivationStore
 
 LAYERS = ["features.11", "classifier.2", "classifier.5"]  # conv5, fc6, fc7 of AlexNet
 BLOCK_UNITS = 256
+ABLATE_LAYER = "classifier.2"  # fc6: ablated from its stored values
 
 
 def synthetic_images(n: int, transform: Any, n_classes: int = 1000) -> ArrayImageDataset:
@@ -66,6 +75,7 @@ def synthetic_images(n: int, transform: Any, n_classes: int = 1000) -> ArrayImag
 
 def _warm(model: ModelHandle, _block: UnitBlock) -> int:
     """A worker's start-up, timed apart from the steps: import what they import, load the model."""
+    import catalogue.cluster.ablate
     import catalogue.cluster.dissect
     import catalogue.cluster.extract
     import catalogue.cluster.score  # noqa: F401
@@ -100,10 +110,52 @@ def score_there(cluster: Cluster, path: Path, device: str) -> None:
     score_on_cluster(cluster, context, layers, block_units=BLOCK_UNITS)
 
 
+def ablate_here(model: ModelInfo, path: Path, args: argparse.Namespace) -> np.ndarray:
+    """The one-process path: every configuration (nothing replaced, then each of the first
+    ``--ablate-units`` units alone) in one pass over the stored fc6 values."""
+    target = torch.device(args.device)
+    with (
+        ActivationStore.open(path) as store,
+        prepared(model, device=target, channels_last=True) as ready,
+        torch.inference_mode(),
+    ):
+        rows = np.arange(args.ablate_images)
+        labels = store.labels[rows].astype(np.int64)
+        n_units = store.layer_shape(ABLATE_LAYER)[1]
+        feed = StoreFeed(
+            store, ABLATE_LAYER, rows, labels, batch_size=args.batch_size, device=target
+        )
+        masks = single_unit_masks(n_units)[: 1 + args.ablate_units]
+        return evaluate(
+            ready.split(ABLATE_LAYER).tail, feed, masks, torch.zeros(n_units), store.n_classes
+        )
+
+
+def ablate_there(
+    cluster: Cluster, model: ModelInfo, path: Path, args: argparse.Namespace
+) -> np.ndarray:
+    """The same configurations in blocks of ``--ablate-block`` units, as Ray tasks."""
+    with ActivationStore.open(path) as store:
+        rows = np.arange(args.ablate_images)
+        labels = store.labels[rows].astype(np.int64)
+        n_units, n_classes = store.layer_shape(ABLATE_LAYER)[1], store.n_classes
+    context = AblateContext(
+        ModelHandle.of(model), str(path), rows, labels, n_classes, {ABLATE_LAYER: "fc"},
+        None, None, True, args.batch_size, 0, args.device, None,
+        replacement={ABLATE_LAYER: np.zeros(n_units)},
+    )  # fmt: skip
+    blocks = unit_blocks({ABLATE_LAYER: args.ablate_units}, args.ablate_block)
+    return np.concatenate(map_blocks(cluster, ablate_block, context, blocks))
+
+
 def timed(fn: Any) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
+
+
+#: each run's ablation counts, the one-process run's first
+ablated: list[np.ndarray] = []
 
 
 def run(
@@ -118,6 +170,7 @@ def run(
             "extract": lambda: extract_activations(model, data, LAYERS, h5, **common),
             "score": lambda: score_here(h5, args.device),
             "dissect": lambda: dissect(model, LAYERS[:1], probe, device=args.device),
+            "ablate": lambda: ablated.append(ablate_here(model, h5, args)),
         }
     else:
         steps = {
@@ -128,8 +181,12 @@ def run(
             "dissect": lambda: dissect_on_cluster(
                 cluster, model, LAYERS[:1], probe, device=args.device
             ),
+            "ablate": lambda: ablated.append(ablate_there(cluster, model, h5, args)),
         }
-    return {name: timed(step) for name, step in steps.items()}
+    seconds = {name: timed(step) for name, step in steps.items()}
+    # the cluster's counts are the one process's (the check that the comparison is fair)
+    np.testing.assert_array_equal(ablated[-1], ablated[0])
+    return seconds
 
 
 def main() -> None:
@@ -139,6 +196,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--shard-images", type=int, default=128)
     parser.add_argument("--probe-images", type=int, default=64)
+    parser.add_argument("--ablate-units", type=int, default=128)
+    parser.add_argument("--ablate-images", type=int, default=64)
+    parser.add_argument("--ablate-block", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch threads, one-process path")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -148,7 +208,8 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f}; AlexNet (random weights) {args.input_size}², "
         f"{args.images} images, batch {args.batch_size}, shards of {args.shard_images}; "
         f"scoring {', '.join(LAYERS)} in blocks of {BLOCK_UNITS}; dissecting {LAYERS[0]} on "
-        f"{args.probe_images} probe images; device {args.device}",
+        f"{args.probe_images} probe images; ablating {args.ablate_units} units of fc6 over "
+        f"{args.ablate_images} images in blocks of {args.ablate_block}; device {args.device}",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="unitcat-bench-cluster-") as tmp:
@@ -173,7 +234,7 @@ def main() -> None:
         f"{'step':<10}{'one process':>13}{'local:1':>10}{'local:2':>10}"
         f"{'overhead (1 ÷ one)':>21}{'speed-up (1 ÷ 2)':>19}"
     )
-    for step in ("extract", "score", "dissect"):
+    for step in ("extract", "score", "dissect", "ablate"):
         one, w1, w2 = (times[k][step] for k in ("one process", "local:1", "local:2"))
         print(f"{step:<10}{one:>12.2f}s{w1:>9.2f}s{w2:>9.2f}s{w1 / one:>21.2f}{w1 / w2:>19.2f}")
     total = {k: sum(v.values()) for k, v in times.items()}
