@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads, one-process path")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    args.ablate_images = min(args.ablate_images, args.images)  # rows of the extraction
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local cluster for this run only
     torch.set_num_threads(args.threads)
     print(

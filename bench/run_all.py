@@ -29,7 +29,17 @@ QUICK: list[list[str]] = [
     ["dissect.py", "--images", "64"],
     ["ui.py", "--images", "100000", "--units", "16", "--repeats", "2"],
     ["ablate.py", "--images", "8", "--conv-units", "16", "--fc-units", "32", "--repeats", "1"],
-    ["cluster.py", "--images", "256", "--probe-images", "32"],
+    [
+        "cluster.py",
+        "--images",
+        "256",
+        "--probe-images",
+        "32",
+        "--ablate-units",
+        "32",
+        "--ablate-block",
+        "8",
+    ],
 ]
 
 
