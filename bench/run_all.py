@@ -21,6 +21,8 @@ FULL: list[list[str]] = [
     ["dissect.py"],
     ["ui.py", "--repeats", "3"],
     ["db.py"],
+    ["ablate.py"],
+    ["cluster.py"],
 ]
 QUICK: list[list[str]] = [
     ["score.py", "--n", "20000", "--no-projection"],
@@ -28,6 +30,18 @@ QUICK: list[list[str]] = [
     ["dissect.py", "--images", "64"],
     ["ui.py", "--images", "100000", "--units", "16", "--repeats", "2"],
     ["db.py", "--quick"],
+    ["ablate.py", "--images", "8", "--conv-units", "16", "--fc-units", "32", "--repeats", "1"],
+    [
+        "cluster.py",
+        "--images",
+        "256",
+        "--probe-images",
+        "32",
+        "--ablate-units",
+        "32",
+        "--ablate-block",
+        "8",
+    ],
 ]
 
 

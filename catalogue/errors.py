@@ -53,3 +53,9 @@ class DiskFull(UnitcatError):
     """A file system has no room for what a command must write next."""
 
     exit_code = 4
+
+
+class ClusterError(UnitcatError):
+    """The Ray cluster cannot be reached, or its workers failed past their retries."""
+
+    exit_code = 6

@@ -266,18 +266,7 @@ def extract_activations(
     infos, kept, n_total, params = plan.layers, plan.kept_maps, plan.n_images, plan.params
     device = resolve_device(device)
     runtime = {"device": device, "batch_size": batch_size, "workers": workers, "strict": strict}
-    specs = [
-        LayerSpec(
-            name=info.name,
-            n_units=info.n_units,
-            kind=info.kind,
-            output_shape=info.output_shape,
-            position=info.position,
-            reduce=reduce if info.kind == "conv" else "none",
-            map_shape=info.map_shape if info.name in kept else None,
-        )
-        for info in infos
-    ]
+    specs = layer_specs(infos, kept, reduce)
     if out_path.exists():
         with ActivationStore.open(out_path) as existing:
             _compare_params(out_path, existing.params, params)
@@ -310,6 +299,86 @@ def extract_activations(
         store.finish(n_consumed=n_total)
         seconds = time.perf_counter() - started
         return _summary(store, infos, params, runtime, resumed_from, n_new, seconds)
+    finally:
+        store.close()
+
+
+def layer_specs(infos: Sequence[LayerInfo], kept: Sequence[str], reduce: str) -> list[LayerSpec]:
+    """The store's layers for an extraction of ``infos`` (maps of the ``kept`` conv layers)."""
+    return [
+        LayerSpec(
+            name=info.name,
+            n_units=info.n_units,
+            kind=info.kind,
+            output_shape=info.output_shape,
+            position=info.position,
+            reduce=reduce if info.kind == "conv" else "none",
+            map_shape=info.map_shape if info.name in kept else None,
+        )
+        for info in infos
+    ]
+
+
+def extract_span(
+    model: ModelInfo,
+    dataset: ImageDataset,
+    plan: ExtractionPlan,
+    out_path: str | Path,
+    span: range,
+    *,
+    reduce: str,
+    device: str,
+    batch_size: int,
+    workers: int = 0,
+    autocast: bool = False,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    runtime: dict[str, Any] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Extract dataset items ``span`` into their own store at ``out_path`` (one shard of a run).
+
+    The shard store has the run's layout and parameters; it is created, or
+    resumed from its last complete band, or left alone when complete. ``span``
+    must start at a multiple of ``batch_size``, so that every item is computed
+    in the batch a one-process run computes it in (identical values).
+    ``on_progress(n_done, n_items)`` counts this span's items. Returns the
+    number of rows added.
+    """
+    if span.start % batch_size:
+        raise InputError(f"a shard must start at a multiple of the batch size, not {span.start}.")
+    out_path = Path(out_path)
+    device = resolve_device(device)
+    if out_path.exists():
+        with ActivationStore.open(out_path) as existing:
+            _compare_params(out_path, existing.params, plan.params)
+            if existing.is_complete:
+                return 0
+        store = ActivationStore.open_append(out_path)
+    else:
+        store = ActivationStore.create(
+            out_path,
+            layer_specs(plan.layers, plan.kept_maps, reduce),
+            class_keys=dataset.class_keys,
+            class_names=dataset.class_names,
+            params=plan.params,
+            runtime=runtime,
+            chunk_rows=chunk_rows,
+        )
+
+    def progress(done: int, _total: int) -> None:
+        if on_progress is not None:
+            on_progress(done - span.start, len(span))
+
+    try:
+        start = max(span.start, store.n_consumed)
+        progress(start, span.stop)
+        n_new = _run_loop(
+            model, dataset, store, plan.layers, plan.kept_maps, start, span.stop,
+            reduce=reduce, device=device, batch_size=batch_size, workers=workers,
+            autocast=autocast, on_progress=progress,
+        )  # fmt: skip
+        store.finish(n_consumed=span.stop)
+        return n_new
     finally:
         store.close()
 

@@ -173,6 +173,35 @@ GROUP_MEASURES: tuple[str, ...] = (
     "mi_threshold",
 )
 
+#: The classes a unit is selective for, by four measures: the columns of `unit_ablation`
+#: that hold the accuracy change of each when the unit is removed (`<class>_change`).
+SELECTIVE_CLASSES: tuple[str, ...] = (
+    "precision_class",
+    "mi_class",
+    "ccmas_class",
+    "detector_bar_class",
+)
+
+#: For `selectivity_vs_importance` (Morcos et al. 2018's question): each selectivity measure
+#: and the class whose accuracy change (on removing the unit) it is compared with — its own
+#: class where it has one (the informedness family's is the max-informedness class); the
+#: measures of the top images (recall at 100%/95% precision, classes in the top 100, the
+#: class selectivity index) use the precision class, the top images' modal class; Gale et
+#: al.'s detector bar uses its own class.
+IMPORTANCE_CLASS: dict[str, str] = {
+    "precision": "precision_class",
+    "ccmas": "ccmas_class",
+    "max_informedness": "mi_class",
+    "recall_at_mi": "mi_class",
+    "specificity_at_mi": "mi_class",
+    "false_alarm_rate": "mi_class",
+    "recall_at_p100": "precision_class",
+    "recall_at_p95": "precision_class",
+    "classes_in_top100": "precision_class",
+    "class_selectivity_index": "precision_class",
+    "detector_bar": "detector_bar_class",
+}
+
 # ------------------------------------------------------------------------------ criteria
 #
 # The criteria by which the literature calls a unit an "object detector", defined

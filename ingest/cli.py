@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from ingest.commands import ablate as ablate_commands
 from ingest.commands import am as am_commands
+from ingest.commands import baseline as baseline_commands
 from ingest.commands import db as db_commands
 from ingest.commands import demo as demo_commands
 from ingest.commands import dissect as dissect_commands
@@ -44,6 +46,8 @@ am_commands.register(ingest_app)
 ratings_commands.register(ingest_app)
 dissect_commands.register(ingest_app)
 paper_commands.register(ingest_app)
+ablate_commands.register(ingest_app)
+baseline_commands.register(ingest_app)
 
 
 def main() -> None:

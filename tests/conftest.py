@@ -33,7 +33,7 @@ from catalogue.config import normalise_database_url
 from catalogue.db import migrate, roles, server
 
 #: the UI test catalogue fixture (`catalogue`), shared by the AppTest and browser tests
-pytest_plugins = ("tests.ui_fixtures",)
+pytest_plugins = ("tests.ui_fixtures", "tests.ablation_fixtures")
 
 _counter = itertools.count()
 _OWN_BASETEMP_KEY = pytest.StashKey[str]()

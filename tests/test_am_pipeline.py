@@ -19,7 +19,7 @@ from catalogue.data import load_digits
 from catalogue.db.engine import database_identity
 from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError, NotFound
-from catalogue.models import ModelInfo, load_demo_checkpoint, random_demo_model
+from catalogue.models import ModelInfo, load_demo_checkpoint, random_demo_model, renamed
 from catalogue.pipeline.am import am_defaults, am_into_catalogue, panel_grid, parse_units
 from catalogue.pipeline.extract import extract_into_catalogue
 from catalogue.pipeline.scoring import score_extraction
@@ -140,7 +140,7 @@ def test_panels_beat_every_digit_and_match_their_pngs(
             == home
             / "am"
             / database
-            / "demo-random"
+            / "demo_cnn-random-seed0"
             / row.layer
             / f"unit-{row.unit_index}-run{run_id}.png"
         )
@@ -197,7 +197,7 @@ def test_rerunning_replaces_the_runs_panels(engine: Engine, model: ModelInfo, sc
         [p.activations for p in second.panels], [p.activations for p in first.panels]
     )
     database = database_identity(engine)
-    folder = get_settings().artifacts_dir / "am" / database / "demo-random" / "fc6"
+    folder = get_settings().artifacts_dir / "am" / database / "demo_cnn-random-seed0" / "fc6"
     assert sorted(p.name for p in folder.iterdir()) == [
         f"unit-{u}-run{first.run_id}.png" for u in (0, 1, 2)
     ]  # no staging files left
@@ -227,8 +227,10 @@ def test_bad_requests_are_refused_before_anything_is_recorded(
         am_into_catalogue(engine, model, "fc7", [0], **FAST)
     with pytest.raises(NotFound, match="units 0–31; there is no unit 32"):
         am_into_catalogue(engine, model, "conv5", [0, 32], **FAST)
+    # the extracted model's name, other weights (random weights are named by their seed)
+    other = renamed(random_demo_model(seed=1), model.name)
     with pytest.raises(InputError, match="other weights"):
-        am_into_catalogue(engine, random_demo_model(seed=1), "conv5", [0], **FAST)
+        am_into_catalogue(engine, other, "conv5", [0], **FAST)
     with pytest.raises(InputError, match="--images must be 1–100"):
         am_into_catalogue(engine, model, "conv5", [0], **{**FAST, "n_images": 101})
     with pytest.raises(InputError, match="--reduce"):

@@ -76,7 +76,15 @@ def _check_readme_figures(engine: Engine, report: object, tmp_path: Path) -> Non
 
 
 def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine, tmp_path: Path) -> None:
-    plan = DemoPlan(dataset="digits", probe_images=12, probe_size=32, am_images=4, am_steps=3)
+    plan = DemoPlan(
+        dataset="digits",
+        probe_images=12,
+        probe_size=32,
+        am_images=4,
+        am_steps=3,
+        ablate_images=40,
+        chance_repeats=2,
+    )
     first = RecordingReporter()
     report = run_demo(engine, plan, first)
     assert [row["layer"] for row in report.layers] == list(DEMO_LAYERS)
@@ -95,12 +103,29 @@ def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine, tmp_p
             .all()
         )
         panels = conn.execute(text("SELECT count(*) FROM am_panel")).scalar_one()
-    assert kinds == {"extract": 1, "score": 1, "dissect": 1, "am": len(AM_UNITS)}
+        ablated = dict(
+            conn.execute(text("SELECT layer, count(*) FROM unit_importance GROUP BY layer")).all()
+        )
+        baselines = conn.execute(
+            text(
+                "SELECT count(*), count(random), count(chance_mean) FROM layer_baselines "
+                "WHERE criterion = 'precision'"
+            )
+        ).one()
+    # the trained network, and its random-weights baseline: extracted, scored, dissected
+    assert kinds == {
+        "extract": 2,
+        "score": 2,
+        "dissect": 2,
+        "am": len(AM_UNITS),
+        "ablate": 1,
+        "chance": 1,
+    }
     with engine.connect() as conn:
         scored = conn.execute(
             text(
                 "SELECT d.name, r.stats->>'n_images' FROM run r JOIN dataset d "
-                "ON d.id = r.dataset_id WHERE r.kind = 'score'"
+                "ON d.id = r.dataset_id WHERE r.kind = 'score' AND r.baseline_of IS NULL"
             )
         ).one()
     # the images the network was trained on (digits: 1,437 train), correctly classified
@@ -109,6 +134,10 @@ def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine, tmp_p
     assert any("1,437 train images" in n for n in first.notes)
     assert dissected == sorted(DISSECT_LAYERS)
     assert panels == sum(len(u) for u in AM_UNITS.values())
+    assert ablated == {"conv5": 32, "fc6": 128}
+    assert tuple(baselines) == (len(DEMO_LAYERS),) * 3
+    assert any(n.startswith("detectors: trained / random weights / chance") for n in first.notes)
+    assert any(n.startswith("Spearman(selectivity") for n in first.notes)
 
     _check_readme_figures(engine, report, tmp_path)
 

@@ -116,6 +116,7 @@ SEED: dict[str, list[dict[str, Any]]] = {
         {"id": 1, "kind": "score", "key": "s", "model_id": 1, "dataset_id": 1, "status": "done"},
         {"id": 2, "kind": "dissect", "key": "d", "model_id": 1, "status": "done"},
         {"id": 3, "kind": "am", "key": "a", "model_id": 1, "status": "done", "params": {"k": 1}},
+        {"id": 4, "kind": "ablate", "key": "b", "model_id": 1, "dataset_id": 1, "status": "done"},
     ],
     "unit_metrics": [
         _metrics(
@@ -178,6 +179,41 @@ SEED: dict[str, list[dict[str, Any]]] = {
     "unit_rating_analysis": [
         {"unit_id": 1, "score_run_id": 1, "n_named": 1, "top_name": "dog", "used_wordnet": False}
     ],
+    "unit_ablation": [
+        {
+            "run_id": 4,
+            "unit_id": u,
+            "score_run_id": 1,
+            "replacement": 0.0,
+            "n_images": 30,
+            "accuracy": 0.5,
+            "accuracy_change": change,
+            "precision_class": 1,
+            "precision_class_change": change,
+            "mi_class": None,
+            "mi_class_change": None,
+            "ccmas_class": 0,
+            "ccmas_class_change": _NAN,
+        }
+        for u, change in ((1, -0.25), (2, 0.0), (3, -0.1))
+    ],
+    "unit_ablation_class": [
+        {"run_id": 4, "unit_id": 1, "rank": 1, "class_index": 1, "accuracy_change": -0.5}
+    ],
+    "class_ablation_curve": [
+        {
+            "run_id": 4,
+            "layer_id": 1,
+            "class_index": 1,
+            "ranking": "ablation",
+            "k": k,
+            "units": units,
+            "class_accuracy": acc,
+            "other_accuracy": 0.5,
+        }
+        for k, units, acc in ((0, [], 0.8), (1, [0], 0.4))
+    ],
+    "chance_metrics": [{**_metrics(1, precision=0.8), "repeat": r} for r in range(2)],
 }
 
 
@@ -409,11 +445,14 @@ def test_a_new_measure_replaces_unit_catalogue_and_the_views_that_read_it() -> N
     measures = (*UNIT_MEASURES, Measure("sparsity", "float", "Sparsity", "Share of zeros."))
     changed = view_revision.changed_views(migrate.revision_views(), views.build_views(measures))
     assert changed == [
+        "layer_baselines",  # reads layer_detectors
         "layer_detectors",
         "layer_summary",
         "measure_correlations",
         "misleading_detectors",
+        "selectivity_vs_importance",  # reads unit_importance
         "unit_catalogue",
+        "unit_importance",  # lists every measure beside the importance
     ]
 
 

@@ -74,7 +74,7 @@ def test_unknown_layer_names_the_closest_nodes():
 
 def test_alexnet_random_weights_layers_and_no_inplace_relu(torch_home):
     model = load_model("alexnet", input_size=64)
-    assert model.weights == "none"
+    assert (model.name, model.weights) == ("alexnet@random-seed0", "random-seed0")
     assert model.class_names is None
     assert model.input_size == (64, 64)
     assert model.n_outputs == 1000

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from catalogue.measures import CRITERIA, NOT_CONSTANT, UNIT_MEASURES
+from catalogue.measures import CRITERIA, NOT_CONSTANT, SELECTIVE_CLASSES, UNIT_MEASURES
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -45,7 +45,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-RUN_KINDS = ("extract", "score", "dissect", "am", "ablate")
+RUN_KINDS = ("extract", "score", "dissect", "am", "ablate", "chance")
 #: Stored statuses. `interrupted`: stopped by the user (Ctrl-C, SIGTERM); a `running` run
 #: whose owner is gone also *reads* as interrupted (the `run_status` view, `catalogue.db.runs`).
 RUN_STATUSES = ("running", "done", "failed", "interrupted")
@@ -181,6 +181,10 @@ class Run(Base):
     owner_host: Mapped[str | None] = mapped_column(Text)
     owner_pid: Mapped[int | None] = mapped_column(Integer)
     owner_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: the trained run this run is a baseline of (random weights, chance); NULL otherwise
+    baseline_of: Mapped[int | None] = mapped_column(
+        ForeignKey("run.id", ondelete="SET NULL"), index=True
+    )
 
 
 def _measure_column(kind: str) -> Any:
@@ -438,6 +442,86 @@ LAYER_DETECTORS_STALE = Table(
 )
 
 
+class UnitAblation(Base):
+    """Per unit and ablation run: what replacing the unit's whole activation did (Zhou et al.
+    2018; Bau et al. 2020). The full unit × class matrix is in the run's HDF5 file; here the
+    overall change and the change for the unit's selective classes (as a scoring run of the
+    same extraction named them), so that one join relates selectivity and importance."""
+
+    __tablename__ = "unit_ablation"
+    __table_args__ = (Index(None, "unit_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    score_run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"))
+    replacement: Mapped[float] = mapped_column(Double)
+    n_images: Mapped[int] = mapped_column(Integer)
+    accuracy: Mapped[float | None] = mapped_column(Double)
+    accuracy_change: Mapped[float | None] = mapped_column(Double)
+
+    locals().update(
+        {
+            name: mapped_column(Integer, nullable=True)
+            if name in SELECTIVE_CLASSES
+            else mapped_column(Double, nullable=True)
+            for c in SELECTIVE_CLASSES
+            for name in (c, f"{c}_change")
+        }
+    )
+
+
+class UnitAblationClass(Base):
+    """Per unit and ablation run, the classes its removal hurt most (rank 1 = lowest change)."""
+
+    __tablename__ = "unit_ablation_class"
+    __table_args__ = (Index(None, "unit_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_index: Mapped[int] = mapped_column(Integer)
+    accuracy_change: Mapped[float | None] = mapped_column(Double)
+
+
+class ClassAblationCurve(Base):
+    """Bau et al. (2020): a class's accuracy, and the other classes', as the top k units of a
+    layer by a ranking for that class are removed together (k = 0: none removed)."""
+
+    __tablename__ = "class_ablation_curve"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    layer_id: Mapped[int] = mapped_column(
+        ForeignKey("layer.id", ondelete="CASCADE"), primary_key=True
+    )
+    class_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ranking: Mapped[str] = mapped_column(Text, primary_key=True)
+    k: Mapped[int] = mapped_column(Integer, primary_key=True)
+    units: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    class_accuracy: Mapped[float | None] = mapped_column(Double)
+    other_accuracy: Mapped[float | None] = mapped_column(Double)
+
+
+class ChanceMetrics(Base):
+    """Every measure of a unit scored against permuted labels (same class sizes): one row per
+    unit, chance run and repeat — each measure's chance distribution."""
+
+    __tablename__ = "chance_metrics"
+    __table_args__ = (Index(None, "unit_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    repeat: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n_images: Mapped[int] = mapped_column(Integer)
+
+    locals().update({m.name: _measure_column(m.kind) for m in UNIT_MEASURES})
+
+
 #: Tables whose rows belong to one run and are replaced when the run is re-run.
 RUN_RESULT_TABLES: tuple[str, ...] = (
     "unit_metrics",
@@ -446,4 +530,8 @@ RUN_RESULT_TABLES: tuple[str, ...] = (
     "unit_top_image",
     "dissection",
     "am_panel",
+    "unit_ablation",
+    "unit_ablation_class",
+    "class_ablation_curve",
+    "chance_metrics",
 )

@@ -43,9 +43,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from catalogue.db import summaries
+from catalogue.db.importance_views import (
+    layer_baselines_select,
+    selectivity_vs_importance_select,
+    unit_importance_select,
+)
 from catalogue.measures import (
     CORRELATED_MEASURES,
     CRITERIA,
+    IMPORTANCE_CLASS,
     IOU_ABOVE,
     NOT_CONSTANT,
     RATING_CONSENSUS_SHARE,
@@ -504,6 +510,7 @@ def build_views(
     min_raters: int = RATING_MIN_RATERS,
     summarised: Sequence[str] = SUMMARISED_MEASURES,
     correlated: Sequence[str] = CORRELATED_MEASURES,
+    importance_class: dict[str, str] = IMPORTANCE_CLASS,
 ) -> dict[str, View]:
     """Every view, name -> View, in creation order (a view comes after the views it reads).
 
@@ -527,6 +534,13 @@ def build_views(
             ("unit_catalogue",),
             refresh=summaries.REFRESH,
         ),
+        View("unit_importance", unit_importance_select(measures)),
+        View(
+            "selectivity_vs_importance",
+            selectivity_vs_importance_select(importance_class),
+            ("unit_importance",),
+        ),
+        View("layer_baselines", layer_baselines_select(criteria, measures), ("layer_detectors",)),
         View("run_status", _RUN_STATUS),
     )
     return {v.name: v for v in views}

@@ -7,60 +7,21 @@ computed, and only one batch of maps and masks is in memory at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import torch
 from PIL import Image
 
 from catalogue.config import resolve_device
-from catalogue.dissection.inputs import as_maps
-from catalogue.dissection.labels import LayerDissection, label_units
-from catalogue.dissection.tally import IoUTally
-from catalogue.dissection.thresholds import RunningTopK, threshold_rank
+from catalogue.dissection.labels import LayerDissection
+from catalogue.dissection.passes import ProbePasses, label_layers
 from catalogue.errors import InputError, UnitcatError
 from catalogue.measures import IOU_ABOVE
 from catalogue.models import ModelInfo, PreparedModel, prepared, require_model_info
 from catalogue.probe import ProbeSet
 
 
-class _ProbeImages(torch.utils.data.Dataset):
-    """Probe images (and optionally masks) as model inputs, for a DataLoader."""
-
-    def __init__(
-        self, probe: ProbeSet, transform: Callable[[Image.Image], torch.Tensor], with_masks: bool
-    ):
-        self.probe, self.transform, self.with_masks = probe, transform, with_masks
-
-    def __len__(self) -> int:
-        return len(self.probe)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, Any]:
-        # A bad probe file is returned, not raised, so that a worker process hands the
-        # main process the one-line error rather than a wrapped traceback.
-        try:
-            x = self.transform(Image.fromarray(self.probe.image(i)))
-            if not isinstance(x, torch.Tensor) or x.ndim != 3:
-                raise InputError("the transform must map a PIL RGB image to a C × H × W tensor.")
-            return x, (self.probe.masks(i) if self.with_masks else None)
-        except UnitcatError as e:
-            return None, e
-
-
-def _collate(batch: list[tuple[torch.Tensor | None, Any]]) -> tuple[torch.Tensor | None, list[Any]]:
-    errors = [m for x, m in batch if x is None]
-    if errors:
-        return None, errors[:1]
-    shapes = {tuple(x.shape) for x, _ in batch if x is not None}
-    if len(shapes) > 1:
-        error = InputError(
-            f"the transform gave inputs of different sizes {sorted(shapes)}; resize to one size."
-        )
-        return None, [error]
-    return torch.stack([x for x, _ in batch if x is not None]), [m for _, m in batch]
-
-
-def _feature_extractor(ready: PreparedModel, layer_names: Sequence[str]) -> torch.nn.Module:
+def feature_extractor(ready: PreparedModel, layer_names: Sequence[str]) -> torch.nn.Module:
     """Only the requested nodes, named as `catalogue.models` names them everywhere else."""
     if not layer_names:
         raise InputError("name at least one layer to dissect.")
@@ -121,85 +82,19 @@ def dissect(
         )
     transform = transform if transform is not None else model.transform
     dev = resolve_device(device)
-    with prepared(model, device=dev) as ready:
-        extractor = _feature_extractor(ready, layer_names)
-        return _two_passes(
-            extractor, layer_names, probe, transform, dev, batch_size, num_workers,
-            quantile=quantile, iou_threshold=iou_threshold, top_n=top_n, progress=progress,
-        )  # fmt: skip
-
-
-def _two_passes(
-    extractor: torch.nn.Module,
-    layer_names: Sequence[str],
-    probe: ProbeSet,
-    transform: Callable[[Image.Image], torch.Tensor],
-    dev: str,
-    batch_size: int,
-    num_workers: int,
-    *,
-    quantile: float,
-    iou_threshold: float,
-    top_n: int,
-    progress: Callable[[int, int], None] | None,
-) -> dict[str, LayerDissection]:
-    """Thresholds over the probe set, then the IoU tallies; then the labels."""
-    n = len(probe)
-
-    def batches(with_masks: bool) -> Iterator[tuple[dict[str, torch.Tensor], list[Any]]]:
-        loader = torch.utils.data.DataLoader(
-            _ProbeImages(probe, transform, with_masks),
-            batch_size=batch_size,
-            num_workers=num_workers,
-            collate_fn=_collate,
-        )
-        with torch.inference_mode():
-            for x, masks in loader:
-                if x is None:
-                    raise masks[0]
-                out = extractor(x.to(dev))
-                for name in layer_names:
-                    if out[name].ndim != 4:
-                        raise InputError(
-                            f"layer {name!r} outputs shape {tuple(out[name].shape)}; dissection needs "
-                            "convolutional feature maps (images × units × h × w)."
-                        )
-                yield out, masks
-
     done = 0
-    topk: dict[str, RunningTopK] = {}
-    for out, _ in batches(with_masks=False):
-        for name in layer_names:
-            m = as_maps(out[name], dev)
-            if name not in topk:
-                topk[name] = RunningTopK(threshold_rank(n * m.shape[2] * m.shape[3], quantile))
-            topk[name].add(m.transpose(0, 1).reshape(m.shape[1], -1))
-        done += next(iter(out.values())).shape[0]
+
+    def count(images: int) -> None:
+        nonlocal done
+        done += images
         if progress is not None:
             progress(done, 2 * n)
-    tallies = {
-        name: IoUTally(
-            topk[name].kth_largest(),
-            len(probe.concepts),
-            concept_category=probe.concept_category,
-            n_categories=len(probe.categories),
-            device=dev,
-        )
-        for name in layer_names
-    }
-    for out, masks in batches(with_masks=True):
-        for name in layer_names:
-            tallies[name].add(out[name], masks)
-        done += len(masks)
-        if progress is not None:
-            progress(done, 2 * n)
-    return {
-        name: label_units(
-            name,
-            tallies[name].result(quantile),
-            probe.concepts,
-            iou_threshold=iou_threshold,
-            top_n=top_n,
-        )
-        for name in layer_names
-    }
+
+    with prepared(model, device=dev) as ready:
+        passes = ProbePasses(
+            feature_extractor(ready, layer_names), tuple(layer_names), probe, transform, dev,
+            batch_size, num_workers,
+        )  # fmt: skip
+        topk = passes.top_activations(n, quantile, count)
+        tallies = passes.tallies({name: topk[name].kth_largest() for name in layer_names}, count)
+    return label_layers(tallies, probe, quantile, iou_threshold=iou_threshold, top_n=top_n)

@@ -52,9 +52,9 @@ class IoUTally:
         chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     ) -> None:
         self.device = resolve_device(device)
-        self.thresholds = torch.as_tensor(np.asarray(thresholds), dtype=torch.float32).to(
-            self.device
-        )
+        if not isinstance(thresholds, torch.Tensor):  # np.asarray cannot read a CUDA tensor
+            thresholds = torch.as_tensor(np.asarray(thresholds))
+        self.thresholds = thresholds.to(device=self.device, dtype=torch.float32)
         units = self.thresholds.shape[0]
         self._use_annotations = concept_category is not None
         if concept_category is None:
@@ -171,6 +171,32 @@ class IoUTally:
                 )
         self._unit_pixels += fired_per_unit.view(c, units).T @ annotated
         self._concept_pixels.index_add_(0, index.reshape(-1), _count_true(labels).reshape(-1))
+
+    def state(self) -> dict[str, Any]:
+        """The sums so far as CPU arrays (to send from a worker and `merge` elsewhere)."""
+        return {
+            "intersection": self._intersection.cpu().numpy(),
+            "unit_pixels": self._unit_pixels.cpu().numpy(),
+            "concept_pixels": self._concept_pixels.cpu().numpy(),
+            "n_images": self.n_images,
+        }
+
+    def merge(self, state: dict[str, Any]) -> None:
+        """Add another tally's `state` (same thresholds and concepts, other images).
+
+        The sums are whole pixel counts held in float64, so adding the parts
+        gives exactly the sums of one tally over all the images.
+        """
+        for name in ("intersection", "unit_pixels", "concept_pixels"):
+            mine = getattr(self, f"_{name}")
+            theirs = torch.from_numpy(np.array(state[name], dtype=np.float64)).to(mine.device)
+            if theirs.shape != mine.shape:
+                raise InputError(
+                    f"cannot merge a tally with {name} of shape {tuple(theirs.shape)} into "
+                    f"{tuple(mine.shape)}: other units or concepts."
+                )
+            mine += theirs
+        self.n_images += int(state["n_images"])
 
     def result(self, quantile: float | None = None) -> ConceptIoU:
         intersection = self._intersection[:, :-1]

@@ -59,6 +59,13 @@ class RunningTopK:
         self._top = torch.topk(values, keep, dim=1, sorted=False).values
         self._pending, self._pending_count = [], 0
 
+    def values(self) -> torch.Tensor:
+        """(U × min(k, count)) the largest values kept so far, in no order: what `add` merges."""
+        self._merge()
+        if self._top is None:
+            raise InputError("no values were added.")
+        return self._top
+
     def kth_largest(self) -> torch.Tensor:
         """(U,) the k-th largest value per unit (the smallest one kept)."""
         self._merge()

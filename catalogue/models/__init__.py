@@ -23,7 +23,8 @@ Modules: `info` (ModelInfo, LayerInfo, checksums, transforms), `loading`
 (offline loading of torchvision models, TorchScript files, the demo CNN),
 `graph` (node names, the extractor builder), `layers` (output shapes, default
 layers), `state` (capture and restore a module's state), `contract` (`prepared`,
-the context manager).
+the context manager), `recipe` (how a loaded model is loaded again on a
+cluster worker).
 """
 
 from catalogue.models.contract import PreparedModel, prepared
@@ -56,7 +57,13 @@ from catalogue.models.loading import (
     load_demo_checkpoint,
     load_model,
     random_demo_model,
+    random_label,
+    random_name,
+    random_weights,
+    renamed,
 )
+from catalogue.models.recipe import ModelRecipe, records_recipe
+from catalogue.models.split import GraphSplit, repeat_batch, split_at
 from catalogue.models.state import ModelState, preserved
 
 __all__ = [
@@ -65,9 +72,11 @@ __all__ = [
     "INIT_SEED",
     "LOGITS",
     "RANDOM_WEIGHTS",
+    "GraphSplit",
     "ImageNetTransform",
     "LayerInfo",
     "ModelInfo",
+    "ModelRecipe",
     "ModelState",
     "PreparedModel",
     "RGBFirst",
@@ -85,8 +94,15 @@ __all__ = [
     "prepared",
     "preserved",
     "random_demo_model",
+    "random_label",
+    "random_name",
+    "random_weights",
+    "records_recipe",
+    "renamed",
+    "repeat_batch",
     "require_model_info",
     "resolve_layer_names",
+    "split_at",
     "tracer_kwargs",
     "weights_checksum",
 ]

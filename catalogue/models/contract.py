@@ -26,6 +26,7 @@ from torch import nn
 
 from catalogue.models.graph import build_extractor
 from catalogue.models.info import ModelInfo, device_of, require_model_info
+from catalogue.models.split import GraphSplit, split_at
 from catalogue.models.state import ModelState
 
 
@@ -44,6 +45,11 @@ class PreparedModel:
     def extractor(self, layers: Sequence[str], *, with_logits: bool = True) -> nn.Module:
         """`catalogue.models.build_extractor` on the prepared module (in the module's mode)."""
         return build_extractor(self.info, layers, with_logits=with_logits)
+
+    def split(self, layer: str) -> GraphSplit:
+        """The rest of the network after ``layer`` (`catalogue.models.split`), on the prepared
+        module; its head is ``self.extractor(split.extract)``."""
+        return split_at(self.info, layer)
 
     def dummy_input(
         self, size: tuple[int, int] | None = None, batch: int = 1, channels: int = 3

@@ -20,6 +20,7 @@ from torch import nn
 
 from catalogue import demo_cnn
 from catalogue.errors import InputError
+from catalogue.models.recipe import ModelRecipe
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -41,6 +42,8 @@ class ModelInfo:
     leaf_modules: tuple[type[nn.Module], ...] = ()
     source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: how to load this model again on another process (`catalogue.models.recipe`); None for a bare module
+    recipe: ModelRecipe | None = field(default=None, compare=False)
 
     @classmethod
     def from_module(

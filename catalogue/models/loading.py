@@ -9,10 +9,13 @@ file is a `ConfigError` naming the exact path to put it at.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import difflib
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -28,9 +31,31 @@ from catalogue.models.info import (
     RGBFirst,
     weights_checksum,
 )
+from catalogue.models.recipe import ModelRecipe, recipe_of, records_recipe
 
 RANDOM_WEIGHTS = ("none", "random", "")
 INIT_SEED = 0
+
+
+def random_label(seed: int) -> str:
+    """The weights label of seeded random weights: ``random-seed0``."""
+    return f"random-seed{int(seed)}"
+
+
+def random_name(base: str, seed: int) -> str:
+    """How the catalogue names a network with seeded random weights: ``resnet18@random-seed0``.
+
+    The seed is part of the name so that every command that loads "random weights"
+    means the same network, and two seeds are two models.
+    """
+    return f"{base.split('@', 1)[0]}@{random_label(seed)}"
+
+
+def _seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """``build()`` with the global torch generator seeded, leaving the caller's stream as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return build()
 
 
 def _no_inplace(module: nn.Module) -> nn.Module:
@@ -104,6 +129,7 @@ def _load_torchvision(
     weights_file: str | Path | None,
     num_classes: int | None,
     input_size: int | None,
+    seed: int = INIT_SEED,
 ) -> ModelInfo:
     from torchvision import models
 
@@ -138,10 +164,8 @@ def _load_torchvision(
             transform = ImageNetTransform(input_size)
             size = (input_size, input_size)
     else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(INIT_SEED)
-            module = models.get_model(architecture, weights=None, **kwargs)
-        label = "none"
+        module = _seeded(lambda: models.get_model(architecture, weights=None, **kwargs), seed)
+        label = random_label(seed)
         source = None
         categories = None
         side = input_size or 224
@@ -154,7 +178,7 @@ def _load_torchvision(
     module = _no_inplace(module).eval()
     return ModelInfo(
         module=module,
-        name=architecture,
+        name=random_name(architecture, seed) if label == random_label(seed) else architecture,
         architecture=architecture,
         weights=label,
         checksum=weights_checksum(module),
@@ -258,6 +282,7 @@ def _is_demo_checkpoint(path: Path) -> bool:
     return isinstance(payload, dict) and payload.get("format") == "unitcat-demo-cnn"
 
 
+@records_recipe
 def load_demo_checkpoint(path: str | Path, name: str | None = None) -> ModelInfo:
     """A demo CNN from a checkpoint written by `catalogue.demo_cnn.train_demo`."""
     path = Path(path)
@@ -304,19 +329,18 @@ def _demo_transform(size: int, mean: Any, std: Any) -> Any:
     return demo_cnn.DemoTransform(size, float(mean), float(std))
 
 
+@records_recipe
 def random_demo_model(
     num_classes: int = 10, *, seed: int = INIT_SEED, mean: float = 0.5, std: float = 0.25
 ) -> ModelInfo:
     """The demo CNN with seeded random weights (tests, benchmarks): no checkpoint needed."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        module = demo_cnn.DemoCNN(num_classes=num_classes).eval()
+    module = _seeded(lambda: demo_cnn.DemoCNN(num_classes=num_classes), seed).eval()
     size = demo_cnn.INPUT_SIZE
     return ModelInfo(
         module=module,
-        name="demo:random",
+        name=random_name(demo_cnn.ARCHITECTURE, seed),
         architecture=demo_cnn.ARCHITECTURE,
-        weights="none",
+        weights=random_label(seed),
         checksum=weights_checksum(module),
         transform=demo_cnn.DemoTransform(size, mean, std),
         input_size=(size, size),
@@ -345,6 +369,7 @@ def _load_torchscript(path: Path, input_size: int | None) -> ModelInfo:
     )
 
 
+@records_recipe
 def load_model(
     spec: str,
     *,
@@ -352,6 +377,8 @@ def load_model(
     weights_file: str | Path | None = None,
     num_classes: int | None = None,
     input_size: int | None = None,
+    seed: int = INIT_SEED,
+    name: str | None = None,
 ) -> ModelInfo:
     """Load a classifier for extraction, in eval mode, on the CPU.
 
@@ -363,7 +390,34 @@ def load_model(
     like ``AlexNet_Weights.IMAGENET1K_V1``; read from the torch hub cache, or
     from ``weights_file`` (which alone means a plain state dict).
     ``input_size``: the square input side for random weights (default 224).
+    ``seed``: the initialisation of random weights; the model is then named by it
+    (``resnet18@random-seed0``), so that every command means the same network.
+    ``name``: register the model under this name instead (two models that would
+    otherwise share a name, e.g. random weights with other output classes).
     """
+    info = _load(spec, weights, weights_file, num_classes, input_size, seed)
+    return renamed(info, name)
+
+
+def renamed(model: ModelInfo, name: str | None) -> ModelInfo:
+    """``model`` under another catalogue name (None or empty: as it is)."""
+    if name is None or not name.strip():
+        return model
+    if "/" in name or name != name.strip():
+        raise ConfigError(f"--name {name!r}: use a name without slashes or surrounding spaces.")
+    return dataclasses.replace(model, name=name)
+
+
+def _load(
+    spec: str,
+    weights: str | None,
+    weights_file: str | Path | None,
+    num_classes: int | None,
+    input_size: int | None,
+    seed: int,
+) -> ModelInfo:
+    if seed < 0:
+        raise ConfigError(f"--seed must be 0 or more, got {seed}.")
     text = spec.strip()
     if text.lower() == "demo" or text.lower().startswith("demo:"):
         _, _, dataset = text.partition(":")
@@ -383,4 +437,114 @@ def load_model(
         raise NotFound(
             f"unknown model {spec!r}: not a torchvision classifier, demo, or a file.{hint}"
         )
-    return _load_torchvision(architecture, weights, weights_file, num_classes, input_size)
+    return _load_torchvision(architecture, weights, weights_file, num_classes, input_size, seed)
+
+
+# ---------------------------------------------------------------- random-weights baselines
+def random_weights(model: ModelInfo, seed: int = INIT_SEED, name: str | None = None) -> ModelInfo:
+    """The same network as ``model`` with seeded random weights: the baseline of a trained one.
+
+    Same architecture, output classes, input transform and input size (so it sees
+    the same images), initialised as its constructor initialises it: torchvision
+    models and the demo CNN are built again with the global generator seeded
+    (``seed``); any other module is copied and every submodule with a
+    ``reset_parameters`` is reset in module order under the seed (a module that
+    holds parameters but cannot reset them raises ConfigError). Named
+    ``<name>@random-seed<seed>`` unless ``name`` is given.
+    """
+    if seed < 0:
+        raise ConfigError(f"--seed must be 0 or more, got {seed}.")
+    source = model.module
+    if isinstance(source, demo_cnn.DemoCNN):
+        module = _seeded(lambda: demo_cnn.DemoCNN(**_demo_shape(source)), seed)
+    elif model.architecture in _torchvision_names():
+        from torchvision import models
+
+        kwargs: dict[str, Any] = {"num_classes": model.n_outputs}
+        # GoogLeNet / Inception: the options torchvision's builder set for the trained weights
+        for attr in ("transform_input", "aux_logits"):
+            if hasattr(source, attr):
+                kwargs[attr] = bool(getattr(source, attr))
+                kwargs["init_weights"] = True
+        module = _seeded(lambda: models.get_model(model.architecture, weights=None, **kwargs), seed)
+    else:
+        module = _seeded(lambda: _reset_copy(source), seed)
+    _same_shapes(source, module, model.name)
+    module = _no_inplace(module).eval()
+    random = dataclasses.replace(
+        model,
+        module=module,
+        name=name or random_name(model.name, seed),
+        weights=random_label(seed),
+        checksum=weights_checksum(module),
+        source=None,
+        extra={},
+        recipe=None,
+    )
+    # loaded again elsewhere (a Ray worker) from the trained model's recipe, not pickled
+    trained = model.recipe
+    if trained is not None and trained.checksum == model.checksum == weights_checksum(source):
+        random.recipe = recipe_of(load_random_weights, random.checksum, trained, seed, name)
+    return random
+
+
+def load_random_weights(
+    source: ModelRecipe, seed: int = INIT_SEED, name: str | None = None
+) -> ModelInfo:
+    """`random_weights` of the model ``source`` loads: the recipe of a random-weights copy.
+
+    A cluster worker (`catalogue.cluster.handles`) loads a random-weights baseline by
+    loading the trained network from its own recipe and initialising it again under the
+    seed; the weights' checksum tells that it got the same network.
+    """
+    return random_weights(source.load(), seed, name)
+
+
+def _same_shapes(trained: nn.Module, random: nn.Module, name: str) -> None:
+    """Refuse a rebuilt network whose parameters and buffers differ from the trained one's."""
+    want = {k: tuple(v.shape) for k, v in trained.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in random.state_dict().items()}
+    if want != got:
+        differ = sorted(set(want) ^ set(got)) or sorted(k for k in want if want[k] != got[k])
+        raise ConfigError(
+            f"the random-weights copy of {name} is not the same network ({', '.join(differ[:3])} "
+            "differ); build the random network yourself and pass it as a model."
+        )
+
+
+def _demo_shape(module: demo_cnn.DemoCNN) -> dict[str, Any]:
+    """The constructor arguments of a demo CNN, read from its layers."""
+    convs = [getattr(module, f"conv{i}") for i in range(1, 6)]
+    fcs = [module.fc6, module.fc7]
+
+    def width(block: nn.Module, kind: type[nn.Module]) -> int:
+        layer = next(m for m in block.modules() if isinstance(m, kind))
+        return int(layer.out_channels if isinstance(layer, nn.Conv2d) else layer.out_features)
+
+    return {
+        "num_classes": int(module.fc8.out_features),
+        "conv_widths": tuple(width(b, nn.Conv2d) for b in convs),
+        "fc_widths": tuple(width(b, nn.Linear) for b in fcs),
+    }
+
+
+def _reset_copy(source: nn.Module) -> nn.Module:
+    if isinstance(source, torch.jit.ScriptModule):
+        raise ConfigError(
+            "a TorchScript model cannot be re-initialised; load the eager model to make its "
+            "random-weights baseline."
+        )
+    module = copy.deepcopy(source)
+    stuck = []
+    for name, sub in module.named_modules():
+        owns = any(True for _ in sub.parameters(recurse=False))
+        if hasattr(sub, "reset_parameters"):
+            sub.reset_parameters()
+        elif owns:
+            stuck.append(name or type(sub).__name__)
+    if stuck:
+        raise ConfigError(
+            f"cannot re-initialise {', '.join(stuck[:3])}: the module holds parameters but has no "
+            "reset_parameters(); build the random network yourself and pass it as a model."
+        )
+    return module

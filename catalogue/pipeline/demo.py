@@ -6,8 +6,10 @@
 `dataset-fashion-mnist` is missing — extracts its conv and fully connected
 layers over the images it was trained on, scores every unit with every measure
 over the correctly classified ones, builds a probe set and dissects the conv
-layers, makes AM panels for a handful of units, and reports the disagreement
-between the measures. Every step reuses what an earlier run finished, so a
+layers, makes AM panels for a handful of units, ablates a conv and an fc layer
+and runs the chance and random-weights baselines
+(`catalogue.pipeline.demo_importance`), and reports the disagreement between
+the measures. Every step reuses what an earlier run finished, so a
 second `make demo` takes seconds.
 
 Why the training images: the paper ran all ~1.3 M ILSVRC training images
@@ -28,10 +30,12 @@ import torch
 from sqlalchemy import Engine
 
 from catalogue import demo_cnn
+from catalogue.cluster import Cluster
 from catalogue.data import FASHION_MNIST_DIR, resolve_dataset
 from catalogue.db.results import have_panels
 from catalogue.errors import ConfigError
 from catalogue.models import ModelInfo, load_model
+from catalogue.pipeline.demo_importance import run_importance_steps
 from catalogue.pipeline.summary import Progress, Reporter
 from catalogue.query.report import RunReport, run_report
 
@@ -61,6 +65,8 @@ class DemoPlan:
     probe_size: int = 64
     am_images: int = 100
     am_steps: int = 128
+    ablate_images: int = 1000
+    chance_repeats: int = 10
 
     @property
     def model_spec(self) -> str:
@@ -94,8 +100,14 @@ def trained_model(plan: DemoPlan, on_progress: Progress | None = None) -> tuple[
     return load_model(plan.model_spec), trained
 
 
-def run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
-    """Build (or reuse) the whole demo catalogue and return its report."""
+def run_demo(
+    engine: Engine, plan: DemoPlan, reporter: Reporter, cluster: Cluster | None = None
+) -> RunReport:
+    """Build (or reuse) the whole demo catalogue and return its report.
+
+    With `cluster`, extraction, scoring, dissection and ablation run on Ray
+    (`catalogue.cluster`); the catalogue is the same.
+    """
     if plan.split not in SPLITS:
         raise ConfigError(f"the demo scores the train or test split, not {plan.split!r}.")
     if plan.threads < 1:
@@ -103,12 +115,14 @@ def run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
     previous = torch.get_num_threads()
     torch.set_num_threads(plan.threads)
     try:
-        return _run_demo(engine, plan, reporter)
+        return _run_demo(engine, plan, reporter, cluster)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
+def _run_demo(
+    engine: Engine, plan: DemoPlan, reporter: Reporter, cluster: Cluster | None
+) -> RunReport:
     from catalogue.pipeline.am import am_into_catalogue
     from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
     from catalogue.pipeline.extract import extract_into_catalogue
@@ -127,7 +141,7 @@ def _run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
         f"extract {', '.join(DEMO_LAYERS)} over {len(data):,} {plan.split} images"
     ) as progress:
         extracted = extract_into_catalogue(
-            engine, model, data, list(DEMO_LAYERS), on_progress=progress
+            engine, model, data, list(DEMO_LAYERS), on_progress=progress, cluster=cluster
         )
     reporter.note(
         f"run {extracted.run_id}: {extracted.summary.n_images:,} {plan.split} images, "
@@ -144,7 +158,9 @@ def _run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
             done_before[layer] = done
             progress(sum(done_before.values()), n_units)
 
-        scored = score_extraction(engine, extracted.run_id, on_progress=score_progress, reuse=True)
+        scored = score_extraction(
+            engine, extracted.run_id, on_progress=score_progress, reuse=True, cluster=cluster
+        )
     reporter.note(
         f"run {scored.run_id}: {sum(scored.layers.values()):,} units over {scored.n_images:,} images"
         + (" (reused)" if scored.reused else "")
@@ -159,7 +175,13 @@ def _run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
         progress(1, 1)
     with reporter.step(f"dissect {', '.join(DISSECT_LAYERS)}") as progress:
         dissected = dissect_into_catalogue(
-            engine, model, probe.directory, list(DISSECT_LAYERS), on_progress=progress, reuse=True
+            engine,
+            model,
+            probe.directory,
+            list(DISSECT_LAYERS),
+            on_progress=progress,
+            reuse=True,
+            cluster=cluster,
         )
     reporter.note(f"run {dissected.run_id}: probe set {probe.directory}")
 
@@ -177,6 +199,16 @@ def _run_demo(engine: Engine, plan: DemoPlan, reporter: Reporter) -> RunReport:
                 steps=plan.am_steps,
                 on_progress=progress,
             )
+    run_importance_steps(
+        engine,
+        model,
+        extracted.run_id,
+        scored.run_id,
+        reporter,
+        ablate_images=plan.ablate_images,
+        chance_repeats=plan.chance_repeats,
+        cluster=cluster,
+    )
     return run_report(engine, model.name, scored.run_id)
 
 

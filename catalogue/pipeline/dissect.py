@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Connection, Engine
 
+from catalogue.cluster import Cluster
 from catalogue.config import get_settings, resolve_device
 from catalogue.data import ArrayImageDataset, load_digits, load_fashion_mnist
 from catalogue.db.registry import register_concepts, register_model_info
@@ -55,14 +57,18 @@ def dissect_into_catalogue(
     workers: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
     reuse: bool = False,
+    cluster: Cluster | None = None,
 ) -> DissectResult:
     """Dissect conv `layers` of `model` on the probe set in `probe_dir` and record the labels.
 
     With `reuse`, a finished dissection with the same parameters is returned
     (its run id, without per-layer results) instead of being computed again.
+    With `cluster`, probe-image shards are Ray tasks (`catalogue.cluster.dissect`);
+    the rows are the same.
     """
     _check_options(batch_size, workers, quantile, iou_threshold, top_n)
-    device = resolve_device(device)
+    if cluster is None:  # on a cluster each worker picks its device (`Cluster.uses_gpus`)
+        device = resolve_device(device)
     probe = ProbeSet.open(probe_dir, categories=categories, split=split, limit=limit)
     if len(probe) == 0:
         raise InputError(f"the probe set {probe.directory} has no images for these options.")
@@ -105,7 +111,12 @@ def dissect_into_catalogue(
     ) as run:
         if run.finished_elsewhere:
             return DissectResult(run_id=run.id, probe=probe_name)
-        results = dissect(
+        compute = dissect
+        if cluster is not None:
+            from catalogue.cluster.dissect import dissect_on_cluster
+
+            compute = partial(dissect_on_cluster, cluster)
+        results = compute(
             model,
             [i.name for i in infos],
             probe,
@@ -138,7 +149,8 @@ def dissect_into_catalogue(
                 }
                 for name, r in results.items()
             }
-            | {"n_images": len(probe)},
+            | {"n_images": len(probe)}
+            | (cluster.describe() if cluster else {}),
         )
     return DissectResult(run_id=run.id, probe=probe_name, layers=results)
 

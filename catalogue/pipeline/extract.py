@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Engine
 
+from catalogue.cluster import Cluster
 from catalogue.config import get_settings, resolve_device
 from catalogue.data import ImageDataset
 from catalogue.db.registry import register_dataset, register_model_info
@@ -60,9 +62,18 @@ def extract_into_catalogue(
     autocast: bool = False,
     out_path: str | Path | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    cluster: Cluster | None = None,
+    shard_images: int | None = None,
 ) -> ExtractResult:
+    """Extract `model` over `dataset` into the run's HDF5 file and record the run.
+
+    With `cluster`, the images are extracted in shards of `shard_images` by Ray
+    actors (`catalogue.cluster.extract`); the file reads the same and the run
+    has the same parameters, so either path reuses the other's finished file.
+    """
     check_runtime_options(batch_size, workers)
-    device = resolve_device(device)
+    if cluster is None:  # on a cluster each worker picks its device (`Cluster.uses_gpus`)
+        device = resolve_device(device)
     plan = plan_extraction(
         model, dataset, layers, reduce=reduce, keep_maps=keep_maps, limit=limit, autocast=autocast
     )
@@ -94,7 +105,15 @@ def extract_into_catalogue(
         dataset_id=dataset_record.id,
         h5_path=str(out_path),
     ) as run:
-        summary = extract_activations(
+        extract = extract_activations
+        if cluster is not None:
+            from catalogue.cluster.extract import extract_on_cluster
+            from catalogue.store.shards import DEFAULT_SHARD_IMAGES
+
+            extract = partial(
+                extract_on_cluster, cluster, shard_images=shard_images or DEFAULT_SHARD_IMAGES
+            )
+        summary = extract(
             model,
             dataset,
             [i.name for i in infos],

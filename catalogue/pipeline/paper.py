@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from catalogue.cluster import Cluster
 from catalogue.data import resolve_dataset
 from catalogue.groups import PAPER_GROUPS
 from catalogue.models import load_model
@@ -59,7 +60,10 @@ def present_groups(class_keys: list[str]) -> dict[str, list[str]]:
     return {name: members for name, members in groups.items() if members}
 
 
-def run_paper(engine: Engine, options: PaperOptions, reporter: Reporter) -> RunReport:
+def run_paper(
+    engine: Engine, options: PaperOptions, reporter: Reporter, cluster: Cluster | None = None
+) -> RunReport:
+    """Extract, score and (with Broden) dissect AlexNet; on Ray with `cluster`."""
     model = load_model(
         "alexnet",
         weights=options.weights,
@@ -88,6 +92,7 @@ def run_paper(engine: Engine, options: PaperOptions, reporter: Reporter) -> RunR
             workers=options.workers,
             limit=options.limit,
             on_progress=progress,
+            cluster=cluster,
         )
     summary = extracted.summary
     reporter.note(
@@ -114,6 +119,7 @@ def run_paper(engine: Engine, options: PaperOptions, reporter: Reporter) -> RunR
             device=options.device,
             on_progress=on_score,
             reuse=True,
+            cluster=cluster,
         )
     reporter.note(
         f"run {scored.run_id}: {total_units:,} units over {scored.n_images:,} correct images"
@@ -130,6 +136,7 @@ def run_paper(engine: Engine, options: PaperOptions, reporter: Reporter) -> RunR
                 workers=options.workers,
                 on_progress=progress,
                 reuse=True,
+                cluster=cluster,
             )
         reporter.note(f"run {dissected.run_id}: conv5 dissected on {dissected.probe}")
     return run_report(engine, model.name, scored.run_id)

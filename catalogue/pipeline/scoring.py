@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
+from catalogue.cluster import Cluster
 from catalogue.config import resolve_device
 from catalogue.db.registry import (
     DatasetRecord,
@@ -96,15 +97,24 @@ def score_extraction(
     n_top_images: int = TOP_IMAGES,
     on_progress: ScoreProgress | None = None,
     reuse: bool = False,
+    rows: np.ndarray | None = None,
+    rows_from: int | None = None,
+    cluster: Cluster | None = None,
 ) -> ScoreResult:
     """Score every unit of `layers` (default: all) of an extraction run with every measure.
 
     With `reuse`, a finished scoring run with the same parameters is returned as it is.
+    `rows` (a boolean mask over the store's rows) scores exactly those images instead,
+    e.g. the ones a trained network's scoring run scored, for its random-weights
+    baseline; `rows_from` names that run in the parameters.
+    With `cluster`, the blocks of units are Ray tasks (`catalogue.cluster.score`);
+    the rows are the same.
     Every option is checked before the run is recorded: a bad one writes nothing.
     """
     if block_units < 1:
         raise InputError(f"--block-units must be at least 1, got {block_units}.")
-    device = resolve_device(device)
+    if cluster is None:  # on a cluster each worker picks its device (`Cluster.uses_gpus`)
+        device = resolve_device(device)
     run, model, dataset = _extract_context(engine, extract_run)
     path = Path(run.h5_path)
     if not path.is_file():
@@ -119,7 +129,13 @@ def score_extraction(
                 f"run {run.id} has no layer {', '.join(unknown)}; it has {', '.join(store.layer_names)}."
             )
         labels = store.labels
-        rows = np.ones(len(labels), dtype=bool) if all_images else store.correct.astype(bool)
+        chosen = rows
+        if chosen is not None:
+            rows = np.asarray(chosen, dtype=bool)
+            if rows.shape != labels.shape:
+                raise InputError(f"a row mask of {rows.shape} for a store of {labels.shape} rows.")
+        else:
+            rows = np.ones(len(labels), dtype=bool) if all_images else store.correct.astype(bool)
         if not rows.any():
             raise InputError(
                 f"run {run.id} has no correctly classified images to score; use --all-images."
@@ -139,6 +155,8 @@ def score_extraction(
             "n_top_classes": n_top_classes,
             "n_top_images": n_top_images,
         }
+        if chosen is not None:
+            params["rows_from"] = rows_from
         existing = None
         if reuse:
             with engine.connect() as conn:
@@ -169,7 +187,14 @@ def score_extraction(
                 )
             watched = score_run.watch(on_progress)
             results: dict[str, LayerScores] = {}
-            for name in names:
+            scored_here = names if cluster is None else []
+            if cluster is not None:
+                results = _score_on_cluster(
+                    cluster, store, names, rows, scored_labels, len(class_keys), group_indices,
+                    device=device, block_units=block_units, n_top_classes=n_top_classes,
+                    n_top_images=n_top_images, on_progress=watched,
+                )  # fmt: skip
+            for name in scored_here:
                 results[name] = _score_layer(
                     store,
                     name,
@@ -198,7 +223,8 @@ def score_extraction(
                         group_ids,
                     )
 
-            score_run.complete(write, stats={"n_images": int(rows.sum()), "layers": names})
+            stats = {"n_images": int(rows.sum()), "layers": names}
+            score_run.complete(write, stats=stats | (cluster.describe() if cluster else {}))
     return ScoreResult(
         run_id=score_run.id,
         n_images=int(rows.sum()),
@@ -241,6 +267,44 @@ def _score_layer(
         if on_progress:
             on_progress(layer, done, n_units)
     return _concatenate(parts)
+
+
+def _score_on_cluster(
+    cluster: Cluster,
+    store: ActivationStore,
+    names: Sequence[str],
+    rows: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    groups: Mapping[str, Sequence[int]],
+    *,
+    device: str | None,
+    block_units: int,
+    n_top_classes: int,
+    n_top_images: int,
+    on_progress: ScoreProgress | None,
+) -> dict[str, LayerScores]:
+    """The same blocks as `_score_layer`, scored by Ray tasks and joined in the same order."""
+    from catalogue.cluster.score import ScoreContext, score_on_cluster
+
+    context = ScoreContext(
+        str(store.path.resolve()),
+        rows,
+        labels,
+        n_classes,
+        groups,
+        n_top_classes,
+        n_top_images,
+        device,
+    )
+    parts = score_on_cluster(
+        cluster,
+        context,
+        {name: store.layer_shape(name)[1] for name in names},
+        block_units=block_units,
+        on_progress=on_progress,
+    )
+    return {name: _concatenate(parts[name]) for name in names}
 
 
 def _concatenate(parts: list[LayerScores]) -> LayerScores:

@@ -15,6 +15,8 @@ One job per module, all SQLAlchemy Core over the views (`views`) and tables of
 - `runs`: the runs and how a scoring run is named.
 - `ratings`: the rating study's reads and the paper's Table 1.
 - `files`: image files, bundled images, artifacts and the run's HDF5 store.
+- `importance`: ablation per unit and class, class-ablation curves, selectivity against
+  importance, and trained / random-weights / chance detector counts.
 
 Writes live in `catalogue.db`; nothing here writes.
 """

@@ -110,13 +110,15 @@ def score_runs(engine: Engine) -> pd.DataFrame:
             RUN.c.params,
             RUN.c.started_at,
             n_units.c.n_units,
+            RUN.c.baseline_of,
         )
         .select_from(RUN)
         .join(n_units, n_units.c.run_id == RUN.c.id)
         .outerjoin(MODEL, MODEL.c.id == RUN.c.model_id)
         .outerjoin(DATASET, DATASET.c.id == RUN.c.dataset_id)
         .where(RUN.c.kind == "score")
-        .order_by(RUN.c.started_at.desc(), RUN.c.id.desc()),
+        # baselines (random weights) after the trained runs: never a page's default
+        .order_by(RUN.c.baseline_of.is_not(None), RUN.c.started_at.desc(), RUN.c.id.desc()),
     )
     frame["name"] = [run_name(r) for r in frame.to_dict("records")]
     return frame
@@ -131,6 +133,11 @@ def run_name(run: Mapping[str, Any]) -> str:
     params = run.get("params") or {}
     if isinstance(params, Mapping) and "all_images" in params:
         which = "(all images)" if params["all_images"] else "(correct images)"
+        if params.get("rows_from") is not None:  # a baseline scored on a trained run's images
+            which = f"(the images of #{params['rows_from']})"
         if which not in label:
             label = f"{label} {which}".strip()
+    baseline_of = run.get("baseline_of")
+    if baseline_of is not None and not pd.isna(baseline_of):
+        label = f"{label}, baseline of #{int(baseline_of)}"
     return f"#{run['id']} {label}".strip()

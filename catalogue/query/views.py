@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import TableClause
 
 from catalogue.db import schema
-from catalogue.measures import CRITERIA, UNIT_MEASURES
+from catalogue.measures import CRITERIA, IMPORTANCE_CLASS, SELECTIVE_CLASSES, UNIT_MEASURES
 
 
 def _measure_columns() -> list[Any]:
@@ -200,6 +200,87 @@ RUN_STATUS: TableClause = table(
     ),
 )
 
+#: `unit_importance`: per unit and ablation run, what removing the unit did, beside its measures.
+UNIT_IMPORTANCE: TableClause = table(
+    "unit_importance",
+    *_columns(
+        ("run_id", Integer),
+        ("extract_run_id", Integer),
+        ("score_run_id", Integer),
+        ("model", Text),
+        ("layer", Text),
+        ("layer_kind", Text),
+        ("layer_position", Integer),
+        ("unit", Integer),
+        ("unit_id", Integer),
+        ("replaced_by", Text),
+        ("replacement", Double),
+        ("n_images", Integer),
+        ("accuracy", Double),
+        ("accuracy_change", Double),
+        ("most_hurt_class", Text),
+        ("most_hurt_class_index", Integer),
+        ("most_hurt_change", Double),
+    ),
+    *(
+        column(name, type_)
+        for c in SELECTIVE_CLASSES
+        for name, type_ in ((c, Text), (f"{c}_index", Integer), (f"{c}_change", Double))
+    ),
+    *(
+        column(m.name, Boolean if m.kind == "bool" else Double)
+        for m in UNIT_MEASURES
+        if m.kind != "class"
+    ),
+)
+
+#: `selectivity_vs_importance`: per ablation run, layer and measure, Spearman and Pearson
+#: correlations of the measure with the drop on the unit's selective class and overall.
+SELECTIVITY_VS_IMPORTANCE: TableClause = table(
+    "selectivity_vs_importance",
+    *_columns(
+        ("run_id", Integer),
+        ("score_run_id", Integer),
+        ("model", Text),
+        ("layer", Text),
+        ("layer_position", Integer),
+        ("measure", Text),
+        ("class_column", Text),
+        ("n", Integer),
+        ("mean_class_drop", Double),
+        ("spearman_class_drop", Double),
+        ("pearson_class_drop", Double),
+        ("n_overall", Integer),
+        ("spearman_overall_drop", Double),
+        ("pearson_overall_drop", Double),
+    ),
+)
+
+#: `layer_baselines`: per trained scoring run, layer and criterion: detectors trained,
+#: with random weights, and by chance (mean ± sd over label permutations).
+LAYER_BASELINES: TableClause = table(
+    "layer_baselines",
+    *_columns(
+        ("score_run_id", Integer),
+        ("model", Text),
+        ("layer", Text),
+        ("layer_position", Integer),
+        ("criterion", Text),
+        ("n_units", Integer),
+        ("trained", Integer),
+        ("random_run_id", Integer),
+        ("random_model", Text),
+        ("random", Integer),
+        ("chance_run_id", Integer),
+        ("chance_repeats", Integer),
+        ("chance_mean", Double),
+        ("chance_sd", Double),
+    ),
+)
+
+#: The measures `selectivity_vs_importance` correlates with importance.
+IMPORTANCE_MEASURES: tuple[str, ...] = tuple(IMPORTANCE_CLASS)
+
 #: Every view declared here (the tests check each against the database).
 VIEWS: tuple[TableClause, ...] = (
     UNIT_CATALOGUE,
@@ -211,6 +292,9 @@ VIEWS: tuple[TableClause, ...] = (
     RATING_LAYER_SUMMARY,
     DISSECTION_SUMMARY,
     RUN_STATUS,
+    UNIT_IMPORTANCE,
+    SELECTIVITY_VS_IMPORTANCE,
+    LAYER_BASELINES,
 )
 
 RUN = schema.Run.__table__
@@ -229,3 +313,7 @@ DISSECTION = schema.Dissection.__table__
 AM_PANEL = schema.AMPanel.__table__
 PARTICIPANT = schema.Participant.__table__
 RATING = schema.Rating.__table__
+UNIT_ABLATION = schema.UnitAblation.__table__
+UNIT_ABLATION_CLASS = schema.UnitAblationClass.__table__
+CLASS_ABLATION_CURVE = schema.ClassAblationCurve.__table__
+CHANCE_METRICS = schema.ChanceMetrics.__table__

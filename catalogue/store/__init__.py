@@ -33,9 +33,15 @@ Layout (format ``unitcat-activations`` version 1)::
 Layer names are feature-extraction node names (``features.10``, ``conv5``);
 they contain dots, never slashes.
 
+A run extracted on a cluster is written in shards (one store per range of
+images) and its file reads them in place through HDF5 virtual datasets, with
+the same layout and the same values (`shards`; attribute ``shards`` lists
+them, relative to the file).
+
 Modules: `layout` (the file's datasets, format checks, `LayerSpec`),
 `reader` (column blocks, maps, labels, attributes), `bands` (the crash-safe
-band protocol), `writer` (`ActivationStore`: create, resume, append, finish).
+band protocol), `writer` (`ActivationStore`: create, resume, append, finish),
+`shards` (a run in shards, read as one store).
 """
 
 from catalogue.store.layout import (

@@ -92,6 +92,16 @@ def open_h5(path: Path, mode: str, **kwargs: Any) -> h5py.File:
         raise InputError(
             f"{path} was written by a newer unitcat (store format {version} > {FORMAT_VERSION}); upgrade unitcat."
         )
+    # A sharded run (`catalogue.store.shards`) reads its shards in place: without them HDF5 reads zeros.
+    gone = [
+        s for s in json.loads(handle.attrs.get("shards", "[]")) if not (path.parent / s).is_file()
+    ]
+    if gone:
+        handle.close()
+        raise NotFound(
+            f"{path} reads its activations from shard files beside it, and {gone[0]} is missing; "
+            f"keep the folder {gone[0].split('/')[0]} next to {path.name}."
+        )
     return handle
 
 
@@ -201,6 +211,7 @@ def create_file(
     for name, dtype in (("keys", STR), ("reasons", STR), ("source_index", np.int64)):
         skipped.create_dataset(name, (0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
     h5.attrs["n_complete"] = 0
+    h5.flush()
     return h5
 
 

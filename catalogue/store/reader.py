@@ -119,6 +119,20 @@ class StoreReader:
         selection = self._row_selection(rows)
         return block if selection is None else block[selection]
 
+    def read_rows(self, layer: str, start: int, stop: int) -> np.ndarray:
+        """Every unit of ``layer`` for the complete rows ``start:stop``: (rows × U) float32.
+
+        Row bands of ``chunk_rows`` (aligned) read each chunk once; ablation reads a
+        layer this way, a band of images at a time.
+        """
+        ds = self._layer(layer)
+        if not (0 <= start <= stop <= self._n_complete):
+            raise InputError(f"rows {start}:{stop} are outside 0:{self._n_complete} of {layer}.")
+        block = np.empty((stop - start, int(ds.shape[1])), dtype=np.float32)
+        if stop > start:
+            ds.read_direct(block, source_sel=np.s_[start:stop, :])
+        return block
+
     def iter_unit_blocks(
         self, layer: str, block_units: int = DEFAULT_CHUNK_UNITS, rows: Any = None
     ) -> Iterator[tuple[int, int, np.ndarray]]:

@@ -12,6 +12,7 @@ from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
 from catalogue.models import load_model
 from catalogue.pipeline.am import MAX_IMAGES, parse_units, plan_am, run_am
+from ingest.commands.model_options import name_option, weights_seed_option
 from ingest.console import console, progress
 
 
@@ -59,6 +60,8 @@ def am(
     weights_file: Path | None = typer.Option(
         None, "--weights-file", help="The weights file used for the extraction."
     ),
+    weights_seed: int = weights_seed_option(),
+    name: str | None = name_option(),
     num_classes: int | None = typer.Option(
         None, "--num-classes", help="Output classes of a random or file model."
     ),
@@ -67,7 +70,14 @@ def am(
     unit_list = parse_units(units)
     engine = get_engine()
     ensure_current(engine)
-    info = load_model(model, weights=weights, weights_file=weights_file, num_classes=num_classes)
+    info = load_model(
+        model,
+        weights=weights,
+        weights_file=weights_file,
+        num_classes=num_classes,
+        seed=weights_seed,
+        name=name,
+    )
     plan = plan_am(
         engine,
         info,

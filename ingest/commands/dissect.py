@@ -7,12 +7,15 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from catalogue.cluster import connect
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
 from catalogue.measures import IOU_ABOVE
 from catalogue.models import load_model
 from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
+from ingest.cluster import cluster_option
 from ingest.commands.extract import split_names
+from ingest.commands.model_options import name_option, weights_seed_option
 from ingest.console import console, progress
 
 
@@ -37,6 +40,9 @@ def dissect(
     weights_file: Path | None = typer.Option(
         None, help="Weights file instead of the torch hub cache."
     ),
+    num_classes: int | None = typer.Option(None, help="Output classes of a random or file model."),
+    weights_seed: int = weights_seed_option(),
+    name: str | None = name_option(),
     categories: str | None = typer.Option(
         None, help="Only these concept categories, e.g. object,color."
     ),
@@ -51,16 +57,26 @@ def dissect(
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(32, help="Probe images per forward pass."),
     workers: int = typer.Option(0, help="Image-decoding worker processes."),
+    cluster: str | None = cluster_option(),
 ) -> None:
     """Label conv units with the probe-set concepts whose masks their activation maps overlap best."""
     engine = get_engine()
     ensure_current(engine)
-    info = load_model(model, weights=weights, weights_file=weights_file)
-    with progress() as bar:
-        task = bar.add_task("dissect (2 passes)", total=None, rate="images")
+    info = load_model(
+        model,
+        weights=weights,
+        weights_file=weights_file,
+        num_classes=num_classes,
+        seed=weights_seed,
+        name=name,
+    )
+    with connect(cluster) as ray_cluster, progress() as bar:
+        tasks: list[int] = []  # added on the first progress: a refused model is one line
 
         def on_progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            if not tasks:
+                tasks.append(bar.add_task("dissect (2 passes)", total=None, rate="images"))
+            bar.update(tasks[0], completed=done, total=total)
 
         result = dissect_into_catalogue(
             engine,
@@ -76,6 +92,7 @@ def dissect(
             device=device,
             workers=workers,
             on_progress=on_progress,
+            cluster=ray_cluster,
         )
     table = Table(
         "layer", "units", f"detectors (IoU > {iou_threshold:g})", "unique concepts", "by category"

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import typer
 
+from catalogue.cluster import connect
 from catalogue.data import resolve_dataset
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
 from catalogue.models import load_model
 from catalogue.pipeline.extract import extract_into_catalogue
+from ingest.cluster import cluster_option
+from ingest.commands.model_options import name_option, weights_seed_option
 from ingest.console import console, progress
 
 
@@ -45,6 +48,8 @@ def extract(
     weights_file: Path | None = typer.Option(
         None, help="Weights file instead of the torch hub cache."
     ),
+    weights_seed: int = weights_seed_option(),
+    name: str | None = name_option(),
     num_classes: int | None = typer.Option(None, help="Output classes of a random or file model."),
     class_map: Path | None = typer.Option(
         None, help="CSV index,key,name giving the model's class order for an image folder."
@@ -62,11 +67,24 @@ def extract(
     out: Path | None = typer.Option(
         None, help="HDF5 file (default: under $UNITCAT_HOME/runs, named by the parameters)."
     ),
+    cluster: str | None = cluster_option(),
+    shard_images: int | None = typer.Option(
+        None,
+        help="With --cluster: images per shard file (default 4096, rounded up to a multiple of "
+        "--batch-size); a resumed run must use the same.",
+    ),
 ) -> None:
     """Run MODEL over DATASET and store the activations of the chosen layers (resumable)."""
     engine = get_engine()
     ensure_current(engine)
-    info = load_model(model, weights=weights, weights_file=weights_file, num_classes=num_classes)
+    info = load_model(
+        model,
+        weights=weights,
+        weights_file=weights_file,
+        num_classes=num_classes,
+        seed=weights_seed,
+        name=name,
+    )
     data = resolve_dataset(
         dataset,
         transform=info.transform,
@@ -77,7 +95,7 @@ def extract(
     )
     started = time.perf_counter()
     first: list[int] = []
-    with progress() as bar:
+    with connect(cluster) as ray_cluster, progress() as bar:
         task = bar.add_task(f"extract {info.name}", total=None, rate="")
 
         def on_progress(done: int, total: int) -> None:
@@ -102,6 +120,8 @@ def extract(
             autocast=autocast,
             out_path=out,
             on_progress=on_progress,
+            cluster=ray_cluster,
+            shard_images=shard_images,
         )
     s = result.summary
     if result.finished_elsewhere:
@@ -113,6 +133,9 @@ def extract(
         console.print(f"next: unitcat ingest score {result.run_id}", highlight=False)
         return
     resumed = f", resumed at image {s.resumed_from:,}" if s.resumed_from else ""
+    if "shards" in s.runtime:
+        reused = len(s.runtime["shards_reused"])
+        resumed += f", {s.runtime['shards']} shards ({reused} reused) on {s.runtime['cluster']}"
     console.print(
         f"run {result.run_id}: {s.n_images:,} images × {len(s.layers)} layers "
         f"({', '.join(i.name for i in s.layers)}), accuracy {s.accuracy:.1%}, "

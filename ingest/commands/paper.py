@@ -7,9 +7,11 @@ from pathlib import Path
 
 import typer
 
+from catalogue.cluster import connect
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
 from catalogue.pipeline.paper import PaperOptions, run_paper
+from ingest.cluster import cluster_option
 from ingest.commands.extract import split_names
 from ingest.reporting import RichReporter, print_report
 
@@ -43,6 +45,7 @@ def paper(
     num_classes: int | None = typer.Option(
         None, hidden=True, help="Outputs of a random-weight AlexNet (tests)."
     ),
+    cluster: str | None = cluster_option(),
 ) -> None:
     """AlexNet conv5, fc6, fc7, fc8 over ImageNet: extract, score (correct images, bus and car groups), dissect."""
     started = time.perf_counter()
@@ -61,4 +64,6 @@ def paper(
         limit=limit,
         broden_categories=tuple(split_names(broden_categories) or ()) or None,
     )
-    print_report(run_paper(engine, options, RichReporter()), time.perf_counter() - started)
+    with connect(cluster) as ray_cluster:
+        report = run_paper(engine, options, RichReporter(), cluster=ray_cluster)
+    print_report(report, time.perf_counter() - started)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import typer
 
+from catalogue.cluster import connect
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
 from catalogue.groups import load_groups
 from catalogue.pipeline.scoring import score_extraction
+from ingest.cluster import cluster_option
 from ingest.commands.extract import split_names
 from ingest.console import console, progress
 
@@ -34,13 +36,16 @@ def score(
     device: str | None = typer.Option(
         None, help="auto, cpu or cuda (default: UNITCAT_DEVICE or auto)."
     ),
-    block_units: int = typer.Option(256, help="Units read and scored at a time (bounds memory)."),
+    block_units: int = typer.Option(
+        256, help="Units read and scored at a time (bounds memory; one Ray task with --cluster)."
+    ),
+    cluster: str | None = cluster_option(),
 ) -> None:
     """Score every unit of RUN with every measure and write the results in one transaction."""
     engine = get_engine()
     ensure_current(engine)
     group_map = load_groups(groups) if groups else None
-    with progress() as bar:
+    with connect(cluster) as ray_cluster, progress() as bar:
         tasks: dict[str, int] = {}
 
         def on_progress(layer: str, done: int, total: int) -> None:
@@ -57,6 +62,7 @@ def score(
             device=device,
             block_units=block_units,
             on_progress=on_progress,
+            cluster=ray_cluster,
         )
     units = sum(result.layers.values())
     if result.reused:

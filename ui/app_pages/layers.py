@@ -13,7 +13,7 @@ import streamlit as st
 
 from catalogue.measures import SUMMARISED_MEASURES
 from catalogue.query.layers import detector_criteria
-from ui import display, figures, plots, tables
+from ui import display, figures, importance, plots, tables
 from ui import urlstate as url
 from ui.app_pages import common
 
@@ -176,3 +176,6 @@ if not dissected.empty:
         column_config=tables.column_config(dissected, pinned=("model", "layer")),
         key="dissection_summary",
     )
+
+importance.baselines_section(key, run_id)
+importance.curves_section(key, run_id)

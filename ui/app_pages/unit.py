@@ -25,7 +25,7 @@ from catalogue.query.units import (
     threshold_counts,
     unit_class_table,
 )
-from ui import display, figures, plots, tables, unit_nav
+from ui import display, figures, importance, plots, tables, unit_nav
 from ui import urlstate as url
 from ui.app_pages import common
 
@@ -486,6 +486,8 @@ with tabs[4]:
     _am(details["am"])
 with tabs[5]:
     _ratings(details["rating_summary"], details["ratings"])
+
+importance.unit_section(key, unit_id)
 
 unit_nav.related_units(key, record, run_id)
 url.check_known(unit_nav.UNIT_PARAMS, where=notes)
