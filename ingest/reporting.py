@@ -78,14 +78,14 @@ def print_report(result: RunReport, seconds: float) -> None:
             row["layer"],
             str(row["n_units"]),
             str(row["n_constant"]),
-            *(str(row[c.count_column]) for c in COUNTED),
+            *("—" if row[c.count_column] is None else str(row[c.count_column]) for c in COUNTED),
             _f(row["median_max_informedness"]),
             _f(row["median_false_alarm_rate"]),
         )
     console.print(table)
     console.print(
         "[dim]Constant units (every activation equal) are counted apart and left out of the "
-        "other columns.[/]"
+        "other columns; — : the layer was not dissected.[/]"
     )
     console.print("\n[bold](2) The headline query[/]")
     console.print(HEADLINE_SQL, highlight=False)

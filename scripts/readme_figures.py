@@ -38,7 +38,13 @@ from catalogue.db.engine import get_engine  # noqa: E402
 from catalogue.db.migrate import ensure_current  # noqa: E402
 from catalogue.errors import NotFound, UnitcatError  # noqa: E402
 from catalogue.measures import CRITERIA, CRITERIA_BY_KEY, NOT_CONSTANT  # noqa: E402
+from catalogue.pipeline.demo_importance import SHOWN_MEASURES  # noqa: E402
 from catalogue.query.files import unit_activations  # noqa: E402
+from catalogue.query.importance import (  # noqa: E402
+    ablation_runs,
+    importance_correlations,
+    layer_baselines,
+)
 from catalogue.query.report import run_report, showcase_unit  # noqa: E402
 from catalogue.query.runs import run_records, score_runs  # noqa: E402
 from catalogue.query.units import threshold_counts, unit_record  # noqa: E402
@@ -121,6 +127,36 @@ def showcase(engine: Any, run_id: int) -> dict[str, Any] | None:
     return out
 
 
+def _records(frame: Any, columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Rows of `frame` as plain dicts (NaN as None), for JSON and the tables."""
+    if frame.empty:
+        return []
+    kept = frame[list(columns)].astype(object)
+    return kept.where(kept.notna(), None).to_dict("records")
+
+
+def importance(engine: Any, run_id: int) -> dict[str, Any]:
+    """The demo's baselines (trained / random weights / chance detectors per layer and
+    criterion) and its newest ablation run's selectivity-importance correlations."""
+    baselines = _records(
+        layer_baselines(engine, run_id),
+        ("layer", "criterion", "n_units", "trained", "random", "chance_mean", "chance_sd"),
+    )
+    ablations = ablation_runs(engine, run_id)
+    correlations: list[dict[str, Any]] = []
+    ablate_run = None
+    if not ablations.empty:
+        ablate_run = int(ablations.iloc[0]["id"])
+        frame = importance_correlations(engine, ablate_run)
+        if not frame.empty:
+            frame = frame[frame["measure"].isin(SHOWN_MEASURES)]
+        correlations = _records(
+            frame,
+            ("layer", "measure", "n", "spearman_class_drop", "spearman_overall_drop"),
+        )
+    return {"ablate_run": ablate_run, "baselines": baselines, "correlations": correlations}
+
+
 def collect(engine: Any) -> dict[str, Any]:
     run = demo_run(engine)
     report = run_report(engine, run["model"], run["id"])
@@ -131,6 +167,7 @@ def collect(engine: Any) -> dict[str, Any]:
         "n_misleading": report.n_misleading,
         "misleading": report.misleading,
         "showcase": showcase(engine, run["id"]),
+        **importance(engine, run["id"]),
     }
 
 
@@ -140,6 +177,73 @@ def _f(value: Any, digits: int = 2) -> str:
 
 def _pct(value: Any) -> str:
     return "—" if value is None else f"{float(value):.1%}"
+
+
+def render_importance(fig: dict[str, Any]) -> list[str]:
+    """The block's baselines and selectivity-importance tables (nothing without them)."""
+    lines: list[str] = []
+    baselines = [b for b in fig.get("baselines", []) if b["criterion"] in HEADS]
+    if baselines:
+        criteria = [c.key for c in COUNTED if any(b["criterion"] == c.key for b in baselines)]
+        by = {(b["layer"], b["criterion"]): b for b in baselines}
+        layers = list(dict.fromkeys(b["layer"] for b in baselines))
+
+        undissected = {
+            r["layer"]
+            for r in fig["layers"]
+            if r.get(CRITERIA_BY_KEY["iou"].count_column, 0) is None
+        }
+
+        def cell(b: dict[str, Any] | None) -> str:
+            if b is None or (b["criterion"] == "iou" and b["layer"] in undissected):
+                return "—"
+            random = "—" if b["random"] is None else str(b["random"])
+            chance = (
+                "—"
+                if b["chance_mean"] is None
+                else f"{b['chance_mean']:.1f} ± {b['chance_sd'] or 0.0:.1f}"
+            )
+            return f"{b['trained']} / {random} / {chance}"
+
+        lines += [
+            "",
+            "How many of these would a network without learning, or chance, give? Detectors "
+            "per criterion in the trained network / the same network with seeded random "
+            "weights / the trained activations against permuted labels (mean ± sd over the "
+            "permutations); constant units left out (the view `layer_baselines`); — : not "
+            "dissected, or no chance figure (dissection has none):",
+            "",
+            "| layer | " + " | ".join(HEADS[k] for k in criteria) + " |",
+            "|---|" + "---:|" * len(criteria),
+        ]
+        for layer in layers:
+            lines.append(
+                f"| {layer} | " + " | ".join(cell(by.get((layer, k))) for k in criteria) + " |"
+            )
+    correlations = fig.get("correlations", [])
+    if correlations:
+        measures = [m for m in SHOWN_MEASURES if any(r["measure"] == m for r in correlations)]
+        by_c = {(r["layer"], r["measure"]): r for r in correlations}
+        layers = list(dict.fromkeys(r["layer"] for r in correlations))
+        lines += [
+            "",
+            "Do the selective units matter? Each unit of two layers was removed in turn "
+            f"(ablation run {fig['ablate_run']}); Spearman correlation of each measure with "
+            "the accuracy drop on the unit's own class for that measure (Morcos et al. 2018; "
+            "the view `selectivity_vs_importance`):",
+            "",
+            "| layer | units | " + " | ".join(measures) + " |",
+            "|---|---:|" + "---:|" * len(measures),
+        ]
+        for layer in layers:
+            n = max(int(by_c[(layer, m)]["n"] or 0) for m in measures if (layer, m) in by_c)
+            cells = []
+            for m in measures:
+                r = by_c.get((layer, m))
+                value = None if r is None else r["spearman_class_drop"]
+                cells.append("—" if value is None else f"{value:+.2f}")
+            lines.append(f"| {layer} | {n} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def render(fig: dict[str, Any]) -> str:
@@ -161,7 +265,8 @@ def render(fig: dict[str, Any]) -> str:
             else ")."
         ),
         "Per layer, the units each criterion calls an object detector. Constant units "
-        "(every activation equal) are counted apart and left out of the other columns.",
+        "(every activation equal) are counted apart and left out of the other columns; "
+        "— : the layer was not dissected.",
         "",
         "| layer | units | constant | "
         + " | ".join(HEADS.get(c.key, c.key) for c in COUNTED)
@@ -169,7 +274,9 @@ def render(fig: dict[str, Any]) -> str:
         "|---|" + "---:|" * (4 + len(COUNTED)),
     ]
     for row in fig["layers"]:
-        counts = " | ".join(str(row[c.count_column]) for c in COUNTED)
+        counts = " | ".join(
+            "—" if row[c.count_column] is None else str(row[c.count_column]) for c in COUNTED
+        )
         lines.append(
             f"| {row['layer']} | {row['n_units']} | {row['n_constant']} | {counts} | "
             f"{_f(row['median_max_informedness'])} | {_f(row['median_false_alarm_rate'])} |"
@@ -223,9 +330,9 @@ def render(fig: dict[str, Any]) -> str:
         "unit's value and whether it passes, and the false-alarm row gives the counts:",
         "",
         "![Unit page: the verdicts](docs/screenshots/unit-verdicts.png)",
-        "",
-        END,
     ]
+    lines += render_importance(fig)
+    lines += ["", END]
     return "\n".join(lines) + "\n"
 
 

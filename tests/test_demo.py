@@ -66,6 +66,22 @@ def _check_readme_figures(engine: Engine, report: object, tmp_path: Path) -> Non
         far = counts["fp"] / (counts["tp"] + counts["fp"])
         assert far == pytest.approx(unit["false_alarm_rate"])
         assert f"{counts['fp']:,} of the {counts['tp'] + counts['fp']:,} images" in block
+    # trained / random / chance per layer: the trained count is the catalogue's own
+    with engine.connect() as conn:
+        trained = dict(
+            conn.execute(
+                text(
+                    "SELECT layer, count(*) FILTER (WHERE precision > .75 AND constant IS NOT TRUE)"
+                    " FROM unit_catalogue WHERE run_id = :r GROUP BY layer"
+                ),
+                {"r": figures["run"]["id"]},
+            ).all()
+        )
+    assert {b["layer"] for b in figures["baselines"]} == set(trained)
+    for layer, n in trained.items():
+        assert f"| {layer} | {n} / " in block  # precision is the table's first criterion
+    assert {r["layer"] for r in figures["correlations"]} == {"conv5", "fc6"}
+    assert f"(ablation run {figures['ablate_run']})" in block
     readme = tmp_path / "README.md"
     readme.write_text(f"# intro\n\n{readme_figures.BEGIN}\nold\n{readme_figures.END}\n\ntail\n")
     readme_figures.paste(readme, block)

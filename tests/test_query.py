@@ -197,10 +197,14 @@ def test_layer_counts_agree_with_each_criterion_applied_to_the_stored_values(
     assert counts.loc["conv5", "misleading"] == counts.loc["fc6", "misleading"] == 1
 
     report = run_report(engine, "toynet", catalogue.score_run)
+    with engine.connect() as conn:
+        dissected = set(conn.execute(text("SELECT layer FROM dissection_summary")).scalars())
     engine.dispose()
     for row in report.layers:
         for c in CRITERIA:
-            if c.count_column:
+            if c.key == "iou" and row["layer"] not in dissected:
+                assert row[c.count_column] is None  # shown as "—", not as 0 detectors
+            elif c.count_column:
                 assert row[c.count_column] == counts.loc[row["layer"], c.key], c.key
     assert report.n_misleading == len(report.misleading) == 2  # conv5.1 and fc6.3
     assert {(r["layer"], r["unit"]) for r in report.misleading} == {("conv5", 1), ("fc6", 3)}

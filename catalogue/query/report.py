@@ -14,7 +14,12 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from catalogue.measures import CRITERIA, CRITERIA_BY_KEY, NOT_CONSTANT
-from catalogue.query.views import LAYER_DETECTORS, MISLEADING_DETECTORS, UNIT_CATALOGUE
+from catalogue.query.views import (
+    DISSECTION_SUMMARY,
+    LAYER_DETECTORS,
+    MISLEADING_DETECTORS,
+    UNIT_CATALOGUE,
+)
 
 _MISLEADING = CRITERIA_BY_KEY["misleading"]
 _PRECISION = CRITERIA_BY_KEY["precision"]
@@ -42,7 +47,7 @@ _UNIT_COLUMNS: tuple[str, ...] = (
 class RunReport:
     model: str
     #: per layer: layer, n_units, n_constant, one count per criterion (its `count_column`,
-    #: constant units left out), medians
+    #: constant units left out; None for IoU where no dissection covered the layer), medians
     layers: list[dict[str, Any]] = field(default_factory=list)
     misleading: list[dict[str, Any]] = field(default_factory=list)
     n_misleading: int = 0
@@ -69,6 +74,14 @@ def run_report(engine: Engine, model_name: str, score_run_id: int) -> RunReport:
             .order_by(ld.c.layer_position)
         ).mappings()
         layers = [dict(r) for r in layers]
+        dissected = set(
+            conn.execute(
+                select(DISSECTION_SUMMARY.c.layer).where(DISSECTION_SUMMARY.c.model == model_name)
+            ).scalars()
+        )
+        for row in layers:  # "0 IoU detectors" would claim a dissection that never ran
+            if row["layer"] not in dissected:
+                row[CRITERIA_BY_KEY["iou"].count_column] = None
         misleading = conn.execute(
             select(*(md.c[name] for name in _UNIT_COLUMNS))
             .where(md.c.run_id == run)
