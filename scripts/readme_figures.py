@@ -140,7 +140,16 @@ def importance(engine: Any, run_id: int) -> dict[str, Any]:
     criterion) and its newest ablation run's selectivity-importance correlations."""
     baselines = _records(
         layer_baselines(engine, run_id),
-        ("layer", "criterion", "n_units", "trained", "random", "chance_mean", "chance_sd"),
+        (
+            "layer",
+            "criterion",
+            "n_units",
+            "trained",
+            "random",
+            "random_model",
+            "chance_mean",
+            "chance_sd",
+        ),
     )
     ablations = ablation_runs(engine, run_id)
     correlations: list[dict[str, Any]] = []
@@ -177,6 +186,22 @@ def _f(value: Any, digits: int = 2) -> str:
 
 def _pct(value: Any) -> str:
     return "—" if value is None else f"{float(value):.1%}"
+
+
+def random_rows(fig: dict[str, Any]) -> str:
+    """What the random-weights baseline adds to the headline query run over the whole
+    catalogue (its units are in `unit_catalogue` too, under their own model name)."""
+    rows = [b for b in fig.get("baselines", []) if b["criterion"] == "misleading"]
+    models = {b["random_model"] for b in rows if b["random_model"]}
+    if not models:
+        return ""
+    added = sum(int(b["random"] or 0) for b in rows)
+    if not added:
+        return ""
+    return (
+        f" (run over the whole catalogue it also returns {added} of the random-weights "
+        f"baseline {', '.join(f'`{m}`' for m in sorted(models))}; `model` tells them apart)"
+    )
 
 
 def render_importance(fig: dict[str, Any]) -> list[str]:
@@ -286,7 +311,8 @@ def render(fig: dict[str, Any]) -> str:
         "",
         f"The headline query (`{misleading.sql()} AND {NOT_CONSTANT.sql()}`, the view "
         f"`misleading_detectors`) returns **{fig['n_misleading']}** "
-        f"unit{'s' if fig['n_misleading'] != 1 else ''}"
+        f"unit{'s' if fig['n_misleading'] != 1 else ''} of the trained network"
+        + random_rows(fig)
         + (", the ten with the most false alarms:" if fig["n_misleading"] > 10 else ":"),
     ]
     if fig["misleading"]:

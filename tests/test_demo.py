@@ -82,6 +82,17 @@ def _check_readme_figures(engine: Engine, report: object, tmp_path: Path) -> Non
         assert f"| {layer} | {n} / " in block  # precision is the table's first criterion
     assert {r["layer"] for r in figures["correlations"]} == {"conv5", "fc6"}
     assert f"(ablation run {figures['ablate_run']})" in block
+    random_models = sorted({b["random_model"] for b in figures["baselines"]} - {None})
+    assert random_models == ["demo:digits@random-seed0"]
+    with engine.connect() as conn:  # the headline query's rows of the random-weights copy
+        added = conn.execute(
+            text("SELECT count(*) FROM misleading_detectors WHERE model = :m"),
+            {"m": random_models[0]},
+        ).scalar_one()
+    if added:
+        assert f"also returns {added} of the random-weights baseline" in block
+    else:
+        assert "of the random-weights baseline" not in block
     readme = tmp_path / "README.md"
     readme.write_text(f"# intro\n\n{readme_figures.BEGIN}\nold\n{readme_figures.END}\n\ntail\n")
     readme_figures.paste(readme, block)
