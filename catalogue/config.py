@@ -125,13 +125,19 @@ def _parsed(url: str) -> str:
     return url
 
 
-def resolve_device(requested: str | None = None) -> str:
-    """Map ``auto``/``cpu``/``cuda`` to the torch device string to use."""
-    import torch
+def resolve_device(requested: str | None = None, *, here: bool = True) -> str:
+    """Map ``auto``/``cpu``/``cuda`` to the torch device string to use.
 
+    With ``here=False`` (work that runs on a Ray cluster's workers) the choice is only
+    checked and returned as it is: each worker resolves it on its own machine
+    (`catalogue.cluster.Cluster.uses_gpus`), not by this machine's GPUs."""
     choice = (requested or get_settings().device).lower()
     if choice not in DEVICE_CHOICES:
         raise ConfigError(f"device {choice!r} is not one of {', '.join(DEVICE_CHOICES)}.")
+    if not here:
+        return choice
+    import torch
+
     if choice == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda" and not torch.cuda.is_available():

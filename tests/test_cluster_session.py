@@ -81,3 +81,17 @@ def test_unit_blocks_cover_every_unit_once_in_order() -> None:
     grouped = by_layer(blocks, [b.n_units for b in blocks])
     assert grouped == {"conv5": [2, 2, 1], "fc6": [2, 2], "fc8": [1]}
     assert unit_blocks({}, 3) == []
+
+
+def test_a_device_for_cluster_workers_is_checked_here_but_resolved_there() -> None:
+    """`resolve_device(…, here=False)`: the driver refuses a bad choice before any run is
+    recorded, but leaves `auto` and `cuda` to each worker (this machine's GPUs say nothing
+    about the cluster's)."""
+    from catalogue.config import resolve_device
+
+    assert resolve_device("AUTO", here=False) == "auto"
+    assert resolve_device("cuda", here=False) == "cuda"  # even on a machine without CUDA
+    assert resolve_device("cpu", here=False) == "cpu"
+    with pytest.raises(ConfigError, match="'tpu' is not one of auto, cpu, cuda"):
+        resolve_device("tpu", here=False)
+    assert resolve_device("auto") in {"cpu", "cuda"}

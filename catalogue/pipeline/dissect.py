@@ -67,8 +67,7 @@ def dissect_into_catalogue(
     the rows are the same.
     """
     _check_options(batch_size, workers, quantile, iou_threshold, top_n)
-    if cluster is None:  # on a cluster each worker picks its device (`Cluster.uses_gpus`)
-        device = resolve_device(device)
+    device = resolve_device(device, here=cluster is None)
     probe = ProbeSet.open(probe_dir, categories=categories, split=split, limit=limit)
     if len(probe) == 0:
         raise InputError(f"the probe set {probe.directory} has no images for these options.")

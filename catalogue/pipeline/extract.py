@@ -72,8 +72,7 @@ def extract_into_catalogue(
     has the same parameters, so either path reuses the other's finished file.
     """
     check_runtime_options(batch_size, workers)
-    if cluster is None:  # on a cluster each worker picks its device (`Cluster.uses_gpus`)
-        device = resolve_device(device)
+    device = resolve_device(device, here=cluster is None)
     plan = plan_extraction(
         model, dataset, layers, reduce=reduce, keep_maps=keep_maps, limit=limit, autocast=autocast
     )

@@ -113,8 +113,7 @@ def score_extraction(
     """
     if block_units < 1:
         raise InputError(f"--block-units must be at least 1, got {block_units}.")
-    if cluster is None:  # on a cluster each worker picks its device (`Cluster.uses_gpus`)
-        device = resolve_device(device)
+    device = resolve_device(device, here=cluster is None)
     run, model, dataset = _extract_context(engine, extract_run)
     path = Path(run.h5_path)
     if not path.is_file():
