@@ -14,6 +14,21 @@ from typing import Any, Literal
 
 MeasureKind = Literal["float", "bool", "class"]
 
+# The parameters the measures depend on, named once: the scorer's and dissection's
+# defaults, the stored top images, the criteria and the UI's definitions read these.
+
+#: images in top-k precision (Zhou et al. 2015's 60): `precision`, `top60_threshold`
+TOP_K_PRECISION = 60
+#: images whose classes `classes_in_top100` counts; also the top images stored per unit
+TOP_N_CLASSES = 100
+#: images of Rafegas et al.'s class selectivity index
+CSI_TOP_N = 100
+#: share of each unit's spatial activations over the probe set above its dissection
+#: threshold (Bau et al. 2017's top 0.005 quantile)
+DISSECTION_QUANTILE = 0.005
+#: IoU above which a unit detects a concept (Bau et al. 2017)
+IOU_DETECTOR_THRESHOLD = 0.04
+
 
 @dataclass(frozen=True)
 class Measure:
@@ -312,7 +327,7 @@ class Criterion:
 
 PRECISION_ABOVE = Condition("precision", ">", 0.75)
 CCMAS_ABOVE = Condition("ccmas", ">", 0.9)
-IOU_ABOVE = Condition("best_iou", ">", 0.04)
+IOU_ABOVE = Condition("best_iou", ">", IOU_DETECTOR_THRESHOLD)
 FALSE_ALARM_ABOVE = Condition("false_alarm_rate", ">", 0.9)
 DETECTOR_BAR_ABOVE = Condition("detector_bar", ">", 0.5)
 #: Constant (dead) units say nothing about classes: views, presets, detector counts,
