@@ -9,14 +9,15 @@ how that is known). On this host the owner's pid and start time are checked too.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Engine, Select, func, select
 
 from catalogue.db.owner import owner_alive
-from catalogue.query.frame import read_frame
 from catalogue.query.views import DATASET, MODEL, RUN, RUN_STATUS, UNIT_METRICS
+
+if TYPE_CHECKING:  # pandas only for the frames of the UI: `unitcat runs` needs none
+    import pandas as pd
 
 #: The statuses a run reads as (the stored ones; `interrupted` also for a dead owner).
 RUN_STATES = ("running", "done", "failed", "interrupted")
@@ -85,6 +86,8 @@ def list_runs(
     engine: Engine, kinds: Sequence[str] = (), statuses: Sequence[str] = ()
 ) -> pd.DataFrame:
     """`run_records` as a frame (the Runs page)."""
+    from catalogue.query.frame import read_frame
+
     frame = read_frame(engine, _runs_statement(kinds))
     if not frame.empty:
         frame["status"] = [_read_as(r) for r in frame.to_dict("records")]
@@ -95,6 +98,8 @@ def list_runs(
 
 def score_runs(engine: Engine) -> pd.DataFrame:
     """Scoring runs that have results: id, a readable name, model, dataset, units scored."""
+    from catalogue.query.frame import read_frame
+
     n_units = (
         select(UNIT_METRICS.c.run_id, func.count().label("n_units"))
         .group_by(UNIT_METRICS.c.run_id)
@@ -138,6 +143,13 @@ def run_name(run: Mapping[str, Any]) -> str:
         if which not in label:
             label = f"{label} {which}".strip()
     baseline_of = run.get("baseline_of")
-    if baseline_of is not None and not pd.isna(baseline_of):
+    if baseline_of is not None and not _missing(baseline_of):
         label = f"{label}, baseline of #{int(baseline_of)}"
     return f"#{run['id']} {label}".strip()
+
+
+def _missing(value: object) -> bool:
+    """NaN or NA, as a frame holds a missing id (pandas is loaded by then: a frame's caller)."""
+    import pandas as pd
+
+    return bool(pd.isna(value))
