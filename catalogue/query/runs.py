@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, Select, func, select
 
 from catalogue.db.owner import owner_alive
-from catalogue.query.views import DATASET, MODEL, RUN, RUN_STATUS, UNIT_METRICS
+from catalogue.query.views import DATASET_NAME, MODEL_NAME, RUN_KIND, RUN_STATUS
 
 if TYPE_CHECKING:  # pandas only for the frames of the UI: `unitcat runs` needs none
     import pandas as pd
@@ -25,15 +25,15 @@ RUN_STATES = ("running", "done", "failed", "interrupted")
 
 def _runs_statement(kinds: Sequence[str]) -> Select[Any]:
     rs = RUN_STATUS
-    parent = RUN.alias("parent")
+    parent = RUN_KIND.alias("parent")
     statement = (
         select(
             rs.c.run_id.label("id"),
             rs.c.kind,
             rs.c.status,
             rs.c.label,
-            MODEL.c.name.label("model"),
-            DATASET.c.name.label("dataset"),
+            MODEL_NAME.c.name.label("model"),
+            DATASET_NAME.c.name.label("dataset"),
             rs.c.parent_id,
             parent.c.kind.label("parent_kind"),
             rs.c.started_at,
@@ -50,8 +50,8 @@ def _runs_statement(kinds: Sequence[str]) -> Select[Any]:
             rs.c.recorded_status,
         )
         .select_from(rs)
-        .outerjoin(MODEL, MODEL.c.id == rs.c.model_id)
-        .outerjoin(DATASET, DATASET.c.id == rs.c.dataset_id)
+        .outerjoin(MODEL_NAME, MODEL_NAME.c.id == rs.c.model_id)
+        .outerjoin(DATASET_NAME, DATASET_NAME.c.id == rs.c.dataset_id)
         .outerjoin(parent, parent.c.id == rs.c.parent_id)
         .order_by(rs.c.started_at.desc(), rs.c.run_id.desc())
     )
@@ -99,6 +99,7 @@ def list_runs(
 def score_runs(engine: Engine) -> pd.DataFrame:
     """Scoring runs that have results: id, a readable name, model, dataset, units scored."""
     from catalogue.query.frame import read_frame
+    from catalogue.query.views import DATASET, MODEL, RUN, UNIT_METRICS
 
     n_units = (
         select(UNIT_METRICS.c.run_id, func.count().label("n_units"))
