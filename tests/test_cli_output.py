@@ -38,8 +38,8 @@ def record_runs(engine: Engine) -> None:
 
 
 def piped(*args: str, database_url: str) -> str:
-    """`unitcat ARGS` with stdout a pipe and no COLUMNS: rich would assume 80 columns."""
-    result = unitcat(*args, env={"DATABASE_URL": database_url, "COLUMNS": None})
+    """`unitcat ARGS` run from an 80-column terminal with stdout a pipe (as `> file` does)."""
+    result = unitcat(*args, env={"DATABASE_URL": database_url, "COLUMNS": "80"})
     assert result.returncode == 0, result.stderr
     return result.stdout
 
