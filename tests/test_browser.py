@@ -103,11 +103,12 @@ def screenshots(request: pytest.FixtureRequest) -> Iterator[Path]:
             print(f"\nbrowser screenshots: {SCREENSHOTS}", flush=True)
 
 
-@pytest.fixture(scope="module")
-def server(catalogue: UICatalogue, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _start_app(database_url: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`streamlit run ui/app.py` on a free port against `database_url`, once it answers:
+    (the process, its base URL). Stop it with `_stop`."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, "DATABASE_URL": catalogue.url}
+    log = folder / "server.log"
+    env = {**os.environ, "DATABASE_URL": database_url}
     env.pop("UNITCAT_STUDY", None)
     command = [
         sys.executable,
@@ -132,7 +133,17 @@ def server(catalogue: UICatalogue, tmp_path_factory: pytest.TempPathFactory) -> 
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         _wait_healthy(port, process, log)
-        yield f"http://127.0.0.1:{port}"
+    except BaseException:
+        _stop(process)
+        raise
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def server(catalogue: UICatalogue, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, url = _start_app(catalogue.url, tmp_path_factory.mktemp("streamlit"))
+    try:
+        yield url
     finally:
         _stop(process)
 

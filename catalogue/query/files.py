@@ -5,8 +5,11 @@ relative to the folder an extraction read (or absolute); datasets that ship with
 a package (digits, Fashion-MNIST, Fashion-MNIST in colours) have keys into arrays; artifact paths (AM
 panels) are relative to `UNITCAT_HOME/artifacts`; a unit's activation for every
 scored image (the jitter plot of the paper's Figure 3) is read from the scoring
-run's parent extraction run's HDF5 store, with the scoring run's row selection
-(by default only the correctly classified images).
+run's parent extraction run's HDF5 store, with the row selection the run actually
+scored (`scored_rows`): by default its own correctly classified images, all of them
+with `--all-images`, and for a baseline the rows of the run it repeats (a
+random-weights network is scored on the images the trained network classified
+correctly, not on the few it gets right itself).
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from catalogue.config import get_settings
-from catalogue.errors import NotFound, UnitcatError
-from catalogue.query.views import DATASET, LAYER, RUN, UNIT
+from catalogue.errors import InputError, NotFound, UnitcatError
+from catalogue.query.views import DATASET, LAYER, RUN, UNIT, UNIT_METRICS
 
 # ------------------------------------------------------------------------------ images
 
@@ -144,13 +147,148 @@ def artifact_path(path: str | None) -> str | None:
 
 # ------------------------------------------------------------------------- activations
 
+#: How many scoring runs a row selection may be borrowed through (a baseline of a
+#: baseline is refused when it is made; this bounds a damaged catalogue's loop).
+_MAX_BORROWED = 8
+
+
+@dataclass(frozen=True)
+class ScoredRows:
+    """The rows of its activation store that a scoring run scored.
+
+    `origin` is the run whose own selection it is: the run itself, or (`rows_from`) the
+    trained scoring run a baseline borrowed its images from; `all_images` is that run's
+    choice (every complete row, or only the rows ``/correct`` marks in *its* store).
+    """
+
+    mask: np.ndarray  # bool (n_stored,)
+    origin: int
+    all_images: bool
+    rows_from: int | None
+
+    @property
+    def n(self) -> int:
+        return int(np.count_nonzero(self.mask))
+
+    def describe(self) -> str:
+        """The selection in words: whose images, chosen how."""
+        if self.rows_from is None:
+            return "all images" if self.all_images else "the correctly classified images"
+        if self.all_images:
+            return f"all images, as scoring run #{self.origin} scored them"
+        return f"the images scoring run #{self.origin}'s network classified correctly"
+
+
+def _run_source(conn: Any, run_id: int) -> Any:
+    """A run's kind, parameters and activation file (its own or its extraction run's)."""
+    parent = RUN.alias("parent")
+    statement = (
+        select(
+            RUN.c.id,
+            RUN.c.kind,
+            RUN.c.params,
+            RUN.c.h5_path,
+            parent.c.h5_path.label("parent_h5"),
+        )
+        .select_from(RUN.outerjoin(parent, parent.c.id == RUN.c.parent_id))
+        .where(RUN.c.id == int(run_id))
+    )
+    return conn.execute(statement).one_or_none()
+
+
+#: The parameter that names the run whose rows a run of this kind scored.
+BORROWED_ROWS_PARAM: dict[str, str] = {"score": "rows_from", "chance": "score_run"}
+
+
+def _borrowed_from(row: Any) -> int | None:
+    name = BORROWED_ROWS_PARAM.get(row.kind)
+    value = (row.params or {}).get(name) if name else None
+    return None if value is None else int(value)
+
+
+def _origin(engine: Engine, run_id: int) -> tuple[Any, int | None]:
+    """The run whose own selection `run_id` scored, and the first run it borrowed from.
+
+    A scoring run with ``rows_from`` (a random-weights baseline) scored the rows of that
+    run; a chance run (``score_run``) scored the rows of the scoring run it permutes.
+    """
+    borrowed: int | None = None
+    with engine.connect() as conn:
+        row = _run_source(conn, run_id)
+        for _ in range(_MAX_BORROWED):
+            if row is None:
+                raise NotFound(f"no run {run_id} in the catalogue.")
+            source = _borrowed_from(row)
+            if source is None:
+                return row, borrowed
+            borrowed = source if borrowed is None else borrowed
+            following = _run_source(conn, source)
+            if following is None:
+                raise NotFound(
+                    f"run {row.id} scored the images of run {source}, which is no longer in "
+                    "the catalogue: which images it scored cannot be told."
+                )
+            row = following
+    raise NotFound(f"run {run_id} borrows its images through more than {_MAX_BORROWED} runs.")
+
+
+def _store_path(row: Any) -> Path:
+    h5 = row.parent_h5 or row.h5_path
+    if not h5:
+        raise NotFound(
+            f"scoring run {row.id} has no extraction run with an activation file; "
+            "the activations need the HDF5 store that `unitcat ingest extract` writes."
+        )
+    return _h5_file(h5)
+
+
+def _own_mask(store: Any, all_images: bool) -> np.ndarray:
+    """A scoring run's own choice of rows: every complete row, or the correct ones."""
+    if all_images:
+        return np.ones(store.n_complete, dtype=bool)
+    return np.asarray(store.correct, dtype=bool)
+
+
+def _same_images(store: Any, other: Any) -> bool:
+    """Whether two stores hold the same number of images with the same labels (a cheap
+    check that a borrowed selection still means the same images)."""
+    if store.path == other.path:
+        return True
+    return store.n_complete == other.n_complete and np.array_equal(store.labels, other.labels)
+
+
+def scored_rows(engine: Engine, run_id: int, store: Any | None = None) -> ScoredRows:
+    """The rows of `run_id`'s activation store that the run scored (see `ScoredRows`).
+
+    `store` is the run's own open store when the caller has it. Where the selection is
+    borrowed, the other store must hold the same images in the same order (as the
+    baseline checked when it was made): same number of rows and the same labels.
+    """
+    from catalogue.store import ActivationStore
+
+    origin, borrowed = _origin(engine, run_id)
+    all_images = bool((origin.params or {}).get("all_images", False))
+    if borrowed is None and store is not None:
+        return ScoredRows(_own_mask(store, all_images), int(origin.id), all_images, None)
+    with ActivationStore.open(_store_path(origin)) as source:
+        mask = _own_mask(source, all_images)
+        if borrowed is not None and store is not None and not _same_images(store, source):
+            raise InputError(
+                f"run {run_id} was scored on the images of run {origin.id}, but their "
+                f"activation files now hold different images ({store.path}: "
+                f"{store.n_complete:,} rows, {source.path}: {source.n_complete:,}); "
+                "re-run the baseline to score it again."
+            )
+    return ScoredRows(mask=mask, origin=int(origin.id), all_images=all_images, rows_from=borrowed)
+
 
 @dataclass(frozen=True)
 class UnitActivations:
     """One unit's activation for every image its scoring run scored.
 
-    `rows` are the store rows scored (in store order): all complete rows when the
-    run scored all images, else those with ``/correct`` true (the paper's choice).
+    The values are the store rows the run scored (`scored_rows`), in store order; their
+    number is the `n_images` the run stored for the unit, so counts made from them
+    reproduce the stored measures.
     """
 
     values: np.ndarray  # float32 (n,)
@@ -159,6 +297,17 @@ class UnitActivations:
     all_images: bool
     n_stored: int
     source: Path
+    rows: ScoredRows | None = None
+
+    def caption(self) -> str:
+        """How many images these are and which, e.g. "2,880 scored images (the correctly
+        classified images of 3,200 stored)"."""
+        if self.rows is not None:
+            which = self.rows.describe()
+        else:
+            which = "all images" if self.all_images else "the correctly classified images"
+        sep = "," if self.rows is not None and self.rows.rows_from is not None else ""
+        return f"{self.values.size:,} scored images ({which}{sep} of {self.n_stored:,} stored)"
 
 
 def _h5_file(path: str) -> Path:
@@ -169,48 +318,56 @@ def _h5_file(path: str) -> Path:
 
 
 def unit_activations(engine: Engine, unit_id: int, run_id: int) -> UnitActivations:
-    """Read a unit's activations from the HDF5 store of the scoring run's extraction run.
+    """Read a unit's activations from the HDF5 store of the scoring run's extraction run,
+    at the rows the run scored.
 
-    Raises NotFound when the run has no extraction run or file, or the file lacks the layer.
+    Raises NotFound when the run has no extraction run or file, or the file lacks the
+    layer; InputError when the rows found are not the number of images the run stored
+    for the unit (the file changed since): counts from them would not be the measures'.
     """
     from catalogue.store import ActivationStore
 
-    parent = RUN.alias("parent")
     statement = (
         select(
-            RUN.c.kind,
-            RUN.c.params,
-            RUN.c.h5_path,
-            parent.c.h5_path.label("parent_h5"),
             LAYER.c.name.label("layer"),
             UNIT.c.unit_index,
+            UNIT_METRICS.c.n_images,
         )
-        .select_from(RUN.outerjoin(parent, parent.c.id == RUN.c.parent_id))
-        .join(UNIT, UNIT.c.id == int(unit_id))
+        .select_from(UNIT)
         .join(LAYER, LAYER.c.id == UNIT.c.layer_id)
-        .where(RUN.c.id == int(run_id))
+        .outerjoin(
+            UNIT_METRICS,
+            (UNIT_METRICS.c.unit_id == UNIT.c.id) & (UNIT_METRICS.c.run_id == int(run_id)),
+        )
+        .where(UNIT.c.id == int(unit_id))
     )
     with engine.connect() as conn:
-        row = conn.execute(statement).one_or_none()
-    if row is None:
+        unit = conn.execute(statement).one_or_none()
+        run = _run_source(conn, run_id)
+    if unit is None or run is None:
         raise NotFound(f"no scoring run {run_id} or unit id {unit_id} in the catalogue.")
-    h5 = row.parent_h5 or row.h5_path
-    if not h5:
-        raise NotFound(
-            f"scoring run {run_id} has no extraction run with an activation file; "
-            "the jitter plot needs the HDF5 store that `unitcat ingest extract` writes."
-        )
-    params = row.params or {}
-    all_images = bool(params.get("all_images", False))
-    with ActivationStore.open(_h5_file(h5)) as store:
-        rows = None if all_images else store.correct
-        values = store.read_units(row.layer, row.unit_index, row.unit_index + 1, rows=rows)[:, 0]
-        labels = store.labels if rows is None else store.labels[rows]
+    with ActivationStore.open(_store_path(run)) as store:
+        rows = scored_rows(engine, run_id, store)
+        if rows.mask.shape != (store.n_complete,):
+            raise InputError(
+                f"the activation file of run {run_id} holds {store.n_complete:,} images, the "
+                f"selection it was scored with {rows.mask.size:,}; re-score the run."
+            )
+        if unit.n_images is not None and rows.n != int(unit.n_images):
+            raise InputError(
+                f"scoring run {run_id} scored {int(unit.n_images):,} images of this unit, but "
+                f"{rows.n:,} of {store.path} are selected now; the file has changed since: "
+                "re-score the run."
+            )
+        values = store.read_units(unit.layer, unit.unit_index, unit.unit_index + 1, rows=rows.mask)[
+            :, 0
+        ]
         return UnitActivations(
             values=values,
-            labels=labels.astype(np.int64, copy=False),
+            labels=store.labels[rows.mask].astype(np.int64, copy=False),
             class_names=store.class_names,
-            all_images=all_images,
+            all_images=rows.all_images,
             n_stored=store.n_complete,
             source=store.path,
+            rows=rows,
         )

@@ -66,14 +66,19 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _activations(key: str, record: dict[str, Any], run_id: int | None) -> UnitActivations | None:
-    """The unit's scored activations, or None when the run's HDF5 store cannot be read."""
+def _activations(
+    key: str, record: dict[str, Any], run_id: int | None
+) -> tuple[UnitActivations | None, str | None]:
+    """The unit's scored activations, or None and why when the run's HDF5 store cannot be
+    read or no longer holds the images the run scored."""
     if run_id is None:
-        return None
+        return None, None
     try:
-        return common.unit_activations(key, int(record["unit_id"]), run_id)
-    except (NotFound, InputError, OSError):
-        return None
+        return common.unit_activations(key, int(record["unit_id"]), run_id), None
+    except (NotFound, InputError) as exc:
+        return None, str(exc)
+    except OSError as exc:
+        return None, f"the activation file cannot be read ({exc})."
 
 
 def _constant_banner(record: dict[str, Any]) -> None:
@@ -178,7 +183,11 @@ def _highlight_default(record: dict[str, Any]) -> tuple[int, str]:
 
 
 def _figure3(
-    record: dict[str, Any], run_id: int, details: dict[str, Any], acts: UnitActivations | None
+    record: dict[str, Any],
+    run_id: int,
+    details: dict[str, Any],
+    acts: UnitActivations | None,
+    why: str | None,
 ) -> None:
     st.subheader("Activations (the paper's Figure 3)")
     if record.get("constant"):
@@ -187,7 +196,7 @@ def _figure3(
     if acts is None:
         st.info(
             "No activations to plot: the scoring run's HDF5 store (from `unitcat ingest "
-            "extract`) cannot be read here."
+            "extract`) cannot be read here" + (f": {why}" if why else ".")
         )
         return
     names = acts.class_names
@@ -220,10 +229,7 @@ def _figure3(
         name=_figure_name(record, "activations"),
         key="jitter",
     )
-    scored = "all images" if acts.all_images else "the correctly classified images"
-    st.caption(
-        f"{acts.values.size:,} scored images ({scored} of {acts.n_stored:,} stored). {data.caption()}"
-    )
+    st.caption(f"{acts.caption()}. {data.caption()}")
     in_class = acts.values[acts.labels == class_index]
     high = float(acts.values.max()) if acts.values.size else 1.0
     value_range = (min(0.0, float(acts.values.min())) if acts.values.size else 0.0, high)
@@ -445,7 +451,7 @@ else:
     st.caption("This unit has not been scored; dissection, AM and ratings are shown below.")
 
 details = common.unit_details(key, unit_id, run_id)
-acts = _activations(key, record, run_id)
+acts, unreadable = _activations(key, record, run_id)
 if acts is not None:
     details["class_table"] = unit_class_table(acts, details.get("top_images"))
 left, right = st.columns([1, 1])
@@ -453,7 +459,7 @@ with left:
     _measures(record, acts)
 with right:
     if run_id is not None:
-        _figure3(record, run_id, details, acts)
+        _figure3(record, run_id, details, acts, unreadable)
 
 tabs = st.tabs(["Top images", "Per class", "Class groups", "Dissection", "AM panel", "Ratings"])
 with tabs[0]:
