@@ -156,6 +156,78 @@ MEASURE_NAMES: tuple[str, ...] = tuple(m.name for m in UNIT_MEASURES)
 CLASS_MEASURES: tuple[str, ...] = tuple(m.name for m in UNIT_MEASURES if m.kind == "class")
 FLOAT_MEASURES: tuple[str, ...] = tuple(m.name for m in UNIT_MEASURES if m.kind == "float")
 
+
+@dataclass(frozen=True)
+class Undefined:
+    """One reason why a measure has no value for a unit: a small code in the tables
+    (`unit_metrics`, `chance_metrics`), the `reason` text in `unit_catalogue` and the UI."""
+
+    code: int
+    reason: str
+    description: str
+
+
+@dataclass(frozen=True)
+class UndefinedReasons:
+    """The reasons a measure can be undefined (NULL) for a unit, and the column that says
+    which one applies: a measure is defined, or declared undefined with its reason."""
+
+    column: str
+    measure: str
+    reasons: tuple[Undefined, ...]
+
+    @property
+    def codes(self) -> dict[int, str]:
+        return {r.code: r.reason for r in self.reasons}
+
+    def sql_case(self, alias: str) -> str:
+        """The code as its reason text, in SQL."""
+        whens = " ".join(f"WHEN {r.code} THEN '{r.reason}'" for r in self.reasons)
+        return f"CASE {alias}.{self.column} {whens} END"
+
+
+#: Codes of `ccmas_undefined` (0 in the scorer's arrays, NULL in the tables: defined).
+CCMAS_NEGATIVE, CCMAS_ONE_CLASS, CCMAS_NO_POSITIVE_MEAN = 1, 2, 3
+
+#: CCMAS (Morcos et al. 2018) compares mean activations as a ratio, (mu_c - mu_not_c) /
+#: (mu_c + mu_not_c): it assumes 0 means "silent", the floor of a ReLU. In a layer whose
+#: activations can be negative (logits, pre-activations, normalised outputs) 0 is an
+#: arbitrary point — adding a constant to every logit changes no prediction but changes
+#: the ratio — and the value can leave [-1, 1] (the demo's fc8 logits gave 11 to 51). So
+#: CCMAS is defined only in a layer with no negative scored activation, for every unit of
+#: it; elsewhere it is NULL with the reason. With non-negative activations it lies in
+#: [0, 1] (mu_c is the largest class mean, so mu_not_c, an average of the others, is no
+#: larger); a class group's CCMAS (`unit_group_metrics`) lies in [-1, 1].
+CCMAS_UNDEFINED = UndefinedReasons(
+    "ccmas_undefined",
+    "ccmas",
+    (
+        Undefined(
+            CCMAS_NEGATIVE,
+            "activations can be negative",
+            "The layer's scored activations include negative values (e.g. logits): CCMAS "
+            "assumes 0 means silent, so it is not a measure of these units (it can leave "
+            "[-1, 1]); it is left undefined for every unit of the layer.",
+        ),
+        Undefined(
+            CCMAS_ONE_CLASS,
+            "one class",
+            "Only one class among the scored images: there is no mean over other classes.",
+        ),
+        Undefined(
+            CCMAS_NO_POSITIVE_MEAN,
+            "no positive mean",
+            "mu_c + mu_not_c is 0: the unit is 0 on every scored image.",
+        ),
+    ),
+)
+
+#: Every reason column, beside the measure it explains.
+UNDEFINED_REASONS: tuple[UndefinedReasons, ...] = (CCMAS_UNDEFINED,)
+REASONS_BY_MEASURE: dict[str, UndefinedReasons] = {r.measure: r for r in UNDEFINED_REASONS}
+#: The keys of `catalogue.selectivity.score_units`' result: every column of `unit_metrics`.
+METRIC_COLUMNS: tuple[str, ...] = (*MEASURE_NAMES, *(r.column for r in UNDEFINED_REASONS))
+
 #: Measures compared with each other in `measure_correlations` and the UI's Measures page.
 CORRELATED_MEASURES: tuple[str, ...] = (
     "precision",

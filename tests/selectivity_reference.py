@@ -111,6 +111,11 @@ def _ccmas(mu_in: Fraction | None, mu_out: Fraction | None) -> float:
     return float((mu_in - mu_out) / (mu_in + mu_out))
 
 
+#: Why CCMAS is undefined (DESIGN.md: never outside [-1, 1]; a layer whose activations can
+#: be negative gets NULL with the reason), by the codes of `ccmas_undefined`.
+DEFINED, NEGATIVE, ONE_CLASS, NO_POSITIVE_MEAN = 0, 1, 2, 3
+
+
 def _mean(values: list[float]) -> Fraction | None:
     return sum(map(Fraction, values), Fraction(0)) / len(values) if values else None
 
@@ -152,13 +157,23 @@ def reference_unit(
     out["top60_threshold"] = sorted(a, reverse=True)[k - 1]
     out["classes_in_top100"] = float(distinct_class_expectation(a, y, top_n_classes))
 
-    # CCMAS
+    # CCMAS: the unit's own reason; `reference_layer` applies the layer's
     means = {c: _mean([v for v, lab in zip(a, y, strict=True) if lab == c]) for c in present}
     top_mean = max(means.values())
     c = min(c for c in present if means[c] == top_mean)
-    ccmas = _ccmas(means[c], _mean([v for v, lab in zip(a, y, strict=True) if lab != c]))
+    mu_out = _mean([v for v, lab in zip(a, y, strict=True) if lab != c])
+    if any(v < 0 for v in a):
+        reason = NEGATIVE
+    elif mu_out is None:
+        reason = ONE_CLASS
+    elif means[c] + mu_out <= 0:
+        reason = NO_POSITIVE_MEAN
+    else:
+        reason = DEFINED
+    ccmas = _ccmas(means[c], mu_out) if reason == DEFINED else NAN
     out["ccmas"] = ccmas
-    out["ccmas_class"] = -1 if math.isnan(ccmas) else c
+    out["ccmas_class"] = c if reason == DEFINED else -1
+    out["ccmas_undefined"] = reason
 
     # recall at 100% precision
     top = max(a)
@@ -228,6 +243,18 @@ def reference_unit(
     return out
 
 
+def reference_layer(
+    columns: Sequence[Sequence[float]], y: Sequence[int], n_classes: int, **options: object
+) -> list[dict[str, object]]:
+    """`reference_unit` of every unit of one layer, then the layer's rule: one negative
+    activation anywhere in the layer leaves every unit's CCMAS undefined (NEGATIVE)."""
+    units = [reference_unit(a, y, n_classes, **options) for a in columns]  # type: ignore[arg-type]
+    if any(v < 0 for a in columns for v in a):
+        for unit in units:
+            unit.update(ccmas=NAN, ccmas_class=-1, ccmas_undefined=NEGATIVE)
+    return units
+
+
 def reference_csi(a: Sequence[float], y: Sequence[int], top_n: int, threshold: float) -> float:
     """Rafegas et al. (2020): (N - M) / (N - 1) over the N most active images."""
     a_max = max(a)
@@ -255,9 +282,15 @@ def reference_csi(a: Sequence[float], y: Sequence[int], top_n: int, threshold: f
 
 
 def reference_group(
-    a: Sequence[float], y: Sequence[int], members: set[int], top_k: int = 60
+    a: Sequence[float],
+    y: Sequence[int],
+    members: set[int],
+    top_k: int = 60,
+    *,
+    layer_negative: bool = False,
 ) -> dict[str, float]:
-    """The paper's Tables 4–6 columns for class group `members` against the rest."""
+    """The paper's Tables 4–6 columns for class group `members` against the rest (CCMAS
+    undefined in a layer with a negative activation)."""
     a = [float(v) for v in a]
     inside = [v for v, lab in zip(a, y, strict=True) if lab in members]
     outside = [v for v, lab in zip(a, y, strict=True) if lab not in members]
@@ -270,7 +303,7 @@ def reference_group(
         "mu_in": _f(mu_in),
         "mu_out": _f(mu_out),
         "precision": float(class_count_expectation(a, y, k, members) / k),
-        "ccmas": _ccmas(mu_in, mu_out),
+        "ccmas": NAN if layer_negative else _ccmas(mu_in, mu_out),
         "max_informedness": NAN if res is None else float(res[0]),
         "mi_threshold": NAN if res is None else res[1],
     }

@@ -28,6 +28,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Connection, Engine, Integer, MetaData, create_engine, inspect, text
 from sqlalchemy import Table as SaTable
+from sqlalchemy.exc import IntegrityError
 
 from catalogue.db import migrate, view_revision, views
 from catalogue.db.schema import Base
@@ -217,6 +218,40 @@ SEED: dict[str, list[dict[str, Any]]] = {
 }
 
 
+def _revision_named(slug: str) -> str:
+    """The id of the revision whose file is named `<id>_<slug>.py` (ids change when the
+    lead renumbers parallel branches' revisions at merge; names do not)."""
+    (path,) = (REPO_MIGRATIONS / "versions").glob(f"*_{slug}.py")
+    return path.name.split("_", 1)[0]
+
+
+CCMAS_REVISION = _revision_named("ccmas_undefined_with_its_reason")
+
+
+def _ccmas_null_not_nan(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """What the CCMAS revision does to a row already there: a NULL or NaN CCMAS is NULL (NaN
+    passed CCMAS > .9 in SQL), and so is its class. The SEED's values prove no negative
+    activation, so no layer loses its CCMAS."""
+    value = row.get("ccmas", 0.0)
+    if table in ("unit_metrics", "chance_metrics") and (value is None or math.isnan(value)):
+        return {**row, "ccmas": None, "ccmas_class": None}
+    return row
+
+
+#: Revisions that change stored values, and what they do to a row (idempotent).
+DATA_CHANGES: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+    CCMAS_REVISION: _ccmas_null_not_nan,
+}
+
+
+def _changes_up_to(revision: str | None) -> list[Callable[[str, dict[str, Any]], dict[str, Any]]]:
+    """The data changes of the revisions at or below `revision`."""
+    ids = migrate.revisions()
+    if revision is None:
+        return []
+    return [f for r, f in DATA_CHANGES.items() if ids.index(r) <= ids.index(revision)]
+
+
 class SeededCatalogue:
     """A database walked through the revisions, with SEED rows in every table it has."""
 
@@ -228,11 +263,14 @@ class SeededCatalogue:
 
     def seed(self) -> None:
         tables = set(inspect(self.engine).get_table_names())
+        changes = _changes_up_to(migrate.current_revision(self.engine))
         with self.engine.begin() as conn:
             for name, rows in SEED.items():
                 if name in tables and name not in self.seeded:
                     table = SaTable(name, MetaData(), autoload_with=conn)
                     kept = [{k: v for k, v in row.items() if k in table.c} for row in rows]
+                    for change in changes:  # rows as the revisions since would leave them
+                        kept = [change(name, row) for row in kept]
                     for row in kept:  # rows leave different columns to their defaults
                         conn.execute(table.insert().values(row))
                     self.inserted[name] = kept
@@ -243,6 +281,8 @@ class SeededCatalogue:
         assert migrate.current_revision(self.engine) == revision, step
         tables = set(inspect(self.engine).get_table_names())
         self.seeded &= tables
+        for change in _changes_up_to(revision):  # a downgrade does not undo them
+            self.inserted = {n: [change(n, r) for r in rows] for n, rows in self.inserted.items()}
         with self.engine.connect() as conn:
             for name in self.seeded:
                 table = SaTable(name, MetaData(), autoload_with=conn)
@@ -398,6 +438,122 @@ def test_revision_0010_keeps_what_stored_measures_prove_about_constant_units(
     # unit 1 (precision .9, false alarms .95) is constant now: counted apart, not a detector
     assert tuple(counts) == (4, 1, 1)
     assert misleading == []
+
+
+def test_the_ccmas_revision_leaves_no_ccmas_outside_its_range(empty_engine: Engine) -> None:
+    """Rows scored before it: a layer of logits (a CCMAS of 11, one in range, a NULL beside
+    a negative mean) loses every CCMAS with the reason, and so do its chance run and its
+    group CCMAS; a ReLU layer keeps its CCMAS, its dead unit reads "no positive mean"
+    (its NaN is NULL now), a one-class run "one class". Afterwards the constraints
+    refuse what the revision removed."""
+    ids = migrate.revisions()
+    migrate.upgrade(empty_engine, ids[ids.index(CCMAS_REVISION) - 1])
+    layers = {"fc7": 1, "fc8": 2}
+    with empty_engine.begin() as conn:
+        for name in ("model", "dataset", "image_class"):
+            for row in SEED[name]:
+                conn.execute(SaTable(name, MetaData(), autoload_with=conn).insert().values(row))
+        for name, layer_id in layers.items():
+            conn.execute(
+                text(
+                    "INSERT INTO layer (id, model_id, name, kind, n_units, position) "
+                    "VALUES (:i, 1, :n, 'fc', 4, :i)"
+                ),
+                {"i": layer_id, "n": name},
+            )
+            for u in range(4):
+                conn.execute(
+                    text("INSERT INTO unit (id, layer_id, unit_index) VALUES (:i, :l, :u)"),
+                    {"i": 10 * layer_id + u, "l": layer_id, "u": u},
+                )
+        conn.execute(
+            text(
+                "INSERT INTO run (id, kind, key, model_id, dataset_id, status, baseline_of) "
+                "VALUES (1, 'score', 's', 1, 1, 'done', NULL), (2, 'chance', 'c', 1, 1, 'done', 1), "
+                "(3, 'score', 'o', 1, 1, 'done', NULL)"
+            )
+        )
+        metrics = SaTable("unit_metrics", MetaData(), autoload_with=conn)
+        rows = [
+            _metrics(10, ccmas=0.95, ccmas_class=2),
+            _metrics(11, ccmas=_NAN, ccmas_class=0, frac_zero=1.0, max_informedness=0.0),
+            _metrics(20, ccmas=11.0, ccmas_class=1),
+            _metrics(21, ccmas=0.5, ccmas_class=1),
+            _metrics(22, ccmas=None, ccmas_class=None, mean_activation=-0.3),
+            {**_metrics(10, ccmas=None, ccmas_class=None, max_informedness=None), "run_id": 3},
+        ]
+        conn.execute(metrics.insert(), rows)
+        chance = SaTable("chance_metrics", MetaData(), autoload_with=conn)
+        conn.execute(
+            chance.insert(),
+            [
+                {**_metrics(10, ccmas=0.3, ccmas_class=2), "run_id": 2, "repeat": 0},
+                {**_metrics(20, ccmas=0.4, ccmas_class=1), "run_id": 2, "repeat": 0},
+            ],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO class_group (id, dataset_id, name) VALUES (1, 1, 'bus');"
+                "INSERT INTO unit_group_metrics (run_id, unit_id, group_id, ccmas) "
+                "VALUES (1, 10, 1, -0.5), (1, 20, 1, 3.0), (1, 21, 1, 0.2)"
+            )
+        )
+    migrate.upgrade(empty_engine, CCMAS_REVISION)
+    with empty_engine.connect() as conn:
+
+        def read(sql: str) -> list[tuple[Any, ...]]:
+            return [tuple(r) for r in conn.execute(text(sql))]
+
+        got = read(
+            "SELECT run_id, unit_id, ccmas, ccmas_class, ccmas_undefined FROM unit_metrics "
+            "ORDER BY run_id, unit_id"
+        )
+        assert got == [
+            (1, 10, 0.95, 2, None),
+            (1, 11, None, None, 3),
+            (1, 20, None, None, 1),
+            (1, 21, None, None, 1),
+            (1, 22, None, None, 1),
+            (3, 10, None, None, 2),
+        ]
+        assert read(
+            "SELECT unit_id, ccmas, ccmas_class, ccmas_undefined FROM chance_metrics "
+            "ORDER BY unit_id"
+        ) == [(10, 0.3, 2, None), (20, None, None, 1)]
+        assert read("SELECT unit_id, ccmas FROM unit_group_metrics ORDER BY unit_id") == [
+            (10, -0.5),
+            (20, None),
+            (21, None),
+        ]
+    refused = (
+        "UPDATE unit_metrics SET ccmas = 11 WHERE unit_id = 10 AND run_id = 1",
+        "UPDATE unit_metrics SET ccmas = 'NaN' WHERE unit_id = 10 AND run_id = 1",
+        "UPDATE unit_metrics SET ccmas_undefined = 1 WHERE unit_id = 10 AND run_id = 1",
+        "UPDATE unit_metrics SET ccmas_undefined = 7 WHERE unit_id = 11",
+        "UPDATE chance_metrics SET ccmas = -1.5 WHERE unit_id = 10",
+        "UPDATE unit_group_metrics SET ccmas = 2 WHERE unit_id = 10",
+    )
+    for statement in refused:
+        with (
+            empty_engine.connect() as conn,
+            pytest.raises(IntegrityError, match="check constraint"),
+        ):
+            conn.execute(text(statement))
+    migrate.upgrade(empty_engine)
+    with empty_engine.connect() as conn:
+        shown = conn.execute(
+            text(
+                "SELECT layer, unit, ccmas, ccmas_undefined FROM unit_catalogue "
+                "WHERE run_id = 1 ORDER BY layer, unit"
+            )
+        ).all()
+    assert [tuple(r) for r in shown] == [
+        ("fc7", 0, 0.95, None),
+        ("fc7", 1, None, "no positive mean"),
+        ("fc8", 0, None, "activations can be negative"),
+        ("fc8", 1, None, "activations can be negative"),
+        ("fc8", 2, None, "activations can be negative"),
+    ]
 
 
 def test_models_match_the_head_revision(engine: Engine) -> None:

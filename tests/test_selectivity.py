@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -13,8 +14,15 @@ from hypothesis import strategies as st
 from sklearn.metrics import roc_curve
 
 from catalogue.errors import InputError
-from catalogue.measures import GROUP_MEASURES, MEASURE_NAMES
-from catalogue.selectivity import score_layer, score_units, sorting
+from catalogue.measures import (
+    CCMAS_NEGATIVE,
+    CCMAS_NO_POSITIVE_MEAN,
+    CCMAS_ONE_CLASS,
+    GROUP_MEASURES,
+    MEASURE_NAMES,
+    METRIC_COLUMNS,
+)
+from catalogue.selectivity import ccmas_layer_rule, score_layer, score_units, sorting
 from catalogue.selectivity.kernel import _at_or_above
 from catalogue.selectivity.sorting import sort_by_class, sort_head
 from tests.selectivity_reference import (
@@ -22,6 +30,7 @@ from tests.selectivity_reference import (
     distinct_class_expectation,
     reference_class_stats,
     reference_group,
+    reference_layer,
     reference_top_images,
     reference_unit,
 )
@@ -51,12 +60,13 @@ def cases(draw: st.DrawFn) -> dict:
     n_classes = draw(st.sampled_from([1, 2, 3, 5, 12, 40]))
     labels = draw(st.lists(st.integers(0, n_classes - 1), min_size=n, max_size=n))
     n_units = draw(st.integers(1, 4))
-    source = draw(st.sampled_from(["pool", "float16", "sparse16"]))
+    source = draw(st.sampled_from(["pool", "relu", "float16", "sparse16"]))
     columns = []
     for _ in range(n_units):
         shape = draw(st.sampled_from(["free", "free", "free", "zero", "constant", "one"]))
-        if source == "pool":
-            col = draw(st.lists(st.sampled_from(POOL), min_size=n, max_size=n))
+        if source in ("pool", "relu"):  # relu: a layer without negative values
+            pool = POOL if source == "pool" else [max(v, 0.0) for v in POOL]
+            col = draw(st.lists(st.sampled_from(pool), min_size=n, max_size=n))
         else:
             col = draw(
                 st.lists(
@@ -75,7 +85,7 @@ def cases(draw: st.DrawFn) -> dict:
             col = [0.0] * n
             col[draw(st.integers(0, n - 1))] = 2.5
         columns.append(col)
-    acts = np.array(columns, dtype=np.float16 if source != "pool" else np.float32).T
+    acts = np.array(columns, dtype=np.float32 if source in ("pool", "relu") else np.float16).T
     options = {
         "top_k": draw(st.sampled_from([60, 1, 2, 5, n, n + 1])),
         "top_n_classes": draw(st.sampled_from([100, 1, 3, 7, n])),
@@ -104,12 +114,13 @@ def test_every_measure_matches_the_literal_definition(case: dict) -> None:
         block_units=case["block_units"],
         **case["options"],
     )
-    assert set(got) == set(MEASURE_NAMES)
-    for u in range(case["acts"].shape[1]):
-        a = case["acts"][:, u].astype(np.float64).tolist()
-        ref = reference_unit(a, case["labels"].tolist(), case["n_classes"], **case["options"])
-        for name in MEASURE_NAMES:
+    assert set(got) == set(METRIC_COLUMNS) and set(MEASURE_NAMES) < set(got)
+    columns = case["acts"].astype(np.float64).T.tolist()
+    refs = reference_layer(columns, case["labels"].tolist(), case["n_classes"], **case["options"])
+    for u, ref in enumerate(refs):
+        for name in METRIC_COLUMNS:
             assert_same(got[name][u], ref[name], f"unit {u} {name}")
+    assert not (np.abs(got["ccmas"]) > 1).any()  # never outside [-1, 1]
 
 
 @settings(max_examples=35, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -131,6 +142,7 @@ def test_layer_details_match_the_literal_definition(
     )
     labels = case["labels"].tolist()
     stats = layer.class_stats
+    negative = bool((case["acts"] < 0).any())
     for u in range(case["acts"].shape[1]):
         a = case["acts"][:, u].astype(np.float64).tolist()
         # top images: descending, ties to the lower image index
@@ -154,7 +166,9 @@ def test_layer_details_match_the_literal_definition(
             assert stats["rank_by_mean"][r] == by_mean.index(stats["class_index"][r]) + 1
         # class groups
         for name, members in groups.items():
-            ref_g = reference_group(a, labels, set(members), top_k=case["options"]["top_k"])
+            ref_g = reference_group(
+                a, labels, set(members), top_k=case["options"]["top_k"], layer_negative=negative
+            )
             for col in GROUP_MEASURES:
                 assert_same(layer.group_metrics[name][col][u], ref_g[col], f"{name} {col}")
 
@@ -256,10 +270,10 @@ def test_blocks_devices_and_dtypes_do_not_change_the_scores() -> None:
     )
     for kwargs in options:
         part = score_units(acts.astype(np.float32), labels, n_classes, **kwargs)
-        for name in MEASURE_NAMES:
+        for name in METRIC_COLUMNS:
             np.testing.assert_array_equal(part[name], whole[name], err_msg=name)
     tensor = score_units(torch.from_numpy(acts), torch.from_numpy(labels), n_classes)
-    for name in MEASURE_NAMES:
+    for name in METRIC_COLUMNS:
         np.testing.assert_array_equal(tensor[name], whole[name], err_msg=name)
 
 
@@ -267,6 +281,7 @@ def test_undefined_measures_for_dead_units_and_single_class_data() -> None:
     labels = np.array([0, 0, 1, 1, 2])
     dead = score_units(np.zeros((5, 1)), labels, 4)
     assert math.isnan(dead["ccmas"][0]) and dead["ccmas_class"][0] == -1
+    assert dead["ccmas_undefined"][0] == CCMAS_NO_POSITIVE_MEAN
     assert dead["max_informedness"][0] == 0.0 and dead["mi_class"][0] == 0
     assert dead["mi_threshold"][0] == 0.0 and dead["false_alarm_rate"][0] == 0.6
     assert dead["precision"][0] == pytest.approx(0.4)  # the largest class's share of all
@@ -274,14 +289,15 @@ def test_undefined_measures_for_dead_units_and_single_class_data() -> None:
     assert dead["class_selectivity_index"][0] == 0.0 and dead["frac_zero"][0] == 1.0
     single = score_units(np.array([[0.0], [1.0], [2.0]]), [1, 1, 1], 3)
     assert math.isnan(single["max_informedness"][0]) and single["mi_class"][0] == -1
-    assert math.isnan(single["ccmas"][0])
+    assert math.isnan(single["ccmas"][0]) and single["ccmas_undefined"][0] == CCMAS_ONE_CLASS
     assert single["localist"][0] and single["localist_class"][0] == 1
     assert single["precision"][0] == 1.0 and single["recall_at_p95"][0] == 1.0
 
 
 def test_no_units_gives_empty_columns() -> None:
     got = score_units(np.zeros((4, 0), dtype=np.float32), [0, 1, 0, 1], 2)
-    assert set(got) == set(MEASURE_NAMES)
+    assert set(got) == set(METRIC_COLUMNS)
+    assert got["ccmas_undefined"].dtype == np.int64
     assert all(v.shape == (0,) for v in got.values())
     assert got["localist"].dtype == bool and got["mi_class"].dtype == np.int64
 
@@ -407,13 +423,13 @@ def test_sparse_units_sorted_only_above_their_minimum_match_the_definition() -> 
         acts[hot, u] = rng.choice([0.5, 1.0, 1.5, 2.0, 3.0], size=hot.sum())
     acts[:, 5] -= 0.5  # negative minimum, zeros inside the region
     layer = score_layer(acts, labels, n_classes, n_top_images=100, groups={"g": [2, 3]})
-    for u in range(acts.shape[1]):
+    refs = reference_layer(acts.astype(np.float64).T.tolist(), labels.tolist(), n_classes)
+    for u, ref in enumerate(refs):
         a = acts[:, u].astype(np.float64).tolist()
-        ref = reference_unit(a, labels.tolist(), n_classes)
-        for name in MEASURE_NAMES:
+        for name in METRIC_COLUMNS:
             assert_same(layer.metrics[name][u], ref[name], f"unit {u} {name}")
         assert layer.top_image_index[u].tolist() == reference_top_images(a, 100)
-        ref_g = reference_group(a, labels.tolist(), {2, 3})
+        ref_g = reference_group(a, labels.tolist(), {2, 3}, layer_negative=True)
         for col in GROUP_MEASURES:
             assert_same(layer.group_metrics["g"][col][u], ref_g[col], f"unit {u} {col}")
 
@@ -457,7 +473,7 @@ def test_the_gpu_code_path_gives_the_same_scores(monkeypatch: pytest.MonkeyPatch
     default = score_layer(acts, labels, n_classes, **kwargs)
     monkeypatch.setattr(sorting, "NUMPY_ON_CPU", False)
     torch_only = score_layer(acts, labels, n_classes, **kwargs)
-    for name in MEASURE_NAMES:
+    for name in METRIC_COLUMNS:
         np.testing.assert_array_equal(torch_only.metrics[name], default.metrics[name], name)
     for name, col in default.class_stats.items():
         np.testing.assert_array_equal(torch_only.class_stats[name], col, name)
@@ -533,3 +549,124 @@ def test_constant_flags_only_units_whose_activations_are_all_equal() -> None:
     empty = score_units(np.zeros((6, 0), dtype=np.float32), labels, 3)
     assert empty["constant"].shape == empty["detector_bar"].shape == (0,)
     assert empty["detector_bar_class"].dtype == np.int64
+
+
+# ------------------------------------------------------------------- CCMAS's own range
+
+
+def _old_ccmas(column: np.ndarray, labels: np.ndarray) -> float:
+    """The ratio without the rule: (mu_c - mu_not_c) / (mu_c + mu_not_c), c of highest mean."""
+    x = column.astype(np.float64)
+    means = [x[labels == c].mean() for c in np.unique(labels)]
+    c = int(np.unique(labels)[int(np.argmax(means))])
+    mu_in, mu_out = x[labels == c].mean(), x[labels != c].mean()
+    return float((mu_in - mu_out) / (mu_in + mu_out))
+
+
+def test_ccmas_of_a_layer_whose_activations_can_be_negative_is_undefined_with_the_reason() -> None:
+    """Logits: the ratio runs far outside [-1, 1]; every unit of the layer gets NaN, no
+    class and the reason, whatever the blocks it is scored in."""
+    rng = np.random.default_rng(24)
+    n, n_classes = 300, 5
+    labels = rng.integers(0, n_classes, n)
+    logits = (rng.normal(size=(n, 6)) + 2.0 * (labels[:, None] == np.arange(6) % 5)).astype(
+        np.float32
+    )
+    ratios = [_old_ccmas(logits[:, u], labels) for u in range(6)]
+    assert max(abs(r) for r in ratios) > 1  # what the rule keeps out of the catalogue
+    for block_units in (None, 1, 4):
+        got = score_units(logits, labels, n_classes, block_units=block_units)
+        assert np.isnan(got["ccmas"]).all()
+        assert (got["ccmas_class"] == -1).all()
+        assert (got["ccmas_undefined"] == CCMAS_NEGATIVE).all()
+        assert not np.isnan(got["max_informedness"]).any()  # the other measures stand
+
+
+def test_one_negative_activation_anywhere_in_the_layer_undefines_every_units_ccmas() -> None:
+    """A ReLU layer is scored as such (CCMAS in [0, 1], class groups in [-1, 1]) until one
+    unit, in another block, holds one negative value: then no unit of the layer has one."""
+    rng = np.random.default_rng(5)
+    n, n_classes = 200, 4
+    labels = rng.integers(0, n_classes, n)
+    relu = np.maximum(rng.normal(size=(n, 5)), 0).round(1).astype(np.float32)  # ties
+    relu[:, 3] = 0.0  # a dead unit
+    groups = {"pair": [0, 3]}
+    clean = score_layer(relu, labels, n_classes, groups=groups, block_units=2)
+    defined = clean.metrics["ccmas_undefined"] == 0
+    assert defined.tolist() == [True, True, True, False, True]
+    assert clean.metrics["ccmas_undefined"][3] == CCMAS_NO_POSITIVE_MEAN
+    assert ((clean.metrics["ccmas"][defined] >= 0) & (clean.metrics["ccmas"][defined] <= 1)).all()
+    group = clean.group_metrics["pair"]["ccmas"]
+    assert (np.abs(group[defined]) <= 1).all() and not np.isnan(group[defined]).any()
+
+    signed = relu.copy()
+    signed[17, 4] = -0.25
+    for block_units in (None, 2):
+        layer = score_layer(signed, labels, n_classes, groups=groups, block_units=block_units)
+        assert (layer.metrics["ccmas_undefined"] == CCMAS_NEGATIVE).all()
+        assert np.isnan(layer.metrics["ccmas"]).all() and (layer.metrics["ccmas_class"] == -1).all()
+        assert np.isnan(layer.group_metrics["pair"]["ccmas"]).all()
+        for name in ("precision", "max_informedness", "false_alarm_rate"):
+            np.testing.assert_array_equal(layer.metrics[name][:4], clean.metrics[name][:4])
+
+
+def test_blocks_scored_apart_join_into_the_layers_rule() -> None:
+    """A layer scored in two calls (as the pipeline scores unit blocks): each call sees only
+    its units; the joined layer, with the rule applied, equals the layer scored at once."""
+    rng = np.random.default_rng(9)
+    labels = rng.integers(0, 3, 90)
+    acts = np.maximum(rng.normal(size=(90, 6)), 0).astype(np.float32)
+    acts[4, 5] = -1.0
+    first = score_layer(acts[:, :3], labels, 3, groups={"g": [1]})
+    second = score_layer(acts[:, 3:], labels, 3, groups={"g": [1]})
+    assert (first.metrics["ccmas_undefined"] == 0).all()  # its block has no negative value
+    joined = replace(
+        first,
+        metrics={k: np.concatenate([first.metrics[k], second.metrics[k]]) for k in first.metrics},
+        group_metrics={
+            "g": {
+                c: np.concatenate([first.group_metrics["g"][c], second.group_metrics["g"][c]])
+                for c in GROUP_MEASURES
+            }
+        },
+    ).with_layer_rules()
+    whole = score_layer(acts, labels, 3, groups={"g": [1]})
+    for name in METRIC_COLUMNS:
+        np.testing.assert_array_equal(joined.metrics[name], whole.metrics[name], err_msg=name)
+    for col in GROUP_MEASURES:
+        np.testing.assert_array_equal(joined.group_metrics["g"][col], whole.group_metrics["g"][col])
+    again = joined.with_layer_rules()  # idempotent
+    np.testing.assert_array_equal(
+        again.metrics["ccmas_undefined"], joined.metrics["ccmas_undefined"]
+    )
+    metrics, groups = ccmas_layer_rule(first.metrics)
+    assert groups is None and metrics is not first.metrics
+    np.testing.assert_array_equal(metrics["ccmas"], first.metrics["ccmas"])
+
+
+@pytest.mark.parametrize(
+    ("column", "labels", "ccmas", "ccmas_class", "reason"),
+    [
+        # all zeros (and -0.0, the same value): no positive mean
+        ([0.0, -0.0, 0.0, 0.0], [0, 0, 1, 1], math.nan, -1, CCMAS_NO_POSITIVE_MEAN),
+        # a positive constant: every class mean equal, the lowest class, ratio 0
+        ([0.7] * 4, [1, 0, 1, 0], 0.0, 0, 0),
+        # classes 1 and 2 tie for the highest mean (2): the lower one; the rest mean 1.5
+        ([2.0, 2.0, 2.0, 2.0, 1.0, 1.0], [2, 1, 1, 2, 0, 0], (2 - 1.5) / (2 + 1.5), 1, 0),
+        # one class only: no mean outside it
+        ([0.0, 1.0, 2.0], [1, 1, 1], math.nan, -1, CCMAS_ONE_CLASS),
+        # one class and a negative value: the layer's reason comes first
+        ([-1.0, 1.0, 2.0], [1, 1, 1], math.nan, -1, CCMAS_NEGATIVE),
+        # a negative constant
+        ([-0.5] * 4, [0, 1, 0, 1], math.nan, -1, CCMAS_NEGATIVE),
+    ],
+)
+def test_ccmas_and_its_reason_by_hand(
+    column: list[float], labels: list[int], ccmas: float, ccmas_class: int, reason: int
+) -> None:
+    got = score_units(np.array(column, dtype=np.float32)[:, None], labels, 3)
+    assert_same(got["ccmas"][0], ccmas, "ccmas")
+    assert (got["ccmas_class"][0], got["ccmas_undefined"][0]) == (ccmas_class, reason)
+    ref = reference_unit(column, labels, 3)
+    assert_same(ref["ccmas"], ccmas, "reference ccmas")
+    assert (ref["ccmas_class"], ref["ccmas_undefined"]) == (ccmas_class, reason)

@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy import ARRAY, Connection, Integer, Row, any_, cast, select, update
 
 from catalogue.db.bulk import copy_columns, copy_rows
-from catalogue.db.results import _class_column
+from catalogue.db.results import _class_column, reason_columns
 from catalogue.db.schema import (
     ChanceMetrics,
     ClassAblationCurve,
@@ -134,6 +134,7 @@ def write_chance_metrics(
             columns[m.name] = values.astype(bool)
         else:
             columns[m.name] = values.astype(np.float64)
+    columns.update(reason_columns(metrics, n))
     return copy_columns(conn, ChanceMetrics.__tablename__, columns)
 
 

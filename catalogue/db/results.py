@@ -31,13 +31,27 @@ from catalogue.db.schema import (
     UnitTopImage,
 )
 from catalogue.errors import InputError
-from catalogue.measures import UNIT_MEASURES
+from catalogue.measures import UNDEFINED_REASONS, UNIT_MEASURES
 
 
 def _class_column(values: np.ndarray) -> np.ma.MaskedArray:
     """Class indexes (or ranks) with -1 (none, e.g. not localist) stored as NULL."""
     array = np.asarray(values)
     return np.ma.masked_array(array, mask=array < 0)
+
+
+def reason_columns(metrics: Mapping[str, np.ndarray], n: int) -> dict[str, np.ma.MaskedArray]:
+    """The `UNDEFINED_REASONS` columns the scores carry: why a measure is NULL, as its code
+    (0, "defined", stored as NULL). Scores from before the reasons carry none."""
+    out: dict[str, np.ma.MaskedArray] = {}
+    for reason in UNDEFINED_REASONS:
+        if reason.column not in metrics:
+            continue
+        values = np.asarray(metrics[reason.column]).astype(np.int64)
+        if values.shape != (n,):
+            raise InputError(f"{reason.column} has shape {values.shape}, expected ({n},)")
+        out[reason.column] = np.ma.masked_array(values, mask=values <= 0)
+    return out
 
 
 def write_unit_metrics(
@@ -67,6 +81,7 @@ def write_unit_metrics(
             columns[m.name] = values.astype(bool)
         else:
             columns[m.name] = values.astype(np.float64)
+    columns.update(reason_columns(metrics, n))
     return copy_columns(conn, UnitMetrics.__tablename__, columns)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -35,7 +36,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from catalogue.measures import CRITERIA, NOT_CONSTANT, SELECTIVE_CLASSES, UNIT_MEASURES
+from catalogue.measures import (
+    CCMAS_UNDEFINED,
+    CRITERIA,
+    NOT_CONSTANT,
+    SELECTIVE_CLASSES,
+    UNDEFINED_REASONS,
+    UNIT_MEASURES,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -195,6 +203,28 @@ def _measure_column(kind: str) -> Any:
     return mapped_column(Double, nullable=True)
 
 
+def _reason_columns() -> dict[str, Any]:
+    """Why a measure is NULL for a unit (`catalogue.measures.UNDEFINED_REASONS`): a code."""
+    return {r.column: mapped_column(SmallInteger, nullable=True) for r in UNDEFINED_REASONS}
+
+
+def _ccmas_checks(*, reasons: bool = True) -> tuple[CheckConstraint, ...]:
+    """CCMAS is never outside [-1, 1] (NaN is outside too); a reason only where it is NULL,
+    and one of the known ones."""
+    reason = CCMAS_UNDEFINED
+    codes = ", ".join(str(c) for c in reason.codes)
+    checks = [CheckConstraint(f"{reason.measure} BETWEEN -1 AND 1", name="ccmas_range")]
+    if reasons:
+        checks.append(
+            CheckConstraint(
+                f"{reason.column} IS NULL OR ({reason.measure} IS NULL "
+                f"AND {reason.column} IN ({codes}))",
+                name="ccmas_undefined",
+            )
+        )
+    return tuple(checks)
+
+
 def _detector_indexes() -> tuple[Index, ...]:
     """A partial index per detector criterion on `unit_metrics`' own columns, over the rows
     it selects with constant units left out (the presets, the headline query and their
@@ -221,7 +251,7 @@ class UnitMetrics(Base):
     """One row per unit and scoring run, one column per measure (DESIGN.md)."""
 
     __tablename__ = "unit_metrics"
-    __table_args__ = (Index(None, "unit_id"), *_detector_indexes())
+    __table_args__ = (Index(None, "unit_id"), *_detector_indexes(), *_ccmas_checks())
 
     # references run.id and unit.id (ON DELETE CASCADE), kept per statement by the
     # triggers of `catalogue.db.summaries`: a row-level foreign key costs a lookup and a
@@ -231,6 +261,7 @@ class UnitMetrics(Base):
     n_images: Mapped[int] = mapped_column(Integer)
 
     locals().update({m.name: _measure_column(m.kind) for m in UNIT_MEASURES})
+    locals().update(_reason_columns())
 
 
 class UnitClassStats(Base):
@@ -256,7 +287,7 @@ class UnitGroupMetrics(Base):
     """The paper's Tables 4–6 for a named group of classes (e.g. *bus*)."""
 
     __tablename__ = "unit_group_metrics"
-    __table_args__ = (Index(None, "unit_id"),)
+    __table_args__ = (Index(None, "unit_id"), *_ccmas_checks(reasons=False))
 
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
     unit_id: Mapped[int] = mapped_column(
@@ -510,7 +541,7 @@ class ChanceMetrics(Base):
     unit, chance run and repeat — each measure's chance distribution."""
 
     __tablename__ = "chance_metrics"
-    __table_args__ = (Index(None, "unit_id"),)
+    __table_args__ = (Index(None, "unit_id"), *_ccmas_checks())
 
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
     unit_id: Mapped[int] = mapped_column(
@@ -520,6 +551,7 @@ class ChanceMetrics(Base):
     n_images: Mapped[int] = mapped_column(Integer)
 
     locals().update({m.name: _measure_column(m.kind) for m in UNIT_MEASURES})
+    locals().update(_reason_columns())
 
 
 #: Tables whose rows belong to one run and are replaced when the run is re-run.

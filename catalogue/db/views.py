@@ -56,6 +56,7 @@ from catalogue.measures import (
     NOT_CONSTANT,
     RATING_CONSENSUS_SHARE,
     RATING_MIN_RATERS,
+    REASONS_BY_MEASURE,
     SUMMARISED_MEASURES,
     UNIT_MEASURES,
     Condition,
@@ -83,7 +84,8 @@ def _class_name_join(alias: str, column: str) -> str:
 
 
 def _measure_select(measures: Sequence[Measure]) -> str:
-    """Every measure column; class columns become names, with the index beside them."""
+    """Every measure column; class columns become names, with the index beside them; a
+    measure that can be undefined has its reason beside it, as text."""
     parts: list[str] = []
     for m in measures:
         if m.kind == "class":
@@ -92,6 +94,9 @@ def _measure_select(measures: Sequence[Measure]) -> str:
             parts.append(f"um.{m.name} AS {m.name}_index")
         else:
             parts.append(f"um.{m.name}")
+        reason = REASONS_BY_MEASURE.get(m.name)
+        if reason is not None:
+            parts.append(f"{reason.sql_case('um')} AS {reason.column}")
     return ",\n    ".join(parts)
 
 
@@ -107,6 +112,9 @@ def _unscored_select(measures: Sequence[Measure]) -> str:
             parts.append(f"NULL::integer AS {m.name}_index")
         else:
             parts.append(f"NULL::{_SQL_TYPES[m.kind]} AS {m.name}")
+        reason = REASONS_BY_MEASURE.get(m.name)
+        if reason is not None:
+            parts.append(f"NULL::text AS {reason.column}")
     return ",\n    ".join(parts)
 
 

@@ -40,7 +40,7 @@ from catalogue.errors import InputError, NotFound
 from catalogue.models import INIT_SEED, ModelInfo, random_name, random_weights
 from catalogue.pipeline.reload import check_same_weights, dataset_for_run, model_for_run
 from catalogue.pipeline.summary import Progress
-from catalogue.selectivity import score_units
+from catalogue.selectivity import ccmas_layer_rule, score_units
 from catalogue.store import ActivationStore
 
 DEFAULT_REPEATS = 10
@@ -344,4 +344,5 @@ def chance_baseline(
 
 
 def _join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    """One layer's scores from its unit blocks, with the layer's rules applied."""
+    return ccmas_layer_rule({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})[0]

@@ -307,7 +307,8 @@ def _score_on_cluster(
 
 
 def _concatenate(parts: list[LayerScores]) -> LayerScores:
-    """Join the scores of consecutive unit blocks into one layer's scores."""
+    """Join the scores of consecutive unit blocks into one layer's scores (and apply the
+    rules that hold over a whole layer: `catalogue.selectivity.undefined`)."""
     if len(parts) == 1:
         return parts[0]
     offsets = np.cumsum([0] + [p.n_units for p in parts[:-1]])
@@ -331,7 +332,7 @@ def _concatenate(parts: list[LayerScores]) -> LayerScores:
             for g in parts[0].group_metrics
         },
         class_counts=parts[0].class_counts,
-    )
+    ).with_layer_rules()
 
 
 def _write_layer(

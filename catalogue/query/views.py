@@ -13,7 +13,13 @@ from sqlalchemy import Boolean, DateTime, Double, Integer, Table, Text, column, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import TableClause
 
-from catalogue.measures import CRITERIA, IMPORTANCE_CLASS, SELECTIVE_CLASSES, UNIT_MEASURES
+from catalogue.measures import (
+    CRITERIA,
+    IMPORTANCE_CLASS,
+    REASONS_BY_MEASURE,
+    SELECTIVE_CLASSES,
+    UNIT_MEASURES,
+)
 
 
 def _measure_columns() -> list[Any]:
@@ -25,6 +31,8 @@ def _measure_columns() -> list[Any]:
             cols.append(column(m.name, Boolean))
         else:
             cols.append(column(m.name, Double))
+        if m.name in REASONS_BY_MEASURE:
+            cols.append(column(REASONS_BY_MEASURE[m.name].column, Text))
     return cols
 
 

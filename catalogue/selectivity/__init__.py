@@ -23,9 +23,14 @@ candidate thresholds are the distinct activation values.
 - ``classes_in_top100``: expected number of distinct classes among the top
   min(top_n_classes, N): a class with an image above the cut-off counts 1, one with h of
   the m tied images counts 1 - C(m-h, r)/C(m, r) (r slots left; hypergeometric).
-- ``ccmas``, ``ccmas_class``: c = the class (with images) of highest mean, lowest index on
-  ties; (mu_c - mu_notc) / (mu_c + mu_notc) (Morcos et al. 2018). NaN, with class -1,
-  where the denominator is not positive or no image lies outside c.
+- ``ccmas``, ``ccmas_class``, ``ccmas_undefined``: c = the class (with images) of highest
+  mean, lowest index on ties; (mu_c - mu_notc) / (mu_c + mu_notc) (Morcos et al. 2018).
+  Defined only where no scored activation of the layer is negative (0 must mean silent;
+  the units given to one call are taken as one layer or part of one, and callers that
+  join blocks apply `undefined.ccmas_layer_rule` to the whole layer), then in [0, 1].
+  Elsewhere NaN, with class -1 and the reason's code in ``ccmas_undefined`` (0 where
+  defined): activations can be negative; one class (no image outside c); no positive
+  mean (every activation 0). See `catalogue.measures.CCMAS_UNDEFINED`.
 - ``recall_at_p100``: c = class of the most active image; the share of class c strictly
   above every image of every other class; 0 when the top value is shared by classes.
 - ``recall_at_p95``: highest TP/n_c over classes and thresholds with TP/(TP+FP) >=
@@ -62,7 +67,8 @@ Choices the definitions leave open:
   ``recall_at_mi`` = 1, ``specificity_at_mi`` = 0, ``false_alarm_rate`` = 1 - n_c/N;
   ``precision`` = ``detector_bar`` = the largest class share of all images (its class the
   lowest with that share); ``recall_at_p100`` = 0 (with two or more classes); ``ccmas``
-  NaN if the constant is <= 0; CSI 0 if it is <= 0; ``constant`` True.
+  0 for a positive constant, NaN for 0 (no positive mean) or a negative one; CSI 0 if
+  it is <= 0; ``constant`` True.
 - Fewer images than top_k / top_n_classes / csi_top_n: all N images are used.
 - CSI with th = 1 (the default): M = the classes with positive weight among the top n,
   as an expected value over the order of images tied at the cut-off (hypergeometric, as
@@ -84,7 +90,7 @@ the CPU; a third of free GPU memory, at most 8 GiB, on CUDA) at 192 bytes per (u
 image): the scorer's peak is about the budget plus the caller's own array.
 """
 
-from catalogue.measures import MEASURE_NAMES
+from catalogue.measures import METRIC_COLUMNS
 from catalogue.selectivity.scores import (
     CLASS_STAT_COLUMNS,
     TOP_IMAGE_COLUMNS,
@@ -92,15 +98,14 @@ from catalogue.selectivity.scores import (
     score_layer,
     score_units,
 )
-
-#: The keys of `score_units`' result: every column of ``unit_metrics``.
-METRIC_COLUMNS: tuple[str, ...] = MEASURE_NAMES
+from catalogue.selectivity.undefined import ccmas_layer_rule
 
 __all__ = [
     "CLASS_STAT_COLUMNS",
-    "METRIC_COLUMNS",
+    "METRIC_COLUMNS",  # the keys of `score_units`' result: every column of ``unit_metrics``
     "TOP_IMAGE_COLUMNS",
     "LayerScores",
+    "ccmas_layer_rule",
     "score_layer",
     "score_units",
 ]

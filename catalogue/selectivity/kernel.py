@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from catalogue.measures import CCMAS_NEGATIVE, CCMAS_NO_POSITIVE_MEAN, CCMAS_ONE_CLASS
 from catalogue.selectivity import sorting
 from catalogue.selectivity.inputs import Options
 from catalogue.selectivity.sorting import Head, class_shift, sort_by_class, sort_head
@@ -401,8 +402,11 @@ def _score_rows(head: Head, ctx: Context, detail: Detail | None) -> dict[str, Te
     n_best = ctx.counts_f[best]
     mu_not = (total - sums.gather(1, best[:, None]).squeeze(1)) / (N - n_best)
     ccmas, ok = _ccmas(mu, mu_not)
-    out["ccmas"] = ccmas
-    out["ccmas_class"] = torch.where(ok, best, -1)
+    reason = _ccmas_undefined(ok, mu_not, blk.v_min)
+    defined = reason == 0
+    out["ccmas"] = torch.where(defined, ccmas, NAN)
+    out["ccmas_class"] = torch.where(defined, best, -1)
+    out["ccmas_undefined"] = reason
     out["frac_zero"] = n_zero.to(F64) / N
     out["mean_activation"] = total / N
     out["max_activation"] = vs[:, 0].to(F64)
@@ -427,6 +431,15 @@ def _ccmas(mu_in: Tensor, mu_out: Tensor) -> tuple[Tensor, Tensor]:
     ok = den > 0  # False for NaN (no images outside the class)
     value = torch.where(ok, (mu_in - mu_out) / den, NAN)
     return value, ok
+
+
+def _ccmas_undefined(ok: Tensor, mu_out: Tensor, v_min: Tensor) -> Tensor:
+    """Why CCMAS is undefined for each unit (0: it is defined), first reason first: a
+    negative activation (the unit's own here; `catalogue.selectivity.undefined` extends it
+    to the whole layer), one class only (no mean outside it), a zero denominator."""
+    reason = torch.where(ok, 0, CCMAS_NO_POSITIVE_MEAN)
+    reason = torch.where(torch.isnan(mu_out), CCMAS_ONE_CLASS, reason)
+    return torch.where(v_min < 0, CCMAS_NEGATIVE, reason).to(torch.int64)
 
 
 def _max_informedness(
@@ -575,6 +588,7 @@ def _group_measures(
     mu_in = sum_in / n_in if n_in else torch.full_like(total, NAN)
     mu_out = (total - sum_in) / n_out if n_out else torch.full_like(total, NAN)
     ccmas, _ok = _ccmas(mu_in, mu_out)
+    ccmas = torch.where(blk.v_min < 0, NAN, ccmas)  # see `_ccmas_undefined`
     out = {
         "n_nonzero_in": pos_in / n_in if n_in else torch.full_like(total, NAN),
         "n_nonzero_out": (n_pos.to(F64) - pos_in) / n_out if n_out else torch.full_like(total, NAN),

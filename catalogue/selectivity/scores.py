@@ -7,14 +7,14 @@ choices the specification leaves open.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
 from catalogue.errors import InputError
-from catalogue.measures import GROUP_MEASURES, UNIT_MEASURES
+from catalogue.measures import GROUP_MEASURES, UNDEFINED_REASONS, UNIT_MEASURES
 from catalogue.selectivity.inputs import (
     REGION_BYTES,
     Activations,
@@ -28,6 +28,7 @@ from catalogue.selectivity.inputs import (
     scoring_device,
 )
 from catalogue.selectivity.kernel import Context, Detail, NonFiniteBlock, score_block
+from catalogue.selectivity.undefined import ccmas_layer_rule
 
 #: Columns of `LayerScores.class_stats` (the table `unit_class_stats`, plus `unit`).
 CLASS_STAT_COLUMNS: tuple[str, ...] = (
@@ -47,7 +48,9 @@ TOP_IMAGE_COLUMNS: tuple[str, ...] = ("unit", "rank", "image_index", "class_inde
 
 def _empty_metrics() -> dict[str, np.ndarray]:
     dtypes = {"bool": np.bool_, "class": np.int64, "float": np.float64}
-    return {m.name: np.zeros(0, dtype=dtypes[m.kind]) for m in UNIT_MEASURES}
+    out = {m.name: np.zeros(0, dtype=dtypes[m.kind]) for m in UNIT_MEASURES}
+    out.update({r.column: np.zeros(0, dtype=np.int64) for r in UNDEFINED_REASONS})
+    return out
 
 
 def score_units(
@@ -84,7 +87,11 @@ def score_units(
     Returns:
         ``localist`` (bool), ``localist_class``, ``precision_class``,
         ``ccmas_class``, ``mi_class`` (int64, -1 where undefined) and float64
-        arrays for the other columns (NaN where undefined).
+        arrays for the other columns (NaN where undefined); and ``ccmas_undefined``
+        (int64): why CCMAS is NaN for the unit (a code of
+        `catalogue.measures.CCMAS_UNDEFINED`; 0 where it is defined). The units given
+        are taken to be one layer, or part of one: a negative activation in any of them
+        makes CCMAS undefined for all of them (`catalogue.selectivity.undefined`).
 
     Raises:
         InputError: mismatched lengths, labels outside 0..n_classes-1, NaN or
@@ -129,6 +136,12 @@ class LayerScores:
     @property
     def n_units(self) -> int:
         return int(self.top_image_index.shape[0])
+
+    def with_layer_rules(self) -> LayerScores:
+        """These scores with the rules that hold over a whole layer applied: for the
+        joined blocks of one layer (see `catalogue.selectivity.undefined`)."""
+        metrics, groups = ccmas_layer_rule(self.metrics, self.group_metrics)
+        return replace(self, metrics=metrics, group_metrics=groups or {})
 
     def top_image_table(self) -> dict[str, np.ndarray]:
         """Long format for ``unit_top_image``: one entry per (unit, rank), rank from 1."""
@@ -257,8 +270,12 @@ def _score(
         if parts:
             metrics[name] = np.concatenate([p[name] for p in parts]).astype(metrics[name].dtype)
     if detail is None:
-        return {"metrics": metrics}
-    return _layer_fields(metrics, parts, ctx, group_idx, n_top_images or 0, acts.n_units)
+        return {"metrics": ccmas_layer_rule(metrics)[0]}
+    fields = _layer_fields(metrics, parts, ctx, group_idx, n_top_images or 0, acts.n_units)
+    fields["metrics"], fields["group_metrics"] = ccmas_layer_rule(
+        fields["metrics"], fields["group_metrics"]
+    )
+    return fields
 
 
 def _class_ranks(result: dict[str, torch.Tensor], n_top: int) -> dict[str, torch.Tensor]:
