@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from catalogue.measures import CRITERIA, FALSE_ALARM_ABOVE, PRECISION_ABOVE
+from catalogue.measures import CRITERIA, FALSE_ALARM_ABOVE, MEASURES_BY_NAME, PRECISION_ABOVE
 from catalogue.query.report import HEADLINE_SQL, RunReport
 from ingest.console import console, err_console, progress
 from ingest.output import Column, OutputFormat, Rows, print_table, say, write_sections
@@ -79,6 +79,27 @@ UNIT_COLUMNS: tuple[Column, ...] = (
 )
 
 
+#: Units without a measure, per layer and reason (`RunReport.undefined`).
+UNDEFINED_COLUMNS: tuple[Column, ...] = (
+    Column("layer", "layer"),
+    Column("measure", "measure"),
+    Column("reason", "undefined because"),
+    Column("n", "units"),
+)
+
+
+def undefined_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per measure: the layers and units without it, and why."""
+    by_measure: dict[str, list[str]] = {}
+    for r in rows:
+        by_measure.setdefault(r["measure"], []).append(f"{r['layer']} {r['n']:,} ({r['reason']})")
+    return [
+        f"{MEASURES_BY_NAME[m].label if m in MEASURES_BY_NAME else m} undefined: "
+        f"{'; '.join(parts)}."
+        for m, parts in by_measure.items()
+    ]
+
+
 def print_report(result: RunReport, seconds: float, fmt: OutputFormat = OutputFormat.table) -> None:
     """The closing report, as a table report or as rows in `fmt`."""
     layers = Rows(
@@ -97,6 +118,7 @@ def print_report(result: RunReport, seconds: float, fmt: OutputFormat = OutputFo
                 "n_misleading": result.n_misleading,
                 "misleading": misleading,
                 "worst_precision_detectors": worst,
+                "undefined": Rows(UNDEFINED_COLUMNS, result.undefined),
                 "seconds": round(seconds, 1),
             },
             fmt,
@@ -105,8 +127,11 @@ def print_report(result: RunReport, seconds: float, fmt: OutputFormat = OutputFo
     print_table(layers.table())
     say(
         "[dim]Constant units (every activation equal) are counted apart and left out of the "
-        "other columns; — : the layer was not dissected.[/]"
+        "other columns; — : the layer was not dissected, or the measure is undefined for "
+        "every unit of it (below).[/]"
     )
+    for line in undefined_lines(result.undefined):
+        say(f"[dim]{line}[/]", highlight=False)
     say("\n[bold](2) The headline query[/]")
     say(HEADLINE_SQL, highlight=False)
     if result.misleading:

@@ -20,7 +20,7 @@ from catalogue.measures import (
     Condition,
     Criterion,
 )
-from catalogue.query.units import Verdict
+from catalogue.query.units import Verdict, undefined_reasons
 
 #: The measure whose class and threshold belong with each measure on the Unit page.
 MEASURE_CLASS: dict[str, str] = {
@@ -94,6 +94,7 @@ def measure_rows(record: Mapping[str, Any]) -> pd.DataFrame:
                 "class": record.get(class_col) if class_col else None,
                 "threshold": record.get(threshold_col) if threshold_col else None,
                 "description": m.description,
+                "undefined": undefined_reasons(record, (m.name,)).get(m.name),
             }
         )
         if m.name == "false_alarm_rate":
@@ -106,12 +107,15 @@ def measure_rows(record: Mapping[str, Any]) -> pd.DataFrame:
                     "class": record.get("mi_class"),
                     "threshold": record.get("mi_threshold"),
                     "description": FALSE_POSITIVE_DESCRIPTION,
+                    "undefined": None,
                 }
             )
     frame = pd.DataFrame(
-        rows, columns=["measure", "label", "value", "class", "threshold", "description"]
+        rows,
+        columns=["measure", "label", "value", "class", "threshold", "description", "undefined"],
     )
     frame["threshold"] = pd.to_numeric(frame["threshold"], errors="coerce")
+    frame["undefined"] = frame["undefined"].astype(object).where(frame["undefined"].notna(), None)
     return frame
 
 
@@ -145,16 +149,18 @@ def _number(value: Any) -> str:
     return f"{float(value):.3f}".rstrip("0").rstrip(".") if float(value) else "0"
 
 
-def condition_check(condition: Condition, value: Any) -> str:
+def condition_check(condition: Condition, value: Any, undefined: str | None = None) -> str:
     """What a reader can check: the unit's value against the condition, e.g.
-    "precision = 0.776 > 0.75", "ccmas = 0.412, not > 0.9", "best_iou not measured"."""
+    "precision = 0.776 > 0.75", "ccmas = 0.412, not > 0.9", "best_iou not measured",
+    "ccmas undefined (activations can be negative)" (`undefined`: why it has no value)."""
     name = condition.column
+    missing = f"{name} undefined ({undefined})" if undefined else f"{name} not measured"
     if condition.op in ("is true", "is not true"):
         if _missing(value):
-            return f"{name} not measured"
+            return missing
         return f"{name} = {'yes' if bool(value) else 'no'}"
     if _missing(value):
-        return f"{name} not measured"
+        return missing
     held = condition.test({name: value})
     shown = f"{name} = {_number(value)}"
     return (
@@ -164,6 +170,9 @@ def condition_check(condition: Condition, value: Any) -> str:
     )
 
 
+#: The word of a verdict whose missing values are undefined for the unit (with a reason),
+#: not merely not measured yet.
+UNDEFINED_WORD = "undefined for this unit"
 #: The word each verdict starts with: which way the criterion went.
 VERDICT_WORDS: dict[bool | None, str] = {True: "passes", False: "fails", None: "not measured"}
 WARNING_WORDS: dict[bool | None, str] = {
@@ -184,7 +193,13 @@ def verdict_line(verdict: Verdict) -> str:
     doubtful = flags_doubtful_detectors(c)
     marks = WARNING_MARKS if doubtful else VERDICT_MARKS
     word = (WARNING_WORDS if doubtful else VERDICT_WORDS)[verdict.holds]
-    checks = " and ".join(condition_check(x, verdict.values.get(x.column)) for x in c.conditions)
+    missing = [x.column for x in c.conditions if _missing(verdict.values.get(x.column))]
+    if verdict.holds is None and missing and all(m in verdict.undefined for m in missing):
+        word = UNDEFINED_WORD
+    checks = " and ".join(
+        condition_check(x, verdict.values.get(x.column), verdict.undefined.get(x.column))
+        for x in c.conditions
+    )
     line = f"{marks[verdict.holds]} {c.label} ({c.source}) — **{word}**: {checks}"
     if verdict.holds and verdict.subject:
         line += f" — {verdict.subject}"

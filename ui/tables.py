@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from catalogue.measures import MEASURES_BY_NAME
+from catalogue.measures import MEASURES_BY_NAME, UNDEFINED_REASONS
 
 #: Labels of `unit_catalogue` columns that are not measures (the measures carry their own).
 COLUMN_LABELS: dict[str, str] = {
@@ -32,6 +32,7 @@ COLUMN_LABELS: dict[str, str] = {
     "run_id": "Run",
     "dataset": "Dataset",
     "n_images": "Images scored",
+    "ccmas_undefined": "CCMAS undefined: why",
     "best_concept": "Best concept",
     "best_concept_category": "Concept category",
     "best_iou": "Best dissection IoU",
@@ -96,7 +97,12 @@ def label(name: str) -> str:
 
 def help_text(name: str) -> str | None:
     measure = MEASURES_BY_NAME.get(name)
-    return measure.description if measure is not None else None
+    if measure is not None:
+        return measure.description
+    reasons = next((r for r in UNDEFINED_REASONS if r.column == name), None)
+    if reasons is not None:
+        return " ".join(f"{r.reason}: {r.description}" for r in reasons.reasons)
+    return None
 
 
 def _missing(value: Any) -> bool:

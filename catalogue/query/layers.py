@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, column, func, select, text
+from sqlalchemy import Engine, and_, column, func, literal, select, text
 from sqlalchemy.sql import TableClause
 from sqlalchemy.sql.selectable import Subquery
 
@@ -24,6 +24,7 @@ from catalogue.measures import (
     CRITERIA,
     MEASURES_BY_NAME,
     NOT_CONSTANT,
+    UNDEFINED_REASONS,
     Condition,
     Criterion,
 )
@@ -94,6 +95,61 @@ def layer_detector_counts(
         .order_by(t.c.layer_position, t.c.layer)
     )
     return read_frame(engine, statement)
+
+
+# ------------------------------------------------------------------ undefined measures
+
+#: Columns of `undefined_counts`.
+UNDEFINED_COLUMNS: tuple[str, ...] = ("model", "layer", "layer_position", "measure", "reason", "n")
+
+
+def undefined_counts(
+    engine: Engine, run_id: int, *, include_constant: bool = False
+) -> pd.DataFrame:
+    """Per layer of a scoring run: for each measure that can be undefined
+    (`catalogue.measures.UNDEFINED_REASONS`, e.g. CCMAS in a layer of logits), how many
+    units have no value of it and why (`reason`), constant units left out unless
+    `include_constant` — the units a plot or a correlation of the measure leaves out."""
+    t = UNIT_CATALOGUE
+    frames = []
+    for reason in UNDEFINED_REASONS:
+        why = t.c[reason.column]
+        statement = (
+            select(
+                t.c.model,
+                t.c.layer,
+                t.c.layer_position,
+                literal(reason.measure).label("measure"),
+                why.label("reason"),
+                func.count().label("n"),
+            )
+            .where(t.c.run_id == int(run_id), why.is_not(None))
+            .group_by(t.c.model, t.c.layer, t.c.layer_position, why)
+            .order_by(t.c.layer_position, t.c.layer, why)
+        )
+        if not include_constant:
+            statement = statement.where(NOT_CONSTANT.core(t.c))
+        frames.append(read_frame(engine, statement))
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=list(UNDEFINED_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(UNDEFINED_COLUMNS)]
+
+
+def undefined_note(counts: pd.DataFrame, measure: str, *, layer: str | None = None) -> str | None:
+    """One sentence on the units without `measure` in `counts` (`undefined_counts`), for
+    the caption of a plot or a correlation that leaves them out, e.g. "CCMAS is undefined
+    for 100 units, left out: fc8 100 (activations can be negative)."; None when none is."""
+    rows = counts[counts["measure"] == measure]
+    if layer is not None:
+        rows = rows[rows["layer"] == layer]
+    if rows.empty:
+        return None
+    label = MEASURES_BY_NAME[measure].label if measure in MEASURES_BY_NAME else measure
+    total = int(rows["n"].sum())
+    parts = [f"{r.layer} {int(r.n):,} ({r.reason})" for r in rows.itertuples()]
+    units = "unit" if total == 1 else "units"
+    return f"{label} is undefined for {total:,} {units}, left out: {'; '.join(parts)}."
 
 
 # ------------------------------------------------------------------------- distributions

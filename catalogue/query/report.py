@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from catalogue.measures import CRITERIA, CRITERIA_BY_KEY, NOT_CONSTANT
+from catalogue.query.layers import undefined_counts
 from catalogue.query.views import (
     DISSECTION_SUMMARY,
     LAYER_DETECTORS,
@@ -53,6 +54,9 @@ class RunReport:
     n_misleading: int = 0
     #: the precision "detectors" with the highest false-alarm rates (shown when none is misleading)
     worst_precision_detectors: list[dict[str, Any]] = field(default_factory=list)
+    #: per layer, measure and reason: the units (not constant) without the measure, e.g.
+    #: CCMAS in a layer of logits (`catalogue.query.layers.undefined_counts`)
+    undefined: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_report(engine: Engine, model_name: str, score_run_id: int) -> RunReport:
@@ -99,13 +103,34 @@ def run_report(engine: Engine, model_name: str, score_run_id: int) -> RunReport:
             .limit(5)
         ).mappings()
         worst = [dict(r) for r in worst]
+    undefined = undefined_counts(engine, run).to_dict("records")
+    _no_count_where_undefined(layers, undefined)
     return RunReport(
         model=model_name,
         layers=layers,
         misleading=misleading,
         n_misleading=int(n_misleading),
         worst_precision_detectors=worst,
+        undefined=undefined,
     )
+
+
+def _no_count_where_undefined(
+    layers: list[dict[str, Any]], undefined: list[dict[str, Any]]
+) -> None:
+    """A layer where a criterion's measure is undefined for every (non-constant) unit gets
+    no count for it (None), not "0 detectors": it was not measured there."""
+    missing: dict[tuple[str, str], int] = {}
+    for row in undefined:
+        key = (row["layer"], row["measure"])
+        missing[key] = missing.get(key, 0) + int(row["n"])
+    for row in layers:
+        live = int(row["n_units"]) - int(row["n_constant"] or 0)
+        for c in CRITERIA:
+            if not c.count_column or row.get(c.count_column) is None:
+                continue
+            if live > 0 and all(missing.get((row["layer"], col), 0) >= live for col in c.columns):
+                row[c.count_column] = None
 
 
 def showcase_unit(engine: Engine, run_id: int | None = None) -> tuple[int, int] | None:

@@ -6,7 +6,7 @@ class and the false-alarm counts are counted, so a reader can check the stored m
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Engine, and_, select
 
 from catalogue.errors import NotFound
-from catalogue.measures import CRITERIA, FLOAT_MEASURES, Criterion
+from catalogue.measures import CRITERIA, FLOAT_MEASURES, REASONS_BY_MEASURE, Criterion
 from catalogue.query.files import UnitActivations, artifact_path, attach_images
 from catalogue.query.frame import read_frame
 from catalogue.query.runs import run_name
@@ -143,14 +143,17 @@ class Verdict:
     """What one detector criterion says about a unit.
 
     `holds` is None when a value the criterion needs was not measured (not scored,
-    not dissected, not rated); `subject` is what the unit detects by the criterion
-    (its class, concept or the name people gave); `values` are the tested values.
+    not dissected, not rated) or is undefined for the unit; `undefined` says why, for
+    each such value whose reason is stored (e.g. ccmas: "activations can be negative");
+    `subject` is what the unit detects by the criterion (its class, concept or the name
+    people gave); `values` are the tested values.
     """
 
     criterion: Criterion
     holds: bool | None
     subject: str | None
     values: dict[str, Any]
+    undefined: dict[str, str] = field(default_factory=dict)
 
 
 def detector_verdicts(
@@ -163,9 +166,22 @@ def detector_verdicts(
             holds=c.test(record),
             subject=record.get(c.class_column) if c.class_column else None,
             values={name: record.get(name) for name in c.columns},
+            undefined=undefined_reasons(record, c.columns),
         )
         for c in criteria
     ]
+
+
+def undefined_reasons(record: Mapping[str, Any], columns: Sequence[str]) -> dict[str, str]:
+    """Why each of `columns` has no value in a `unit_catalogue` record, where a reason is
+    stored (`catalogue.measures.UNDEFINED_REASONS`)."""
+    out = {}
+    for name in columns:
+        reason = REASONS_BY_MEASURE.get(name)
+        why = record.get(reason.column) if reason is not None else None
+        if why is not None and not (isinstance(why, float) and np.isnan(why)):
+            out[name] = str(why)
+    return out
 
 
 # ------------------------------------------------------------------------------ details

@@ -424,6 +424,11 @@ def layer_detector_counts(
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
+def undefined_counts(key: str, run_id: int, include_constant: bool = False) -> pd.DataFrame:
+    return layer_query.undefined_counts(_engine_for(key), run_id, include_constant=include_constant)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def layer_summary(
     key: str, run_id: int, measures: tuple[str, ...], include_constant: bool = False
 ) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import streamlit as st
 
 from catalogue.errors import InputError, NotFound
 from catalogue.measures import UNIT_MEASURES
-from catalogue.query.units import layer_units
+from catalogue.query.units import layer_units, undefined_reasons
 from ui import figures, plots, tables
 from ui import urlstate as url
 from ui.app_pages import common
@@ -128,7 +128,8 @@ for m in UNIT_MEASURES:
         cls_col = MEASURE_CLASS.get(m.name)
         cls = r.get(cls_col) if cls_col else None
         text = tables.cell(v, count=m.name in tables.COUNT_COLUMNS)
-        row[n] = f"{text} ({cls})" if text and cls else text
+        why = undefined_reasons(r, (m.name,)).get(m.name)
+        row[n] = f"{text} ({cls})" if text and cls else (f"undefined: {why}" if why else text)
     rows.append(row)
 for column, label in (("best_concept", "Best concept"), ("best_iou", "Best dissection IoU")):
     rows.append(

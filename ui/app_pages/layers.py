@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from catalogue.measures import SUMMARISED_MEASURES
-from catalogue.query.layers import detector_criteria
+from catalogue.query.layers import detector_criteria, undefined_note
 from ui import display, figures, importance, plots, tables
 from ui import urlstate as url
 from ui.app_pages import common
@@ -72,6 +72,11 @@ else:
         "Boxes: quartiles; red tick: median; whiskers: minimum to maximum; green: mean ± "
         "standard error. Localist is the share of localist units (0/1 per unit)."
     )
+    undefined = common.undefined_counts(key, run_id, include_constant)
+    for measure in dict.fromkeys(undefined["measure"]):
+        note = undefined_note(undefined, measure) if measure in measures else None
+        if note:
+            st.caption(note)
 
 st.subheader("Units each criterion calls an object detector")
 c1, c2 = st.columns([3, 2])

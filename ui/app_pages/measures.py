@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from catalogue.measures import CORRELATED_MEASURES, FLOAT_MEASURES
-from catalogue.query.layers import pooled_correlations
+from catalogue.query.layers import pooled_correlations, undefined_note
 from ui import figures, importance, plots
 from ui import urlstate as url
 from ui.app_pages import common
@@ -57,13 +57,22 @@ method = c2.radio(
 )
 url.keep("method", method, default="pearson")
 
+undefined = common.undefined_counts(key, run_id, include_constant)
+left_out = [
+    undefined_note(undefined, m, layer=None if layer == ALL_LAYERS else layer)
+    for m in dict.fromkeys(undefined["measure"])
+]
+left_out_text = "".join(f" {n}" for n in left_out if n)
 if layer == ALL_LAYERS:
     pairs = pooled_correlations(values_all)
-    st.caption(f"Over all {len(values_all):,} units of the run (pairwise-complete).")
+    st.caption(
+        f"Over all {len(values_all):,} units of the run (pairwise-complete: a pair's n counts "
+        f"the units with both measures).{left_out_text}"
+    )
 else:
     pairs = common.measure_correlations(key, run_id, layer, include_constant)
     source = "with constant units" if include_constant else "from the `measure_correlations` view"
-    st.caption(f"Layer {layer}, {source}.")
+    st.caption(f"Layer {layer}, {source}.{left_out_text}")
 if pairs.empty or pairs[method].isna().all():
     st.info("Not enough units with varying values to correlate.")
 else:

@@ -230,6 +230,7 @@ DISPLAY = [
     "mi_class",
     "ccmas",
     "ccmas_class",
+    "ccmas_undefined",
     "recall_at_p100",
     "recall_at_p95",
     "classes_in_top100",

@@ -17,7 +17,13 @@ import pandas as pd
 import streamlit as st
 
 from catalogue.errors import InputError, NotFound
-from catalogue.measures import RATING_CONSENSUS_SHARE, RATING_MIN_RATERS
+from catalogue.measures import (
+    CCMAS_NEGATIVE,
+    CCMAS_UNDEFINED,
+    RATING_CONSENSUS_SHARE,
+    RATING_MIN_RATERS,
+    UNDEFINED_REASONS,
+)
 from catalogue.query.files import UnitActivations
 from catalogue.query.units import (
     detector_verdicts,
@@ -101,8 +107,10 @@ def _measures(record: dict[str, Any], acts: UnitActivations | None) -> None:
         {
             "Measure": rows["label"],
             "Value": [
-                tables.cell(v, count=True) if m in tables.COUNT_COLUMNS else _fmt(v)
-                for m, v in zip(rows["measure"], rows["value"], strict=True)
+                "undefined"
+                if isinstance(why, str)
+                else (tables.cell(v, count=True) if m in tables.COUNT_COLUMNS else _fmt(v))
+                for m, v, why in zip(rows["measure"], rows["value"], rows["undefined"], strict=True)
             ],
             "Class": [_fmt(c) if c is not None else "" for c in rows["class"]],
             "Threshold": [_fmt(t) if not pd.isna(t) else "" for t in rows["threshold"]],
@@ -114,13 +122,16 @@ def _measures(record: dict[str, Any], acts: UnitActivations | None) -> None:
         height="content",
         column_config={
             "Measure": st.column_config.Column(
-                width=250, help="Definitions: DESIGN.md, the paper's §2."
+                width=230, help="Definitions: DESIGN.md, the paper's §2."
             ),
-            "Value": st.column_config.Column(width=60),
+            "Value": st.column_config.Column(width=80),
             "Threshold": st.column_config.Column(width=70),
         },
         key="measure_table",
     )
+    for label, why in zip(rows["label"], rows["undefined"], strict=True):
+        if isinstance(why, str):
+            st.caption(f"{label} is undefined for this unit: {why}. {_reason_text(why)}")
     st.caption(
         "False-alarm rate: FP/(TP+FP), the share of the images at or above the "
         "max-informedness threshold that are not of the class (the paper's quantity). "
@@ -142,6 +153,15 @@ def _measures(record: dict[str, Any], acts: UnitActivations | None) -> None:
     line = display.false_alarm_line(record, counts)
     if line:
         st.markdown(line)
+
+
+def _reason_text(why: str) -> str:
+    """The registry's explanation of a reason a measure is undefined."""
+    for reasons in UNDEFINED_REASONS:
+        for reason in reasons.reasons:
+            if reason.reason == why:
+                return reason.description
+    return ""
 
 
 def _missing(value: Any) -> bool:
@@ -477,6 +497,10 @@ with tabs[2]:
             column_config=tables.column_config(groups, pinned=("group_name",)),
             key="group_metrics",
         )
+        if record.get("ccmas_undefined") == CCMAS_UNDEFINED.codes[CCMAS_NEGATIVE]:
+            st.caption(
+                "CCMAS of a class group is undefined too: this layer's activations can be negative."
+            )
 with tabs[3]:
     dissection = details["dissection"]
     if dissection.empty:
