@@ -192,7 +192,19 @@ def _report(misleading: int = 1) -> RunReport:
         misleading=[unit] * misleading,
         n_misleading=misleading,
         worst_precision_detectors=[{**unit, "unit": 8}],
+        undefined=[UNDEFINED],
     )
+
+
+#: a layer of logits: CCMAS undefined for its units (`catalogue.query.layers.undefined_counts`)
+UNDEFINED = {
+    "model": "demo:fashion-mnist-colours",
+    "layer": "fc6",
+    "layer_position": 1,
+    "measure": "ccmas",
+    "reason": "activations can be negative",
+    "n": 4079,
+}
 
 
 def test_report_in_a_file_keeps_every_header_whole(capsys: pytest.CaptureFixture[str]) -> None:
@@ -204,6 +216,7 @@ def test_report_in_a_file_keeps_every_header_whole(capsys: pytest.CaptureFixture
         assert label in layer_header, label
     assert sum("conv1" in line for line in out.splitlines()) == 1  # one line per layer
     assert HEADLINE_SQL.splitlines()[-1] in out.splitlines()
+    assert "CCMAS undefined: fc6 4,079 (activations can be negative)." in out.splitlines()
     assert "a very long class name" in next(li for li in out.splitlines() if "│ fc6   │ 7 " in li)
 
 
@@ -221,6 +234,7 @@ def test_report_as_json_holds_the_reports_rows(
     assert data["layers"] == nan_free
     assert data["misleading"] == report.misleading
     assert data["worst_precision_detectors"] == report.worst_precision_detectors
+    assert data["undefined"] == [{k: UNDEFINED[k] for k in ("layer", "measure", "reason", "n")}]
     assert data["n_misleading"] == misleading
     assert (data["model"], data["headline_sql"], data["seconds"]) == (
         report.model, HEADLINE_SQL, 61.0,
@@ -235,7 +249,10 @@ def test_report_as_csv_sections_parse_back(capsys: pytest.CaptureFixture[str]) -
     assert values["model"] == report.model and values["n_misleading"] == "1"
     assert values["headline_sql"] == " ".join(HEADLINE_SQL.split())
     sections = {t.splitlines()[0].removeprefix("# "): t.splitlines()[1:] for t in tables}
-    assert list(sections) == ["layers", "misleading", "worst_precision_detectors"]
+    assert list(sections) == ["layers", "misleading", "worst_precision_detectors", "undefined"]
+    assert list(csv.DictReader(sections["undefined"])) == [
+        {"layer": "fc6", "measure": "ccmas", "reason": "activations can be negative", "n": "4079"}
+    ]
     layers = list(csv.DictReader(sections["layers"]))
     assert [r["layer"] for r in layers] == ["conv1", "fc6"]
     for row, expected in zip(layers, report.layers, strict=True):
