@@ -173,6 +173,7 @@ def collect(engine: Any) -> dict[str, Any]:
         "run": run,
         "test_accuracy": test_accuracy(run["model"]),
         "layers": report.layers,
+        "undefined": report.undefined,
         "n_misleading": report.n_misleading,
         "misleading": report.misleading,
         "showcase": showcase(engine, run["id"]),
@@ -291,7 +292,13 @@ def render(fig: dict[str, Any]) -> str:
         ),
         "Per layer, the units each criterion calls an object detector. Constant units "
         "(every activation equal) are counted apart and left out of the other columns; "
-        "— : the layer was not dissected.",
+        "— : the layer was not dissected, or the criterion's measure is undefined for its "
+        "units"
+        + "".join(
+            f"; {r['measure'].upper()} for the {r['n']:,} units of {r['layer']} ({r['reason']})"
+            for r in fig.get("undefined", [])
+        )
+        + ".",
         "",
         "| layer | units | constant | "
         + " | ".join(HEADS.get(c.key, c.key) for c in COUNTED)

@@ -311,6 +311,20 @@ def test_the_pages_say_why_a_unit_has_no_ccmas(
     assert ccmas["max"].dropna().between(0, 1).all()  # no box outside CCMAS's range
     assert ccmas.loc[ccmas["layer"] == "fc8", "max"].isna().all()  # and none for fc8
 
+    assert "fc8: CCMAS > 0.9 undefined (no bar)." in _texts(at)
+    bars = [
+        frame
+        for element in at.get("vega_lite_chart")
+        for frame in (
+            pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in element.proto.datasets
+        )
+        if {"criterion", "layer", "share", "n_units"} <= set(frame.columns)
+    ]
+    assert bars  # the detector counts: no CCMAS bar (not 0) for fc8
+    drawn = pd.concat(bars)
+    assert not ((drawn["layer"] == "fc8") & drawn["criterion"].str.startswith("CCMAS")).any()
+    assert ((drawn["layer"] == "fc7") & drawn["criterion"].str.startswith("CCMAS")).any()
+
     at = app("app_pages/measures.py", run_id=logits.score_run)
     assert f"CCMAS is undefined for 6 units, left out: fc8 6 ({NEGATIVE})." in _texts(at)
 

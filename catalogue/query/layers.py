@@ -152,6 +152,32 @@ def undefined_note(counts: pd.DataFrame, measure: str, *, layer: str | None = No
     return f"{label} is undefined for {total:,} {units}, left out: {'; '.join(parts)}."
 
 
+def undefined_layers(
+    counts: pd.DataFrame,
+    undefined: pd.DataFrame,
+    criteria: Sequence[Criterion],
+    include_constant: bool = False,
+) -> list[tuple[str, set[str]]]:
+    """(criterion key, layers) where a measure the criterion tests is undefined for every
+    counted unit of the layer (`counts`: `layer_detector_counts`; `undefined`:
+    `undefined_counts` with the same `include_constant`): its count there is no finding."""
+    live = {
+        str(r["layer"]): int(r["n_units"]) - (0 if include_constant else int(r["n_constant"]))
+        for r in counts.to_dict("records")
+    }
+    per_layer = undefined.groupby(["measure", "layer"])["n"].sum() if len(undefined) else {}
+    out = []
+    for c in criteria:
+        layers = {
+            layer
+            for (measure, layer), n in dict(per_layer).items()
+            if measure in c.columns and live.get(layer, 0) > 0 and int(n) >= live[layer]
+        }
+        if layers:
+            out.append((c.key, layers))
+    return out
+
+
 # ------------------------------------------------------------------------- distributions
 
 

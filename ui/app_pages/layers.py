@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from catalogue.measures import SUMMARISED_MEASURES
-from catalogue.query.layers import detector_criteria, undefined_note
+from catalogue.query.layers import detector_criteria, undefined_layers, undefined_note
 from ui import display, figures, importance, plots, tables
 from ui import urlstate as url
 from ui.app_pages import common
@@ -56,6 +56,7 @@ if list(measures) == list(FIGURE2_MEASURES):
 else:
     url.keep_list("measure", measures)
 summary = common.layer_summary(key, run_id, tuple(measures), include_constant)
+undefined = common.undefined_counts(key, run_id, include_constant)
 if summary.empty:
     st.info("No measures to summarise for this run.")
 else:
@@ -72,7 +73,6 @@ else:
         "Boxes: quartiles; red tick: median; whiskers: minimum to maximum; green: mean ± "
         "standard error. Localist is the share of localist units (0/1 per unit)."
     )
-    undefined = common.undefined_counts(key, run_id, include_constant)
     for measure in dict.fromkeys(undefined["measure"]):
         note = undefined_note(undefined, measure) if measure in measures else None
         if note:
@@ -115,8 +115,17 @@ for record in counts.to_dict("records"):
     if where not in rated:
         missing["consensus"].add(record["layer"])
 
-long = plots.detector_count_frame(counts, labels)
 label_of = dict(labels)
+needs = dict(NEEDS)  # and where a criterion's measure is undefined for every unit
+said = dict(NEEDS)
+for criterion_key, layers_without in undefined_layers(
+    counts, undefined, criteria, include_constant
+):
+    missing.setdefault(criterion_key, set()).update(layers_without)
+    needs[criterion_key] = "undefined"
+    said[criterion_key] = f"{label_of[criterion_key]} undefined"
+
+long = plots.detector_count_frame(counts, labels)
 for criterion_key, layers_without in missing.items():
     if criterion_key in label_of and layers_without:
         drop = (long["criterion"] == label_of[criterion_key]) & long["layer"].isin(layers_without)
@@ -135,7 +144,7 @@ figures.show(
     key="detector_counts",
 )
 notes_below = [
-    f"{', '.join(sorted(layers_without, key=order.index))}: {NEEDS[k]} (no bar)."
+    f"{', '.join(sorted(layers_without, key=order.index))}: {said[k]} (no bar)."
     for k, layers_without in missing.items()
     if layers_without and k in label_of
 ]
@@ -151,7 +160,7 @@ for i, record in enumerate(table.to_dict("records")):
             continue
         if record["layer"] in missing.get(criterion_key, set()):
             styler = styler.format(
-                lambda _v, t=NEEDS[criterion_key]: t, subset=pd.IndexSlice[[i], [column]]
+                lambda _v, t=needs[criterion_key]: t, subset=pd.IndexSlice[[i], [column]]
             )
         else:
             styler = styler.format(
