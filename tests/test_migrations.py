@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from catalogue.db import migrate, view_revision, views
 from catalogue.db.schema import Base
+from catalogue.faults import explain
 from catalogue.measures import CRITERIA, PRECISION_ABOVE, UNIT_MEASURES, Measure
 
 REPO = Path(__file__).resolve().parents[1]
@@ -536,9 +537,13 @@ def test_the_ccmas_revision_leaves_no_ccmas_outside_its_range(empty_engine: Engi
     for statement in refused:
         with (
             empty_engine.connect() as conn,
-            pytest.raises(IntegrityError, match="check constraint"),
+            pytest.raises(IntegrityError, match="check constraint") as err,
         ):
             conn.execute(text(statement))
+        fault = explain(err.value)  # what a unitcat command that tried would say
+        assert fault.exit_code == 5
+        assert fault.message.startswith("the database refused the write (constraint ck_")
+        assert "nothing was written" in fault.message and "\n" not in fault.message
     migrate.upgrade(empty_engine)
     with empty_engine.connect() as conn:
         shown = conn.execute(
