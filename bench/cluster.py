@@ -42,7 +42,7 @@ from catalogue.ablation import StoreFeed, evaluate, single_unit_masks
 from catalogue.cluster import Cluster, UnitBlock, connect, map_blocks, unit_blocks
 from catalogue.cluster.ablate import AblateContext, ablate_block
 from catalogue.cluster.handles import ModelHandle
-from catalogue.cluster.score import ScoreContext, score_on_cluster
+from catalogue.cluster.score import ScoreContext, score_in_blocks
 from catalogue.data import ArrayImageDataset
 from catalogue.dissection import dissect
 from catalogue.extraction import extract_activations
@@ -105,7 +105,7 @@ def score_there(cluster: Cluster, path: Path, device: str) -> None:
             device,
         )
         layers = {name: store.layer_shape(name)[1] for name in store.layer_names}
-    score_on_cluster(cluster, context, layers, block_units=BLOCK_UNITS)
+    score_in_blocks(cluster, context, layers, block_units=BLOCK_UNITS)
 
 
 def ablate_here(model: ModelInfo, path: Path, args: argparse.Namespace) -> np.ndarray:

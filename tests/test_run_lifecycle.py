@@ -142,12 +142,13 @@ def test_an_interrupted_extraction_is_refused_at_once_with_the_fix(
             {"r": extract},
         )
     with pytest.raises(
-        InputError, match=r"was interrupted .*re-run the same `unitcat ingest extract`"
+        InputError, match=r"was interrupted .*run the same extraction again to resume it"
     ):
         score_extraction(engine, extract)
     result = unitcat("ingest", "score", str(extract))
     line = assert_one_line_fault(result, 2)
     assert "interrupted" in line and "to resume it" in line
+    assert "`unitcat ingest extract`" in line  # the command the CLI names
     assert _count(engine, "SELECT count(*) FROM run WHERE kind = 'score'") == 0
 
 
