@@ -9,8 +9,9 @@ in one place (`load_model`); the catalogue is opened in one place
 The library names the arguments of its functions in its messages
 (``batch_size must be at least 1, got 0.``) and carries the argument's name on
 the error (`catalogue.errors.UnitcatError.argument`); `cli_message` writes it as
-the command's flag (``--batch-size must be at least 1, got 0.``) and adds the
-command that fixes it where the error names one (``command``).
+the command's flag (``--batch-size must be at least 1, got 0.``) and puts the
+command that does what the message says in place of the library's words for it
+(``fix`` → ``command``).
 
 This module is imported by every command module when the CLI starts, so it
 imports only typer and the standard library; torch, the database and the
@@ -51,15 +52,18 @@ def flag(argument: str) -> str:
 
 def cli_message(exc: BaseException, message: str | None = None) -> str:
     """The error's one line as the CLI prints it: the argument it names written as its flag
-    (its first mention), and the command that fixes it, where it names one."""
+    (its first mention), and the command-line words for what to do in place of the
+    library's (`catalogue.errors.UnitcatError`)."""
     text = str(exc) if message is None else message
     argument = getattr(exc, "argument", None)
     if argument:
         mention = re.compile(rf"(?<![\w./-]){re.escape(argument)}(?![\w/])")
         text = mention.sub(flag(argument), text, count=1)
-    command = getattr(exc, "command", None)
-    if command:
-        text = f"{text.rstrip().rstrip('.')} (`unitcat {command}`)."
+    fix, command = getattr(exc, "fix", None), getattr(exc, "command", None)
+    if command and fix and fix in text:
+        text = text.replace(fix, command, 1)
+    elif command:
+        text = f"{text.rstrip().rstrip('.')} ({command})."
     return text
 
 

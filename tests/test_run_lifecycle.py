@@ -148,7 +148,7 @@ def test_an_interrupted_extraction_is_refused_at_once_with_the_fix(
     result = unitcat("ingest", "score", str(extract))
     line = assert_one_line_fault(result, 2)
     assert "interrupted" in line and "to resume it" in line
-    assert "`unitcat ingest extract`" in line  # the command the CLI names
+    assert "re-run the same `unitcat ingest extract` command" in line  # the CLI's words
     assert _count(engine, "SELECT count(*) FROM run WHERE kind = 'score'") == 0
 
 

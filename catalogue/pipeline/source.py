@@ -51,12 +51,15 @@ class ExtractionSource:
             yield store
 
 
-def extraction_source(engine: Engine, extract_run: str | int) -> ExtractionSource:
-    """The extraction run by id or label, done, with its records and its file."""
+def extraction_source(
+    engine: Engine, extract_run: str | int, *, then: str = "score"
+) -> ExtractionSource:
+    """The extraction run by id or label, done, with its records and its file; ``then``: what
+    is done with it (``score``, ``ablate`` …), for the message when it is not done."""
     with engine.connect() as conn:
         run = find_run(conn, extract_run, kind="extract")
         if run.status != "done":  # a finished run being re-run still has its finished file
-            raise _not_done(run, current_state(conn, run))
+            raise _not_done(run, current_state(conn, run), then)
         model = load_model_record_by_id(conn, run.model_id)
         dataset = load_dataset_record_by_id(conn, run.dataset_id)
     path = Path(run.h5_path or "")
@@ -65,22 +68,26 @@ def extraction_source(engine: Engine, extract_run: str | int) -> ExtractionSourc
     return ExtractionSource(run, model, dataset, path)
 
 
-def _not_done(run: Any, state: str) -> InputError:
+def _not_done(run: Any, state: str, then: str) -> InputError:
     """Why an extraction run cannot be used yet, and what to do; never a reason to wait."""
     who = describe_owner(run)
     if state == "running":
         return InputError(
-            f"extraction run {run.id} is still running ({who}); use it when it is done "
+            f"extraction run {run.id} is still running ({who}); {then} it when it is done "
             "(the list of runs shows its status).",
-            command="runs",
+            fix="the list of runs",
+            command="`unitcat runs`",
         )
-    resume = "run the same extraction again to resume it"
     if state == "interrupted":
         gone = f" ({who}, now gone)" if run.owner_pid is not None else ""
-        message = f"extraction run {run.id} was interrupted{gone}; {resume}."
+        what = f"extraction run {run.id} was interrupted{gone}"
     else:
-        message = f"extraction run {run.id} failed ({run.error or 'no message'}); {resume}."
-    return InputError(message, command="ingest extract")
+        what = f"extraction run {run.id} failed ({run.error or 'no message'})"
+    return InputError(
+        f"{what}; run the same extraction again to resume it, then {then}.",
+        fix="run the same extraction again",
+        command="re-run the same `unitcat ingest extract` command",
+    )
 
 
 def check_layers(store: ActivationStore, names: Sequence[str], run_id: int) -> list[str]:
