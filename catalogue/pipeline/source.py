@@ -24,6 +24,7 @@ from catalogue.db.registry import (
 )
 from catalogue.db.runs import current_state, describe_owner, find_run
 from catalogue.errors import InputError, NotFound
+from catalogue.pipeline.lifecycle import RunSpec
 from catalogue.store import ActivationStore
 
 
@@ -39,6 +40,21 @@ class ExtractionSource:
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.run.params or {})
+
+    def run_spec(
+        self, kind: str, params: dict[str, Any], what: str, *, h5_path: Path | None = None
+    ) -> RunSpec:
+        """A run computed from this extraction's activations (its parent), labelled
+        ``<model>: <what>``; its file is the extraction's unless it writes its own."""
+        return RunSpec(
+            kind,
+            params,
+            label=f"{self.model.name}: {what}",
+            model_id=self.run.model_id,
+            dataset_id=self.run.dataset_id,
+            parent_id=self.run.id,
+            h5_path=str(h5_path or self.path),
+        )
 
     @contextmanager
     def store(self) -> Iterator[ActivationStore]:
