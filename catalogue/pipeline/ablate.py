@@ -264,8 +264,10 @@ def _check_curve_classes(curves: CurveOptions | None, n_classes: int, run_id: in
         return
     bad = [int(c) for c in curves.classes if not 0 <= int(c) < n_classes]
     if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
         raise InputError(
-            f"curves.classes {bad} are not class indices of run {run_id} (0..{n_classes - 1}).",
+            f"curves.classes {', '.join(map(str, bad[:3]))}{more} are not class indices of "
+            f"run {run_id}: it has classes 0..{n_classes - 1}.",
             argument="curves.classes",
         )
 
