@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -215,9 +215,3 @@ def parse_classes(text: str | None) -> list[int] | None:
             )
         out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
     return out
-
-
-def given(**options: Any) -> dict[str, Any]:
-    """The options that were given (not None), to pass on as keyword arguments so that the
-    library's defaults stay the only ones."""
-    return {key: value for key, value in options.items() if value is not None}

@@ -35,6 +35,7 @@ from catalogue.data import FASHION_MNIST_DIR, resolve_dataset
 from catalogue.db.results import have_panels
 from catalogue.errors import ConfigError
 from catalogue.models import ModelInfo, load_model
+from catalogue.pipeline.defaults import AM_MAX_IMAGES
 from catalogue.pipeline.demo_importance import run_importance_steps
 from catalogue.pipeline.summary import Progress, Reporter
 from catalogue.query.report import RunReport, run_report
@@ -63,7 +64,7 @@ class DemoPlan:
     threads: int = 1
     probe_images: int = 300
     probe_size: int = 64
-    am_images: int = 100
+    am_images: int = AM_MAX_IMAGES
     am_steps: int = 128
     ablate_images: int = 1000
     chance_repeats: int = 10

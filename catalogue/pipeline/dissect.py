@@ -29,6 +29,7 @@ from catalogue.dissection.driver import DEFAULT_TOP_N
 from catalogue.errors import InputError
 from catalogue.measures import DISSECTION_QUANTILE, IOU_DETECTOR_THRESHOLD
 from catalogue.models import LayerInfo, ModelInfo, list_layers
+from catalogue.pipeline.defaults import DISSECT_BATCH_SIZE
 from catalogue.pipeline.lifecycle import RunSpec, Step, run_step
 from catalogue.probe import ProbeSet, make_probe
 
@@ -54,7 +55,7 @@ def dissect_into_catalogue(
     quantile: float = DISSECTION_QUANTILE,
     iou_threshold: float = IOU_DETECTOR_THRESHOLD,
     top_n: int = DEFAULT_TOP_N,
-    batch_size: int = 32,
+    batch_size: int = DISSECT_BATCH_SIZE,
     device: str = "auto",
     workers: int = 0,
     on_progress: Callable[[int, int], None] | None = None,

@@ -34,6 +34,7 @@ from catalogue.extraction import (
 )
 from catalogue.extraction.plan import check_images
 from catalogue.models import ModelInfo
+from catalogue.pipeline.defaults import EXTRACT_BATCH_SIZE
 from catalogue.pipeline.lifecycle import RunSpec, Step, run_step
 
 MAX_SKIPPED_LISTED = 1000
@@ -60,7 +61,7 @@ def extract_into_catalogue(
     reduce: str = "max",
     keep_maps: bool | Sequence[str] = False,
     device: str = "auto",
-    batch_size: int = 64,
+    batch_size: int = EXTRACT_BATCH_SIZE,
     workers: int = 0,
     limit: int | None = None,
     strict: bool = False,

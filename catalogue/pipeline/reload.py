@@ -44,8 +44,9 @@ def model_for_run(
         f"cannot load model {name!r} again by itself ({architecture}, weights {weights}); "
         "pass the model of the extraction."
     )
-    fix, command = "pass the model of the extraction", (
-        "pass the extraction's --model (and --weights / --weights-file)"
+    fix, command = (
+        "pass the model of the extraction",
+        ("pass the extraction's --model (and --weights / --weights-file)"),
     )
     try:
         if random and "@" in name:

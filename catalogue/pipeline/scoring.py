@@ -30,11 +30,12 @@ from catalogue.db.results import (
 from catalogue.errors import InputError
 from catalogue.groups import group_class_indices
 from catalogue.measures import CSI_TOP_N, GROUP_MEASURES, TOP_N_CLASSES
+from catalogue.pipeline.defaults import SCORE_BLOCK_UNITS
 from catalogue.pipeline.lifecycle import RunSpec, Step, run_step
 from catalogue.pipeline.source import ExtractionSource, check_layers, extraction_source
 from catalogue.selectivity import LayerScores
 
-DEFAULT_BLOCK_UNITS = 256
+DEFAULT_BLOCK_UNITS = SCORE_BLOCK_UNITS
 #: Top images stored per unit: the ones `classes_in_top100` (`TOP_N_CLASSES`) and Rafegas's
 #: index (`CSI_TOP_N`) read, and the top-60 of top-60 precision among them, so that a reader
 #: can check each on the Unit page.

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from catalogue.measures import DISSECTION_QUANTILE, IOU_DETECTOR_THRESHOLD
+from catalogue.pipeline.defaults import DISSECT_BATCH_SIZE
 from ingest.console import console, progress
 from ingest.options import (
     BatchSize,
@@ -57,7 +58,7 @@ def dissect(
         help="IoU above which a unit is a detector (Bau, Zhou et al. 2017).",
     ),
     device: Device = "auto",
-    batch_size: BatchSize = 32,
+    batch_size: BatchSize = DISSECT_BATCH_SIZE,
     workers: Workers = 0,
     cluster: ClusterSpec = None,
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from catalogue.pipeline.defaults import EXTRACT_BATCH_SIZE
 from ingest.console import console, progress
 from ingest.options import (
     BatchSize,
@@ -51,7 +52,7 @@ def extract(
         False, help="Also store conv layers' spatial maps (for dissection)."
     ),
     device: Device = "auto",
-    batch_size: BatchSize = 64,
+    batch_size: BatchSize = EXTRACT_BATCH_SIZE,
     workers: int = typer.Option(0, help="Data-loading worker processes."),
     limit: int | None = typer.Option(None, help="Only the first N images."),
     strict: bool = typer.Option(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from catalogue.pipeline.defaults import SCORE_BLOCK_UNITS
 from ingest.console import console, progress
 from ingest.options import ClusterSpec, open_catalogue, split_names
 
@@ -31,7 +32,8 @@ def score(
         None, help="auto, cpu or cuda (default: UNITCAT_DEVICE or auto)."
     ),
     block_units: int = typer.Option(
-        256, help="Units read and scored at a time (bounds memory; one Ray task with --cluster)."
+        SCORE_BLOCK_UNITS,
+        help="Units read and scored at a time (bounds memory; one Ray task with --cluster).",
     ),
     cluster: ClusterSpec = None,
 ) -> None:
