@@ -107,9 +107,16 @@ def dissect(
     device = resolve_device_for(cluster, device)
     shards = [range(n)] if cluster is None else probe_shards(n, batch_size, cluster.slots)
     context = DissectContext(
-        handle_for(model, cluster), tuple(layer_names), probe, transform, device, batch_size,
-        num_workers, n, quantile,
-    )  # fmt: skip
+        model=handle_for(model, cluster),
+        layer_names=tuple(layer_names),
+        probe=probe,
+        transform=transform,
+        device=device,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        n_images=n,
+        quantile=quantile,
+    )
 
     def report(offset: int) -> Callable[[Mapping[int, int]], None]:
         def on_progress(done: Mapping[int, int]) -> None:

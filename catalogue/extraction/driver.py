@@ -68,12 +68,7 @@ def extract_activations(
         model, dataset, layers, reduce=reduce, keep_maps=keep_maps, limit=limit, autocast=autocast
     )
     out_path = Path(out_path) if cluster is None else Path(out_path).resolve()
-    runtime: dict[str, Any] = {
-        "device": device if cluster is None else ("cuda" if cluster.uses_gpus(device) else "cpu"),
-        "batch_size": batch_size,
-        "workers": workers,
-        "strict": strict,
-    } | (cluster.describe() if cluster is not None else {})
+    runtime = _runtime(cluster, device, batch_size=batch_size, workers=workers, strict=strict)
     finished = _finished(out_path, plan, runtime, sharded=cluster is not None)
     if finished is not None:
         return finished
@@ -86,22 +81,36 @@ def extract_activations(
         )  # fmt: skip
     else:
         context = ShardContext(
-            ModelHandle.of(model), dataset, plan, reduce, device, batch_size, workers, autocast,
-            chunk_rows, runtime,
-        )  # fmt: skip
-        sharded = extract_shards(
-            cluster,
-            context,
-            out_path,
-            shard_images=shard_images or DEFAULT_SHARD_IMAGES,
-            on_progress=on_progress,
+            model=ModelHandle.of(model),
+            dataset=dataset,
+            plan=plan,
+            reduce=reduce,
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            autocast=autocast,
+            chunk_rows=chunk_rows,
+            runtime=runtime,
         )
+        sharded = extract_shards(
+            cluster, context, out_path, shard_images=shard_images or DEFAULT_SHARD_IMAGES,
+            on_progress=on_progress,
+        )  # fmt: skip
         resumed_from, n_new, runtime = sharded.resumed_from, sharded.n_new, sharded.runtime
     seconds = time.perf_counter() - started
     with ActivationStore.open(out_path) as store:
         return summarise(
             store, plan, runtime, resumed_from=resumed_from, n_new=n_new, seconds=seconds
         )
+
+
+def _runtime(cluster: Cluster | None, device: str, **options: Any) -> dict[str, Any]:
+    """What the file and the run record about how (not what) it was extracted."""
+    if cluster is None:
+        return {"device": device, **options}
+    return {"device": "cuda" if cluster.uses_gpus(device) else "cpu", **options} | (
+        cluster.describe()
+    )
 
 
 def _finished(

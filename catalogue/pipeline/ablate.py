@@ -417,10 +417,20 @@ def _ablate_on_cluster(
     feed, plan = work.feed, work.feed.plan
     data, indices = feed.images if feed.images is not None else (None, None)
     context = AblateContext(
-        ModelHandle.of(feed.model), str(plan.source.path.resolve()), plan.rows, plan.labels,
-        plan.n_classes, plan.kinds, data, indices, feed.use_store, work.batch_size,
-        work.workers, work.device, work.max_rows,
-    )  # fmt: skip
+        model=ModelHandle.of(feed.model),
+        path=str(plan.source.path.resolve()),
+        rows=plan.rows,
+        labels=plan.labels,
+        n_classes=plan.n_classes,
+        kinds=plan.kinds,
+        dataset=data,
+        indices=indices,
+        use_store=feed.use_store,
+        batch_size=work.batch_size,
+        workers=work.workers,
+        device=work.device,
+        max_rows=work.max_rows,
+    )
     out = {}
     for name in plan.layers:
         out[name] = ablate_in_blocks(

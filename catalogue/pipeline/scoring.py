@@ -114,9 +114,15 @@ def score_extraction(
         n_top_classes=n_top_classes, n_top_images=n_top_images, rows=rows, rows_from=rows_from,
     )  # fmt: skip
     context = ScoreContext(
-        str(plan.source.path.resolve()), plan.rows, plan.labels[plan.rows], plan.n_classes,
-        plan.group_indices, n_top_classes, n_top_images, device,
-    )  # fmt: skip
+        path=str(plan.source.path.resolve()),
+        rows=plan.rows,
+        labels=plan.labels[plan.rows],
+        n_classes=plan.n_classes,
+        groups=plan.group_indices,
+        n_top_classes=n_top_classes,
+        n_top_images=n_top_images,
+        device=device,
+    )
 
     def score(step: Step) -> dict[str, LayerScores]:
         parts = score_in_blocks(
