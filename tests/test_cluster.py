@@ -39,6 +39,7 @@ from catalogue.pipeline.baseline import chance_baseline, random_weights_baseline
 from catalogue.pipeline.dissect import build_probe
 from catalogue.store import ActivationStore
 from catalogue.store.shards import Shard, shard_dir
+from ingest.options import cli_message
 from tests.cluster_datasets import GatedDataset
 from tests.cluster_gates import (
     GatedSums,
@@ -482,4 +483,4 @@ def test_a_bad_cluster_spec_is_one_clear_error(
     args = [a.format(checkpoint=checkpoint) for a in command]
     result = CliRunner().invoke(app, [*args, "--cluster", spec])
     assert isinstance(result.exception, InputError), result.output
-    assert "--cluster" in str(result.exception)
+    assert "--cluster" in cli_message(result.exception)  # the line the CLI prints
