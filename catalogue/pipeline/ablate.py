@@ -44,6 +44,8 @@ from catalogue.ablation.feeds import layer_feed
 from catalogue.ablation.h5 import write_ablation_file
 from catalogue.ablation.rankings import check_rankings
 from catalogue.cluster import Cluster, resolve_device_for
+from catalogue.cluster.ablate import AblateContext, ablate_in_blocks
+from catalogue.cluster.handles import ModelHandle
 from catalogue.config import get_settings
 from catalogue.data import ImageDataset
 from catalogue.db.ablation import (
@@ -411,8 +413,6 @@ def _ablate_on_cluster(
     work: _Work, curves: Mapping[str, CurvePlan | None], progress: AblateProgress
 ) -> dict[str, tuple[LayerAblation, list[CurvePoint]]]:
     """Each layer in blocks of configurations, as Ray tasks (`catalogue.cluster.ablate`)."""
-    from catalogue.cluster.ablate import AblateContext, ablate_in_blocks
-    from catalogue.cluster.handles import ModelHandle
 
     feed, plan = work.feed, work.feed.plan
     data, indices = feed.images if feed.images is not None else (None, None)

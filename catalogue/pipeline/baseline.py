@@ -38,8 +38,11 @@ from catalogue.errors import InputError, NotFound
 from catalogue.measures import DISSECTION_QUANTILE, IOU_DETECTOR_THRESHOLD
 from catalogue.models import INIT_SEED, ModelInfo, random_name, random_weights
 from catalogue.pipeline.defaults import CHANCE_REPEATS, EXTRACT_BATCH_SIZE, SCORE_BLOCK_UNITS
+from catalogue.pipeline.dissect import DEFAULT_TOP_N, dissect_into_catalogue
+from catalogue.pipeline.extract import extract_into_catalogue
 from catalogue.pipeline.lifecycle import Step, run_step
 from catalogue.pipeline.reload import check_same_weights, dataset_for_run, model_for_run
+from catalogue.pipeline.scoring import DEFAULT_TOP_CLASSES, TOP_IMAGES, score_extraction
 from catalogue.pipeline.source import check_layers, extraction_source
 from catalogue.pipeline.summary import Progress
 from catalogue.query.models import model_identity
@@ -227,7 +230,6 @@ def _extract_random(
     cluster: Cluster | None,
 ) -> int:
     """The random network over the trained run's images, as the trained run extracted them."""
-    from catalogue.pipeline.extract import extract_into_catalogue
 
     params = dict(net.trained.extract.params or {})
     n_items = int(params.get("n_items") or len(net.data))
@@ -256,7 +258,6 @@ def _score_random(
     cluster: Cluster | None,
 ) -> int:
     """The random network scored on the images the trained scoring run scored, as it did."""
-    from catalogue.pipeline.scoring import DEFAULT_TOP_CLASSES, TOP_IMAGES, score_extraction
 
     score = net.trained.score
     params = dict(score.params or {})
@@ -281,7 +282,6 @@ def _dissect_random(
     cluster: Cluster | None,
 ) -> int | None:
     """The random network dissected with the trained model's newest dissection's settings."""
-    from catalogue.pipeline.dissect import DEFAULT_TOP_N, dissect_into_catalogue
 
     if net.probe is None or net.trained.dissect is None:
         return None

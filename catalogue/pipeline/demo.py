@@ -35,8 +35,12 @@ from catalogue.data import FASHION_MNIST_DIR, resolve_dataset
 from catalogue.db.results import have_panels
 from catalogue.errors import ConfigError
 from catalogue.models import ModelInfo, load_model
+from catalogue.pipeline.am import am_into_catalogue
 from catalogue.pipeline.defaults import AM_MAX_IMAGES
 from catalogue.pipeline.demo_importance import run_importance_steps
+from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
+from catalogue.pipeline.extract import extract_into_catalogue
+from catalogue.pipeline.scoring import score_extraction
 from catalogue.pipeline.summary import Progress, Reporter
 from catalogue.query.report import RunReport, run_report
 
@@ -152,7 +156,6 @@ def _extract(
     engine: Engine, plan: DemoPlan, model: ModelInfo, reporter: Reporter, cluster: Cluster | None
 ) -> tuple[int, int]:
     """The demo layers over the plan's split; the run and its number of units."""
-    from catalogue.pipeline.extract import extract_into_catalogue
 
     data = resolve_dataset(f"{plan.dataset}:{plan.split}", transform=model.transform)
     title = f"extract {', '.join(DEMO_LAYERS)} over {len(data):,} {plan.split} images"
@@ -171,7 +174,6 @@ def _score(
     engine: Engine, extract_run: int, n_units: int, reporter: Reporter, cluster: Cluster | None
 ) -> int:
     """Every unit with every measure over the correctly classified images."""
-    from catalogue.pipeline.scoring import score_extraction
 
     title = "score every unit with every measure (correctly classified images)"
     with reporter.step(title) as progress:
@@ -195,7 +197,6 @@ def _dissect(
     engine: Engine, plan: DemoPlan, model: ModelInfo, reporter: Reporter, cluster: Cluster | None
 ) -> None:
     """A probe set of the demo's objects, and the conv layers dissected on it."""
-    from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
 
     with reporter.step(f"build a probe set of {plan.probe_images} scenes") as progress:
         probe = build_probe(
@@ -219,7 +220,6 @@ def _dissect(
 
 def _am_panels(engine: Engine, plan: DemoPlan, model: ModelInfo, reporter: Reporter) -> None:
     """AM panels for a handful of units (kept when they exist)."""
-    from catalogue.pipeline.am import am_into_catalogue
 
     for layer, units in AM_UNITS.items():
         if panels_exist(engine, model.name, layer, units):

@@ -21,7 +21,10 @@ from sqlalchemy import Engine
 from catalogue.cluster import Cluster
 from catalogue.measures import CRITERIA_BY_KEY
 from catalogue.models import ModelInfo
+from catalogue.pipeline.ablate import CurveOptions, ablate_into_catalogue
+from catalogue.pipeline.baseline import chance_baseline, random_weights_baseline
 from catalogue.pipeline.summary import Reporter
+from catalogue.query.importance import importance_correlations, layer_baselines
 
 #: one conv and one fc layer of the demo CNN (conv5 is also the dissected top conv layer)
 ABLATE_LAYERS = ("conv5", "fc6")
@@ -56,8 +59,6 @@ def run_importance_steps(
 
     With ``cluster``, the ablation and the random network's extraction, scoring and
     dissection run on Ray; the chance scoring runs here."""
-    from catalogue.pipeline.baseline import chance_baseline, random_weights_baseline
-    from catalogue.query.importance import importance_correlations, layer_baselines
 
     ablated = _ablate(engine, model, extract_run, reporter, layers, ablate_images, cluster)
     with reporter.step(f"chance: score against {chance_repeats} label permutations") as progress:
@@ -90,7 +91,6 @@ def _ablate(
     cluster: Cluster | None,
 ) -> Any:
     """Single-unit ablation of ``layers``, with class curves for the first classes."""
-    from catalogue.pipeline.ablate import CurveOptions, ablate_into_catalogue
 
     n_classes = model.n_outputs
     with reporter.step(
