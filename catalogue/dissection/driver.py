@@ -118,10 +118,13 @@ def dissect(
         quantile=quantile,
     )
 
+    reported = [0]
+
     def report(offset: int) -> Callable[[Mapping[int, int]], None]:
         def on_progress(done: Mapping[int, int]) -> None:
+            reported[0] = offset + sum(done.values())
             if progress is not None:
-                progress(offset + sum(done.values()), 2 * n)
+                progress(reported[0], 2 * n)
 
         return on_progress
 
@@ -130,7 +133,7 @@ def dissect(
     context = replace(context, thresholds=thresholds)
     states = map_items(cluster, tally_shard, context, shards, on_progress=report(n))
     tallies = summed_tallies(states, thresholds, probe)
-    if progress is not None:
+    if progress is not None and reported[0] < 2 * n:  # a cluster's last reports may lag
         progress(2 * n, 2 * n)
     return label_layers(tallies, probe, quantile, iou_threshold=iou_threshold, top_n=top_n)
 
