@@ -41,10 +41,8 @@ import torch
 from catalogue.ablation import StoreFeed, evaluate, single_unit_masks
 from catalogue.cluster import Cluster, UnitBlock, connect, map_blocks, unit_blocks
 from catalogue.cluster.ablate import AblateContext, ablate_block
-from catalogue.cluster.dissect import dissect_on_cluster
-from catalogue.cluster.extract import extract_on_cluster
 from catalogue.cluster.handles import ModelHandle
-from catalogue.cluster.score import ScoreContext, score_on_cluster
+from catalogue.cluster.score import ScoreContext, score_in_blocks
 from catalogue.data import ArrayImageDataset
 from catalogue.dissection import dissect
 from catalogue.extraction import extract_activations
@@ -76,9 +74,9 @@ def synthetic_images(n: int, transform: Any, n_classes: int = 1000) -> ArrayImag
 def _warm(model: ModelHandle, _block: UnitBlock) -> int:
     """A worker's start-up, timed apart from the steps: import what they import, load the model."""
     import catalogue.cluster.ablate
-    import catalogue.cluster.dissect
-    import catalogue.cluster.extract
-    import catalogue.cluster.score  # noqa: F401
+    import catalogue.cluster.score
+    import catalogue.dissection.driver
+    import catalogue.extraction.shards  # noqa: F401
 
     model.load()  # kept by the worker for the steps (by its checksum)
     return os.getpid()
@@ -107,7 +105,7 @@ def score_there(cluster: Cluster, path: Path, device: str) -> None:
             device,
         )
         layers = {name: store.layer_shape(name)[1] for name in store.layer_names}
-    score_on_cluster(cluster, context, layers, block_units=BLOCK_UNITS)
+    score_in_blocks(cluster, context, layers, block_units=BLOCK_UNITS)
 
 
 def ablate_here(model: ModelInfo, path: Path, args: argparse.Namespace) -> np.ndarray:
@@ -174,12 +172,12 @@ def run(
         }
     else:
         steps = {
-            "extract": lambda: extract_on_cluster(
-                cluster, model, data, LAYERS, h5, shard_images=args.shard_images, **common
+            "extract": lambda: extract_activations(
+                model, data, LAYERS, h5, cluster=cluster, shard_images=args.shard_images, **common
             ),
             "score": lambda: score_there(cluster, h5, args.device),
-            "dissect": lambda: dissect_on_cluster(
-                cluster, model, LAYERS[:1], probe, device=args.device
+            "dissect": lambda: dissect(
+                model, LAYERS[:1], probe, device=args.device, cluster=cluster
             ),
             "ablate": lambda: ablated.append(ablate_there(cluster, model, h5, args)),
         }

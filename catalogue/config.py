@@ -133,7 +133,9 @@ def resolve_device(requested: str | None = None, *, here: bool = True) -> str:
     (`catalogue.cluster.Cluster.uses_gpus`), not by this machine's GPUs."""
     choice = (requested or get_settings().device).lower()
     if choice not in DEVICE_CHOICES:
-        raise ConfigError(f"device {choice!r} is not one of {', '.join(DEVICE_CHOICES)}.")
+        raise ConfigError(
+            f"device {choice!r} is not one of {', '.join(DEVICE_CHOICES)}.", argument="device"
+        )
     if not here:
         return choice
     import torch
@@ -142,6 +144,7 @@ def resolve_device(requested: str | None = None, *, here: bool = True) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
-            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto."
+            "device cuda was asked for, but no CUDA GPU is visible; use cpu or auto.",
+            argument="device",
         )
     return choice

@@ -122,6 +122,21 @@ def collate_samples(samples: Sequence[Sample]) -> Batch:
     )
 
 
+#: what reading an unreadable image raises (PIL, numpy and the file system)
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}"
+
+
+def _unreadable(key: str, exc: BaseException) -> InputError:
+    return InputError(
+        f"cannot read image {key} ({_reason(exc)}); fix or remove it, or run without --strict "
+        "to skip it."
+    )
+
+
 class ImageDataset(torch.utils.data.Dataset):
     """Base class: subclasses implement ``__len__``, `key`, `label` and `load_image`."""
 
@@ -155,16 +170,22 @@ class ImageDataset(torch.utils.data.Dataset):
         label = self.label(index)
         try:
             image = self.transform(self.load_image(index))
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            reason = (
-                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}"
-            )
+        except UNREADABLE as exc:
             if self.strict:
-                raise InputError(
-                    f"cannot read image {key} ({reason}); fix or remove it, or run without --strict to skip it."
-                ) from exc
-            return Sample(None, label, key, index, reason)
+                raise _unreadable(key, exc) from exc
+            return Sample(None, label, key, index, _reason(exc))
         return Sample(image, label, key, index)
+
+    def check_image(self, index: int) -> None:
+        """Raise the one-line error a strict run stops on if image ``index`` cannot be read.
+
+        A strict extraction checks every image this way before it records anything;
+        subclasses whose images live in files read only what tells a broken file apart
+        (`ImageFolderDataset`: the header), not the whole image."""
+        try:
+            self.load_image(index)
+        except UNREADABLE as exc:
+            raise _unreadable(self.key(index), exc) from exc
 
     def describe(self) -> dict[str, Any]:
         """What the catalogue records about the dataset."""
@@ -487,6 +508,14 @@ class ImageFolderDataset(ImageDataset):
         with Image.open(self.root / self.files[index][0]) as image:
             image.load()
             return image.convert("RGB")
+
+    def check_image(self, index: int) -> None:
+        """The header of the image file (fast; a file damaged further in fails when it is read)."""
+        try:
+            with Image.open(self.root / self.files[index][0]) as image:
+                image.verify()
+        except UNREADABLE as exc:
+            raise _unreadable(self.key(index), exc) from exc
 
 
 # ---------------------------------------------------------------- resolution

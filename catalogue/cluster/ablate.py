@@ -126,7 +126,7 @@ def _layer_work(
 
 
 def replacement_block(context: AblateContext, block: UnitBlock) -> np.ndarray:
-    """(U,) each unit's mean over the images, for ``--value mean`` (runs on a worker)."""
+    """(U,) each unit's mean over the images, for ``value="mean"`` (runs on a worker)."""
     with _layer_work(context, block.layer) as (_tail, feed, _target):
         return layer_means(feed, block.stop)
 

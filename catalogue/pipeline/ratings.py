@@ -198,7 +198,11 @@ def design_study(
     panels: Sequence[StudyPanel], *, list_size: int = 52, n_practice: int = 3, seed: int = 0
 ) -> StudyDesign:
     if not panels:
-        raise NotFound("there are no AM panels to rate yet; run `unitcat ingest am` first.")
+        raise NotFound(
+            "there are no AM panels to rate yet; make some first.",
+            fix="make some",
+            command="make some with `unitcat ingest am`",
+        )
     ids = sorted(p.panel_id for p in panels)
     n_practice = min(n_practice, max(0, len(ids) - 1))
     practice = sorted(ids[i] for i in _seeded_choice(len(ids), n_practice, seed))
