@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import Engine, text
 
-from catalogue import demo_cnn
+from catalogue.models import demo_cnn
 from catalogue.pipeline.dissect import build_probe
 from tests.ablation_fixtures import Scored
 from tests.cli import unitcat

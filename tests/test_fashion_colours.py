@@ -183,8 +183,7 @@ def test_the_demo_cnn_trains_on_colour_and_keeps_it(items_dir, tmp_path, monkeyp
     and a blue copy of one item reach the network differently), AM in colour."""
     from PIL import Image
 
-    from catalogue import demo_cnn
-    from catalogue.models import load_model
+    from catalogue.models import demo_cnn, load_model
     from catalogue.pipeline.am import am_defaults
 
     root, _ = items_dir

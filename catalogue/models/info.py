@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from catalogue import demo_cnn
 from catalogue.errors import InputError
+from catalogue.models import demo_cnn
 from catalogue.models.recipe import ModelRecipe
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
-from catalogue import demo_cnn
 from catalogue.am import METHOD, maximise_units, save_panel
 from catalogue.config import get_settings, resolve_device
 from catalogue.db.engine import database_identity
@@ -52,7 +51,7 @@ from catalogue.db.registry import LayerRecord, ModelRecord, find_model
 from catalogue.db.results import PanelRow, ScoreReference, score_reference, write_am_panels
 from catalogue.db.runs import recorded_run
 from catalogue.errors import InputError, NotFound
-from catalogue.models import IMAGENET_MEAN, IMAGENET_STD, ImageNetTransform, ModelInfo
+from catalogue.models import IMAGENET_MEAN, IMAGENET_STD, ImageNetTransform, ModelInfo, demo_cnn
 
 PANEL_SIDE = 10  # the paper's panels: 10 × 10 images
 MAX_IMAGES = PANEL_SIDE * PANEL_SIDE

@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from catalogue import demo_cnn
-from catalogue.models import default_layers, list_layers, load_model
+from catalogue.models import default_layers, demo_cnn, list_layers, load_model
 from ingest.console import console, progress
 
 
