@@ -199,13 +199,13 @@ def model_name(i: int) -> str:
 
 def build(engine: Any, n_models: int, layer_units: int, baseline_models: int, seed: int) -> dict:
     """The catalogue, through the writers; the write figures."""
-    from catalogue.db.ratings import RatingRecord, ensure_participants, write_ratings
-    from catalogue.db.registry import (
+    from catalogue.db.identities import (
         LayerSpec,
         register_concepts,
         register_dataset,
         register_model,
     )
+    from catalogue.db.ratings import RatingRecord, ensure_participants, write_ratings
     from catalogue.db.results import write_dissection, write_unit_metrics
     from catalogue.db.runs import recorded_run
     from catalogue.dissection.labels import label_units

@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 from streamlit.testing.v1 import AppTest
 
 from catalogue.db import migrate, roles, server
-from catalogue.db.console import run_readonly
+from catalogue.db.readonly import run_readonly
 from catalogue.errors import ConfigError, InputError, ReadOnlyViolation
 from tests.catalogue_builders import register_toy
 from tests.cli import unitcat

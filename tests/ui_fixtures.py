@@ -41,7 +41,7 @@ from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.pool import NullPool
 
 from catalogue.db import schema
-from catalogue.db.registry import (
+from catalogue.db.identities import (
     LayerSpec,
     register_concepts,
     register_dataset,

@@ -3,7 +3,7 @@
 Writes go through typed functions that take the `Connection` of the caller's
 transaction (a run's writes: the one `RunHandle.complete` opens), split by job:
 
-- `registry`: models, layers, units, datasets, classes, class groups, concepts;
+- `identities`: models, layers, units, datasets, classes, class groups, concepts;
 - `runs`: the run lifecycle (`recorded_run` is the one entry point that takes
   an `Engine`, since it owns the run's session, lock and transactions; `owner`:
   which process runs a run, and whether it still lives);

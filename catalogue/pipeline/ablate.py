@@ -53,7 +53,7 @@ from catalogue.db.ablation import (
     write_hurt_classes,
     write_unit_ablation,
 )
-from catalogue.db.registry import load_model_record_by_id
+from catalogue.db.identities import load_model_record_by_id
 from catalogue.db.runs import done_run_id, find_run, recorded_run, run_key
 from catalogue.errors import InputError, NotFound
 from catalogue.measures import SELECTIVE_CLASSES

@@ -47,7 +47,7 @@ from sqlalchemy import Connection, Engine
 from catalogue.am import METHOD, maximise_units, save_panel
 from catalogue.config import get_settings, resolve_device
 from catalogue.db.engine import database_identity
-from catalogue.db.registry import LayerRecord, ModelRecord, find_model
+from catalogue.db.identities import LayerRecord, ModelRecord, find_model
 from catalogue.db.results import PanelRow, ScoreReference, score_reference, write_am_panels
 from catalogue.db.runs import recorded_run
 from catalogue.errors import InputError, NotFound

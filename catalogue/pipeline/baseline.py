@@ -33,7 +33,7 @@ from sqlalchemy import Connection, Engine, select
 from catalogue.cluster import Cluster
 from catalogue.data import ImageDataset
 from catalogue.db.ablation import latest_done_run, link_baseline, write_chance_metrics
-from catalogue.db.registry import load_model_record_by_id
+from catalogue.db.identities import load_model_record_by_id
 from catalogue.db.runs import done_run_id, find_run, recorded_run
 from catalogue.db.schema import Model
 from catalogue.errors import InputError, NotFound

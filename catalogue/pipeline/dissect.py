@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine
 from catalogue.cluster import Cluster
 from catalogue.config import get_settings, resolve_device
 from catalogue.data import ArrayImageDataset, load_digits, load_fashion_mnist
-from catalogue.db.registry import register_concepts, register_model_info
+from catalogue.db.identities import register_concepts, register_model_info
 from catalogue.db.results import write_dissection
 from catalogue.db.runs import done_run_id, recorded_run
 from catalogue.dissection import LayerDissection, dissect

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from catalogue.cluster import Cluster
 from catalogue.config import get_settings, resolve_device
 from catalogue.data import ImageDataset
-from catalogue.db.registry import register_dataset, register_model_info
+from catalogue.db.identities import register_dataset, register_model_info
 from catalogue.db.runs import recorded_run, run_key
 from catalogue.extraction import (
     ExtractionSummary,

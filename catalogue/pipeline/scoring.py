@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 
 from catalogue.cluster import Cluster
 from catalogue.config import resolve_device
-from catalogue.db.registry import (
+from catalogue.db.identities import (
     DatasetRecord,
     ModelRecord,
     load_dataset_record_by_id,

@@ -12,9 +12,9 @@ from datetime import datetime
 import typer
 from rich.table import Table
 
-from catalogue.db.console import run_readonly
 from catalogue.db.engine import get_reader_engine
 from catalogue.db.migrate import ensure_readable
+from catalogue.db.readonly import run_readonly
 from ingest.console import console
 
 

@@ -1,4 +1,4 @@
-"""SQL: a read-only console on the catalogue (catalogue.db.console.run_readonly).
+"""SQL: a read-only console on the catalogue (catalogue.db.readonly.run_readonly).
 
 The statement runs as the SELECT-only reader role, in a READ ONLY transaction
 that is rolled back, on a connection that keeps no state: PostgreSQL itself
@@ -15,7 +15,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from catalogue.config import get_settings
-from catalogue.db.console import run_readonly
+from catalogue.db.readonly import run_readonly
 from catalogue.errors import InputError, ReadOnlyViolation, UnitcatError
 from catalogue.query.examples import EXAMPLES
 from ui import tables
