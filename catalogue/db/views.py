@@ -48,6 +48,7 @@ from catalogue.db.importance_views import (
     selectivity_vs_importance_select,
     unit_importance_select,
 )
+from catalogue.db.view_revision import make_revision
 from catalogue.measures import (
     CORRELATED_MEASURES,
     CRITERIA,
@@ -567,9 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.revision is not None:
-        from catalogue.db.view_revision import make_revision
-
-        print(make_revision(args.revision, write=args.write), end="")
+        print(make_revision(args.revision, VIEWS, write=args.write), end="")
         return 0
     unknown = sorted(set(args.views) - set(VIEWS))
     if unknown:
