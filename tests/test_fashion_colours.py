@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from catalogue.data import FASHION_MNIST_DIR, is_bundled, resolve_dataset, to_tensor
+from catalogue.data.fashion_colours import load_fashion_mnist_colours
 from catalogue.errors import InputError
-from catalogue.fashion_colours import load_fashion_mnist_colours
 from tests.test_data import write_idx
 
 #: What each colour name means, written independently of the code: (hue range in degrees,

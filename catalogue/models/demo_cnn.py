@@ -140,7 +140,7 @@ def checkpoint_path(dataset: str) -> Path:
 
 
 def _rgb_arrays(dataset: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """All images of a colour dataset (`catalogue.fashion_colours`) as uint8 (N, size, size, 3)."""
+    """All images of a colour dataset (`catalogue.data.fashion_colours`) as uint8 (N, size, size, 3)."""
     images = dataset.rgb_images()
     if images.shape[1:3] != (size, size):
         images = np.stack(

@@ -2,7 +2,7 @@
 
 `make demo` (`unitcat demo`) trains the demo CNN (an AlexNet-shaped network,
 `catalogue.models.demo_cnn`) on Fashion-MNIST in ten colours (100 classes,
-`catalogue.fashion_colours`) — or on scikit-learn's digits where Debian's
+`catalogue.data.fashion_colours`) — or on scikit-learn's digits where Debian's
 `dataset-fashion-mnist` is missing — extracts its conv and fully connected
 layers over the images it was trained on, scores every unit with every measure
 over the correctly classified ones, builds a probe set and dissects the conv

@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from catalogue.data import ImageDataset, Transform, load_fashion_mnist
+from catalogue.data.datasets import ImageDataset, Transform, load_fashion_mnist
 from catalogue.errors import InputError
 
 NAME = "fashion-mnist-colours"
