@@ -449,7 +449,6 @@ class ImageFolderDataset(ImageDataset):
         self.source = str(root.resolve())
         self.class_keys = keys
         self.class_names = names
-        self.present_classes = folders
 
     @staticmethod
     def _class_list(

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import TableClause
 
 from catalogue.db import schema
-from catalogue.measures import CRITERIA, IMPORTANCE_CLASS, SELECTIVE_CLASSES, UNIT_MEASURES
+from catalogue.measures import CRITERIA, SELECTIVE_CLASSES, UNIT_MEASURES
 
 
 def _measure_columns() -> list[Any]:
@@ -277,9 +277,6 @@ LAYER_BASELINES: TableClause = table(
         ("chance_sd", Double),
     ),
 )
-
-#: The measures `selectivity_vs_importance` correlates with importance.
-IMPORTANCE_MEASURES: tuple[str, ...] = tuple(IMPORTANCE_CLASS)
 
 #: Every view declared here (the tests check each against the database).
 VIEWS: tuple[TableClause, ...] = (
