@@ -16,7 +16,7 @@ from catalogue.config import resolve_device
 from catalogue.dissection.labels import LayerDissection
 from catalogue.dissection.passes import ProbePasses, label_layers
 from catalogue.errors import InputError, UnitcatError
-from catalogue.measures import IOU_ABOVE
+from catalogue.measures import DISSECTION_QUANTILE, IOU_DETECTOR_THRESHOLD
 from catalogue.models import ModelInfo, PreparedModel, prepared, require_model_info
 from catalogue.probe import ProbeSet
 
@@ -44,8 +44,8 @@ def dissect(
     transform: Callable[[Image.Image], torch.Tensor] | None = None,
     batch_size: int = 32,
     device: str | None = "auto",
-    quantile: float = 0.005,
-    iou_threshold: float = IOU_ABOVE.value,
+    quantile: float = DISSECTION_QUANTILE,
+    iou_threshold: float = IOU_DETECTOR_THRESHOLD,
     top_n: int = 5,
     num_workers: int = 0,
     progress: Callable[[int, int], None] | None = None,

@@ -12,7 +12,7 @@ import streamlit as st
 
 from catalogue.measures import CORRELATED_MEASURES, FLOAT_MEASURES
 from catalogue.query.layers import pooled_correlations
-from ui import controls, figures, importance, plots, queries
+from ui import controls, display, figures, importance, plots, queries
 from ui import urlstate as url
 
 ALL_LAYERS = "all layers"
@@ -23,6 +23,8 @@ st.caption(
     "Table 3 of the paper: correlations between the measures over units, and a scatter "
     "of any two (click a point to open the unit)."
 )
+with st.expander("Definitions"):
+    st.markdown(display.definitions_markdown())
 notes = st.container()
 key, run_id = controls.require_score_run()
 include_constant = controls.include_constant_switch()

@@ -17,7 +17,13 @@ import pandas as pd
 import streamlit as st
 
 from catalogue.errors import InputError, NotFound
-from catalogue.measures import RATING_CONSENSUS_SHARE, RATING_MIN_RATERS
+from catalogue.measures import (
+    MEASURES_BY_NAME,
+    RATING_CONSENSUS_SHARE,
+    RATING_MIN_RATERS,
+    TOP_K_PRECISION,
+    TOP_N_CLASSES,
+)
 from catalogue.query.files import UnitActivations
 from catalogue.query.units import (
     detector_verdicts,
@@ -28,9 +34,9 @@ from catalogue.query.units import (
 from ui import connection, display, faults, figures, importance, plots, queries, related, tables
 from ui import urlstate as url
 
-#: The cut-offs of the top images the measures count: top-60 precision, and
-#: classes in the top 100 (with Rafegas's index).
-TOP_CUTS = (60, 100)
+#: The cut-offs of the top images the measures count: top-k precision, and the classes
+#: in the top n (with Rafegas's index).
+TOP_CUTS = (TOP_K_PRECISION, TOP_N_CLASSES)
 
 
 def _picker(key: str) -> None:
@@ -108,7 +114,9 @@ def _measures(record: dict[str, Any], acts: UnitActivations | None) -> None:
         height="content",
         column_config={
             "Measure": st.column_config.Column(
-                width=250, help="Definitions: DESIGN.md, the paper's §2."
+                width=250,
+                help=f"Definitions (with their parameters) below the table; exact ones, tie "
+                f"rules included: {display.DESIGN_DOC}; the paper's §2.",
             ),
             "Value": st.column_config.Column(width=60),
             "Threshold": st.column_config.Column(width=70),
@@ -121,6 +129,8 @@ def _measures(record: dict[str, Any], acts: UnitActivations | None) -> None:
         "False-positive rate: FP/(N − n_c) = 1 − specificity, the share of the other "
         "classes' images at or above it. Same FP, different denominators: not complements."
     )
+    with st.expander("Definitions"):
+        st.markdown(display.definitions_markdown())
     st.markdown("**Is it an object detector?**")
     if record.get("constant"):
         st.info("No verdicts for a constant unit: its activation says nothing about classes.")
@@ -277,16 +287,17 @@ def _top_images(frame: pd.DataFrame, record: dict[str, Any]) -> None:
         st.info("No top images recorded for this unit and run.")
         return
     first, last = TOP_CUTS
+    precision = MEASURES_BY_NAME["precision"].label
     n = len(frame)
     st.caption(
-        f"{n} most active scored images, ties broken by lower image index. Top-60 precision "
-        f"counts ranks 1–{first}; classes in the top 100 (and Rafegas's index) count "
+        f"{n} most active scored images, ties broken by lower image index. {precision} "
+        f"counts ranks 1–{first}; classes in the top {last} (and Rafegas's index) count "
         f"ranks 1–{last}."
         + ("" if n >= last else f" Only {n} are stored for this run (re-score to keep {last}).")
     )
     for low, high, title in (
-        (1, first, f"Ranks 1–{first}: the images top-60 precision counts"),
-        (first + 1, last, f"Ranks {first + 1}–{last}: with the first {first}, the top 100"),
+        (1, first, f"Ranks 1–{first}: the images {precision.lower()} counts"),
+        (first + 1, last, f"Ranks {first + 1}–{last}: with the first {first}, the top {last}"),
     ):
         part = frame[(frame["rank"] >= low) & (frame["rank"] <= high)]
         if part.empty:
