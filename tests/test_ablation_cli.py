@@ -1,4 +1,4 @@
-"""The `unitcat` commands of issue 15 as a user runs them: ablate, baseline, and random
+"""The ablation and baseline `unitcat` commands as a user runs them: ablate, baseline, and random
 weights that are the same network in every command (seeded, named by the seed, --name)."""
 
 from __future__ import annotations

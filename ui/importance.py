@@ -1,4 +1,4 @@
-"""Page sections about unit importance and baselines (issue 15), kept apart from the pages.
+"""Page sections about unit importance and baselines, kept apart from the pages.
 
 - `unit_section`: the Unit page's Ablation section: what removing the unit did to every
   class, sorted, its selective classes highlighted.

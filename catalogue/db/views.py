@@ -1,7 +1,7 @@
 """The SQL views as they should be now, generated from the registries of `catalogue.measures`.
 
 The views are the catalogue's query surface (psql, pandas, the UI) and their
-column names are a contract (DESIGN.md). Their SQL is built here from
+column names are a contract (docs/DESIGN.md). Their SQL is built here from
 `UNIT_MEASURES` (a column per measure, class indices turned into names) and
 `CRITERIA` (a `layer_detectors` count per criterion with a `count_column`, the
 `misleading_detectors` filter, the dissection cut-off of `is_detector` and

@@ -2,7 +2,7 @@
 
 Declarations only: queries select from these, so that a column name is written
 once here and checked against the database in the tests (a renamed view column
-fails there, not on a user's screen). Column names are DESIGN.md's contract.
+fails there, not on a user's screen). Column names are docs/DESIGN.md's contract.
 """
 
 from __future__ import annotations

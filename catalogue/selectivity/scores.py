@@ -72,7 +72,7 @@ def score_units(
     block_units: int | None = None,
     memory_budget: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every measure of DESIGN.md for every unit: column name → array of length U.
+    """Every measure of docs/DESIGN.md for every unit: column name → array of length U.
 
     Args:
         activations: N images × U units; numpy array, torch tensor, memory map or
