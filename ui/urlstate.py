@@ -218,6 +218,7 @@ def note(message: str) -> None:
 
 # ------------------------------------------------------------------------- addresses
 
+#: The pages, as `st.Page` and `st.switch_page` name them (relative to ui/app.py).
 SEARCH_PAGE = "app_pages/search.py"
 UNIT_PAGE = "app_pages/unit.py"
 LAYERS_PAGE = "app_pages/layers.py"
