@@ -39,10 +39,9 @@ import numpy as np
 import torch
 
 from catalogue.ablation import StoreFeed, evaluate, single_unit_masks
+from catalogue.ablation.blocks import AblateContext, ablate_block
 from catalogue.cluster import Cluster, UnitBlock, connect, map_blocks, unit_blocks
-from catalogue.cluster.ablate import AblateContext, ablate_block
 from catalogue.cluster.handles import ModelHandle
-from catalogue.cluster.score import ScoreContext, score_in_blocks
 from catalogue.data import ArrayImageDataset
 from catalogue.dissection import dissect
 from catalogue.extraction import extract_activations
@@ -50,6 +49,7 @@ from catalogue.models import ModelInfo, load_model, prepared
 from catalogue.pipeline.dissect import build_probe
 from catalogue.pipeline.scoring import TOP_IMAGES
 from catalogue.probe import ProbeSet
+from catalogue.scoring import ScoreContext, score_in_blocks
 from catalogue.selectivity import score_layer
 from catalogue.store import ActivationStore
 
@@ -73,10 +73,6 @@ def synthetic_images(n: int, transform: Any, n_classes: int = 1000) -> ArrayImag
 
 def _warm(model: ModelHandle, _block: UnitBlock) -> int:
     """A worker's start-up, timed apart from the steps: import what they import, load the model."""
-    import catalogue.cluster.ablate
-    import catalogue.cluster.score
-    import catalogue.dissection.driver
-    import catalogue.extraction.shards  # noqa: F401
 
     model.load()  # kept by the worker for the steps (by its checksum)
     return os.getpid()

@@ -1,4 +1,4 @@
-"""The ablation and baseline commands as a user runs them: ablate, baseline, and random
+"""The ablation and baseline `unitcat` commands as a user runs them: ablate, baseline, and random
 weights that are the same network in every command (seeded, named by the seed, --name)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import Engine, text
 
-from catalogue import demo_cnn
 from catalogue.cluster import Cluster
 from catalogue.errors import ConfigError
+from catalogue.models import demo_cnn
 from catalogue.pipeline.ablate import ablate_into_catalogue
 from catalogue.pipeline.dissect import build_probe
 from ingest.options import cli_message

@@ -18,9 +18,9 @@ from catalogue.am import maximise_units
 from catalogue.config import get_settings
 from catalogue.data import load_digits
 from catalogue.db.engine import database_identity
-from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError, NotFound
 from catalogue.models import ModelInfo, load_demo_checkpoint, random_demo_model, renamed
+from catalogue.models.demo_cnn import train_demo
 from catalogue.pipeline.am import am_defaults, am_into_catalogue, panel_grid, parse_units
 from catalogue.pipeline.extract import extract_into_catalogue
 from catalogue.pipeline.scoring import score_extraction

@@ -31,10 +31,10 @@ from typer.testing import CliRunner
 from catalogue.cluster import Cluster, by_layer, connect, map_blocks, run_tasks, unit_blocks
 from catalogue.cluster.handles import ModelHandle
 from catalogue.data import ArrayImageDataset, load_digits
-from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError
 from catalogue.extraction import extract_activations
 from catalogue.models import load_demo_checkpoint, random_demo_model, random_weights
+from catalogue.models.demo_cnn import train_demo
 from catalogue.pipeline.baseline import chance_baseline, random_weights_baseline
 from catalogue.pipeline.dissect import build_probe
 from catalogue.store import ActivationStore
@@ -201,7 +201,7 @@ from catalogue.cluster import connect
 from catalogue.cluster.handles import ModelHandle
 from catalogue.extraction import extract_activations
 from catalogue.data import load_digits
-from catalogue.demo_cnn import train_demo
+from catalogue.models.demo_cnn import train_demo
 from catalogue.models import load_demo_checkpoint, random_demo_model
 from tests.cluster_datasets import GatedDataset
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from catalogue import demo_cnn
 from catalogue.errors import NotFound
+from catalogue.models import demo_cnn
 from catalogue.pipeline.demo import AM_UNITS, DEMO_LAYERS, DISSECT_LAYERS, DemoPlan, run_demo
 from catalogue.pipeline.summary import Progress
 

@@ -272,8 +272,7 @@ def empty_engine(database_factory: Callable[..., str]) -> Iterator[Engine]:
 
 def test_revisions_form_one_numbered_line() -> None:
     ids = migrate.revisions()
-    # numbered upwards along the chain from 0001; gaps are blocks reserved for parallel
-    # branches (WAVE2.md), closed when the lead renumbers at merge time
+    # numbered upwards along the chain from 0001 (a gap in the numbers is allowed)
     assert ids[0] == "0001"
     assert all(len(i) == 4 and i.isdigit() for i in ids)
     assert [int(i) for i in ids] == sorted({int(i) for i in ids})

@@ -21,8 +21,8 @@ import pytest
 from sqlalchemy import Connection, Engine, text
 
 from catalogue.db import migrate
+from catalogue.db.identities import register_concepts
 from catalogue.db.ratings import RatingRecord, ensure_participants, write_ratings
-from catalogue.db.registry import register_concepts
 from catalogue.db.results import write_dissection
 from catalogue.db.runs import recorded_run
 from catalogue.measures import CRITERIA, NOT_CONSTANT, UNIT_MEASURES

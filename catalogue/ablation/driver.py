@@ -164,7 +164,7 @@ def ablate_layer(
 
 
 # The phases of `ablate_layer`, for a caller that evaluates the configurations elsewhere
-# (blocks of them as cluster tasks: `catalogue.cluster.ablate`) and must give the same result.
+# (blocks of them as cluster tasks: `catalogue.ablation.blocks`) and must give the same result.
 
 
 def check_value(value: str) -> None:

@@ -26,8 +26,8 @@ results stay identical to the one-process path:
 
 Modules: `session` (connect, `Cluster`, `resolve_device_for`), `tasks`
 (`run_tasks`, `map_items`, `map_blocks`, unit blocks, progress), `handles`
-(`ModelHandle`), `score` (blocks of units), `ablate` (blocks of a layer's
-ablation configurations).
+(`ModelHandle`). The block computations live with their computations
+(`catalogue.scoring`, `catalogue.ablation.blocks`), below which this package sits.
 """
 
 from catalogue.cluster.session import Cluster, check_spec, connect, resolve_device_for

@@ -47,7 +47,7 @@ def write_unit_metrics(
     metrics: Mapping[str, np.ndarray],
     n_images: int,
 ) -> int:
-    """One `unit_metrics` row per unit: every measure of DESIGN.md, named as there."""
+    """One `unit_metrics` row per unit: every measure of docs/DESIGN.md, named as there."""
     missing = [m.name for m in UNIT_MEASURES if m.name not in metrics]
     if missing:
         raise InputError(f"scores are missing measures: {', '.join(missing)}")

@@ -218,7 +218,7 @@ def _detector_indexes() -> tuple[Index, ...]:
 
 
 class UnitMetrics(Base):
-    """One row per unit and scoring run, one column per measure (DESIGN.md)."""
+    """One row per unit and scoring run, one column per measure (docs/DESIGN.md)."""
 
     __tablename__ = "unit_metrics"
     __table_args__ = (Index(None, "unit_id"), *_detector_indexes())

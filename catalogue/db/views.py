@@ -1,7 +1,7 @@
 """The SQL views as they should be now, generated from the registries of `catalogue.measures`.
 
 The views are the catalogue's query surface (psql, pandas, the UI) and their
-column names are a contract (DESIGN.md). Their SQL is built here from
+column names are a contract (docs/DESIGN.md). Their SQL is built here from
 `UNIT_MEASURES` (a column per measure, class indices turned into names) and
 `CRITERIA` (a `layer_detectors` count per criterion with a `count_column`, the
 `misleading_detectors` filter, the dissection cut-off of `is_detector` and
@@ -48,6 +48,7 @@ from catalogue.db.importance_views import (
     selectivity_vs_importance_select,
     unit_importance_select,
 )
+from catalogue.db.view_revision import make_revision
 from catalogue.measures import (
     CORRELATED_MEASURES,
     CRITERIA,
@@ -567,9 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.revision is not None:
-        from catalogue.db.view_revision import make_revision
-
-        print(make_revision(args.revision, write=args.write), end="")
+        print(make_revision(args.revision, VIEWS, write=args.write), end="")
         return 0
     unknown = sorted(set(args.views) - set(VIEWS))
     if unknown:

@@ -40,11 +40,11 @@ from catalogue.ablation import (
     concatenate_scores,
     dataset_indices,
 )
+from catalogue.ablation.blocks import AblateContext, ablate_in_blocks
 from catalogue.ablation.feeds import layer_feed
 from catalogue.ablation.h5 import write_ablation_file
 from catalogue.ablation.rankings import check_rankings
 from catalogue.cluster import Cluster, resolve_device_for
-from catalogue.cluster.ablate import AblateContext, ablate_in_blocks
 from catalogue.cluster.handles import ModelHandle
 from catalogue.config import get_settings
 from catalogue.data import ImageDataset
@@ -155,7 +155,7 @@ def ablate_into_catalogue(
     as conv layers; the benchmark and the tests compare both).
     With ``reuse``, a finished ablation with the same parameters is returned as it is.
     With ``cluster``, blocks of ``block_units`` configurations of each layer are Ray tasks
-    (`catalogue.cluster.ablate`; default: the layer split evenly over the workers); the
+    (`catalogue.ablation.blocks`; default: the layer split evenly over the workers); the
     rows and the HDF5 matrix are the same. Every option, the model and the images are
     checked before the run is recorded.
     """
@@ -412,7 +412,7 @@ def _ablate_here(
 def _ablate_on_cluster(
     work: _Work, curves: Mapping[str, CurvePlan | None], progress: AblateProgress
 ) -> dict[str, tuple[LayerAblation, list[CurvePoint]]]:
-    """Each layer in blocks of configurations, as Ray tasks (`catalogue.cluster.ablate`)."""
+    """Each layer in blocks of configurations, as Ray tasks (`catalogue.ablation.blocks`)."""
 
     feed, plan = work.feed, work.feed.plan
     data, indices = feed.images if feed.images is not None else (None, None)

@@ -44,14 +44,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine
 
-from catalogue import demo_cnn
 from catalogue.am import METHOD, maximise_units, save_panel
 from catalogue.config import get_settings, resolve_device
 from catalogue.db.engine import database_identity
-from catalogue.db.registry import LayerRecord, ModelRecord, find_model
+from catalogue.db.identities import LayerRecord, ModelRecord, find_model
 from catalogue.db.results import PanelRow, ScoreReference, score_reference, write_am_panels
 from catalogue.errors import InputError, NotFound
-from catalogue.models import IMAGENET_MEAN, IMAGENET_STD, ImageNetTransform, ModelInfo
+from catalogue.models import IMAGENET_MEAN, IMAGENET_STD, ImageNetTransform, ModelInfo, demo_cnn
 from catalogue.pipeline.defaults import (
     AM_LR,
     AM_MAX_IMAGES,

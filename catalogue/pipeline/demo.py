@@ -1,8 +1,8 @@
 """The newcomer's path: a real catalogue built offline from data on this machine.
 
 `make demo` (`unitcat demo`) trains the demo CNN (an AlexNet-shaped network,
-`catalogue.demo_cnn`) on Fashion-MNIST in ten colours (100 classes,
-`catalogue.fashion_colours`) — or on scikit-learn's digits where Debian's
+`catalogue.models.demo_cnn`) on Fashion-MNIST in ten colours (100 classes,
+`catalogue.data.fashion_colours`) — or on scikit-learn's digits where Debian's
 `dataset-fashion-mnist` is missing — extracts its conv and fully connected
 layers over the images it was trained on, scores every unit with every measure
 over the correctly classified ones, builds a probe set and dissects the conv
@@ -29,12 +29,11 @@ from typing import Any
 import torch
 from sqlalchemy import Engine
 
-from catalogue import demo_cnn
 from catalogue.cluster import Cluster
 from catalogue.data import FASHION_MNIST_DIR, resolve_dataset
 from catalogue.db.results import have_panels
 from catalogue.errors import ConfigError
-from catalogue.models import ModelInfo, load_model
+from catalogue.models import ModelInfo, demo_cnn, load_model
 from catalogue.pipeline.am import am_into_catalogue
 from catalogue.pipeline.defaults import AM_MAX_IMAGES
 from catalogue.pipeline.demo_importance import run_importance_steps

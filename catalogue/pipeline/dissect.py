@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine
 from catalogue.cluster import Cluster, resolve_device_for
 from catalogue.config import get_settings
 from catalogue.data import ArrayImageDataset, load_digits, load_fashion_mnist
-from catalogue.db.registry import register_concepts, register_model_info
+from catalogue.db.identities import register_concepts, register_model_info
 from catalogue.db.results import write_dissection
 from catalogue.dissection import LayerDissection, dissect
 from catalogue.dissection.driver import DEFAULT_TOP_N

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from catalogue.cluster import Cluster, resolve_device_for
 from catalogue.config import get_settings
 from catalogue.data import ImageDataset
-from catalogue.db.registry import register_dataset, register_model_info
+from catalogue.db.identities import register_dataset, register_model_info
 from catalogue.db.runs import run_key
 from catalogue.extraction import (
     ExtractionPlan,

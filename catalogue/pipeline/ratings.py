@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from catalogue.db.identities import unit_ids_by_key
 from catalogue.db.ratings import (
     AnalysisRecord,
     RatingRecord,
@@ -38,7 +39,6 @@ from catalogue.db.ratings import (
     set_participant_list,
     write_ratings,
 )
-from catalogue.db.registry import unit_ids_by_key
 from catalogue.errors import InputError, NotFound
 from catalogue.query.ratings import StudyPanel, answered_units
 from catalogue.ratings import (

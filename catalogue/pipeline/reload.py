@@ -18,10 +18,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from catalogue import demo_cnn
 from catalogue.data import ImageDataset, resolve_dataset
 from catalogue.errors import InputError, UnitcatError
-from catalogue.models import ModelInfo, load_model, random_weights
+from catalogue.models import ModelInfo, demo_cnn, load_model, random_weights
 from catalogue.models.loading import _torchvision_names
 
 _RANDOM = re.compile(r"random-seed(\d+)")

@@ -3,7 +3,7 @@
 Reads the run's HDF5 file layer by layer in column blocks (so a 721,536 × 4,096
 layer never has to fit in memory), scores each block with
 `catalogue.selectivity.score_layer` — here, or as Ray tasks with a ``cluster``
-(`catalogue.cluster.score`, the same blocks) — and writes `unit_metrics`,
+(`catalogue.scoring`, the same blocks) — and writes `unit_metrics`,
 `unit_class_stats`, `unit_top_image` and `unit_group_metrics` for all layers in
 one transaction at the end. By default only the correctly classified images are
 scored, as in the paper.
@@ -19,8 +19,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine
 
 from catalogue.cluster import Cluster, resolve_device_for
-from catalogue.cluster.score import ScoreContext, score_in_blocks
-from catalogue.db.registry import register_class_groups
+from catalogue.db.identities import register_class_groups
 from catalogue.db.results import (
     write_class_stats,
     write_group_metrics,
@@ -33,6 +32,7 @@ from catalogue.measures import CSI_TOP_N, GROUP_MEASURES, TOP_N_CLASSES
 from catalogue.pipeline.defaults import SCORE_BLOCK_UNITS
 from catalogue.pipeline.lifecycle import RunSpec, Step, run_step
 from catalogue.pipeline.source import ExtractionSource, check_layers, extraction_source
+from catalogue.scoring import ScoreContext, score_in_blocks
 from catalogue.selectivity import LayerScores
 
 DEFAULT_BLOCK_UNITS = SCORE_BLOCK_UNITS
@@ -100,7 +100,7 @@ def score_extraction(
     `rows` (a boolean mask over the store's rows) scores exactly those images instead,
     e.g. the ones a trained network's scoring run scored, for its random-weights
     baseline; `rows_from` names that run in the parameters.
-    With `cluster`, the blocks of units are Ray tasks (`catalogue.cluster.score`);
+    With `cluster`, the blocks of units are Ray tasks (`catalogue.scoring`);
     the rows are the same.
     Every option is checked before the run is recorded: a bad one writes nothing.
     """

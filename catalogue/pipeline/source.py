@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from catalogue.db.registry import (
+from catalogue.db.identities import (
     DatasetRecord,
     ModelRecord,
     load_dataset_record_by_id,

@@ -14,7 +14,15 @@ import numpy as np
 import torch
 
 from catalogue.errors import InputError
-from catalogue.measures import GROUP_MEASURES, UNIT_MEASURES
+from catalogue.measures import (
+    CSI_THRESHOLD,
+    CSI_TOP_N,
+    GROUP_MEASURES,
+    PRECISION_TARGET,
+    TOP_K_PRECISION,
+    TOP_N_CLASSES,
+    UNIT_MEASURES,
+)
 from catalogue.selectivity.inputs import (
     REGION_BYTES,
     Activations,
@@ -55,16 +63,16 @@ def score_units(
     labels: Any,
     n_classes: int,
     *,
-    top_k: int = 60,
-    top_n_classes: int = 100,
-    precision_target: float = 0.95,
-    csi_top_n: int = 100,
-    csi_threshold: float = 1.0,
+    top_k: int = TOP_K_PRECISION,
+    top_n_classes: int = TOP_N_CLASSES,
+    precision_target: float = PRECISION_TARGET,
+    csi_top_n: int = CSI_TOP_N,
+    csi_threshold: float = CSI_THRESHOLD,
     device: str | None = None,
     block_units: int | None = None,
     memory_budget: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every measure of DESIGN.md for every unit: column name → array of length U.
+    """Every measure of docs/DESIGN.md for every unit: column name → array of length U.
 
     Args:
         activations: N images × U units; numpy array, torch tensor, memory map or
@@ -162,12 +170,12 @@ def score_layer(
     *,
     groups: Mapping[str, Sequence[int]] | None = None,
     n_top_classes: int = 5,
-    n_top_images: int = 100,
-    top_k: int = 60,
-    top_n_classes: int = 100,
-    precision_target: float = 0.95,
-    csi_top_n: int = 100,
-    csi_threshold: float = 1.0,
+    n_top_images: int = TOP_N_CLASSES,
+    top_k: int = TOP_K_PRECISION,
+    top_n_classes: int = TOP_N_CLASSES,
+    precision_target: float = PRECISION_TARGET,
+    csi_top_n: int = CSI_TOP_N,
+    csi_threshold: float = CSI_THRESHOLD,
     device: str | None = None,
     block_units: int | None = None,
     memory_budget: int | None = None,

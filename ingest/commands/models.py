@@ -102,7 +102,7 @@ def train_demo(
     ),
 ) -> None:
     """Train the small AlexNet-shaped demo CNN on the CPU and save its checkpoint."""
-    from catalogue import demo_cnn
+    from catalogue.models import demo_cnn
 
     path = out if out is not None else demo_cnn.checkpoint_path(dataset)
     if path.exists() and not overwrite:

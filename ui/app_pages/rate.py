@@ -39,8 +39,7 @@ from catalogue.pipeline.ratings import (
 from catalogue.query.files import artifact_path
 from catalogue.query.ratings import StudyPanel, answered_units, study_panels
 from catalogue.ratings import ESTIMATE_BINS, MAX_NAMES, estimate_label
-from ui import study
-from ui.app_pages import common
+from ui import connection, study
 
 # The questions exactly as the paper's appendix 5 words them.
 Q1 = "Can you identify multiple examples of an everyday object, place or animal?"
@@ -272,4 +271,4 @@ def _run(engine: Engine) -> None:
 
 
 st.title("Rate AM panels")
-_run(common.engine())
+_run(connection.engine())

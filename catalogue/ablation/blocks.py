@@ -1,4 +1,4 @@
-"""Ablation on a Ray cluster: blocks of a layer's configurations as tasks, counted on the workers.
+"""Ablation in blocks of a layer's configurations: here, one after the other, or as Ray tasks.
 
 Single-unit ablation evaluates 1 + U configurations of a layer (no unit
 replaced, then each unit alone: `catalogue.ablation.single_unit_masks`); the
