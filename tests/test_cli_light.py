@@ -20,7 +20,7 @@ import typer
 from sqlalchemy import Integer, String, Text
 from typer.testing import CliRunner
 
-from catalogue.db import migrate, schema
+from catalogue.db import migrate, revisions, schema
 from catalogue.query import views
 from ingest.cli import COMMANDS, INGEST_COMMANDS, app
 from ingest.commands.db import app as db_app
@@ -202,7 +202,7 @@ def test_the_scripts_head_leaves_two_heads_and_computed_ids_to_alembic(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     copy = _scripts_copy(tmp_path)
-    monkeypatch.setattr(migrate, "script_location", lambda: copy)
+    monkeypatch.setattr(revisions, "script_location", lambda: copy)
     head = migrate.head_revision(scripts=copy)
     branch = copy / "versions" / "9998_branch.py"
     branch.write_text(
@@ -234,6 +234,6 @@ def test_a_database_behind_the_scripts_head_is_still_refused(
         f'revision = "9999"\ndown_revision = "{head}"\n'
         "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
     )
-    monkeypatch.setattr(migrate, "script_location", lambda: copy)
+    monkeypatch.setattr(revisions, "script_location", lambda: copy)
     with pytest.raises(SchemaOutOfDate, match="needs 9999"):
         migrate.ensure_current(engine)

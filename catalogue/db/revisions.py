@@ -16,6 +16,8 @@ this module.
 
 from __future__ import annotations
 
+import ast
+import re
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,3 +99,37 @@ def catalogue_relations() -> list[str]:
     for revision in revisions():
         names |= set(revision_views(revision))
     return sorted(names)
+
+
+#: `revision = "0019"` / `down_revision: str | None = "0018"` at the start of a line of a script.
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\b[^=\n]*=(.*)$", re.MULTILINE)
+
+
+def scripts_head() -> str | None:
+    """The head revision, read from the scripts' text without importing Alembic.
+
+    Alembic finds it by importing every script, which costs a command that only
+    reads (`unitcat query`) more than its query; each script assigns `revision`
+    and `down_revision` as literals, as Alembic's template writes them. None when
+    a script does otherwise, or the scripts have no single head: the caller then
+    asks Alembic (`head_revision`), which also says what is wrong.
+    """
+    found_revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (script_location() / "versions").glob("*.py"):
+        found = _ASSIGNMENT.findall(path.read_text(encoding="utf-8"))
+        values = dict(found)
+        if len(found) != 2 or len(values) != 2:
+            return None
+        try:
+            revision = ast.literal_eval(values["revision"].strip())
+            down = ast.literal_eval(values["down_revision"].strip())
+        except (ValueError, SyntaxError):
+            return None
+        downs = (down,) if isinstance(down, str) else down
+        if not isinstance(revision, str) or not isinstance(downs, tuple | list | type(None)):
+            return None
+        found_revisions.add(revision)
+        parents.update(downs or ())
+    heads = found_revisions - parents
+    return heads.pop() if len(heads) == 1 else None
