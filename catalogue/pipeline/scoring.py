@@ -3,7 +3,7 @@
 Reads the run's HDF5 file layer by layer in column blocks (so a 721,536 × 4,096
 layer never has to fit in memory), scores each block with
 `catalogue.selectivity.score_layer`, and writes `unit_metrics`,
-`unit_class_stats`, `unit_top_image` and `unit_group_metrics` for all layers in
+`unit_class_stats`, `unit_top_image`, `unit_bottom_image` and `unit_group_metrics` for all layers in
 one transaction at the end. By default only the correctly classified images are
 scored, as in the paper.
 """
@@ -28,6 +28,7 @@ from catalogue.db.registry import (
     register_class_groups,
 )
 from catalogue.db.results import (
+    write_bottom_images,
     write_class_stats,
     write_group_metrics,
     write_top_images,
@@ -37,7 +38,7 @@ from catalogue.db.runs import current_state, describe_owner, done_run_id, find_r
 from catalogue.errors import InputError, NotFound
 from catalogue.groups import group_class_indices
 from catalogue.measures import GROUP_MEASURES
-from catalogue.selectivity import LayerScores, score_layer
+from catalogue.selectivity import BOTTOM_IMAGES, LayerScores, score_layer
 from catalogue.store import ActivationStore
 
 DEFAULT_BLOCK_UNITS = 256
@@ -153,6 +154,7 @@ def score_extraction(
             "groups": {g: list(k) for g, k in (groups or {}).items()},
             "n_top_classes": n_top_classes,
             "n_top_images": n_top_images,
+            "n_bottom_images": BOTTOM_IMAGES,
         }
         if chosen is not None:
             params["rows_from"] = rows_from
@@ -331,7 +333,11 @@ def _concatenate(parts: list[LayerScores]) -> LayerScores:
             for g in parts[0].group_metrics
         },
         class_counts=parts[0].class_counts,
+        **{f: np.concatenate([getattr(p, f) for p in parts]) for f in _BOTTOM_FIELDS},
     )
+
+
+_BOTTOM_FIELDS = ("bottom_image_index", "bottom_image_activation", "bottom_image_class")
 
 
 def _write_layer(
@@ -355,6 +361,16 @@ def _write_layer(
         unit_ids,
         np.where(top >= 0, image_index[np.maximum(top, 0)], -1),
         scores.top_image_activation,
+        labels,
+        image_keys,
+    )
+    bottom = scores.bottom_image_index
+    write_bottom_images(
+        conn,
+        run_id,
+        unit_ids,
+        np.where(bottom >= 0, image_index[np.maximum(bottom, 0)], -1),
+        scores.bottom_image_activation,
         labels,
         image_keys,
     )
