@@ -106,9 +106,15 @@ def write_top_images(
     `labels` and `image_keys` are) and activations, rank 1 = most active; an index of -1
     (a unit with fewer than k images) writes no row."""
     return _write_exemplars(
-        conn, UnitTopImage.__tablename__, run_id, unit_ids, image_indices, activations, labels,
+        conn,
+        UnitTopImage.__tablename__,
+        run_id,
+        unit_ids,
+        image_indices,
+        activations,
+        labels,
         image_keys,
-    )  # fmt: skip
+    )
 
 
 def write_bottom_images(
@@ -122,9 +128,15 @@ def write_bottom_images(
 ) -> int:
     """`unit_bottom_image` rows, as `write_top_images` but rank 1 = least active."""
     return _write_exemplars(
-        conn, UnitBottomImage.__tablename__, run_id, unit_ids, image_indices, activations, labels,
+        conn,
+        UnitBottomImage.__tablename__,
+        run_id,
+        unit_ids,
+        image_indices,
+        activations,
+        labels,
         image_keys,
-    )  # fmt: skip
+    )
 
 
 def _write_exemplars(

@@ -27,7 +27,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from catalogue.db.schema import Layer, Participant, Run, Unit, UnitBottomImage, UnitMetrics, UnitTopImage
+from catalogue.db.schema import (
+    Layer,
+    Participant,
+    Run,
+    Unit,
+    UnitBottomImage,
+    UnitMetrics,
+    UnitTopImage,
+)
 from catalogue.db.twoafc_schema import TwoAFCAssignment, TwoAFCResponse, TwoAFCStudy, TwoAFCTrial
 from catalogue.twoafc.design import Exemplar, TrialPlan
 
@@ -196,7 +204,9 @@ def insert_response(conn: Connection, record: ResponseRecord) -> int | None:
             rt_ms=record.rt_ms,
             source=record.source,
         )
-        .on_conflict_do_nothing(index_elements=[TwoAFCResponse.trial_id, TwoAFCResponse.participant_id])
+        .on_conflict_do_nothing(
+            index_elements=[TwoAFCResponse.trial_id, TwoAFCResponse.participant_id]
+        )
         .returning(TwoAFCResponse.id)
     ).scalar_one_or_none()
 
@@ -239,7 +249,11 @@ def study_trial_places(conn: Connection, study_id: int) -> dict[tuple[int, int],
     """(task, position) → (id, unit_id, catch) of every trial of the study."""
     rows = conn.execute(
         select(
-            TwoAFCTrial.task, TwoAFCTrial.position, TwoAFCTrial.id, TwoAFCTrial.unit_id, TwoAFCTrial.catch
+            TwoAFCTrial.task,
+            TwoAFCTrial.position,
+            TwoAFCTrial.id,
+            TwoAFCTrial.unit_id,
+            TwoAFCTrial.catch,
         ).where(TwoAFCTrial.study_id == study_id)
     )
     return {(r.task, r.position): r for r in rows}

@@ -86,7 +86,9 @@ class DesignOptions:
             ("seed", self.seed, 0),
         ):
             if value is not None and (not isinstance(value, int) or value < low):
-                raise InputError(f"the number of {name} must be a whole number ≥ {low}; got {value!r}.")
+                raise InputError(
+                    f"the number of {name} must be a whole number ≥ {low}; got {value!r}."
+                )
 
     def per_end(self) -> int:
         """Exemplars a unit needs from each end."""
@@ -120,7 +122,9 @@ class _Batch:
     query: Exemplar
 
 
-def _batches(ranked: Sequence[Exemplar], options: DesignOptions, rng: np.random.Generator) -> list[_Batch]:
+def _batches(
+    ranked: Sequence[Exemplar], options: DesignOptions, rng: np.random.Generator
+) -> list[_Batch]:
     """IMI's fair batches of one end (`ranked` most extreme first)."""
     n_ref, n_batches = options.n_references, options.batches
     buckets = [list(ranked[i * n_batches : (i + 1) * n_batches]) for i in range(n_ref + 1)]
@@ -216,7 +220,10 @@ def design_trials(units: Sequence[UnitExemplars], options: DesignOptions) -> lis
     batches: dict[int, tuple[list[_Batch], list[_Batch]]] = {}
     for u in units:
         rng = np.random.default_rng([options.seed, u.unit_id, 1])
-        batches[u.unit_id] = (_batches(u.top[:need], options, rng), _batches(u.bottom[:need], options, rng))
+        batches[u.unit_id] = (
+            _batches(u.top[:need], options, rng),
+            _batches(u.bottom[:need], options, rng),
+        )
 
     plans: list[TrialPlan] = []
     task = 0
