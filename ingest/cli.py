@@ -17,6 +17,7 @@ from ingest.commands import query as query_commands
 from ingest.commands import ratings as ratings_commands
 from ingest.commands import runs as runs_commands
 from ingest.commands import score as score_commands
+from ingest.commands import study as study_commands
 from ingest.commands import ui as ui_commands
 from ingest.console import run_reporting_errors
 
@@ -48,6 +49,7 @@ dissect_commands.register(ingest_app)
 paper_commands.register(ingest_app)
 ablate_commands.register(ingest_app)
 baseline_commands.register(ingest_app)
+study_commands.register(ingest_app)
 
 
 def main() -> None:

@@ -333,8 +333,10 @@ def _check_header(header: Sequence[str], path: Path) -> None:
         missing.append("choice or correct")
     if missing:
         raise InputError(
-            f"{path} lacks the column(s) {', '.join(missing)} of IMI's response rows; "
-            "its header is: " + (", ".join(header) or "(none)") + "."
+            f"{path} lacks the column(s) {', '.join(missing)} of IMI's response rows, so "
+            "nothing imported; its header is: "
+            + (", ".join(h or "(unnamed)" for h in header) or "(none)")
+            + "."
         )
 
 

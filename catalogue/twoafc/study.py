@@ -28,6 +28,18 @@ from catalogue.twoafc.design import DesignOptions, UnitExemplars, design_trials,
 UnitChoice = tuple[str, Sequence[int] | None]
 
 
+def parse_unit_choice(text: str) -> UnitChoice:
+    """``fc6`` (every unit of the layer that is not constant) or ``fc6:0-9,12``."""
+    from catalogue.pipeline.am import parse_units
+
+    layer, sep, units = text.strip().rpartition(":") if ":" in text else (text.strip(), "", "")
+    if not layer or (sep and not units.strip()):
+        raise InputError(
+            f"--units {text!r}: write a layer (fc6) or a layer and units (fc6:0-9,12)."
+        )
+    return layer, parse_units(units) if sep else None
+
+
 @dataclass(frozen=True)
 class BuiltStudy:
     study: Study
