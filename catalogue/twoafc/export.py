@@ -42,7 +42,7 @@ def image_loader(engine: Engine, study: Study, trials: list[Trial]) -> imi.Image
         found = {
             k: img
             for k, img in zip(frame["image_key"], frame["image"], strict=True)
-            if img is not None
+            if isinstance(img, (str, Image.Image))  # a file, or a bundled array; NaN: none
         }
     missing = [k for k in keys if k not in found]
     if missing:

@@ -6,10 +6,11 @@ participant, an answer that is neither choice a/b nor correct true/false, a conf
 outside 1–3, a negative response time), names a trial the study does not have, a unit
 the catalogue does not have or not the unit the trial shows, marks a trial as a catch
 trial (or not) against the study, answers a trial twice, or answers one the participant
-answered before; and when a participant answered no catch trial although their task
-has some, since their answers could not be screened (IMI's exclusion needs the catch
-trials: export them with the other rows). Participants who fail their catch trials are
-imported like everyone else and left out of the accuracy by the views.
+answered before; and when a participant answered a trial but not a catch trial shown
+before it in their task, since their answers could not be screened (IMI's exclusion
+needs the catch trials: export them with the other rows). A participant who stopped
+early is imported (until they pass a catch trial their answers do not count), and so
+are participants who fail their catch trials: the views leave them out of the accuracy.
 """
 
 from __future__ import annotations
@@ -82,22 +83,30 @@ def _trial_problems(engine: Engine, study: Study, rows: Sequence[ImiResponse]) -
 
 
 def _catch_problems(engine: Engine, study: Study, rows: Sequence[ImiResponse]) -> list[str]:
-    trials = {(t.task, t.position): t for t in study_trials(engine, study.id)}
-    has_catch = {t.task for t in trials.values() if t.catch}
-    catch_answers: dict[str, int] = defaultdict(int)
-    first_line: dict[str, int] = {}
-    tasks: dict[str, set[int]] = defaultdict(set)
+    """A participant who answered a trial but not a catch trial shown before it in the same
+    task: their catch-trial rows were left out of the file, so they cannot be screened."""
+    trials = study_trials(engine, study.id)
+    catch_at: dict[int, list[int]] = defaultdict(list)
+    for t in trials:
+        if t.catch:
+            catch_at[t.task].append(t.position)
+    answered: dict[tuple[str, int], set[int]] = defaultdict(set)
+    last: dict[tuple[str, int], ImiResponse] = {}
     for r in rows:
-        first_line.setdefault(r.participant, r.line)
-        tasks[r.participant].add(r.task)
-        catch_answers[r.participant] += trials[(r.task, r.position)].catch
-    return [
-        f"line {first_line[p]}: participant {p!r} answered none of the catch trials of task "
-        f"{min(tasks[p] & has_catch)}, so their answers cannot be screened (include the catch "
-        "trials' rows)"
-        for p in first_line
-        if catch_answers[p] == 0 and tasks[p] & has_catch
-    ]
+        key = (r.participant, r.task)
+        answered[key].add(r.position)
+        if key not in last or r.position > last[key].position:
+            last[key] = r
+    problems = []
+    for key, row in last.items():
+        skipped = [q for q in catch_at[row.task] if q < row.position and q not in answered[key]]
+        if skipped:
+            problems.append(
+                f"line {row.line}: {row.participant!r} answered trial {row.position} of task "
+                f"{row.task} but not its catch trial {skipped[0]} shown before it, so their "
+                "answers cannot be screened (include the catch trials' rows)"
+            )
+    return problems
 
 
 def import_responses(engine: Engine, study: Study, path: Path) -> ResponseImport:
