@@ -178,6 +178,15 @@ CORRELATED_MEASURES: tuple[str, ...] = (
 #: accuracy drop when the unit is ablated (`unit_importance`), so that the view answers
 #: whether a selectivity measure predicts what people can tell about a unit.
 CORRELATED_BESIDE: tuple[str, ...] = ("best_iou", "human_2afc_accuracy", "ablation_drop")
+#: What might predict a unit's human 2-AFC accuracy: selectivity (precision, CCMAS, max
+#: informedness), dissection (best IoU) and importance (the accuracy drop when ablated).
+TWOAFC_PREDICTORS: tuple[str, ...] = (
+    "precision",
+    "ccmas",
+    "max_informedness",
+    "best_iou",
+    "ablation_drop",
+)
 
 #: Measures summarised per layer in `layer_summary` (localist as a 0/1 share).
 SUMMARISED_MEASURES: tuple[str, ...] = ("localist", *FLOAT_MEASURES)

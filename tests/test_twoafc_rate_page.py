@@ -114,3 +114,45 @@ def test_an_unknown_study_is_named_and_the_am_page_links_the_studies(
     am.run()
     assert not am.exception
     assert am.title[0].value == "Rate AM panels"
+
+
+def _answer_all(engine: Engine, codes: tuple[str, ...]) -> None:
+    from catalogue.twoafc.study import enrol, progress, record_response
+
+    study = find_study(engine, "page")
+    for i, code in enumerate(codes):
+        who = enrol(engine, study, code)
+        for j, t in enumerate(progress(engine, who).trials):
+            record_response(engine, who, t, chose_max=t.catch or (i + j) % 3 != 0, confidence=2)
+
+
+def test_the_unit_and_measures_pages_show_the_2afc_answers(engine: Engine, study: str) -> None:
+    _answer_all(engine, ("a1", "a2", "a3", "a4"))
+    trial = next(t for t in study_trials(engine, find_study(engine, study).id) if not t.catch)
+    with engine.connect() as conn:
+        run_id = conn.execute(text("SELECT score_run_id FROM twoafc_study")).scalar_one()
+        n = conn.execute(
+            text("SELECT n_responses FROM twoafc_unit_accuracy WHERE unit_id = :u"),
+            {"u": trial.unit_id},
+        ).scalar_one()
+    unit = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    unit.query_params["unit_id"] = str(trial.unit_id)
+    unit.query_params["run_id"] = str(run_id)
+    unit.switch_page("app_pages/unit.py")
+    unit.run()
+    assert not unit.exception, [e.value for e in unit.exception]
+    assert "Human 2-AFC (natural exemplars)" in [s.value for s in unit.subheader]
+    metrics = {m.label: m.value for m in unit.metric}
+    assert metrics["Answers counted"] == str(n) and n == 2  # two people's task showed it
+    assert any(f"trial {trial.position} (batch 0)" in e.label for e in unit.expander)
+    measures = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    measures.query_params["run_id"] = str(run_id)
+    measures.query_params["layer"] = "conv5"
+    measures.switch_page("app_pages/measures.py")
+    measures.run()
+    assert not measures.exception, [e.value for e in measures.exception]
+    assert "Does selectivity predict human 2-AFC accuracy?" in [s.value for s in measures.subheader]
+    table = next(d for d in measures.dataframe if "predictor" in d.value.columns)
+    frame = table.value
+    assert list(frame["predictor"])[:3] == ["Top-60 precision", "CCMAS", "Max informedness"]
+    assert set(frame["units"]) <= {4} and frame["units"].iloc[0] == 4

@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 
 from catalogue.errors import InputError, NotFound
 from catalogue.query.files import attach_images
-from catalogue.query.twoafc import Study, Trial, find_study, studies
+from catalogue.query.twoafc import Trial, find_study, studies
 from catalogue.twoafc.study import Assignment, enrol, progress, record_response
 from ui import study as study_mode
 
@@ -86,44 +86,51 @@ def _answer(engine: Engine, who: Assignment, trial: Trial, slot: str, confidence
     st.session_state[NOTICE] = ("success", "Right.") if chose_max else ("error", "Not this time.")
 
 
-def _images(engine: Engine, study: Study, trial: Trial) -> dict[str, Any]:
+def trial_images(engine: Engine, trial: Trial) -> dict[str, Any]:
+    """The trial's images by key: a file path or a PIL image (bundled datasets)."""
     exemplars = [trial.max_query, trial.min_query, *trial.max_references, *trial.min_references]
     keys = [e.image_key or "" for e in exemplars]
-    if study.score_run_id is None:
+    if trial.score_run_id is None:
         return {}
-    frame = attach_images(engine, study.score_run_id, pd.DataFrame({"image_key": keys}))
+    frame = attach_images(engine, trial.score_run_id, pd.DataFrame({"image_key": keys}))
     return dict(zip(frame["image_key"], frame["image"], strict=True))
 
 
-def _grid(images: dict[str, Any], exemplars: tuple, title: str) -> None:
+def reference_grid(images: dict[str, Any], exemplars: tuple, title: str) -> None:
+    """References in rows of three, in the order shown (the most extreme first)."""
     st.markdown(f"**{title}**")
     for start in range(0, len(exemplars), 3):
         for column, exemplar in zip(st.columns(3), exemplars[start : start + 3], strict=False):
-            image = images.get(exemplar.image_key or "")
-            if isinstance(image, str) or hasattr(image, "size"):
-                column.image(image, width=96)
-            else:
-                column.caption("(image missing)")
+            with column:
+                show_image(images, exemplar, width=96)
+
+
+def show_image(
+    images: dict[str, Any], exemplar: Any, *, width: int, caption: str | None = None
+) -> None:
+    image = images.get(exemplar.image_key or "")
+    if isinstance(image, str) or hasattr(image, "size"):
+        st.image(image, width=width, caption=caption)
+    else:
+        st.caption("(image missing)")
 
 
 def _trial(engine: Engine, who: Assignment, trial: Trial, done: int, total: int) -> None:
     st.session_state.setdefault(SHOWN, {}).setdefault(trial.id, time.monotonic())
     st.progress(done / total, text=f"Trial {done + 1} of {total}")
     st.markdown(QUESTION)
-    images = _images(engine, who.study, trial)
+    images = trial_images(engine, trial)
     left, middle, right = st.columns([3, 2, 3], gap="large")
     with left:
-        _grid(images, trial.min_references, "Left examples")
+        reference_grid(images, trial.min_references, "Left examples")
     with right:
-        _grid(images, trial.max_references, "Right examples")
+        reference_grid(images, trial.max_references, "Right examples")
     queries = (trial.max_query, trial.min_query)
     if not trial.max_query_first:
         queries = queries[::-1]
     with middle:
         for slot, query in zip(SLOTS, queries, strict=True):
-            image = images.get(query.image_key or "")
-            if isinstance(image, str) or hasattr(image, "size"):
-                st.image(image, width=160)
+            show_image(images, query, width=160)
             for column, confidence in zip(st.columns(3), (1, 2, 3), strict=True):
                 column.button(
                     str(confidence),

@@ -15,8 +15,10 @@ from sqlalchemy.sql import TableClause
 
 from catalogue.db.twoafc_schema import TwoAFCResponse, TwoAFCStudy, TwoAFCTrial
 from catalogue.errors import NotFound
+from catalogue.measures import NOT_CONSTANT, TWOAFC_PREDICTORS
 from catalogue.query.frame import read_frame
-from catalogue.query.views import LAYER, MODEL, PARTICIPANT, UNIT
+from catalogue.query.layers import measure_correlations, pooled_correlations
+from catalogue.query.views import LAYER, MODEL, PARTICIPANT, UNIT, UNIT_CATALOGUE, UNIT_IMPORTANCE
 from catalogue.twoafc.design import Exemplar
 
 STUDY = TwoAFCStudy.__table__
@@ -107,6 +109,8 @@ class Trial:
     min_query: Exemplar
     max_references: tuple[Exemplar, ...]
     min_references: tuple[Exemplar, ...]
+    study: str = ""
+    score_run_id: int | None = None  # whose images (`catalogue.query.files.attach_images`)
 
 
 def _study(row: Any) -> Study:
@@ -184,7 +188,15 @@ def _exemplars(
 def _trials(engine: Engine, *where: Any) -> list[Trial]:
     t = TRIAL
     statement = (
-        select(t, MODEL.c.name.label("model"), LAYER.c.name.label("layer"), UNIT.c.unit_index)
+        select(
+            t,
+            MODEL.c.name.label("model"),
+            LAYER.c.name.label("layer"),
+            UNIT.c.unit_index,
+            STUDY.c.name.label("study"),
+            STUDY.c.score_run_id,
+        )
+        .join(STUDY, STUDY.c.id == t.c.study_id)
         .join(UNIT, UNIT.c.id == t.c.unit_id)
         .join(LAYER, LAYER.c.id == UNIT.c.layer_id)
         .join(MODEL, MODEL.c.id == LAYER.c.model_id)
@@ -214,6 +226,8 @@ def _trials(engine: Engine, *where: Any) -> list[Trial]:
             min_references=_exemplars(
                 r.min_references, r.min_reference_keys, r.min_reference_activations
             ),
+            study=r.study,
+            score_run_id=r.score_run_id,
         )
         for r in rows
     ]
@@ -346,3 +360,58 @@ def answers_for_export(engine: Engine, study_id: int) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+
+
+ACCURACY = "human_2afc_accuracy"
+
+
+def predictor_values(
+    engine: Engine, run_id: int, *, include_constant: bool = False
+) -> pd.DataFrame:
+    """Per unit of a scoring run with a 2-AFC accuracy: the accuracy, its number of answers
+    and every `TWOAFC_PREDICTORS` value (the ablation drop from the newest ablation run
+    that names the scoring run)."""
+    uc, ui = UNIT_CATALOGUE, UNIT_IMPORTANCE
+    drop = (
+        select(ui.c.unit_id, (-ui.c.accuracy_change).label("ablation_drop"))
+        .distinct(ui.c.unit_id)
+        .where(ui.c.score_run_id == int(run_id))
+        .order_by(ui.c.unit_id, ui.c.run_id.desc())
+        .subquery()
+    )
+    statement = (
+        select(
+            uc.c.unit_id, uc.c.layer, uc.c.layer_position, uc.c.unit, uc.c.human_2afc_accuracy,
+            uc.c.human_2afc_n,
+            *(uc.c[m] for m in TWOAFC_PREDICTORS if m != "ablation_drop"),
+            drop.c.ablation_drop,
+        )
+        .outerjoin(drop, drop.c.unit_id == uc.c.unit_id)
+        .where(uc.c.run_id == int(run_id), uc.c.human_2afc_n > 0)
+        .order_by(uc.c.layer_position, uc.c.unit)
+    )  # fmt: skip
+    if not include_constant:
+        statement = statement.where(NOT_CONSTANT.core(uc.c))
+    return read_frame(engine, statement)
+
+
+def predictor_correlations(
+    engine: Engine, run_id: int, layer: str | None = None, *, include_constant: bool = False
+) -> pd.DataFrame:
+    """How each of `TWOAFC_PREDICTORS` correlates with human 2-AFC accuracy over units:
+    predictor, n (units with both values), Spearman, Pearson. One layer from the
+    `measure_correlations` view; all layers pooled (pairwise-complete) otherwise."""
+    columns = ["predictor", "n", "spearman", "pearson"]
+    if layer is None:
+        values = predictor_values(engine, run_id, include_constant=include_constant)
+        pairs = pooled_correlations(values, (ACCURACY, *TWOAFC_PREDICTORS))
+    else:
+        pairs = measure_correlations(engine, run_id, layer, include_constant=include_constant)
+    rows = []
+    for predictor in TWOAFC_PREDICTORS:
+        a, b = sorted((ACCURACY, predictor))
+        match = pairs[(pairs["measure_a"] == a) & (pairs["measure_b"] == b)]
+        if not match.empty:
+            r = match.iloc[0]
+            rows.append([predictor, int(r["n"]), r["spearman"], r["pearson"]])
+    return pd.DataFrame(rows, columns=columns)

@@ -25,7 +25,7 @@ from catalogue.query.units import (
     threshold_counts,
     unit_class_table,
 )
-from ui import display, figures, importance, plots, tables, unit_nav
+from ui import display, figures, importance, plots, tables, twoafc_sections, unit_nav
 from ui import urlstate as url
 from ui.app_pages import common
 
@@ -488,6 +488,7 @@ with tabs[5]:
     _ratings(details["rating_summary"], details["ratings"])
 
 importance.unit_section(key, unit_id)
+twoafc_sections.unit_section(key, unit_id)
 
 unit_nav.related_units(key, record, run_id)
 url.check_known(unit_nav.UNIT_PARAMS, where=notes)
