@@ -38,6 +38,7 @@ from catalogue.models import ModelInfo, load_model
 from catalogue.pipeline.demo_importance import run_importance_steps
 from catalogue.pipeline.summary import Progress, Reporter
 from catalogue.query.report import RunReport, run_report
+from catalogue.twoafc.demo import build_demo_study
 
 DEMO_LAYERS = ("conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 DISSECT_LAYERS = ("conv3", "conv4", "conv5")
@@ -209,6 +210,7 @@ def _run_demo(
         chance_repeats=plan.chance_repeats,
         cluster=cluster,
     )
+    build_demo_study(engine, scored.run_id, reporter)  # trials only: no simulated answers
     return run_report(engine, model.name, scored.run_id)
 
 
