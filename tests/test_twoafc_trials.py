@@ -18,6 +18,7 @@ from catalogue.query.twoafc import study_trials
 from catalogue.selectivity.exemplars import BOTTOM_IMAGES, bottom_images, tie_order
 from catalogue.twoafc.design import DesignOptions, Exemplar, UnitExemplars, design_trials
 from catalogue.twoafc.study import build_study
+from tests.cli import unitcat
 from tests.twoafc_fixtures import TwoAFCCatalogue, build_twoafc_catalogue
 
 
@@ -279,3 +280,28 @@ def test_the_trial_table_is_named_for_the_checks(engine: Engine) -> None:
         "human_2afc_ci_low",
         "human_2afc_ci_high",
     } <= columns
+
+
+def test_the_cli_builds_a_study_once_and_refuses_bad_units_in_one_line(afc) -> None:
+    engine, c = afc
+    env = {"DATABASE_URL": engine.url.render_as_string(hide_password=False)}
+    args = ("ingest", "study", "2afc", str(c.score_run), "--units", "conv5", "--units", "fc6:0-3")
+    built = unitcat(*args, "--name", "cli", "--seed", "2", env=env)
+    assert built.returncode == 0, built.stderr
+    assert (
+        "built 2-AFC study 'cli': 9 trials (1 catch trials) of 8 units in 1 task(s)" in built.stdout
+    )
+    assert "/rate?protocol=2afc&study_name=cli" in built.stdout
+    again = unitcat(*args, "--name", "cli", "--seed", "2", env=env)
+    assert again.returncode == 0 and "built already" in again.stdout
+    for units, message in (("fc6:3-1", "runs backwards"), ("fc6:", "write a layer")):
+        bad = unitcat("ingest", "study", "2afc", str(c.score_run), "--units", units, env=env)
+        assert bad.returncode == 2
+        assert len(bad.stderr.strip().splitlines()) == 1 and message in bad.stderr
+    with engine.connect() as conn:
+        assert (
+            conn.execute(text("SELECT count(*) FROM twoafc_study WHERE name = 'cli'")).scalar_one()
+            == 1
+        )
+    shown = unitcat("ingest", "study", "show", env=env)
+    assert shown.returncode == 0 and "cli" in shown.stdout

@@ -27,8 +27,8 @@ import numpy as np
 #: Least activating images kept per unit by default (a trial needs 10 of them).
 BOTTOM_IMAGES = 20
 
-#: Units per slice of the (N × U) input: bounds the 8-byte keys to N × 32.
-_SLICE_UNITS = 32
+#: Units per slice of the (N × U) input: bounds the 8-byte keys to N × 16 (≈ 90 MB at 721,536 images).
+_SLICE_UNITS = 16
 
 
 @dataclass(frozen=True)
