@@ -8,8 +8,10 @@ transaction (a run's writes: the one `RunHandle.complete` opens), split by job:
   an `Engine`, since it owns the run's session, lock and transactions; `owner`:
   which process runs a run, and whether it still lives);
 - `results`: a run's result rows (unit_metrics, unit_class_stats, unit_top_image,
-  unit_group_metrics, dissection, am_panel);
+  unit_bottom_image, unit_group_metrics, dissection, am_panel);
 - `ratings`: participants, ratings, the stored rating analysis;
+- `twoafc`: the 2-AFC study's studies, trials, tasks dealt and answers (tables in
+  `twoafc_schema`, views in `twoafc_views`);
 - `bulk`: the COPY primitive.
 
 Style: SQLAlchemy Core statements on the tables of `schema` (PostgreSQL's

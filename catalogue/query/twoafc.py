@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Boolean, Double, Engine, Integer, Text, column, func, select, table
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.sql import TableClause
 
 from catalogue.db.twoafc_schema import TwoAFCResponse, TwoAFCStudy, TwoAFCTrial
@@ -374,7 +375,7 @@ def predictor_values(
     uc, ui = UNIT_CATALOGUE, UNIT_IMPORTANCE
     drop = (
         select(ui.c.unit_id, (-ui.c.accuracy_change).label("ablation_drop"))
-        .distinct(ui.c.unit_id)
+        .ext(distinct_on(ui.c.unit_id))
         .where(ui.c.score_run_id == int(run_id))
         .order_by(ui.c.unit_id, ui.c.run_id.desc())
         .subquery()
