@@ -332,7 +332,7 @@ def test_views_keep_their_rows_on_the_test_catalogue(catalogue: UICatalogue) -> 
             for view in replaced:
                 before_names, before = _rows(conn, f"previous.{view}")
                 assert _rows(conn, view)[0][: len(before_names)] == before_names, view
-                names, now = _rows(conn, _as_before(view, before_names))
+                _, now = _rows(conn, _as_before(view, before_names))
                 assert now == before, view
                 assert now, f"{view} is empty on the test catalogue"
             assert conn.execute(text("SELECT count(*) FROM layer_detectors_cache")).scalar_one()
