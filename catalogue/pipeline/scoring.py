@@ -3,7 +3,7 @@
 Reads the run's HDF5 file layer by layer in column blocks (so a 721,536 × 4,096
 layer never has to fit in memory), scores each block with
 `catalogue.selectivity.score_layer`, and writes `unit_metrics`,
-`unit_class_stats`, `unit_top_image`, `unit_bottom_image` and `unit_group_metrics` for all layers in
+`unit_class_stats`, `unit_top_image` and `unit_group_metrics` for all layers in
 one transaction at the end. By default only the correctly classified images are
 scored, as in the paper.
 """
