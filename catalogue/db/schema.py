@@ -290,6 +290,24 @@ class UnitTopImage(Base):
     activation: Mapped[float] = mapped_column(Double)
 
 
+class UnitBottomImage(Base):
+    """A unit's least activating images (rank 1 = least active), beside `unit_top_image`:
+    the minimally activating references and queries of a 2-AFC trial."""
+
+    __tablename__ = "unit_bottom_image"
+    __table_args__ = (Index(None, "unit_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_index: Mapped[int] = mapped_column(Integer)
+    image_key: Mapped[str | None] = mapped_column(Text)
+    class_index: Mapped[int] = mapped_column(Integer)
+    activation: Mapped[float] = mapped_column(Double)
+
+
 class Concept(Base):
     """A labelled visual concept of a probe set (Broden or one unitcat built)."""
 
@@ -528,6 +546,7 @@ RUN_RESULT_TABLES: tuple[str, ...] = (
     "unit_class_stats",
     "unit_group_metrics",
     "unit_top_image",
+    "unit_bottom_image",
     "dissection",
     "am_panel",
     "unit_ablation",
@@ -535,3 +554,7 @@ RUN_RESULT_TABLES: tuple[str, ...] = (
     "class_ablation_curve",
     "chance_metrics",
 )
+
+# The 2-AFC study's tables live in their own module on the same metadata; importing it
+# here registers them wherever the schema is loaded (Alembic autogenerate, the tests).
+from catalogue.db import twoafc_schema as _twoafc_schema  # noqa: E402, F401
