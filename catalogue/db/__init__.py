@@ -7,7 +7,8 @@ Its modules by job, kept apart (the reads for people are `catalogue.query`):
   grants), `revisions` (what the migration scripts hold), `migrate` (running them,
   and the schema check at start), `owner` (which process runs a run, and whether it
   still lives);
-- schema: `schema` and `twoafc_schema` (the tables, for Alembic autogenerate), `views` and
+- schema: `base` (the declarative base and its naming convention), `schema` and
+  `twoafc_schema` (the tables, for Alembic autogenerate), `views` and
   `importance_views`, `twoafc_views` (the views' SQL, generated from `catalogue.measures`),
   `view_revision` (the revision a changed view needs), `summaries` (the SQL of the
   summaries triggers keep);

@@ -24,7 +24,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -33,27 +32,16 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
+from catalogue.db.base import Base
 from catalogue.measures import CRITERIA, NOT_CONSTANT, SELECTIVE_CLASSES, UNIT_MEASURES
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
 
 RUN_KINDS = ("extract", "score", "dissect", "am", "ablate", "chance")
 #: Stored statuses. `interrupted`: stopped by the user (Ctrl-C, SIGTERM); a `running` run
 #: whose owner is gone also *reads* as interrupted (the `run_status` view, `catalogue.db.runs`).
 RUN_STATUSES = ("running", "done", "failed", "interrupted")
 ESTIMATE_BINS = ("0-20", "20-40", "40-60", "60-80", "80-100")
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -555,6 +543,7 @@ RUN_RESULT_TABLES: tuple[str, ...] = (
     "chance_metrics",
 )
 
-# The 2-AFC study's tables live in their own module on the same metadata; importing it
-# here registers them wherever the schema is loaded (Alembic autogenerate, the tests).
+# The 2-AFC study's tables live in their own module on the same metadata (`base`);
+# importing it here registers them wherever the schema is loaded (Alembic autogenerate,
+# the tests).
 from catalogue.db import twoafc_schema as _twoafc_schema  # noqa: E402, F401

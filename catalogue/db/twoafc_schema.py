@@ -1,4 +1,4 @@
-"""The tables of the 2-AFC study of natural exemplars (on `schema.Base`'s metadata).
+"""The tables of the 2-AFC study of natural exemplars (on the metadata of `base.Base`, as `schema`'s).
 
 A study is a seeded set of trials built from one scoring run's exemplars
 (`unit_top_image`, `unit_bottom_image`), dealt into tasks (one task per participant,
@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalogue.db.schema import Base
+from catalogue.db.base import Base
 
 RESPONSE_SOURCES = ("ui", "import")
 
