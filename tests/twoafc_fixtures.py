@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from catalogue.db.registry import LayerSpec, register_dataset, register_model
 from PIL import Image
 from sqlalchemy import Engine
 
+from catalogue.db.identities import LayerSpec, register_dataset, register_model
 from catalogue.db.runs import recorded_run
 from catalogue.pipeline.scoring import score_extraction
 from catalogue.store import ActivationStore
