@@ -24,7 +24,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 from streamlit.testing.v1 import AppTest
 
-from catalogue.db.registry import LayerSpec, register_dataset, register_model
+from catalogue.db.identities import LayerSpec, register_dataset, register_model
 from catalogue.db.runs import recorded_run
 from catalogue.pipeline.baseline import chance_baseline
 from catalogue.pipeline.scoring import score_extraction

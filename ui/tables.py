@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from catalogue.measures import MEASURES_BY_NAME, UNDEFINED_REASONS
+from ui.display import measure_help
 
 #: Labels of `unit_catalogue` columns that are not measures (the measures carry their own).
 COLUMN_LABELS: dict[str, str] = {
@@ -96,9 +97,10 @@ def label(name: str) -> str:
 
 
 def help_text(name: str) -> str | None:
+    """A measure column's definition with its parameters (`ui.display.measure_help`)."""
     measure = MEASURES_BY_NAME.get(name)
     if measure is not None:
-        return measure.description
+        return measure_help(measure)
     reasons = next((r for r in UNDEFINED_REASONS if r.column == name), None)
     if reasons is not None:
         return " ".join(f"{r.reason}: {r.description}" for r in reasons.reasons)

@@ -19,7 +19,7 @@ orders above every number, so it passed CCMAS > .9) becomes NULL; its class NULL
 A downgrade drops the columns and constraints; the NULLed values stay NULL.
 
 Revision ID: 0070
-Revises: 0019
+Revises: 0061
 Create Date: 2026-12-07
 """
 
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0070"
-down_revision: str | None = "0019"
+down_revision: str | None = "0061"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -103,9 +103,7 @@ WHERE u.id = g.unit_id AND s.run_id = g.run_id AND s.layer_id = u.layer_id"""
         )
     op.execute("UPDATE unit_group_metrics SET ccmas = NULL WHERE ccmas = 'NaN'")
     for table in ("unit_metrics", "chance_metrics", "unit_group_metrics"):
-        op.create_check_constraint(
-            op.f(f"ck_{table}_ccmas_range"), table, "ccmas BETWEEN -1 AND 1"
-        )
+        op.create_check_constraint(op.f(f"ck_{table}_ccmas_range"), table, "ccmas BETWEEN -1 AND 1")
     for table in ("unit_metrics", "chance_metrics"):
         op.create_check_constraint(
             op.f(f"ck_{table}_ccmas_undefined"),

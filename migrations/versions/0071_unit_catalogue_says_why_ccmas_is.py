@@ -68,7 +68,11 @@ SELECT
     rs.n_ratings,
     (rs.n_yes::numeric / rs.n_ratings)::double precision AS share_yes,
     CASE WHEN rs.n_ratings >= 5 THEN rs.n_yes::numeric / rs.n_ratings >= 0.8 END AS rating_consensus,
-    rs.top_name AS rating_top_name
+    rs.top_name AS rating_top_name,
+    h2.accuracy AS human_2afc_accuracy,
+    h2.n_responses AS human_2afc_n,
+    h2.ci_low AS human_2afc_ci_low,
+    h2.ci_high AS human_2afc_ci_high
 FROM unit_metrics um
 LEFT JOIN unit u ON u.id = um.unit_id
 LEFT JOIN layer l ON l.id = u.layer_id
@@ -83,6 +87,7 @@ LEFT JOIN image_class c_detector_bar_class ON c_detector_bar_class.dataset_id = 
 LEFT JOIN unit_best_concept best ON best.unit_id = um.unit_id
 LEFT JOIN concept bc ON bc.id = best.concept_id
 LEFT JOIN unit_rating_stats rs ON rs.unit_id = um.unit_id
+LEFT JOIN twoafc_unit_accuracy h2 ON h2.unit_id = um.unit_id
 UNION ALL
 SELECT
     NULL::integer AS run_id,
@@ -130,13 +135,18 @@ SELECT
     rs.n_ratings,
     (rs.n_yes::numeric / rs.n_ratings)::double precision AS share_yes,
     CASE WHEN rs.n_ratings >= 5 THEN rs.n_yes::numeric / rs.n_ratings >= 0.8 END AS rating_consensus,
-    rs.top_name AS rating_top_name
+    rs.top_name AS rating_top_name,
+    h2.accuracy AS human_2afc_accuracy,
+    h2.n_responses AS human_2afc_n,
+    h2.ci_low AS human_2afc_ci_low,
+    h2.ci_high AS human_2afc_ci_high
 FROM unit u
 JOIN layer l ON l.id = u.layer_id
 JOIN model m ON m.id = l.model_id
 LEFT JOIN unit_best_concept best ON best.unit_id = u.id
 LEFT JOIN concept bc ON bc.id = best.concept_id
 LEFT JOIN unit_rating_stats rs ON rs.unit_id = u.id
+LEFT JOIN twoafc_unit_accuracy h2 ON h2.unit_id = u.id
 WHERE NOT EXISTS (SELECT 1 FROM unit_metrics scored WHERE scored.unit_id = u.id)
 """,
     "misleading_detectors": """
@@ -199,10 +209,23 @@ WITH long AS (
         ('class_selectivity_index', uc.class_selectivity_index),
         ('frac_zero', uc.frac_zero),
         ('mean_activation', uc.mean_activation),
-        ('detector_bar', uc.detector_bar)
+        ('detector_bar', uc.detector_bar),
+        ('best_iou', uc.best_iou),
+        ('human_2afc_accuracy', uc.human_2afc_accuracy)
     ) AS v(measure, value)
     WHERE uc.run_id IS NOT NULL AND uc.constant IS NOT TRUE
       AND v.value IS NOT NULL AND v.value <> 'NaN'::double precision
+    UNION ALL
+    SELECT ui.score_run_id AS run_id, ui.model, ui.layer, ui.unit_id,
+           'ablation_drop' AS measure, -ui.accuracy_change AS value
+    FROM (
+        SELECT DISTINCT ON (score_run_id, unit_id) *
+        FROM unit_importance
+        WHERE score_run_id IS NOT NULL
+        ORDER BY score_run_id, unit_id, run_id DESC
+    ) ui
+    WHERE ui.constant IS NOT TRUE
+      AND ui.accuracy_change IS NOT NULL AND ui.accuracy_change <> 'NaN'::double precision
 ),
 pairs AS (
     SELECT a.run_id, a.model, a.layer, a.measure AS measure_a, b.measure AS measure_b,
@@ -417,7 +440,11 @@ SELECT
     rs.n_ratings,
     (rs.n_yes::numeric / rs.n_ratings)::double precision AS share_yes,
     CASE WHEN rs.n_ratings >= 5 THEN rs.n_yes::numeric / rs.n_ratings >= 0.8 END AS rating_consensus,
-    rs.top_name AS rating_top_name
+    rs.top_name AS rating_top_name,
+    h2.accuracy AS human_2afc_accuracy,
+    h2.n_responses AS human_2afc_n,
+    h2.ci_low AS human_2afc_ci_low,
+    h2.ci_high AS human_2afc_ci_high
 FROM unit_metrics um
 LEFT JOIN unit u ON u.id = um.unit_id
 LEFT JOIN layer l ON l.id = u.layer_id
@@ -432,6 +459,7 @@ LEFT JOIN image_class c_detector_bar_class ON c_detector_bar_class.dataset_id = 
 LEFT JOIN unit_best_concept best ON best.unit_id = um.unit_id
 LEFT JOIN concept bc ON bc.id = best.concept_id
 LEFT JOIN unit_rating_stats rs ON rs.unit_id = um.unit_id
+LEFT JOIN twoafc_unit_accuracy h2 ON h2.unit_id = um.unit_id
 UNION ALL
 SELECT
     NULL::integer AS run_id,
@@ -480,13 +508,18 @@ SELECT
     rs.n_ratings,
     (rs.n_yes::numeric / rs.n_ratings)::double precision AS share_yes,
     CASE WHEN rs.n_ratings >= 5 THEN rs.n_yes::numeric / rs.n_ratings >= 0.8 END AS rating_consensus,
-    rs.top_name AS rating_top_name
+    rs.top_name AS rating_top_name,
+    h2.accuracy AS human_2afc_accuracy,
+    h2.n_responses AS human_2afc_n,
+    h2.ci_low AS human_2afc_ci_low,
+    h2.ci_high AS human_2afc_ci_high
 FROM unit u
 JOIN layer l ON l.id = u.layer_id
 JOIN model m ON m.id = l.model_id
 LEFT JOIN unit_best_concept best ON best.unit_id = u.id
 LEFT JOIN concept bc ON bc.id = best.concept_id
 LEFT JOIN unit_rating_stats rs ON rs.unit_id = u.id
+LEFT JOIN twoafc_unit_accuracy h2 ON h2.unit_id = u.id
 WHERE NOT EXISTS (SELECT 1 FROM unit_metrics scored WHERE scored.unit_id = u.id)
 """,
     "misleading_detectors": """
@@ -549,10 +582,23 @@ WITH long AS (
         ('class_selectivity_index', uc.class_selectivity_index),
         ('frac_zero', uc.frac_zero),
         ('mean_activation', uc.mean_activation),
-        ('detector_bar', uc.detector_bar)
+        ('detector_bar', uc.detector_bar),
+        ('best_iou', uc.best_iou),
+        ('human_2afc_accuracy', uc.human_2afc_accuracy)
     ) AS v(measure, value)
     WHERE uc.run_id IS NOT NULL AND uc.constant IS NOT TRUE
       AND v.value IS NOT NULL AND v.value <> 'NaN'::double precision
+    UNION ALL
+    SELECT ui.score_run_id AS run_id, ui.model, ui.layer, ui.unit_id,
+           'ablation_drop' AS measure, -ui.accuracy_change AS value
+    FROM (
+        SELECT DISTINCT ON (score_run_id, unit_id) *
+        FROM unit_importance
+        WHERE score_run_id IS NOT NULL
+        ORDER BY score_run_id, unit_id, run_id DESC
+    ) ui
+    WHERE ui.constant IS NOT TRUE
+      AND ui.accuracy_change IS NOT NULL AND ui.accuracy_change <> 'NaN'::double precision
 ),
 pairs AS (
     SELECT a.run_id, a.model, a.layer, a.measure AS measure_a, b.measure AS measure_b,
