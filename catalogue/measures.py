@@ -136,7 +136,8 @@ UNIT_MEASURES: tuple[Measure, ...] = (
         "ccmas",
         "float",
         "CCMAS",
-        "(mu_c - mu_not_c) / (mu_c + mu_not_c) for the class with the highest mean (Morcos et al. 2018).",
+        "(mu_c - mu_not_c) / (mu_c + mu_not_c) for the class with the highest mean (Morcos et "
+        "al. 2018); undefined, with the reason, in a layer whose activations can be negative.",
     ),
     Measure(
         "ccmas_class", "class", "CCMAS class", "The class with the highest mean activation.", None

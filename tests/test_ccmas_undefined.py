@@ -26,9 +26,15 @@ from streamlit.testing.v1 import AppTest
 
 from catalogue.db.identities import LayerSpec, register_dataset, register_model
 from catalogue.db.runs import recorded_run
+from catalogue.measures import CORRELATED_MEASURES
 from catalogue.pipeline.baseline import chance_baseline
 from catalogue.pipeline.scoring import score_extraction
-from catalogue.query.layers import undefined_counts, undefined_note
+from catalogue.query.layers import (
+    measure_values,
+    pooled_correlations,
+    undefined_counts,
+    undefined_note,
+)
 from catalogue.query.report import run_report
 from catalogue.store import ActivationStore
 from catalogue.store import LayerSpec as StoreLayer
@@ -219,6 +225,56 @@ def test_a_layer_of_logits_stores_no_ccmas_and_says_why(
     assert [(r.layer, r.n) for r in summary] == [("fc7", 3), ("fc8", 0)]
     assert summary[0].max <= 1 and summary[1].max is None
     assert [tuple(r) for r in pairs] == [("fc7", 3)]
+
+
+def test_no_stored_ccmas_leaves_its_range_and_no_correlation_pools_an_undefined_one(
+    logits: LogitCatalogue, logit_engine: Engine
+) -> None:
+    """Every CCMAS the catalogue stores for the logit catalogue (units, chance repeats, class
+    groups) is in [-1, 1] or NULL with a reason; the correlations over all layers (the
+    Measures page's) pair CCMAS only over the units that have one: fc7's, so they equal
+    fc7's own row of `measure_correlations` and a literal correlation of fc7's values."""
+    with logit_engine.connect() as conn:
+        outside = conn.execute(
+            text(
+                "SELECT count(*) FROM (SELECT ccmas FROM unit_metrics UNION ALL "
+                "SELECT ccmas FROM chance_metrics UNION ALL SELECT ccmas FROM unit_group_metrics"
+                ") c WHERE ccmas = 'NaN' OR ccmas < -1 OR ccmas > 1"
+            )
+        ).scalar_one()
+        unexplained = conn.execute(
+            text(
+                "SELECT count(*) FROM (SELECT ccmas, ccmas_undefined FROM unit_metrics "
+                "UNION ALL SELECT ccmas, ccmas_undefined FROM chance_metrics) c "
+                "WHERE ccmas IS NULL AND ccmas_undefined IS NULL"
+            )
+        ).scalar_one()
+        fc7 = conn.execute(
+            text(
+                "SELECT n, pearson, spearman FROM measure_correlations WHERE run_id = :r "
+                "AND layer = 'fc7' AND measure_a = 'ccmas' AND measure_b = 'precision'"
+            ),
+            {"r": logits.score_run},
+        ).one()
+        defined = pd.read_sql_query(
+            text(
+                "SELECT ccmas, precision FROM unit_catalogue WHERE run_id = :r "
+                "AND constant IS NOT TRUE AND ccmas IS NOT NULL"
+            ),
+            conn,
+            params={"r": logits.score_run},
+        )
+    assert (outside, unexplained) == (0, 0)
+    values = measure_values(logit_engine, logits.score_run, CORRELATED_MEASURES)
+    assert set(values["layer"]) == {"fc7", "fc8"}  # fc8's units are there, for other pairs
+    pooled = pooled_correlations(values).set_index(["measure_a", "measure_b"])
+    pair = pooled.loc[("ccmas", "precision")]
+    assert int(pair["n"]) == fc7.n == len(defined) == 3
+    literal = float(np.corrcoef(defined["ccmas"], defined["precision"])[0, 1])
+    assert pair["pearson"] == pytest.approx(literal) and fc7.pearson == pytest.approx(literal)
+    assert pair["spearman"] == pytest.approx(fc7.spearman)
+    # fc8's units pool into the pairs of the measures they do have
+    assert int(pooled.loc[("max_informedness", "precision"), "n"]) == len(values) > 3
 
 
 def test_the_report_and_the_counts_say_how_many_units_and_why(

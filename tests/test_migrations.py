@@ -495,12 +495,13 @@ def test_revision_0010_keeps_what_stored_measures_prove_about_constant_units(
 def test_the_ccmas_revision_leaves_no_ccmas_outside_its_range(empty_engine: Engine) -> None:
     """Rows scored before it: a layer of logits (a CCMAS of 11, one in range, a NULL beside
     a negative mean) loses every CCMAS with the reason, and so do its chance run and its
-    group CCMAS; a ReLU layer keeps its CCMAS, its dead unit reads "no positive mean"
+    group CCMAS; so does a layer whose only negative value is a least activating image's
+    activation; a ReLU layer keeps its CCMAS, its dead unit reads "no positive mean"
     (its NaN is NULL now), a one-class run "one class". Afterwards the constraints
     refuse what the revision removed."""
     ids = migrate.revisions()
     migrate.upgrade(empty_engine, ids[ids.index(CCMAS_REVISION) - 1])
-    layers = {"fc7": 1, "fc8": 2}
+    layers = {"fc7": 1, "fc8": 2, "fc6": 3}
     with empty_engine.begin() as conn:
         for name in ("model", "dataset", "image_class"):
             for row in SEED[name]:
@@ -532,6 +533,7 @@ def test_the_ccmas_revision_leaves_no_ccmas_outside_its_range(empty_engine: Engi
             _metrics(20, ccmas=11.0, ccmas_class=1),
             _metrics(21, ccmas=0.5, ccmas_class=1),
             _metrics(22, ccmas=None, ccmas_class=None, mean_activation=-0.3),
+            _metrics(30, ccmas=0.4, ccmas_class=1),
             {**_metrics(10, ccmas=None, ccmas_class=None, max_informedness=None), "run_id": 3},
         ]
         conn.execute(metrics.insert(), rows)
@@ -547,7 +549,10 @@ def test_the_ccmas_revision_leaves_no_ccmas_outside_its_range(empty_engine: Engi
             text(
                 "INSERT INTO class_group (id, dataset_id, name) VALUES (1, 1, 'bus');"
                 "INSERT INTO unit_group_metrics (run_id, unit_id, group_id, ccmas) "
-                "VALUES (1, 10, 1, -0.5), (1, 20, 1, 3.0), (1, 21, 1, 0.2)"
+                "VALUES (1, 10, 1, -0.5), (1, 20, 1, 3.0), (1, 21, 1, 0.2);"
+                "INSERT INTO unit_bottom_image "
+                "(run_id, unit_id, rank, image_index, class_index, activation) "
+                "VALUES (1, 10, 1, 0, 0, 0.0), (1, 30, 1, 0, 0, -0.2)"
             )
         )
     migrate.upgrade(empty_engine, CCMAS_REVISION)
@@ -566,6 +571,7 @@ def test_the_ccmas_revision_leaves_no_ccmas_outside_its_range(empty_engine: Engi
             (1, 20, None, None, 1),
             (1, 21, None, None, 1),
             (1, 22, None, None, 1),
+            (1, 30, None, None, 1),
             (3, 10, None, None, 2),
         ]
         assert read(
@@ -604,6 +610,7 @@ def test_the_ccmas_revision_leaves_no_ccmas_outside_its_range(empty_engine: Engi
             )
         ).all()
     assert [tuple(r) for r in shown] == [
+        ("fc6", 0, None, "activations can be negative"),
         ("fc7", 0, 0.95, None),
         ("fc7", 1, None, "no positive mean"),
         ("fc8", 0, None, "activations can be negative"),

@@ -120,6 +120,114 @@ def test_the_unit_page_counts_reproduce_the_stored_rates_for_every_kind_of_run(
         np.testing.assert_array_equal(chance_rows.mask, trained.correct.astype(bool))
 
 
+def _stored_class_stats(engine: Engine, run_id: int) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql_query(
+            text(
+                "SELECT unit_id, class_index, mean_activation, frac_nonzero, informedness "
+                "FROM unit_class_stats WHERE run_id = :r"
+            ),
+            conn,
+            params={"r": run_id},
+        )
+
+
+def _stored_unit_values(engine: Engine, run_id: int) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql_query(
+            text(
+                "SELECT unit_id, n_images, mean_activation, max_activation, frac_zero "
+                "FROM unit_metrics WHERE run_id = :r"
+            ),
+            conn,
+            params={"r": run_id},
+        ).set_index("unit_id")
+
+
+def test_a_random_weights_unit_page_shows_the_trained_networks_correct_images(
+    engine: Engine, scored: Scored
+) -> None:
+    """Every number the Unit page draws for a random-weights unit (scored images, images per
+    class, the false-alarm counts, the jitter plot's points, the per-class statistics) is
+    what the run's stored measures imply: the random network's activations at the rows the
+    *trained* network classified correctly, labelled with those images' classes (read here
+    literally from the two HDF5 files), not at the rows the random network gets right."""
+    from ui.plots import jitter_points
+
+    random = random_weights_baseline(
+        engine, scored.extract_run, model=scored.model, seed=4, dissect=False
+    )
+    with ActivationStore.open(scored.h5_path) as trained:
+        rows = trained.correct.astype(bool)
+        labels = trained.labels[rows].astype(np.int64)
+        n_classes = len(trained.class_names)
+    with engine.connect() as conn:
+        random_h5 = conn.execute(
+            text("SELECT p.h5_path FROM run r JOIN run p ON p.id = r.parent_id WHERE r.id = :r"),
+            {"r": random.score_run},
+        ).scalar_one()
+    with ActivationStore.open(Path(random_h5)) as own:
+        own_correct = own.correct.astype(bool)
+        own_labels = own.labels[own_correct].astype(np.int64)
+    per_class = np.bincount(labels, minlength=n_classes)
+    # the random network's own correct images have other class counts: the defect's counts
+    assert not np.array_equal(np.bincount(own_labels, minlength=n_classes), per_class)
+
+    units = _units(engine, random.score_run)
+    stored = _stored_unit_values(engine, random.score_run)
+    class_stats = _stored_class_stats(engine, random.score_run)
+    checked = 0
+    with ActivationStore.open(Path(random_h5)) as own:
+        for r in units.itertuples():
+            where = (r.layer, r.unit)
+            literal = own.read_units(r.layer, int(r.unit), int(r.unit) + 1, rows=rows)[:, 0]
+            acts = unit_activations(engine, int(r.unit_id), random.score_run)
+            # the scored images: the trained network's correct ones, in store order
+            np.testing.assert_array_equal(acts.values, literal, err_msg=str(where))
+            np.testing.assert_array_equal(acts.labels, labels, err_msg=str(where))
+            values = stored.loc[int(r.unit_id)]
+            assert acts.values.size == values.n_images == rows.sum(), where
+            assert float(acts.values.max()) == pytest.approx(values.max_activation), where
+            assert float(acts.values.astype(np.float64).mean()) == pytest.approx(
+                values.mean_activation
+            ), where
+            assert float(np.mean(acts.values == 0)) == pytest.approx(values.frac_zero), where
+            # images per class, and the per-class statistics the measures were stored with
+            table = unit_class_table(acts).set_index("class_index")
+            np.testing.assert_array_equal(table.sort_index()["n_images"].to_numpy(), per_class)
+            mine = class_stats[class_stats.unit_id == r.unit_id].set_index("class_index")
+            assert len(mine) > 0, where
+            for c, row in mine.iterrows():
+                page = table.loc[int(c)]
+                assert page["mean_activation"] == pytest.approx(row.mean_activation), (where, c)
+                assert page["frac_nonzero"] == pytest.approx(row.frac_nonzero), (where, c)
+                assert page["informedness"] == pytest.approx(row.informedness), (where, c)
+            # the false-alarm line's counts, literally at the stored threshold
+            above = literal >= np.float32(r.mi_threshold)
+            of_class = labels == int(r.mi_class_index)
+            counts = threshold_counts(acts, int(r.mi_class_index), float(r.mi_threshold))
+            assert (counts["tp"], counts["fp"], counts["n_class"]) == (
+                int(np.sum(above & of_class)),
+                int(np.sum(above & ~of_class)),
+                int(per_class[int(r.mi_class_index)]),
+            ), where
+            if counts["tp"] + counts["fp"]:
+                assert counts["fp"] / (counts["tp"] + counts["fp"]) == r.false_alarm_rate
+            # the jitter plot: every scored image once (few enough to draw them all)
+            data = jitter_points(acts.values, acts.labels, int(r.mi_class_index), acts.class_names)
+            points = data.points.sort_values("image")
+            assert (data.n_class, data.n_other) == (
+                int(of_class.sum()),
+                int((~of_class).sum()),
+            ), where
+            np.testing.assert_array_equal(points["image"].to_numpy(), np.arange(literal.size))
+            np.testing.assert_array_equal(points["activation"].to_numpy(), literal)
+            names = np.asarray(acts.class_names, dtype=object)
+            assert points["class_name"].tolist() == names[labels].tolist(), where
+            checked += 1
+    assert checked == len(units) > 0
+
+
 def test_a_changed_file_or_a_lost_source_run_is_said_not_plotted(
     engine: Engine, scored: Scored
 ) -> None:

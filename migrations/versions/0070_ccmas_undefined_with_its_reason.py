@@ -9,13 +9,14 @@ class only, 3 no positive mean (every activation 0). Check constraints keep CCMA
 
 Rows scored before: where the stored values of a scoring run's layer prove a negative
 activation (a CCMAS outside [0, 1], which non-negative activations cannot give; a
-negative mean, maximum, threshold, class mean, top-image activation or group mean),
-every unit's CCMAS of that layer (and of the chance runs of the same activations, and
-their group CCMAS) becomes NULL with reason 1. A NULL (or NaN) CCMAS elsewhere gets
-its reason from what the scorer left NULL for: one class (no max informedness), every
-activation 0 (frac_zero = 1), else a non-positive denominator with a non-zero
-activation, which only a negative activation gives (reason 1). A NaN CCMAS (which SQL
-orders above every number, so it passed CCMAS > .9) becomes NULL; its class NULL.
+negative mean, maximum, threshold, class mean, top or least activating image's
+activation, or group mean), every unit's CCMAS of that layer (and of the chance runs
+of the same activations, and their group CCMAS) becomes NULL with reason 1. A NULL
+(or NaN) CCMAS elsewhere gets its reason from what the scorer left NULL for: one class
+(no max informedness), every activation 0 (frac_zero = 1), else a non-positive
+denominator with a non-zero activation, which only a negative activation gives
+(reason 1). A NaN CCMAS (which SQL orders above every number, so it passed
+CCMAS > .9) becomes NULL; its class NULL.
 A downgrade drops the columns and constraints; the NULLed values stay NULL.
 
 Revision ID: 0070
@@ -56,6 +57,10 @@ WITH negative AS (
     SELECT t.run_id, u.layer_id
     FROM unit_top_image t JOIN unit u ON u.id = t.unit_id
     WHERE t.activation < 0
+    UNION
+    SELECT b.run_id, u.layer_id
+    FROM unit_bottom_image b JOIN unit u ON u.id = b.unit_id
+    WHERE b.activation < 0
     UNION
     SELECT g.run_id, u.layer_id
     FROM unit_group_metrics g JOIN unit u ON u.id = g.unit_id
