@@ -6,7 +6,7 @@ class and the false-alarm counts are counted, so a reader can check the stored m
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Engine, and_, select
 
 from catalogue.errors import NotFound
 from catalogue.measures import (
+    CONDITION_SUBJECT,
     CRITERIA,
     FLOAT_MEASURES,
     TOP_K_PRECISION,
@@ -150,13 +151,17 @@ class Verdict:
 
     `holds` is None when a value the criterion needs was not measured (not scored,
     not dissected, not rated); `subject` is what the unit detects by the criterion
-    (its class, concept or the name people gave); `values` are the tested values.
+    (its class, concept or the name people gave); `values` are the tested values and
+    `subjects` what each of them is about (`CONDITION_SUBJECT`: the misleading criterion
+    tests the precision class's precision and the false-alarm rate of the
+    max-informedness class, which can be two classes).
     """
 
     criterion: Criterion
     holds: bool | None
     subject: str | None
     values: dict[str, Any]
+    subjects: dict[str, Any] = field(default_factory=dict)
 
 
 def detector_verdicts(
@@ -169,6 +174,11 @@ def detector_verdicts(
             holds=c.test(record),
             subject=record.get(c.class_column) if c.class_column else None,
             values={name: record.get(name) for name in c.columns},
+            subjects={
+                name: record.get(CONDITION_SUBJECT[name])
+                for name in c.columns
+                if name in CONDITION_SUBJECT
+            },
         )
         for c in criteria
     ]
