@@ -8,8 +8,12 @@ the UI test catalogue (tests/ui_fixtures.py) or on small real catalogues built h
 
 from __future__ import annotations
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
 from catalogue.measures import CRITERIA_BY_KEY
 from catalogue.query.units import detector_verdicts
+from tests.ui_truth_fixtures import FC1_0, BigCatalogue, big_catalogue  # noqa: F401
 from ui.display import verdict_line
 
 MISLEADING = CRITERIA_BY_KEY["misleading"]
@@ -49,3 +53,43 @@ def test_the_misleading_verdict_names_one_class_once_when_both_agree() -> None:
         line
     )
     assert line.count("monarch") == 1
+
+
+def test_the_big_catalogue_holds_the_designed_misleading_unit(
+    big_catalogue: BigCatalogue,  # noqa: F811
+) -> None:
+    """bignet.fc1.0 is the misleading unit tests/ui_truth_fixtures.py designs: its precision
+    class (red dress) and max-informedness class (red coat) differ, with the stated values."""
+    engine = create_engine(big_catalogue.url, poolclass=NullPool)
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT precision, precision_class, mi_class, false_alarm_rate, max_informedness"
+                " FROM misleading_detectors WHERE model = 'bignet' AND layer = 'fc1' AND unit = 0"
+            )
+        ).one()
+    engine.dispose()
+    assert row.precision_class == "red dress"
+    assert row.mi_class == "red coat"
+    assert abs(row.precision - FC1_0["precision"]) < 1e-6
+    assert abs(row.false_alarm_rate - FC1_0["false_alarm_rate"]) < 1e-6
+    assert abs(row.max_informedness - FC1_0["max_informedness"]) < 1e-6
+
+
+def test_a_chart_of_more_than_5000_rows_exports_every_point() -> None:
+    """Altair's default transformer refuses a chart of more than 5,000 rows (MaxRowsError);
+    the exported spec and the SVG made from it hold every one of the 6,001 points."""
+    import altair as alt
+    import pandas as pd
+
+    from ui.figures import export_rows, export_spec, to_svg
+
+    frame = pd.DataFrame({"x": range(6001), "y": [i % 7 for i in range(6001)]})
+    base = alt.Chart(frame).mark_point().encode(x="x:Q", y="y:Q")
+    chart = alt.layer(base, alt.Chart(frame.head(3)).mark_rule().encode(y="y:Q"))
+    assert export_rows(chart) == 6004
+    spec = export_spec(chart)
+    assert sorted(len(rows) for rows in spec["datasets"].values()) == [3, 6001]
+    svg = to_svg(chart)
+    assert svg.startswith(b"<svg")
+    assert svg.count(b"<path") >= 6001
