@@ -31,7 +31,18 @@ from catalogue.query.units import (
     threshold_counts,
     unit_class_table,
 )
-from ui import connection, display, faults, figures, importance, plots, queries, related, tables
+from ui import (
+    connection,
+    display,
+    faults,
+    figures,
+    importance,
+    plots,
+    queries,
+    related,
+    tables,
+    twoafc_sections,
+)
 from ui import urlstate as url
 
 #: The cut-offs of the top images the measures count: top-k precision, and the classes
@@ -498,6 +509,7 @@ with tabs[5]:
     _ratings(details["rating_summary"], details["ratings"])
 
 importance.unit_section(key, unit_id)
+twoafc_sections.unit_section(key, unit_id)
 
 related.related_units(key, record, run_id)
 url.check_known(url.UNIT_PARAMS, where=notes)
