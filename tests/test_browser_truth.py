@@ -30,6 +30,7 @@ from tests.test_browser import (  # noqa: F401  (fixtures)
     _free_port,
     _goto,
     _settle,
+    _start_unitcat_ui,
     _stop,
     _wait_healthy,
     browser,
@@ -141,3 +142,59 @@ def test_compare_draws_its_jitter_plots_with_room_for_the_points(
         spread = int(rows.max() - rows.min()) if rows.size else 0
         assert spread >= 150, f"chart {i}: the highlighted class's points span {spread} px"
     page.close()
+
+
+def _only_the_rate_page(page: object) -> None:
+    """The page shows the Rate page alone: its title, no navigation, nothing of the app."""
+    page.get_by_text("Rate AM panels").first.wait_for(timeout=WAIT_MS)  # type: ignore[attr-defined]
+    _settle(page)
+    assert page.locator('[data-testid="stSidebarNav"]').count() == 0  # type: ignore[attr-defined]
+    text = page.locator("body").inner_text()  # type: ignore[attr-defined]
+    for other in ("Search units", "Page not found", "red dress", "bignet"):
+        assert other not in text, other
+
+
+@pytest.mark.browser
+def test_a_study_link_keeps_the_browser_on_the_rate_page(
+    big_server: str,
+    browser: object,  # noqa: F811
+) -> None:
+    """After a study link (?study=1) on a normal server, an edited address (another page,
+    the parameter dropped, a unit's deep link) reloads the Rate page, not the app; a
+    browser that never opened a study link still gets the app."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1200})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(f"{big_server}/?study=1")
+    _only_the_rate_page(page)
+    for address in ("layers", "", "unit?model=bignet&layer=fc1&unit=0", "sql"):
+        page.goto(f"{big_server}/{address}")
+        _only_the_rate_page(page)
+    context.close()
+    other = browser.new_context(viewport={"width": 1400, "height": 1200})  # type: ignore[attr-defined]
+    fresh = other.new_page()
+    _goto(fresh, f"{big_server}/layers", "Layers", "study-not-pinned")
+    assert fresh.locator('[data-testid="stSidebarNav"]').count() == 1
+    other.close()
+
+
+@pytest.mark.browser
+def test_the_study_server_answers_its_own_rate_path(
+    big_catalogue: BigCatalogue,  # noqa: F811
+    browser: object,  # noqa: F811
+) -> None:
+    """`unitcat ui --study` serves the Rate page at /rate (the address its links use) and at
+    every other address of the app, never a "Page not found" box."""
+    process, port, _log = _start_unitcat_ui(big_catalogue.url, "--study")
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})  # type: ignore[attr-defined]
+        for address in ("rate", "rate?study=1&protocol=2afc", "layers", ""):
+            page.goto(f"http://127.0.0.1:{port}/{address}")
+            page.locator('[data-testid="stApp"]').first.wait_for(timeout=WAIT_MS)
+            _settle(page)
+            text = page.locator("body").inner_text()
+            assert "Page not found" not in text, address
+            assert page.locator('[data-testid="stSidebarNav"]').count() == 0
+            assert "Search units" not in text
+        page.close()
+    finally:
+        _stop(process)

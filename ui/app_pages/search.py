@@ -14,6 +14,7 @@ import streamlit as st
 
 from catalogue.errors import InputError
 from catalogue.measures import CLASS_MEASURES, FLOAT_MEASURES, MEASURES_BY_NAME
+from catalogue.query.csvtext import frame_csv
 from catalogue.query.search import EXTRA_NUMERIC, PRESETS, SORTABLE, UnitFilter
 from ui import connection, controls, faults, queries, tables
 from ui import urlstate as url
@@ -302,7 +303,7 @@ else:
     everything = frame
 st.download_button(
     f"Download all {result.total:,} as CSV",
-    pd.DataFrame(everything).to_csv(index=False).encode(),
+    frame_csv(pd.DataFrame(everything)).encode(),  # as `unitcat query --csv` writes it
     file_name="unitcat-search.csv",
     mime="text/csv",
     on_click="ignore",
