@@ -8,6 +8,7 @@ the UI test catalogue (tests/ui_fixtures.py) or on small real catalogues built h
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
@@ -93,3 +94,31 @@ def test_a_chart_of_more_than_5000_rows_exports_every_point() -> None:
     svg = to_svg(chart)
     assert svg.startswith(b"<svg")
     assert svg.count(b"<path") >= 6001
+
+
+def test_the_headline_preset_labels_baseline_rows_and_keeps_the_false_alarm_column(
+    big_catalogue: BigCatalogue,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The misleading preset finds bignet.fc1.0 and its random-weights baseline's fc1.1;
+    the baseline's row says whose baseline it is, the trained row says nothing, and the
+    grid shows the preset's own criterion (precision, false-alarm rate) right after the
+    unit's name."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_ui_pages import APP, TIMEOUT
+
+    monkeypatch.setenv("DATABASE_URL", big_catalogue.url)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["preset"] = "misleading"
+    at.switch_page("app_pages/search.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    frame = at.dataframe[0].value
+    rows = {(r.model, r.layer, int(r.unit)): r.baseline for r in frame.itertuples()}
+    assert rows[("bignet", "fc1", 0)] == ""
+    assert rows[("bignet@random-seed0", "fc1", 1)] == f"baseline of #{big_catalogue.score_run}"
+    columns = list(frame.columns)
+    assert columns.index("baseline") == columns.index("model") + 1
+    assert columns.index("false_alarm_rate") < columns.index("max_informedness")
+    assert columns.index("false_alarm_rate") <= columns.index("unit") + 4

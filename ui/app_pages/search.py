@@ -220,6 +220,7 @@ if frame.empty:
 DISPLAY = [
     "open",
     "model",
+    "baseline",
     "layer",
     "unit",
     "run_id",
@@ -246,7 +247,8 @@ DISPLAY = [
     "dataset",
     "unit_id",
 ]
-display = frame.assign(open=OPEN_TEXT)[[c for c in DISPLAY if c in frame.columns or c == "open"]]
+display = frame.assign(open=OPEN_TEXT, baseline=tables.baseline_labels(frame))
+display = display[[c for c in DISPLAY if c in display.columns]]
 config = tables.column_config(
     display,
     overrides={
@@ -254,6 +256,12 @@ config = tables.column_config(
             "Open", width="small", pinned=True, help="Click to open the unit's page."
         ),
         "run_id": st.column_config.Column("Run", help="The scoring run (Runs page)"),
+        "baseline": st.column_config.Column(
+            "Baseline",
+            width="small",
+            help="A random-weights baseline of the trained network's run #N, not a trained unit",
+        ),
+        "model": st.column_config.Column("Model", width="medium", pinned=True),
     },
 )
 
