@@ -77,6 +77,13 @@ def big_server(
         _stop(process)
 
 
+def _download_button(page: object, label: str) -> object:
+    """The page's first download button of `label` (not the chart toolbar's own "Download
+    as PNG", which Vega's canvas covers until the chart is hovered)."""
+    buttons = page.locator('[data-testid="stDownloadButton"] button')  # type: ignore[attr-defined]
+    return buttons.filter(has_text=label).first
+
+
 def _download(page: object, button: object) -> bytes:
     with page.expect_download(timeout=WAIT_MS) as info:  # type: ignore[attr-defined]
         button.click()  # type: ignore[attr-defined]
@@ -102,10 +109,11 @@ def test_a_jitter_plot_of_more_than_5000_points_downloads_as_svg_and_png(
         "big-unit",
     )
     page.get_by_text("5,000 of 5,700 other images").first.wait_for(timeout=WAIT_MS)
-    svg = _download(page, page.get_by_role("button", name="SVG").first)
+    svg = _download(page, _download_button(page, "SVG"))
     assert svg.startswith(b"<svg")
     assert svg.count(b"<path") > 5300
-    png = _download(page, page.get_by_role("button", name="PNG").first)
+    _settle(page)  # the page may redraw after a download; click the PNG button once it has
+    png = _download(page, _download_button(page, "PNG"))
     assert Image.open(io.BytesIO(png)).format == "PNG"
     context.close()
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import streamlit as st
 from scipy.stats import binomtest
 from sqlalchemy import Engine, text
 from streamlit.testing.v1 import AppTest
@@ -115,10 +116,12 @@ def test_importance_sections_show_what_the_catalogue_holds(
     assert any("has not been ablated" in i.value for i in at.info)
     # a constant unit: no most-hurt class, no +0.000 as if it were a finding
     with engine.begin() as conn:
-        conn.execute(
+        marked = conn.execute(
             text("UPDATE unit_metrics SET constant = true WHERE unit_id = :u AND run_id = :r"),
             {"u": unit.unit_id, "r": scored.score_run},
         )
+        assert marked.rowcount == 1
+    st.cache_data.clear()  # the page's reads are cached for the process
     at = run("app_pages/unit.py", unit_id=unit.unit_id)
     assert any("is constant over the scoring run's images" in i.value for i in at.info)
     assert not [m for m in at.markdown if "Most hurt class" in m.value]
@@ -128,6 +131,7 @@ def test_importance_sections_show_what_the_catalogue_holds(
             text("UPDATE unit_metrics SET constant = false WHERE unit_id = :u AND run_id = :r"),
             {"u": unit.unit_id, "r": scored.score_run},
         )
+    st.cache_data.clear()
 
     # Layers page: the trained run by default (its random-weights baseline is newer), then
     # trained / random / chance per criterion, and the curves of class 0
