@@ -568,3 +568,18 @@ CRITERIA: tuple[Criterion, ...] = (
 )
 
 CRITERIA_BY_KEY: dict[str, Criterion] = {c.key: c for c in CRITERIA}
+
+#: What the value a criterion tests is about: for each column a condition tests, the column
+#: that names its class (or concept, or the name people gave). A criterion of two
+#: measures can be about two classes: the misleading one tests the precision of the
+#: precision class and the false-alarm rate at the max-informedness class's threshold.
+CONDITION_SUBJECT: dict[str, str] = {
+    "localist": "localist_class",
+    "precision": "precision_class",
+    "ccmas": "ccmas_class",
+    "false_alarm_rate": "mi_class",
+    "max_informedness": "mi_class",
+    "detector_bar": "detector_bar_class",
+    "best_iou": "best_concept",
+    "rating_consensus": "rating_top_name",
+}

@@ -12,10 +12,8 @@ one object, a key per table).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ import typer
 from rich.console import Console, RenderableType
 from rich.table import Table
 
+from catalogue.query.csvtext import csv_cell, write_csv
 from ingest.console import console
 
 
@@ -161,49 +160,3 @@ def _plain(value: object) -> object:
     if hasattr(value, "item"):  # a numpy scalar
         return _plain(value.item())
     return str(value)
-
-
-def write_csv(
-    columns: Sequence[str],
-    rows: Sequence[Sequence[object]],
-    out: IO[str] | None = None,
-    *,
-    tabs: bool = False,
-) -> None:
-    """CSV like `psql --csv`: LF line ends, minimal quoting, values as `csv_cell` (TSV: the
-    same with tabs)."""
-    writer = csv.writer(out or sys.stdout, lineterminator="\n", delimiter="\t" if tabs else ",")
-    writer.writerow(columns)
-    writer.writerows([csv_cell(v) for v in row] for row in rows)
-
-
-def csv_cell(value: object) -> str:
-    """A value as `psql --csv` writes it: NULL empty, booleans t/f, arrays {a,b}, json text."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, list | tuple):
-        return "{" + ",".join(_array_item(v) for v in value) + "}"
-    if isinstance(value, dict):
-        return json.dumps(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        text = repr(value)  # the shortest exact digits, as PostgreSQL 12+ writes float8
-        return text[:-2] if text.endswith(".0") else text
-    if isinstance(value, datetime):  # as PostgreSQL: no trailing zeros of seconds, +00
-        text = value.isoformat(sep=" ")
-        text = re.sub(r"\.(\d*?)0+(?=[+-]|$)", r".\1", text).replace(".+", "+").rstrip(".")
-        text = re.sub(r"\.(?=[+-])", "", text)
-        return re.sub(r"([+-]\d\d):00$", r"\1", text)
-    return str(value)
-
-
-def _array_item(value: object) -> str:
-    if value is None:
-        return "NULL"
-    text = csv_cell(value)
-    if text == "" or any(c in text for c in ',{}"\\ ') or text.upper() == "NULL":
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return text

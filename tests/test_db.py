@@ -266,3 +266,22 @@ def test_layer_detectors_counts_each_criterion(engine: Engine) -> None:
     assert row.n_iou == 0
     assert row.median_max_informedness == pytest.approx(0.35)
     assert row.median_false_alarm_rate == pytest.approx(0.93)
+
+
+def test_console_refuses_a_writing_cte_naming_what_writes(
+    engine: Engine, reader_engine: Engine
+) -> None:
+    """PostgreSQL names a data-modifying WITH by its outer SELECT ("cannot execute SELECT
+    in a read-only transaction"); the refusal names the DELETE instead, and nothing is
+    deleted."""
+    register_toy(engine)
+    statement = "WITH gone AS (DELETE FROM unit RETURNING id) SELECT count(*) FROM gone"
+    with pytest.raises(ReadOnlyViolation) as refused:
+        run_readonly(reader_engine, statement)
+    message = str(refused.value)
+    assert message.startswith("refused: the query console is read-only and its DELETE")
+    assert "WITH clause" in message and "cannot execute SELECT" not in message
+    with pytest.raises(ReadOnlyViolation, match=r"it writes \(cannot execute DELETE"):
+        run_readonly(reader_engine, "DELETE FROM unit")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM unit")).scalar_one() == 10

@@ -61,3 +61,43 @@ def test_csv_of_the_catalogue_views_matches_psql(catalogue: UICatalogue) -> None
         expected = _psql_csv(catalogue.url, statement)
         assert got.stdout.encode() == expected, statement
         assert len(expected.splitlines()) > 2, statement
+
+
+MIXED = (
+    "SELECT * FROM (VALUES (true, 2, 0.5::float8, 'a'), (NULL, NULL, NULL, NULL), "
+    "(false, 3, 2::float8, 'b,c'), (true, 0, 'NaN'::float8, '')) AS v(flag, n, x, name)"
+)
+
+
+def test_the_ui_csv_files_equal_unitcat_query_csv(catalogue: UICatalogue) -> None:
+    """The SQL page's and the Search page's CSV downloads write booleans, integers, NULLs
+    and floats as `unitcat query --csv` does (t/f and 2, never True/False or 2.0), for a
+    result of mixed types and for the catalogue's own unit_catalogue read as a frame."""
+    import pandas as pd
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    from catalogue.query.csvtext import csv_text, frame_csv
+    from catalogue.query.frame import read_frame
+
+    env = {"DATABASE_URL": catalogue.url}
+    cli = unitcat("query", MIXED, "--csv", env=env)
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.splitlines()[1:] == ["t,2,0.5,a", ",,,", 'f,3,2,"b,c"', "t,0,NaN,"]
+    engine = create_engine(catalogue.url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            result = conn.execute(text(MIXED))
+            columns, rows = list(result.keys()), [tuple(r) for r in result]
+        assert csv_text(columns, rows) == cli.stdout  # the SQL page: from the rows
+        frame = pd.DataFrame(rows, columns=columns)  # n is float64 with NaN here
+        assert frame["n"].dtype == "float64"
+        assert frame_csv(frame).splitlines()[1:] == ["t,2,0.5,a", ",,,", 'f,3,2,"b,c"', "t,0,,"]
+        statement = "SELECT * FROM unit_catalogue ORDER BY unit_id, run_id"
+        whole = unitcat("query", statement, "--csv", "--limit", "0", env=env)
+        assert whole.returncode == 0, whole.stderr
+        frame = read_frame(engine, text(statement))  # the Search page's results: a frame
+        assert frame_csv(frame) == whole.stdout
+        assert "True" not in frame_csv(frame) and ",t," in whole.stdout
+    finally:
+        engine.dispose()

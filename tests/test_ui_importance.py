@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+import streamlit as st
+from scipy.stats import binomtest
 from sqlalchemy import Engine, text
 from streamlit.testing.v1 import AppTest
 
@@ -61,7 +63,8 @@ def test_importance_sections_show_what_the_catalogue_holds(
     with engine.connect() as conn:
         unit = conn.execute(
             text(
-                "SELECT unit_id, unit, accuracy_change, most_hurt_class FROM unit_importance "
+                "SELECT unit_id, unit, accuracy_change, most_hurt_class, most_hurt_change "
+                "FROM unit_importance "
                 "WHERE layer = 'fc6' ORDER BY accuracy_change, unit LIMIT 1"
             )
         ).one()
@@ -88,16 +91,47 @@ def test_importance_sections_show_what_the_catalogue_holds(
     at = run("app_pages/unit.py", unit_id=unit.unit_id)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Overall accuracy change"] == f"{unit.accuracy_change:+.3f}"
-    assert metrics["Most hurt class"] == unit.most_hurt_class
     with h5py.File(ablated.path) as h5:
         change = h5["layers/fc6/accuracy_change"][unit.unit]
         names = [n.decode() for n in h5["classes/names"][...]]
+        sizes = h5["layers/fc6/class_sizes"][...]
+    # the most hurt class with its number of images and an interval, not a bare metric
+    (hurt_line,) = [m.value for m in at.markdown if "Most hurt class" in m.value]
+    if unit.most_hurt_change < 0:
+        n = int(sizes[names.index(unit.most_hurt_class)])
+        k = round(-unit.most_hurt_change * n)
+        assert hurt_line.startswith(
+            f"**Most hurt class:** {unit.most_hurt_class}, {unit.most_hurt_change:+.3f}: "
+            f"{k} of its {n:,} images"
+        ), hurt_line
+        low, high = binomtest(k, n).proportion_ci(method="wilson")
+        assert f"interval {low:.2f}–{high:.2f}" in hurt_line
+    else:
+        assert "none — no class lost an image" in hurt_line
     (bars,) = _with(_datasets(at), "class_name", "change")
     order = np.lexsort((np.arange(change.size), change))
     assert bars["class_name"].tolist() == [names[i] for i in order]
     np.testing.assert_allclose(bars["change"], change[order], rtol=1e-6)
     at = run("app_pages/unit.py", unit_id=unablated)
     assert any("has not been ablated" in i.value for i in at.info)
+    # a constant unit: no most-hurt class, no +0.000 as if it were a finding
+    with engine.begin() as conn:
+        marked = conn.execute(
+            text("UPDATE unit_metrics SET constant = true WHERE unit_id = :u AND run_id = :r"),
+            {"u": unit.unit_id, "r": scored.score_run},
+        )
+        assert marked.rowcount == 1
+    st.cache_data.clear()  # the page's reads are cached for the process
+    at = run("app_pages/unit.py", unit_id=unit.unit_id)
+    assert any("is constant over the scoring run's images" in i.value for i in at.info)
+    assert not [m for m in at.markdown if "Most hurt class" in m.value]
+    assert "Most hurt class" not in {m.label for m in at.metric}
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE unit_metrics SET constant = false WHERE unit_id = :u AND run_id = :r"),
+            {"u": unit.unit_id, "r": scored.score_run},
+        )
+    st.cache_data.clear()
 
     # Layers page: the trained run by default (its random-weights baseline is newer), then
     # trained / random / chance per criterion, and the curves of class 0
@@ -143,3 +177,54 @@ def test_importance_sections_show_what_the_catalogue_holds(
     np.testing.assert_allclose(
         np.sort(mine["spearman"].dropna()), np.sort(correlations["spearman_class_drop"].dropna())
     )
+
+
+def test_the_most_hurt_line_gives_n_and_a_wilson_interval() -> None:
+    """Two images of ten, a class that lost nothing (a tie at 0), and a lost class of one
+    image; the interval is scipy's Wilson interval."""
+    from ui.importance import most_hurt_line, wilson
+
+    changes = pd.DataFrame({"class_name": ["a", "b", "c"], "n_images": [10, 7, 1]})
+    line = most_hurt_line({"most_hurt_class": "a", "most_hurt_change": -0.2}, changes)
+    low, high = binomtest(2, 10).proportion_ci(method="wilson")
+    assert line == (
+        f"**Most hurt class:** a, -0.200: 2 of its 10 images (net), share lost 95 % interval "
+        f"{low:.2f}–{high:.2f} (Wilson)."
+    )
+    assert "none" in most_hurt_line({"most_hurt_class": "b", "most_hurt_change": 0.0}, changes)
+    assert "none" in most_hurt_line({"most_hurt_class": None, "most_hurt_change": None}, changes)
+    assert "1 of its 1 images" in most_hurt_line(
+        {"most_hurt_class": "c", "most_hurt_change": -1.0}, changes
+    )
+    for k, n in ((0, 5), (3, 3), (2, 10), (17, 40)):
+        expected = binomtest(k, n).proportion_ci(method="wilson")
+        assert wilson(k, n) == pytest.approx((expected.low, expected.high), abs=1e-12)
+
+
+def test_the_class_ablation_curve_labels_every_k_and_draws_its_two_lines_apart() -> None:
+    """The axis is labelled at k = 0, 1, 2, 4 (a symlog scale's own ticks skip 1 and 2), and
+    the legend's symbols are lines with different dashes for "this class" and "other
+    classes" (its default circles drew both alike); the SVG holds both dash patterns."""
+    from ui.figures import to_svg
+    from ui.importance_plots import curve_chart, curve_frame
+
+    curves = pd.DataFrame(
+        {
+            "ranking": ["precision"] * 4,
+            "k": [0, 1, 2, 4],
+            "class_accuracy": [0.9, 0.5, 0.3, 0.1],
+            "other_accuracy": [0.9, 0.9, 0.88, 0.8],
+        }
+    )
+    chart = curve_chart(curve_frame(curves))
+    spec = chart.to_dict()
+    assert spec["encoding"]["x"]["axis"]["values"] == [0, 1, 2, 4]
+    dash = spec["encoding"]["strokeDash"]
+    assert dash["legend"]["symbolType"] == "stroke"
+    assert dash["scale"]["domain"] == ["this class", "other classes"]
+    solid, dashed = dash["scale"]["range"]
+    assert solid != dashed
+    svg = to_svg(chart).decode()
+    assert 'stroke-dasharray="6,4"' in svg
+    for k in ("1", "2", "4"):
+        assert f">{k}</text>" in svg

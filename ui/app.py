@@ -27,9 +27,31 @@ ICON = Path(__file__).with_name("favicon.png")  # local: a :material/…: icon i
 st.set_page_config(page_title="unitcat", page_icon=ICON, layout="wide")
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
+#: The app's pages: (script, title, icon, address); the default page is served at "/"
+#: (e.g. /?preset=misleading).
+PAGES = [
+    (url.SEARCH_PAGE, "Search", ":material/search:", ""),
+    (url.UNIT_PAGE, "Unit", ":material/neurology:", "unit"),
+    (url.COMPARE_PAGE, "Compare", ":material/compare:", "compare"),
+    (url.LAYERS_PAGE, "Layers", ":material/stacked_bar_chart:", "layers"),
+    (url.MEASURES_PAGE, "Measures", ":material/grid_on:", "measures"),
+    (url.RUNS_PAGE, "Runs", ":material/history:", "runs"),
+    (url.SQL_PAGE, "SQL", ":material/terminal:", "sql"),
+]
+if (PAGES_DIR / "rate.py").is_file():  # the human rating experiment (its own module)
+    PAGES.append((url.RATE_PAGE, "Rate", ":material/how_to_vote:", "rate"))
+
 if study.active():
-    page = st.navigation([st.Page(url.RATE_PAGE, title="Rate", url_path="rate")], position="hidden")
+    # every address of the app serves the Rate page, so that a participant's link, edited
+    # or not, reaches nothing else (the --study server's own /rate included)
+    addresses = sorted({address for *_, address in PAGES if address} | {"rate", "search"})
+    page = st.navigation(
+        [st.Page(url.RATE_PAGE, title="Rate", url_path="study", default=True)]
+        + [st.Page(url.RATE_PAGE, title="Rate", url_path=a) for a in addresses],
+        position="hidden",
+    )
     st.set_page_config(page_title="Rating study", page_icon=ICON, layout="wide")
+    study.pin_browser()
     try:
         page.run()
     except (OperationalError, DatabaseUnavailable) as exc:
@@ -37,22 +59,9 @@ if study.active():
     st.stop()
 
 pages = [
-    # the default page is served at "/" (e.g. /?preset=misleading)
-    st.Page(url.SEARCH_PAGE, title="Search", icon=":material/search:", default=True),
-    st.Page(url.UNIT_PAGE, title="Unit", icon=":material/neurology:", url_path="unit"),
-    st.Page(url.COMPARE_PAGE, title="Compare", icon=":material/compare:", url_path="compare"),
-    st.Page(
-        url.LAYERS_PAGE, title="Layers", icon=":material/stacked_bar_chart:", url_path="layers"
-    ),
-    st.Page(url.MEASURES_PAGE, title="Measures", icon=":material/grid_on:", url_path="measures"),
-    st.Page(url.RUNS_PAGE, title="Runs", icon=":material/history:", url_path="runs"),
-    st.Page(url.SQL_PAGE, title="SQL", icon=":material/terminal:", url_path="sql"),
+    st.Page(script, title=title, icon=icon, url_path=address or None, default=not address)
+    for script, title, icon, address in PAGES
 ]
-if (PAGES_DIR / "rate.py").is_file():  # the human rating experiment (its own module)
-    pages.append(
-        st.Page(url.RATE_PAGE, title="Rate", icon=":material/how_to_vote:", url_path="rate")
-    )
-
 page = st.navigation(pages)
 st.set_page_config(page_icon=ICON, layout="wide")  # after navigation: a page icon is fetched online
 connection.connect_or_stop()

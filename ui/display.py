@@ -227,14 +227,39 @@ def verdict_line(verdict: Verdict) -> str:
     missing = [x.column for x in c.conditions if _missing(verdict.values.get(x.column))]
     if verdict.holds is None and missing and all(m in verdict.undefined for m in missing):
         word = UNDEFINED_WORD
-    checks = " and ".join(
+    checks = [
         condition_check(x, verdict.values.get(x.column), verdict.undefined.get(x.column))
         for x in c.conditions
-    )
-    line = f"{marks[verdict.holds]} {c.label} ({c.source}) — **{word}**: {checks}"
+    ]
+    subjects = {x.column: verdict.subjects.get(x.column) for x in c.conditions}
+    named = {str(s) for s in subjects.values() if not _missing(s)}
+    if len(named) > 1:  # e.g. the precision of one class, the false alarms of another
+        checks = [
+            f"{check} for {subjects[x.column]} ({SUBJECT_LABELS.get(x.column, x.column)})"
+            if not _missing(subjects[x.column])
+            else check
+            for check, x in zip(checks, c.conditions, strict=True)
+        ]
+        return f"{marks[verdict.holds]} {c.label} ({c.source}) — **{word}**: " + " and ".join(
+            checks
+        )
+    line = f"{marks[verdict.holds]} {c.label} ({c.source}) — **{word}**: " + " and ".join(checks)
     if verdict.holds and verdict.subject:
         line += f" — {verdict.subject}"
     return line
+
+
+#: What a tested value is about, in a verdict that tests two classes.
+SUBJECT_LABELS: dict[str, str] = {
+    "precision": "its precision class",
+    "false_alarm_rate": "its max-informedness class",
+    "max_informedness": "its max-informedness class",
+    "ccmas": "its CCMAS class",
+    "detector_bar": "its detector-bar class",
+    "localist": "its localist class",
+    "best_iou": "its best concept",
+    "rating_consensus": "the name people gave",
+}
 
 
 #: Share of false alarms above which most images at the threshold are of other classes.

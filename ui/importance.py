@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from catalogue.errors import InputError, NotFound
-from catalogue.measures import CRITERIA_BY_KEY, SELECTIVE_CLASSES
+from catalogue.measures import CRITERIA_BY_KEY, SELECTIVE_CLASSES, TWOAFC_INTERVAL_Z
 from catalogue.query import importance as importance_query
 from ui import connection, figures, importance_plots, queries, tables
 
@@ -98,6 +98,44 @@ def _run_choice(runs: pd.DataFrame, label: str, key: str) -> int:
 
 # -------------------------------------------------------------------------- Unit page
 
+#: z of a two-sided 95 % interval, Φ⁻¹(0.975) (the 2-AFC accuracy's Wilson interval's too).
+Z95 = TWOAFC_INTERVAL_Z
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a share k / n (as the 2-AFC accuracy's in the views)."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def most_hurt_line(row: dict[str, Any], changes: pd.DataFrame | None) -> str:
+    """The most hurt class with its sample size and an interval: a class of ten images
+    loses 0.2 when two images change, which a bare "−0.200" hides. The count is the net
+    number of the class's images lost, its interval the 95 % Wilson interval of that share
+    of the class; no class is named when none lost an image."""
+    change, name = row.get("most_hurt_change"), row.get("most_hurt_class")
+    if _missing(change) or not name or float(change) >= 0:
+        return "**Most hurt class:** none — no class lost an image when the unit was removed."
+    sizes = (
+        {}
+        if changes is None
+        else dict(zip(changes["class_name"], changes["n_images"], strict=True))
+    )
+    n = sizes.get(name)
+    if n is None or int(n) <= 0:
+        return f"**Most hurt class:** {name}, {_signed(change)} (its number of images is unknown)."
+    n = int(n)
+    k = round(-float(change) * n)
+    low, high = wilson(k, n)
+    return (
+        f"**Most hurt class:** {name}, {_signed(change)}: {k} of its {n:,} images "
+        f"(net), share lost 95 % interval {low:.2f}–{high:.2f} (Wilson)."
+    )
+
 
 def unit_section(key: str, unit_id: int) -> None:
     """The Unit page's Ablation section."""
@@ -112,20 +150,27 @@ def unit_section(key: str, unit_id: int) -> None:
     run_id = _run_choice(runs, "Ablation run", f"ablation_run_{unit_id}")
     row = rows[rows["run_id"] == run_id].iloc[0].to_dict()
     before = row["accuracy"] - row["accuracy_change"] if not _missing(row["accuracy"]) else None
-    c1, c2, c3 = st.columns(3)
+    constant = row.get("constant")
+    if not _missing(constant) and bool(constant):  # its "most hurt class" would mean nothing
+        st.info(
+            "This unit is constant over the scoring run's images, so no class is said to "
+            "depend on it (no most-hurt class, no selective classes)."
+        )
+        return
+    try:
+        changes = _class_changes(key, run_id, int(unit_id))
+    except (NotFound, InputError) as exc:
+        changes = None
+        problem = str(exc)
+    c1, c2 = st.columns(2)
     c1.metric(
         "Overall accuracy change",
         _signed(row["accuracy_change"]),
         help=f"Accuracy over the run's images with the unit replaced by {row['replaced_by']} "
         f"({'' if before is None else f'{before:.3f} → '}{row['accuracy']:.3f}).",
     )
-    c2.metric(
-        "Most hurt class",
-        str(row["most_hurt_class"] or "—"),
-        _signed(row["most_hurt_change"]),
-        delta_color="off",
-    )
-    c3.metric("Images", f"{int(row['n_images']):,}")
+    c2.metric("Images", f"{int(row['n_images']):,}")
+    st.markdown(most_hurt_line(row, changes))
     selective = {}
     lines = []
     for column in SELECTIVE_CLASSES:
@@ -139,10 +184,8 @@ def unit_section(key: str, unit_id: int) -> None:
         st.markdown("Accuracy change of its selective classes — " + "; ".join(lines) + ".")
     else:
         st.caption("No scoring run named this unit's selective classes.")
-    try:
-        changes = _class_changes(key, run_id, int(unit_id))
-    except (NotFound, InputError) as exc:
-        st.info(f"No per-class changes to plot: {exc}")
+    if changes is None:
+        st.info(f"No per-class changes to plot: {problem}")
         return
     shown, caption = importance_plots.shown_classes(changes)
     figures.show(

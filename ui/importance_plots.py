@@ -82,18 +82,37 @@ def curve_frame(curves: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["ranking", "k", "which", "accuracy"])
 
 
+#: Line styles of a class-ablation curve: solid for the class, dashed for the others.
+CURVE_WHICH = ("this class", "other classes")
+CURVE_DASHES = ([1, 0], [6, 4])
+
+
 def curve_chart(frame: pd.DataFrame) -> alt.Chart:
-    """Accuracy against the number of units removed (0, 1, 2, 4, …; a symlog axis)."""
+    """Accuracy against the number of units removed (0, 1, 2, 4, …; a symlog axis).
+
+    The axis is labelled at every k the curves hold (automatic ticks on a symlog scale skip
+    k = 1 and 2, where a class's accuracy usually falls), and the legend draws the two
+    line styles as lines (its default symbol, a circle, draws both alike)."""
+    ks = sorted({int(k) for k in frame["k"]}) if len(frame) else []
     return (
         alt.Chart(frame)
         .mark_line(point=True)
         .encode(
             x=alt.X(
-                "k:Q", title="units removed (top k by the ranking)", scale=alt.Scale(type="symlog")
+                "k:Q",
+                title="units removed (top k by the ranking)",
+                scale=alt.Scale(type="symlog"),
+                axis=alt.Axis(values=ks, format="d"),
             ),
             y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
             color=alt.Color("ranking:N", title="ranking"),
-            strokeDash=alt.StrokeDash("which:N", title=None, sort=["this class", "other classes"]),
+            strokeDash=alt.StrokeDash(
+                "which:N",
+                title=None,
+                sort=list(CURVE_WHICH),
+                scale=alt.Scale(domain=list(CURVE_WHICH), range=[list(d) for d in CURVE_DASHES]),
+                legend=alt.Legend(symbolType="stroke", symbolStrokeWidth=2, symbolSize=400),
+            ),
             tooltip=["ranking:N", "k:Q", "which:N", alt.Tooltip("accuracy:Q", format=".3f")],
         )
         .properties(height=320)

@@ -35,6 +35,9 @@ TOP60_COLOUR = "#1f77b4"
 OTHER_LABEL = "other classes"
 MI_LINE = "max-informedness threshold"
 TOP60_LINE = "top-60 cut-off"
+#: Height around a jitter plot's points: its two legends, the axis and its title. A view is
+#: fitted into its height, so a chart given only its points' height draws them on a line.
+JITTER_FRAME_PX = 200
 
 
 def measure_label(name: str) -> str:
@@ -157,10 +160,11 @@ def jitter_chart(
     mi_threshold: float | None,
     top60_threshold: float | None,
     mi_label: str = MI_LINE,
-    height: int = 320,
+    height: int = 240,
 ) -> alt.LayerChart:
     """Figure 3 (left): black diamonds for the class, grey circles for the rest, a dashed
-    line at the max-informedness threshold and a solid one at the top-60 cut-off.
+    line at the max-informedness threshold and a solid one at the top-60 cut-off; `height`
+    is the height of the points' area (`JITTER_FRAME_PX` more for legends and axis).
 
     Layers are drawn in order: the points, then a white halo under each line, then the
     lines, so both lines stay visible above the densest points (and the dashed one above
@@ -225,7 +229,12 @@ def jitter_chart(
     return (
         alt.layer(*layers)
         .resolve_scale(color="independent", shape="independent", size="independent")
-        .properties(height=height)
+        # the view (legends and axis included) is fitted into its height, on the page as in
+        # a file: `height` is the plot's own, the frame's room added
+        .properties(
+            height=height + JITTER_FRAME_PX,
+            autosize=alt.AutoSizeParams(type="fit", contains="padding"),
+        )
     )
 
 

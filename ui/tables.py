@@ -166,3 +166,11 @@ def column_config(
         )
     config.update(overrides or {})
     return config
+
+
+def baseline_labels(frame: pd.DataFrame) -> list[str]:
+    """Per row: "baseline of #N" for a row of a baseline run (random weights), else "" —
+    a result list never shows a baseline unit as if it were the trained network's."""
+    if "baseline_of" not in frame.columns:
+        return [""] * len(frame)
+    return ["" if pd.isna(b) else f"baseline of #{int(b)}" for b in frame["baseline_of"]]

@@ -21,6 +21,7 @@ errors `InputError`; an unfit role `ConfigError`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,27 @@ def _discard_session_state(conn: Connection) -> None:
         conn.invalidate()
 
 
+#: Statements that write; found inside a statement that PostgreSQL names by its outer
+#: command (a data-modifying WITH: "cannot execute SELECT in a read-only transaction").
+_WRITES = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
+
+
+def _read_only_refusal(statement: str, exc: psycopg.Error) -> str:
+    """The refusal of a statement that writes, naming what writes in it: PostgreSQL names
+    the outer command, which for `WITH d AS (DELETE …) SELECT …` reads "SELECT"."""
+    primary = exc.diag.message_primary or ""
+    named = re.match(r"cannot execute (\w+)", primary)
+    inner = _WRITES.search(statement)
+    if named and named.group(1).upper() == "SELECT" and inner:
+        what = f"its {inner.group(1).upper()} (in a WITH clause) writes"
+    else:
+        what = f"it writes ({primary})"
+    return (
+        f"refused: the query console is read-only and {what}; "
+        "change the catalogue with the `unitcat ingest …` commands."
+    )
+
+
 def run_readonly(
     engine: Engine, statement: str, *, max_rows: int | None = None, timeout_s: float = 60.0
 ) -> QueryResult:
@@ -98,10 +120,7 @@ def run_readonly(
                 rows = rows[:max_rows]
             return QueryResult(columns=columns, rows=[tuple(r) for r in rows], truncated=truncated)
         except pg_errors.ReadOnlySqlTransaction as exc:
-            raise ReadOnlyViolation(
-                f"refused: the query console is read-only ({exc.diag.message_primary}); "
-                "change the catalogue with the `unitcat ingest …` commands."
-            ) from None
+            raise ReadOnlyViolation(_read_only_refusal(statement, exc)) from None
         except pg_errors.InsufficientPrivilege as exc:
             raise ReadOnlyViolation(
                 f"refused: the query console is read-only and may only SELECT the catalogue "

@@ -16,6 +16,7 @@ One job per module, all SQLAlchemy Core over the views (`views`) and tables of
 - `models`: a registered model's name, architecture and weights label (to load it again).
 - `ratings`: the rating study's reads and the paper's Table 1.
 - `files`: image files, bundled images, artifacts and the run's HDF5 store.
+- `csvtext`: rows as CSV text the way `psql --csv` writes them (CLI and UI downloads).
 - `importance`: ablation per unit and class, class-ablation curves, selectivity against
   importance, and trained / random-weights / chance detector counts.
 

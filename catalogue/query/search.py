@@ -180,7 +180,9 @@ def search_units(
     descending: bool = True,
     limit: int | None = 1000,
 ) -> SearchResult:
-    """Units matching `flt` (every column of `unit_catalogue`), sorted, with the total count."""
+    """Units matching `flt` (every column of `unit_catalogue`, and `baseline_of`: the trained
+    scoring run a baseline row's run is a baseline of, else NULL), sorted, with the total
+    count."""
     if order_by not in SORTABLE:
         raise InputError(f"cannot sort by {order_by!r}; use one of {', '.join(SORTABLE)}.")
     if limit is not None and limit < 1:
@@ -189,7 +191,9 @@ def search_units(
     where = and_(*filter_conditions(flt))
     key = t.c[order_by]
     statement = (
-        select(t)
+        # each row says whether its scoring run is a baseline (random weights) of another
+        select(t, RUN.c.baseline_of)
+        .select_from(t.outerjoin(RUN, RUN.c.id == t.c.run_id))
         .where(where)
         .order_by(
             (key.desc() if descending else key.asc()).nulls_last(),

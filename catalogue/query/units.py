@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Engine, and_, select
 
 from catalogue.errors import NotFound
 from catalogue.measures import (
+    CONDITION_SUBJECT,
     CRITERIA,
     FLOAT_MEASURES,
     REASONS_BY_MEASURE,
@@ -153,7 +154,10 @@ class Verdict:
     not dissected, not rated) or is undefined for the unit; `undefined` says why, for
     each such value whose reason is stored (e.g. ccmas: "activations can be negative");
     `subject` is what the unit detects by the criterion (its class, concept or the name
-    people gave); `values` are the tested values.
+    people gave); `values` are the tested values and `subjects` what each of them is
+    about (`CONDITION_SUBJECT`: the misleading criterion tests the precision class's
+    precision and the false-alarm rate of the max-informedness class, which can be two
+    classes).
     """
 
     criterion: Criterion
@@ -161,6 +165,7 @@ class Verdict:
     subject: str | None
     values: dict[str, Any]
     undefined: dict[str, str] = field(default_factory=dict)
+    subjects: dict[str, Any] = field(default_factory=dict)
 
 
 def detector_verdicts(
@@ -174,6 +179,11 @@ def detector_verdicts(
             subject=record.get(c.class_column) if c.class_column else None,
             values={name: record.get(name) for name in c.columns},
             undefined=undefined_reasons(record, c.columns),
+            subjects={
+                name: record.get(CONDITION_SUBJECT[name])
+                for name in c.columns
+                if name in CONDITION_SUBJECT
+            },
         )
         for c in criteria
     ]

@@ -14,6 +14,7 @@ import streamlit as st
 
 from catalogue.errors import InputError
 from catalogue.measures import CLASS_MEASURES, FLOAT_MEASURES, MEASURES_BY_NAME
+from catalogue.query.csvtext import frame_csv
 from catalogue.query.search import EXTRA_NUMERIC, PRESETS, SORTABLE, UnitFilter
 from ui import connection, controls, faults, queries, tables
 from ui import urlstate as url
@@ -219,6 +220,7 @@ if frame.empty:
 DISPLAY = [
     "open",
     "model",
+    "baseline",
     "layer",
     "unit",
     "run_id",
@@ -246,7 +248,8 @@ DISPLAY = [
     "dataset",
     "unit_id",
 ]
-display = frame.assign(open=OPEN_TEXT)[[c for c in DISPLAY if c in frame.columns or c == "open"]]
+display = frame.assign(open=OPEN_TEXT, baseline=tables.baseline_labels(frame))
+display = display[[c for c in DISPLAY if c in display.columns]]
 config = tables.column_config(
     display,
     overrides={
@@ -254,6 +257,12 @@ config = tables.column_config(
             "Open", width="small", pinned=True, help="Click to open the unit's page."
         ),
         "run_id": st.column_config.Column("Run", help="The scoring run (Runs page)"),
+        "baseline": st.column_config.Column(
+            "Baseline",
+            width="small",
+            help="A random-weights baseline of the trained network's run #N, not a trained unit",
+        ),
+        "model": st.column_config.Column("Model", width="medium", pinned=True),
     },
 )
 
@@ -303,7 +312,7 @@ else:
     everything = frame
 st.download_button(
     f"Download all {result.total:,} as CSV",
-    pd.DataFrame(everything).to_csv(index=False).encode(),
+    frame_csv(pd.DataFrame(everything)).encode(),  # as `unitcat query --csv` writes it
     file_name="unitcat-search.csv",
     mime="text/csv",
     on_click="ignore",

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from catalogue.config import get_settings
 from catalogue.db.readonly import run_readonly
 from catalogue.errors import InputError, ReadOnlyViolation, UnitcatError
+from catalogue.query.csvtext import csv_text
 from catalogue.query.examples import EXAMPLES
 from ui import connection, queries, tables
 from ui import urlstate as url
@@ -51,7 +52,8 @@ def _run(engine: Engine, statement: str) -> None:
         st.session_state[OUTCOME] = ("error", str(exc))
     else:
         frame = pd.DataFrame(result.rows, columns=result.columns)
-        st.session_state[OUTCOME] = ("rows", (frame, result.truncated))
+        csv = csv_text(result.columns, result.rows)  # from the rows, as `unitcat query --csv`
+        st.session_state[OUTCOME] = ("rows", (frame, result.truncated, csv))
 
 
 def _with_unit_links(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object]]:
@@ -133,7 +135,7 @@ if outcome is not None:
     elif kind == "error":
         st.error(payload)
     else:
-        frame, truncated = payload
+        frame, truncated, csv = payload
         more = f" (the first {MAX_ROWS:,})" if truncated else ""
         st.markdown(f"**{len(frame):,} row{'s' if len(frame) != 1 else ''}**{more}")
         shown, config = _with_unit_links(frame)
@@ -146,7 +148,7 @@ if outcome is not None:
         )
         st.download_button(
             "Download CSV",
-            frame.to_csv(index=False).encode(),
+            csv.encode(),
             file_name="unitcat-query.csv",
             mime="text/csv",
             on_click="ignore",
