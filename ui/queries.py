@@ -102,6 +102,15 @@ def unit_activations(key: str, unit_id: int, run_id: int) -> UnitActivations:
     return file_query.unit_activations(engine_for(key), unit_id, run_id)
 
 
+@st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=16)
+def unit_class_table(
+    key: str, unit_id: int, run_id: int, _acts: UnitActivations, _top: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Every class of the unit computed from its activations (`_acts`, `_top`: the unit's
+    and run's own, so the unit and run key the result)."""
+    return unit_query.unit_class_table(_acts, _top)
+
+
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def find_unit(key: str, model: str, layer: str, unit: int) -> int:
     return unit_query.find_unit(engine_for(key), model, layer, unit)

@@ -335,12 +335,13 @@ def compare_params(records: list[dict[str, Any]]) -> dict[str, str | list[str]]:
 
 
 #: Query parameters the Unit page understands (`highlight`: the measure or preset the user
-#: came from, whose class the jitter plot highlights first; `preset` says the same).
+#: came from, whose class the jitter plot highlights first; `preset` says the same; `heat`:
+#: heat maps over a conv unit's top images).
 UNIT_PARAMS: frozenset[str] = frozenset(
-    {"unit_id", "run_id", "model", "layer", "unit", "class", "same", "highlight", "preset"}
+    {"unit_id", "run_id", "model", "layer", "unit", "class", "same", "highlight", "preset", "heat"}
 )
 #: Choices that go along to the previous or next unit.
-CARRIED: tuple[str, ...] = ("same", "highlight", "preset")
+CARRIED: tuple[str, ...] = ("same", "highlight", "preset", "heat")
 
 
 def _int(name: str) -> int | None:
