@@ -44,6 +44,7 @@ pages = [
     st.Page(
         url.LAYERS_PAGE, title="Layers", icon=":material/stacked_bar_chart:", url_path="layers"
     ),
+    st.Page(url.LAYER_PAGE, title="Layer grid", icon=":material/grid_view:", url_path="layer"),
     st.Page(url.MEASURES_PAGE, title="Measures", icon=":material/grid_on:", url_path="measures"),
     st.Page(url.RUNS_PAGE, title="Runs", icon=":material/history:", url_path="runs"),
     st.Page(url.SQL_PAGE, title="SQL", icon=":material/terminal:", url_path="sql"),

@@ -15,6 +15,7 @@ import streamlit as st
 
 from catalogue.query import catalog as catalog_query
 from catalogue.query import files as file_query
+from catalogue.query import layer_grid as grid_query
 from catalogue.query import layers as layer_query
 from catalogue.query import overview as overview_query
 from catalogue.query import ratings as rating_query
@@ -193,4 +194,32 @@ def measure_values(
 ) -> pd.DataFrame:
     return layer_query.measure_values(
         engine_for(key), run_id, measures, layers=layers, include_constant=include_constant
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def layer_runs(key: str, model: str, layer: str) -> pd.DataFrame:
+    return grid_query.layer_runs(engine_for(key), model, layer)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner="Reading the layer's units …", max_entries=16)
+def layer_grid(
+    key: str,
+    model: str,
+    layer: str,
+    run_id: int | None,
+    order_by: str,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> grid_query.GridPage:
+    return grid_query.layer_grid(
+        engine_for(key),
+        model,
+        layer,
+        run_id,
+        order_by=order_by,
+        descending=descending,
+        offset=offset,
+        limit=limit,
     )

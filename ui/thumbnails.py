@@ -85,3 +85,44 @@ def heat_overlay(base: Any, heat: np.ndarray, vmax: float) -> np.ndarray | None:
     alpha = (HEAT_OPACITY * level)[..., None]
     blended = rgb * (1.0 - alpha) + colour * alpha
     return np.clip(np.rint(blended * 255.0), 0, 255).astype(np.uint8)
+
+
+#: Display size of one image in a layer-grid tile (px); a tile is a square of them.
+TILE_CELL_PX = 72
+
+
+def _fit(picture: Image.Image, size: int) -> Image.Image:
+    """Into a size × size square: enlarged by whole pixels or reduced, centred on black."""
+    picture = picture.convert("RGB")
+    side = max(picture.size)
+    if side * 2 <= size:
+        factor = size // side
+        picture = picture.resize(
+            (picture.width * factor, picture.height * factor), Image.Resampling.NEAREST
+        )
+    else:
+        picture = picture.copy()
+        picture.thumbnail((size, size), Image.Resampling.LANCZOS)
+    square = Image.new("RGB", (size, size))
+    square.paste(picture, ((size - picture.width) // 2, (size - picture.height) // 2))
+    return square
+
+
+def mosaic(images: list[Any], columns: int = 2, cell: int = 2 * TILE_CELL_PX) -> bytes | None:
+    """Images side by side in rows of `columns` (rank order), each in a cell × cell square,
+    as one encoded image (PNG for small sources, where whole pixels stay sharp; JPEG for
+    photographs); None when none can be read."""
+    pictures = [p for p in (_as_image(i) for i in images) if p is not None]
+    if not pictures:
+        return None
+    rows = -(-len(pictures) // columns)
+    sheet = Image.new("RGB", (columns * cell, rows * cell))
+    for i, picture in enumerate(pictures):
+        sheet.paste(_fit(picture, cell), ((i % columns) * cell, (i // columns) * cell))
+    small = max(max(p.size) for p in pictures) * 2 <= cell
+    out = io.BytesIO()
+    if small:
+        sheet.save(out, format="PNG", compress_level=3)
+    else:
+        sheet.save(out, format="JPEG", quality=88)
+    return out.getvalue()
