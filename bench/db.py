@@ -360,7 +360,30 @@ def create_previous_views(engine: Any, revision: str) -> list[str]:
         conn.execute(text("SET LOCAL search_path TO previous, public"))
         for name, select in selects.items():
             conn.execute(text(f"CREATE VIEW previous.{name} AS {select}"))
+            _pad_with_later_columns(conn, name, select)
     return list(selects)
+
+
+def _pad_with_later_columns(conn: Any, name: str, select: str) -> None:
+    """Give a previous view the columns later revisions appended to it, as NULLs, so that
+    the reads (which name every current column) run on both; its own columns are unchanged."""
+    from sqlalchemy import text
+
+    columns = (
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "WHERE a.attrelid = CAST(:view AS regclass) AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum"
+    )
+    now = conn.execute(text(columns), {"view": f"public.{name}"}).all()
+    then = {r[0] for r in conn.execute(text(columns), {"view": f"previous.{name}"})}
+    later = [f"NULL::{type_} AS {column}" for column, type_ in now if column not in then]
+    if later:
+        conn.execute(
+            text(
+                f"CREATE OR REPLACE VIEW previous.{name} AS "
+                f"SELECT p.*, {', '.join(later)} FROM ({select}) AS p"
+            )
+        )
 
 
 def query_times(

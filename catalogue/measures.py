@@ -238,6 +238,21 @@ CORRELATED_MEASURES: tuple[str, ...] = (
     "detector_bar",
 )
 
+#: Per-unit values beside the measures that `measure_correlations` also pairs with them:
+#: the best dissection IoU, human 2-AFC accuracy (`unit_catalogue` columns) and the overall
+#: accuracy drop when the unit is ablated (`unit_importance`), so that the view answers
+#: whether a selectivity measure predicts what people can tell about a unit.
+CORRELATED_BESIDE: tuple[str, ...] = ("best_iou", "human_2afc_accuracy", "ablation_drop")
+#: What might predict a unit's human 2-AFC accuracy: selectivity (precision, CCMAS, max
+#: informedness), dissection (best IoU) and importance (the accuracy drop when ablated).
+TWOAFC_PREDICTORS: tuple[str, ...] = (
+    "precision",
+    "ccmas",
+    "max_informedness",
+    "best_iou",
+    "ablation_drop",
+)
+
 #: Measures summarised per layer in `layer_summary` (localist as a 0/1 share).
 SUMMARISED_MEASURES: tuple[str, ...] = ("localist", *FLOAT_MEASURES)
 
@@ -403,6 +418,11 @@ RATING_CONSENSUS_SHARE = 0.8
 #: people who must have rated a unit's panel before its consensus is stated (NULL before:
 #: one "yes" is not a consensus). The paper gave each list to 5 or 6 participants.
 RATING_MIN_RATERS = 5
+#: The 2-AFC study: a participant's answers count once they answered at least this share of
+#: their catch trials correctly (IMI's exclusion threshold, Zimmermann et al. 2023).
+TWOAFC_CATCH_PASS_SHARE = 0.8
+#: z of the two-sided 95 % Wilson score interval of a unit's 2-AFC accuracy: Φ⁻¹(0.975).
+TWOAFC_INTERVAL_Z = 1.959963984540054
 
 CRITERIA: tuple[Criterion, ...] = (
     Criterion(

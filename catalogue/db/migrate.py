@@ -240,6 +240,11 @@ class DroppedData:
         """Human ratings among the dropped rows: they cannot be computed again."""
         return self.tables.get("rating", 0)
 
+    @property
+    def twoafc_answers(self) -> int:
+        """People's 2-AFC answers among the dropped rows: they cannot be computed again."""
+        return self.tables.get("twoafc_response", 0)
+
     def __bool__(self) -> bool:
         return bool(self.tables or self.columns)
 
@@ -254,6 +259,11 @@ class DroppedData:
         text = ", ".join(parts)
         if self.ratings:
             text += f"; including {self.ratings:,} human ratings, which cannot be recomputed"
+        if self.twoafc_answers:
+            text += (
+                f"; including {self.twoafc_answers:,} people's 2-AFC answers, which cannot "
+                "be recomputed"
+            )
         return text
 
 

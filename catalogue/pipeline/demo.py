@@ -41,6 +41,7 @@ from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
 from catalogue.pipeline.extract import extract_into_catalogue
 from catalogue.pipeline.scoring import score_extraction
 from catalogue.pipeline.summary import Progress, Reporter
+from catalogue.pipeline.twoafc.demo import build_demo_study
 from catalogue.query.report import RunReport, run_report
 
 DEMO_LAYERS = ("conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
@@ -148,6 +149,7 @@ def _run_demo(
         chance_repeats=plan.chance_repeats,
         cluster=cluster,
     )
+    build_demo_study(engine, score_run, reporter)  # trials only: no simulated answers
     return run_report(engine, model.name, score_run)
 
 

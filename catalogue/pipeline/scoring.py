@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine
 from catalogue.cluster import Cluster, resolve_device_for
 from catalogue.db.identities import register_class_groups
 from catalogue.db.results import (
+    write_bottom_images,
     write_class_stats,
     write_group_metrics,
     write_top_images,
@@ -33,7 +34,7 @@ from catalogue.pipeline.defaults import SCORE_BLOCK_UNITS
 from catalogue.pipeline.lifecycle import RunSpec, Step, run_step
 from catalogue.pipeline.source import ExtractionSource, check_layers, extraction_source
 from catalogue.scoring import ScoreContext, score_in_blocks
-from catalogue.selectivity import LayerScores
+from catalogue.selectivity import BOTTOM_IMAGES, LayerScores
 
 DEFAULT_BLOCK_UNITS = SCORE_BLOCK_UNITS
 #: Top images stored per unit: the ones `classes_in_top100` (`TOP_N_CLASSES`) and Rafegas's
@@ -178,6 +179,7 @@ def plan_scoring(
             "groups": {g: list(k) for g, k in groups.items()},
             "n_top_classes": n_top_classes,
             "n_top_images": n_top_images,
+            "n_bottom_images": BOTTOM_IMAGES,
         }
         if rows is not None:
             params["rows_from"] = rows_from
@@ -250,7 +252,11 @@ def _concatenate(parts: list[LayerScores]) -> LayerScores:
             for g in parts[0].group_metrics
         },
         class_counts=parts[0].class_counts,
+        **{f: np.concatenate([getattr(p, f) for p in parts]) for f in _BOTTOM_FIELDS},
     )
+
+
+_BOTTOM_FIELDS = ("bottom_image_index", "bottom_image_activation", "bottom_image_class")
 
 
 def _write_layer(
@@ -274,6 +280,16 @@ def _write_layer(
         unit_ids,
         np.where(top >= 0, image_index[np.maximum(top, 0)], -1),
         scores.top_image_activation,
+        labels,
+        image_keys,
+    )
+    bottom = scores.bottom_image_index
+    write_bottom_images(
+        conn,
+        run_id,
+        unit_ids,
+        np.where(bottom >= 0, image_index[np.maximum(bottom, 0)], -1),
+        scores.bottom_image_activation,
         labels,
         image_keys,
     )

@@ -53,6 +53,10 @@ _UNIT_CATALOGUE_TAIL: tuple[tuple[str, Any], ...] = (
     ("share_yes", Double),
     ("rating_consensus", Boolean),
     ("rating_top_name", Text),
+    ("human_2afc_accuracy", Double),
+    ("human_2afc_n", Integer),
+    ("human_2afc_ci_low", Double),
+    ("human_2afc_ci_high", Double),
 )
 
 

@@ -5,7 +5,8 @@ Entry points:
 - `score_units(activations, labels, n_classes, ...)` → {column: (U,) array} for every
   column of ``unit_metrics``;
 - `score_layer(..., groups=..., n_top_classes=5, n_top_images=TOP_N_CLASSES)` → `LayerScores`, adding
-  the rows of ``unit_class_stats``, ``unit_top_image`` and ``unit_group_metrics``.
+  the rows of ``unit_class_stats``, ``unit_top_image``, ``unit_bottom_image`` (the least
+  active images, `catalogue.selectivity.exemplars`) and ``unit_group_metrics``.
 
 Definitions follow the paper under review ("Are there any 'object detectors' in the
 hidden layers of CNNs…", Sec. 2 and appendix) and docs/DESIGN.md. Per unit: activations a_i of
@@ -85,6 +86,7 @@ image): the scorer's peak is about the budget plus the caller's own array.
 """
 
 from catalogue.measures import MEASURE_NAMES
+from catalogue.selectivity.exemplars import BOTTOM_IMAGES, bottom_images
 from catalogue.selectivity.scores import (
     CLASS_STAT_COLUMNS,
     TOP_IMAGE_COLUMNS,
@@ -97,10 +99,12 @@ from catalogue.selectivity.scores import (
 METRIC_COLUMNS: tuple[str, ...] = MEASURE_NAMES
 
 __all__ = [
+    "BOTTOM_IMAGES",
     "CLASS_STAT_COLUMNS",
     "METRIC_COLUMNS",
     "TOP_IMAGE_COLUMNS",
     "LayerScores",
+    "bottom_images",
     "score_layer",
     "score_units",
 ]

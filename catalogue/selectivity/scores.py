@@ -23,6 +23,7 @@ from catalogue.measures import (
     TOP_N_CLASSES,
     UNIT_MEASURES,
 )
+from catalogue.selectivity.exemplars import BOTTOM_IMAGES, bottom_images
 from catalogue.selectivity.inputs import (
     REGION_BYTES,
     Activations,
@@ -122,6 +123,9 @@ class LayerScores:
         top_image_index, top_image_activation, top_image_class: (U, n_top_images)
             most active images, descending, ties broken by lower image index
             (padded with -1 / NaN when there are fewer images).
+        bottom_image_index, bottom_image_activation, bottom_image_class:
+            (U, n_bottom_images) least active images, ascending
+            (`catalogue.selectivity.exemplars`: ties in a fixed pseudo-random order).
         group_metrics: group name → column of ``unit_group_metrics`` → (U,).
         class_counts: (C,) images per class among the scored images.
     """
@@ -133,6 +137,9 @@ class LayerScores:
     top_image_class: np.ndarray
     group_metrics: dict[str, dict[str, np.ndarray]]
     class_counts: np.ndarray
+    bottom_image_index: np.ndarray
+    bottom_image_activation: np.ndarray
+    bottom_image_class: np.ndarray
 
     @property
     def n_units(self) -> int:
@@ -171,6 +178,7 @@ def score_layer(
     groups: Mapping[str, Sequence[int]] | None = None,
     n_top_classes: int = 5,
     n_top_images: int = TOP_N_CLASSES,
+    n_bottom_images: int = BOTTOM_IMAGES,
     top_k: int = TOP_K_PRECISION,
     top_n_classes: int = TOP_N_CLASSES,
     precision_target: float = PRECISION_TARGET,
@@ -186,12 +194,17 @@ def score_layer(
         groups: group name → class indices (e.g. bus → school bus, trolleybus,
             minibus), each scored as one class against all others.
         n_top_classes: classes kept per unit by informedness and by mean.
-        n_top_images: images kept per unit.
+        n_top_images: most active images kept per unit.
+        n_bottom_images: least active images kept per unit (a 2-AFC trial needs 10).
         (others as in `score_units`)
     """
     for name, value in (("n_top_classes", n_top_classes), ("n_top_images", n_top_images)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{name} must be a positive integer; got {value!r}.")
+    if isinstance(n_bottom_images, bool) or not isinstance(n_bottom_images, int):
+        raise InputError(f"n_bottom_images must be an integer; got {n_bottom_images!r}.")
+    if n_bottom_images < 0:
+        raise InputError(f"n_bottom_images must be 0 or more; got {n_bottom_images}.")
     options = Options(top_k, top_n_classes, precision_target, csi_top_n, csi_threshold)
     raw = _score(
         activations,
@@ -205,7 +218,13 @@ def score_layer(
         n_top_images=n_top_images,
         n_top_classes=n_top_classes,
     )
-    return LayerScores(**raw)
+    bottom = bottom_images(activations, labels, n_bottom_images)
+    return LayerScores(
+        **raw,
+        bottom_image_index=bottom.index,
+        bottom_image_activation=bottom.activation,
+        bottom_image_class=bottom.image_class,
+    )
 
 
 def _score(

@@ -12,7 +12,7 @@ import streamlit as st
 
 from catalogue.measures import CORRELATED_MEASURES, FLOAT_MEASURES
 from catalogue.query.layers import pooled_correlations
-from ui import controls, display, figures, importance, plots, queries
+from ui import controls, display, figures, importance, plots, queries, twoafc_sections
 from ui import urlstate as url
 
 ALL_LAYERS = "all layers"
@@ -78,6 +78,9 @@ else:
         st.dataframe(pairs, hide_index=True, key="corr_table")
 
 importance.measures_section(key, run_id, None if layer == ALL_LAYERS else layer)
+twoafc_sections.measures_section(
+    key, run_id, None if layer == ALL_LAYERS else layer, include_constant
+)
 
 st.subheader("Scatter")
 s1, s2 = st.columns(2)

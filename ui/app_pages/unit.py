@@ -34,6 +34,7 @@ from ui import (
     queries,
     related,
     tables,
+    twoafc_sections,
     unit_top,
 )
 from ui import urlstate as url
@@ -420,6 +421,7 @@ with tabs[3]:
     _ratings(details["rating_summary"], details["ratings"])
 
 importance.unit_section(key, unit_id)
+twoafc_sections.unit_section(key, unit_id)
 
 related.related_units(key, record, run_id)
 url.check_known(url.UNIT_PARAMS, where=notes)
