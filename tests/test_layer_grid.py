@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 from streamlit.testing.v1 import AppTest
 
 from catalogue.errors import InputError
-from catalogue.query.layer_grid import GRID_SORTABLE, layer_grid, layer_runs
+from catalogue.query.layer_grid import GRID_SORTABLE, PAGE_SIZE, layer_grid, layer_runs
 from tests.catalogue_builders import register_toy, write_scores
 from tests.ui_fixtures import UICatalogue
 
@@ -214,8 +214,6 @@ def wide_layer(database_factory: Callable[..., str]) -> tuple[str, list[int]]:
 def test_the_grid_page_pages_through_a_big_layer(
     wide_layer: tuple[str, list[int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ui.app_pages.layer import PAGE_SIZE
-
     url, expected = wide_layer
     monkeypatch.setenv("DATABASE_URL", url)
     pages = -(-len(expected) // PAGE_SIZE)

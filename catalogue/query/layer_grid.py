@@ -35,6 +35,8 @@ from catalogue.query.views import (
 #: What a grid can be sorted by: the unit's index, every numeric measure, and the
 #: dissection IoU and share of "yes" ratings.
 GRID_SORTABLE: tuple[str, ...] = ("unit", *FLOAT_MEASURES, "best_iou", "share_yes")
+#: Units on one page of a grid (eight rows of six tiles).
+PAGE_SIZE = 48
 #: Columns of a grid page's `units` frame besides the sort column.
 GRID_COLUMNS: tuple[str, ...] = (
     "unit",
@@ -115,7 +117,7 @@ def layer_grid(
     order_by: str = "unit",
     descending: bool = False,
     offset: int = 0,
-    limit: int = 48,
+    limit: int = PAGE_SIZE,
     images: int = 4,
 ) -> GridPage:
     """A page of the layer's units in a scoring run (None: the units never scored), sorted

@@ -13,12 +13,11 @@ import pandas as pd
 import streamlit as st
 
 from catalogue.measures import TOP_K_PRECISION
-from catalogue.query.layer_grid import GRID_SORTABLE
+from catalogue.query.layer_grid import GRID_SORTABLE, PAGE_SIZE
 from ui import faults, plots, queries, thumbnails, unit_summary
 from ui import urlstate as url
 from ui.connection import engine_key
 
-PAGE_SIZE = 48
 TILES_PER_ROW = 6
 TILE_IMAGES = 4
 SHOW = {"images": "Top images", "am": "AM panels"}
@@ -37,6 +36,9 @@ def _tile(
 def _choose_layer(key: str) -> tuple[str, str]:
     options = queries.filter_options(key)
     models = options.models
+    if not models:
+        st.info("The catalogue holds no model yet (`unitcat ingest extract`).")
+        st.stop()
     c1, c2 = st.columns(2)
     model = c1.selectbox(
         "Model",
