@@ -148,4 +148,7 @@ def test_the_layer_grid_shows_the_units_in_the_order_sql_gives(
     assert page.locator('[data-testid="stImage"] img').count() == with_images  # type: ignore[attr-defined]
     links.first.click()
     page.get_by_text(f"toynet · conv5 · unit {expected[0]}").wait_for(timeout=WAIT_MS)  # type: ignore[attr-defined]
+    page.get_by_text("All of conv5 as a grid").click()  # type: ignore[attr-defined]
+    page.get_by_text("Units 1–6 of 6, by unit index").wait_for(timeout=WAIT_MS)  # type: ignore[attr-defined]
+    assert f"run_id={catalogue.score_run}" in page.url  # type: ignore[attr-defined]
     page.close()

@@ -351,7 +351,7 @@ if address is not None:
 st.header(f"{record['model']} · {record['layer']} · unit {record['unit']}")
 if record.get("constant"):
     _constant_banner(record)
-related.neighbour_buttons(key, unit_id, run_id)
+related.neighbour_buttons(key, unit_id, run_id, record)
 
 runs = queries.unit_runs(key, unit_id)
 if len(runs) > 1:
