@@ -8,7 +8,9 @@ activation in cell `image index % 9`, so the hot cell of every heat map is known
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,8 +21,9 @@ from sqlalchemy.pool import NullPool
 
 from catalogue.errors import InputError
 from catalogue.measures import TOP_K_PRECISION
-from catalogue.pipeline.unit_maps import unit_top_maps
+from catalogue.pipeline.unit_maps import RunNetwork, unit_top_maps
 from catalogue.query.glance import ablation_cost, unit_glance
+from tests.ablation_fixtures import Scored
 from tests.ui_fixtures import CONV5_MAP, FC6_3, UICatalogue
 from ui import thumbnails, unit_summary
 
@@ -205,3 +208,37 @@ def test_small_thumbnails_are_enlarged_by_whole_pixels() -> None:
         assert picture.size == (168, 168)  # 21 × 8
         array = np.asarray(picture)
     assert (array[:21, :21] == 255).all() and (array[21:, 21:] == 0).all()
+
+
+def test_heat_maps_without_stored_maps_come_from_the_runs_own_network(
+    engine: Engine,
+    scored: Scored,
+    trained_checkpoint: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An extraction that kept no maps: the run's network (loaded again by the catalogue
+    from the run's record and its checkpoint, where `train-demo` leaves it) on the unit's
+    top images; each map reduced as the run reduced it gives back the stored activation."""
+    from catalogue.models.demo_cnn import checkpoint_path
+    from catalogue.query.units import find_unit
+
+    monkeypatch.setenv("UNITCAT_HOME", str(tmp_path / "home"))  # the session's home untouched
+    home = checkpoint_path("digits")
+    home.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(trained_checkpoint, home)
+
+    unit_id = find_unit(engine, scored.model.name, "conv5", 3)
+    maps = unit_top_maps(engine, unit_id, scored.score_run, limit=6)
+    assert maps.source == "model" and maps.maps.shape[0] == 6
+    assert maps.inputs is not None and maps.inputs.shape[0] == 6
+    assert maps.inputs.min() >= 0.0 and maps.inputs.max() <= 1.0
+    np.testing.assert_allclose(maps.reduced(), maps.top.activations, rtol=1e-4, atol=1e-5)
+    given = unit_top_maps(
+        engine,
+        unit_id,
+        scored.score_run,
+        limit=6,
+        network=RunNetwork(scored.model, scored.dataset),
+    )
+    np.testing.assert_allclose(given.maps, maps.maps, rtol=1e-5, atol=1e-6)
