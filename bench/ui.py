@@ -403,14 +403,15 @@ def bench_browser(args: argparse.Namespace, unit_id: int, run_id: int, url: str,
 def bench_demo(args: argparse.Namespace, engine, url: str, home: Path) -> None:
     """The Unit page on a demo-sized catalogue, in Chromium, against the app shell."""
     sys.path.insert(0, str(REPO))
-    from bench.ui_demo import build_demo_catalogue, report, time_pages
+    from bench.ui_demo import build_demo_catalogue, report, time_pages, time_script
     from tests.test_browser import CHROMIUM, _free_port, _stop
 
     if not CHROMIUM.exists():
         print("(no /usr/bin/chromium: nothing to time)")
         return
     started = time.perf_counter()
-    run_id, _units = build_demo_catalogue(engine, home, visit=2 * args.repeats + 2)
+    visit = 2 * args.repeats + 2
+    run_id, _units = build_demo_catalogue(engine, home, visit=visit + args.repeats + 1)
     print(f"demo-sized catalogue built and scored in {time.perf_counter() - started:.1f} s")
     port = _free_port()
     app = _serve(REPO / "ui" / "app.py", port, {**os.environ, "DATABASE_URL": url})
@@ -418,7 +419,8 @@ def bench_demo(args: argparse.Namespace, engine, url: str, home: Path) -> None:
         times = time_pages(f"http://127.0.0.1:{port}", run_id, args.repeats)
     finally:
         _stop(app)
-    report(times)
+    script = time_script(REPO / "ui" / "app.py", run_id, range(visit + 1, visit + 1 + args.repeats))
+    report(times, script)
 
 
 def main() -> None:

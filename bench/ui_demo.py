@@ -84,7 +84,7 @@ def write_demo_store(path: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray,
 
 def build_demo_catalogue(engine: Any, folder: Path, visit: int) -> tuple[int, dict[int, int]]:
     """Store, extraction run, scoring run, image files and AM panels of the first `visit`
-    conv5 units; (scoring run id, conv5 unit index → unit id)."""
+    conv5 units (and the one before them); (scoring run id, conv5 unit index → unit id)."""
     from PIL import Image
     from sqlalchemy import insert, text
 
@@ -152,6 +152,26 @@ def build_demo_catalogue(engine: Any, folder: Path, visit: int) -> tuple[int, di
     return score.run_id, units
 
 
+def time_script(app: Path, run_id: int, units: range) -> tuple[float, float]:
+    """The Unit page's server-side script alone (Streamlit's AppTest), each unit once, not
+    seen before: (median wall seconds, median CPU seconds of this process)."""
+    from streamlit.testing.v1 import AppTest
+
+    walls, cpus = [], []
+    for k in [units.start - 1, *units]:  # the first run imports and discovers: not counted
+        at = AppTest.from_file(str(app), default_timeout=600)
+        for name, value in {"model": MODEL, "layer": LAYER, "unit": k, "run_id": run_id}.items():
+            at.query_params[name] = str(value)
+        at.switch_page("app_pages/unit.py")
+        wall, cpu = time.perf_counter(), time.process_time()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if k >= units.start:
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def _drawn(page: Any, title: str) -> None:
     from tests.test_browser import SETTLED
 
@@ -197,8 +217,12 @@ def time_pages(base: str, run_id: int, repeats: int) -> dict[str, list[float]]:
     return out
 
 
-def report(times: dict[str, list[float]]) -> None:
+def report(times: dict[str, list[float]], script: tuple[float, float]) -> None:
     shell = statistics.median(times["shell"])
+    print(
+        f"\nUnit page server-side script (AppTest, units not seen before): {script[0]:.2f} s "
+        f"wall, {script[1]:.2f} s CPU (medians)"
+    )
     print("\nDemo-sized catalogue in headless Chromium (1400 × 900), until every chart has drawn:")
     print(f"  baseline: app shell (Runs page)        {shell:6.2f} s   (median)")
     for name, label in (
