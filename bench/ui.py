@@ -18,11 +18,16 @@ the real scorer (`catalogue.pipeline.scoring.score_extraction`). Then it times:
 4. with --browser (Debian chromium): time from navigation until the page has
    drawn, in headless Chromium against a `streamlit run` server.
 
+With --demo it times instead, in Chromium, the Unit page (opened by address, and by its
+"next unit" button) on a catalogue the size of `make demo`'s against the app shell
+(bench/ui_demo.py).
+
 The store's chunks are 4,096 rows × min(U, 64) units; with U = 64 (default)
 reading one unit decompresses the same 1 MiB chunks a 4,096-unit layer would.
 The file sits in the OS page cache after writing (so "cold" excludes disk reads).
 
     .venv/bin/python bench/ui.py [--images 721536] [--units 64] [--repeats 5] [--browser]
+    .venv/bin/python bench/ui.py --demo [--repeats 5]
 """
 
 from __future__ import annotations
@@ -395,12 +400,38 @@ def bench_browser(args: argparse.Namespace, unit_id: int, run_id: int, url: str,
         print(f"  ratio baseline / Unit page reload          {every[0] / reload_unit:6.1f} x")
 
 
+def bench_demo(args: argparse.Namespace, engine, url: str, home: Path) -> None:
+    """The Unit page on a demo-sized catalogue, in Chromium, against the app shell."""
+    sys.path.insert(0, str(REPO))
+    from bench.ui_demo import build_demo_catalogue, report, time_pages, time_script
+    from tests.test_browser import CHROMIUM, _free_port, _stop
+
+    if not CHROMIUM.exists():
+        print("(no /usr/bin/chromium: nothing to time)")
+        return
+    started = time.perf_counter()
+    visit = 2 * args.repeats + 2
+    run_id, _units = build_demo_catalogue(engine, home, visit=visit + args.repeats + 1)
+    print(f"demo-sized catalogue built and scored in {time.perf_counter() - started:.1f} s")
+    port = _free_port()
+    app = _serve(REPO / "ui" / "app.py", port, {**os.environ, "DATABASE_URL": url})
+    try:
+        times = time_pages(f"http://127.0.0.1:{port}", run_id, args.repeats)
+    finally:
+        _stop(app)
+    script = time_script(REPO / "ui" / "app.py", run_id, range(visit + 1, visit + 1 + args.repeats))
+    report(times, script)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=PAPER_IMAGES)
     parser.add_argument("--units", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--browser", action="store_true", help="also time headless Chromium")
+    parser.add_argument(
+        "--demo", action="store_true", help="only the Unit page on a demo-sized catalogue"
+    )
     parser.add_argument(
         "--naive-limit", type=float, default=180.0, help="seconds to wait for the every-point page"
     )
@@ -420,6 +451,9 @@ def main() -> None:
         try:
             engine = create_engine(url)
             migrate.upgrade(engine)
+            if args.demo:
+                bench_demo(args, engine, url, home)
+                return
             started = time.perf_counter()
             write_store(home / "bench.h5", args.images, args.units)
             size = (home / "bench.h5").stat().st_size

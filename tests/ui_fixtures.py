@@ -24,6 +24,10 @@ Misclassified images are 0 on the designed units, so the all-images run (fc6 onl
 scores fc6.3 as misleading again but fc6.5 as not localist (its 8 misclassified
 tabbies sit at 0).
 
+The store keeps conv5's 3 × 3 spatial maps (reduced by max): each image's map holds its
+activation in cell `image index % 9` and half of it everywhere else, so a heat map's hot
+cell is known.
+
 Rows besides scoring: conv5.2 is a dissection detector (sky, IoU .08; conv5.4 .03);
 conv5.0 has 5 of 5 "yes" ratings (consensus), fc6.7 2 of 5; fc6.3 has an AM panel.
 """
@@ -73,6 +77,8 @@ N_IMAGES = PER_CLASS * N_CLASSES
 LAYERS = (("conv5", "conv", 6), ("fc6", "fc", 8))
 MONARCH, LADYBIRD, SCHOOL_BUS, TABBY = 0, 1, 2, 5
 BUS = ("n002", "n003", "n004")
+#: conv5's spatial maps kept in the store (see the module docstring)
+CONV5_MAP = (3, 3)
 
 #: (layer, unit, scoring run name) of the rows each search preset must return
 MISLEADING = {("conv5", 1, "correct"), ("fc6", 3, "correct"), ("fc6", 3, "all")}
@@ -156,6 +162,15 @@ def _design(
     return out
 
 
+def conv5_maps(conv5: np.ndarray) -> np.ndarray:
+    """Maps (N × U × 3 × 3) whose max is the activation, in cell `image index % 9`."""
+    n, units = conv5.shape
+    cells = CONV5_MAP[0] * CONV5_MAP[1]
+    maps = np.repeat((conv5 / 2.0)[:, :, None], cells, axis=2)
+    maps[np.arange(n), :, np.arange(n) % cells] = conv5
+    return maps.reshape(n, units, *CONV5_MAP)
+
+
 def _write_images(root: Path, keys: list[str], labels: np.ndarray) -> None:
     palette = np.random.default_rng(7).integers(0, 256, size=(len(CLASS_NAMES), 3))
     for key, label in zip(keys, labels.tolist(), strict=True):
@@ -179,13 +194,29 @@ def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0)
     h5_path = folder / "toynet.h5"
     with ActivationStore.create(
         h5_path,
-        [StoreLayer(n, u, kind=k, position=i) for i, (n, k, u) in enumerate(LAYERS)],
+        [
+            StoreLayer(
+                n,
+                u,
+                kind=k,
+                position=i,
+                reduce="max" if k == "conv" else "none",
+                map_shape=CONV5_MAP if n == "conv5" else None,
+            )
+            for i, (n, k, u) in enumerate(LAYERS)
+        ],
         class_keys=class_keys,
         class_names=CLASS_NAMES,
         params={"model": "toynet"},
         chunk_rows=512,
     ) as store:
-        store.append(activations, labels=labels, predictions=predictions, image_keys=keys)
+        store.append(
+            activations,
+            labels=labels,
+            predictions=predictions,
+            image_keys=keys,
+            maps={"conv5": conv5_maps(activations["conv5"])},
+        )
         store.finish()
 
     with engine.begin() as conn:

@@ -34,6 +34,7 @@ PAGES = [
     (url.UNIT_PAGE, "Unit", ":material/neurology:", "unit"),
     (url.COMPARE_PAGE, "Compare", ":material/compare:", "compare"),
     (url.LAYERS_PAGE, "Layers", ":material/stacked_bar_chart:", "layers"),
+    (url.LAYER_PAGE, "Layer grid", ":material/grid_view:", "layer"),
     (url.MEASURES_PAGE, "Measures", ":material/grid_on:", "measures"),
     (url.RUNS_PAGE, "Runs", ":material/history:", "runs"),
     (url.SQL_PAGE, "SQL", ":material/terminal:", "sql"),

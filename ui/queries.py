@@ -15,6 +15,7 @@ import streamlit as st
 
 from catalogue.query import catalog as catalog_query
 from catalogue.query import files as file_query
+from catalogue.query import layer_grid as grid_query
 from catalogue.query import layers as layer_query
 from catalogue.query import overview as overview_query
 from catalogue.query import ratings as rating_query
@@ -100,6 +101,15 @@ def unit_details(key: str, unit_id: int, run_id: int | None) -> dict[str, Any]:
 @st.cache_data(ttl=TTL_S, show_spinner="Reading activations …", max_entries=8)
 def unit_activations(key: str, unit_id: int, run_id: int) -> UnitActivations:
     return file_query.unit_activations(engine_for(key), unit_id, run_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False, max_entries=16)
+def unit_class_table(
+    key: str, unit_id: int, run_id: int, _acts: UnitActivations, _top: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Every class of the unit computed from its activations (`_acts`, `_top`: the unit's
+    and run's own, so the unit and run key the result)."""
+    return unit_query.unit_class_table(_acts, _top)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -189,4 +199,32 @@ def measure_values(
 ) -> pd.DataFrame:
     return layer_query.measure_values(
         engine_for(key), run_id, measures, layers=layers, include_constant=include_constant
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def layer_runs(key: str, model: str, layer: str) -> pd.DataFrame:
+    return grid_query.layer_runs(engine_for(key), model, layer)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner="Reading the layer's units …", max_entries=16)
+def layer_grid(
+    key: str,
+    model: str,
+    layer: str,
+    run_id: int | None,
+    order_by: str,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> grid_query.GridPage:
+    return grid_query.layer_grid(
+        engine_for(key),
+        model,
+        layer,
+        run_id,
+        order_by=order_by,
+        descending=descending,
+        offset=offset,
+        limit=limit,
     )

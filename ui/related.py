@@ -19,10 +19,20 @@ DEFAULT_SAME = "mi_class"
 OPEN_TEXT = "open ›"
 
 
-def neighbour_buttons(key: str, unit_id: int, run_id: int | None) -> None:
-    """‹ previous and next › unit of the layer (by index), as buttons."""
+def neighbour_buttons(
+    key: str, unit_id: int, run_id: int | None, record: dict[str, Any] | None = None
+) -> None:
+    """‹ previous and next › unit of the layer (by index), as buttons, and a link to the
+    layer's grid (all its units at once) when the unit's `record` is given."""
     previous, following = queries.layer_neighbours(key, unit_id)
-    left, right, _ = st.columns([1, 1, 4])
+    left, right, grid = st.columns([1, 1, 4], vertical_alignment="center")
+    if record is not None:
+        grid.page_link(
+            url.LAYER_PAGE,
+            label=f"All of {record['layer']} as a grid",
+            icon=":material/grid_view:",
+            query_params=url.layer_params(record["model"], record["layer"], run_id),
+        )
     left.button(
         f"‹ {previous.name}" if previous else "‹ first unit",
         key="unit_previous",

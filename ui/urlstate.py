@@ -227,6 +227,7 @@ RUNS_PAGE = "app_pages/runs.py"
 SQL_PAGE = "app_pages/sql.py"
 COMPARE_PAGE = "app_pages/compare.py"
 RATE_PAGE = "app_pages/rate.py"
+LAYER_PAGE = "app_pages/layer.py"
 
 
 def unit_params(
@@ -270,6 +271,14 @@ def open_unit(
     st.switch_page(
         UNIT_PAGE, query_params=unit_params(model, layer, int(unit), run_id, highlight=highlight)
     )
+
+
+def layer_params(model: str, layer: str, run_id: int | None = None) -> dict[str, str]:
+    """The query parameters of a layer's grid (/layer?model=…&layer=…&run_id=…)."""
+    params = {"model": str(model), "layer": str(layer)}
+    if run_id is not None and not pd.isna(run_id):
+        params["run_id"] = str(int(run_id))
+    return params
 
 
 def unit_url(
@@ -335,12 +344,18 @@ def compare_params(records: list[dict[str, Any]]) -> dict[str, str | list[str]]:
 
 
 #: Query parameters the Unit page understands (`highlight`: the measure or preset the user
-#: came from, whose class the jitter plot highlights first; `preset` says the same).
+#: came from, whose class the jitter plot highlights first; `preset` says the same; `heat`:
+#: heat maps over a conv unit's top images).
 UNIT_PARAMS: frozenset[str] = frozenset(
-    {"unit_id", "run_id", "model", "layer", "unit", "class", "same", "highlight", "preset"}
+    {"unit_id", "run_id", "model", "layer", "unit", "class", "same", "highlight", "preset", "heat"}
+)
+#: Query parameters the layer grid understands: the layer, the scoring run, the sort
+#: (`sort`, `desc`), the page, and what the tiles show (`show=am` for AM panels).
+LAYER_GRID_PARAMS: frozenset[str] = frozenset(
+    {"model", "layer", "run_id", "sort", "desc", "page", "show"}
 )
 #: Choices that go along to the previous or next unit.
-CARRIED: tuple[str, ...] = ("same", "highlight", "preset")
+CARRIED: tuple[str, ...] = ("same", "highlight", "preset", "heat")
 
 
 def _int(name: str) -> int | None:

@@ -20,11 +20,8 @@ from catalogue.errors import InputError, NotFound
 from catalogue.measures import (
     CCMAS_NEGATIVE,
     CCMAS_UNDEFINED,
-    MEASURES_BY_NAME,
     RATING_CONSENSUS_SHARE,
     RATING_MIN_RATERS,
-    TOP_K_PRECISION,
-    TOP_N_CLASSES,
     UNDEFINED_REASONS,
 )
 from catalogue.query.files import UnitActivations
@@ -32,7 +29,6 @@ from catalogue.query.units import (
     detector_verdicts,
     layer_units,
     threshold_counts,
-    unit_class_table,
 )
 from ui import (
     connection,
@@ -45,12 +41,9 @@ from ui import (
     related,
     tables,
     twoafc_sections,
+    unit_top,
 )
 from ui import urlstate as url
-
-#: The cut-offs of the top images the measures count: top-k precision, and the classes
-#: in the top n (with Rafegas's index).
-TOP_CUTS = (TOP_K_PRECISION, TOP_N_CLASSES)
 
 
 def _picker(key: str) -> None:
@@ -298,73 +291,6 @@ def _figure3(
     )
 
 
-def _thumbnails(part: pd.DataFrame) -> None:
-    readable = part[part["image"].notna()]
-    if readable.empty:
-        st.caption("The image files are not readable here; their keys are listed below.")
-        return
-    st.image(
-        readable["image"].tolist(),
-        caption=[
-            f"#{r} {c} ({a:.3g})"
-            for r, c, a in zip(
-                readable["rank"], readable["class_name"], readable["activation"], strict=True
-            )
-        ],
-        width=84,
-    )
-
-
-def _top_images(frame: pd.DataFrame, record: dict[str, Any]) -> None:
-    """The stored top images in two parts, split at the cut-offs the measures count."""
-    if frame.empty:
-        st.info("No top images recorded for this unit and run.")
-        return
-    first, last = TOP_CUTS
-    precision = MEASURES_BY_NAME["precision"].label
-    n = len(frame)
-    st.caption(
-        f"{n} most active scored images, ties broken by lower image index. {precision} "
-        f"counts ranks 1–{first}; classes in the top {last} (and Rafegas's index) count "
-        f"ranks 1–{last}."
-        + ("" if n >= last else f" Only {n} are stored for this run (re-score to keep {last}).")
-    )
-    for low, high, title in (
-        (1, first, f"Ranks 1–{first}: the images {precision.lower()} counts"),
-        (first + 1, last, f"Ranks {first + 1}–{last}: with the first {first}, the top {last}"),
-    ):
-        part = frame[(frame["rank"] >= low) & (frame["rank"] <= high)]
-        if part.empty:
-            continue
-        top = part["class_name"].value_counts()
-        st.markdown(
-            f"**{title}** — cut-off at rank {int(part['rank'].max())}: activation "
-            f"{part['activation'].iloc[-1]:.4g}; most frequent class {top.index[0]} "
-            f"({int(top.iloc[0])} of {len(part)})"
-        )
-        _thumbnails(part)
-    _tie_note(frame, record)
-    listed = frame[["rank", "image_key", "class_name", "activation", "image_index"]]
-    st.dataframe(
-        tables.readable(listed, digits=4),
-        hide_index=True,
-        column_config=tables.column_config(listed, pinned=("rank",)),
-        key="top_images",
-    )
-
-
-def _tie_note(frame: pd.DataFrame, record: dict[str, Any]) -> None:
-    """Say so when images tie at a cut-off: the measures share them out, the list cannot."""
-    acts = frame.set_index("rank")["activation"]
-    for cut in TOP_CUTS:
-        if cut + 1 in acts.index and acts[cut] == acts[cut + 1]:
-            st.caption(
-                f"Images tie at the rank-{cut} cut-off (activation {acts[cut]:.4g}): the "
-                "measures share the tied images out in proportion (their expected value under "
-                "a random order), so counts from this list can differ from the stored measures."
-            )
-
-
 def _class_table(details: dict[str, Any]) -> None:
     """Every class: from the activations when they can be read, else the stored top classes."""
     table = details.get("class_table")
@@ -394,23 +320,6 @@ def _class_rows(frame: pd.DataFrame) -> None:
         column_config=tables.column_config(frame, pinned=("class_name",)),
         key="class_stats",
     )
-
-
-def _am(frame: pd.DataFrame) -> None:
-    if frame.empty:
-        st.info("No activation-maximisation panel for this unit (`unitcat ingest am`).")
-        return
-    panel = frame.iloc[0]
-    if panel["file"]:
-        st.image(panel["file"], caption=f"{panel['method']} (run {panel['run_id']})")
-    else:
-        st.warning(f"The panel file {panel['path']} cannot be read here.")
-    activations = panel["activations"] or []
-    if activations:
-        best = max(activations)
-        ref = panel["dataset_max"]
-        ratio = f" = {best / ref:.2f} × the dataset maximum ({ref:.3g})" if ref else ""
-        st.caption(f"Activation on the panel images: up to {best:.3g}{ratio}.")
 
 
 def _ratings(summary: dict[str, Any] | None, ratings: pd.DataFrame) -> None:
@@ -468,7 +377,7 @@ if address is not None:
 st.header(f"{record['model']} · {record['layer']} · unit {record['unit']}")
 if record.get("constant"):
     _constant_banner(record)
-related.neighbour_buttons(key, unit_id, run_id)
+related.neighbour_buttons(key, unit_id, run_id, record)
 
 runs = queries.unit_runs(key, unit_id)
 if len(runs) > 1:
@@ -489,9 +398,19 @@ else:
     st.caption("This unit has not been scored; dissection, AM and ratings are shown below.")
 
 details = queries.unit_details(key, unit_id, run_id)
+unit_top.summary(key, unit_id, run_id)
+images, panel = st.columns([3, 1])
+with images:
+    if run_id is not None:
+        unit_top.top_images(key, details.get("top_images", pd.DataFrame()), record, run_id)
+with panel:
+    unit_top.am_panel(details["am"])
+
 acts, unreadable = _activations(key, record, run_id)
 if acts is not None:
-    details["class_table"] = unit_class_table(acts, details.get("top_images"))
+    details["class_table"] = queries.unit_class_table(
+        key, unit_id, run_id, acts, details.get("top_images")
+    )
 left, right = st.columns([1, 1])
 with left:
     _measures(record, acts)
@@ -499,12 +418,10 @@ with right:
     if run_id is not None:
         _figure3(record, run_id, details, acts, unreadable)
 
-tabs = st.tabs(["Top images", "Per class", "Class groups", "Dissection", "AM panel", "Ratings"])
+tabs = st.tabs(["Per class", "Class groups", "Dissection", "Ratings"])
 with tabs[0]:
-    _top_images(details.get("top_images", pd.DataFrame()), record)
-with tabs[1]:
     _class_table(details)
-with tabs[2]:
+with tabs[1]:
     groups = details.get("group_metrics", pd.DataFrame())
     if groups.empty:
         st.info("No class groups scored (e.g. `bus` = school bus + trolleybus + minibus).")
@@ -519,7 +436,7 @@ with tabs[2]:
             st.caption(
                 "CCMAS of a class group is undefined too: this layer's activations can be negative."
             )
-with tabs[3]:
+with tabs[2]:
     dissection = details["dissection"]
     if dissection.empty:
         st.info("Not dissected (`unitcat ingest dissect`).")
@@ -530,9 +447,7 @@ with tabs[3]:
             column_config=tables.column_config(dissection, pinned=("concept",)),
             key="dissection",
         )
-with tabs[4]:
-    _am(details["am"])
-with tabs[5]:
+with tabs[3]:
     _ratings(details["rating_summary"], details["ratings"])
 
 importance.unit_section(key, unit_id)
