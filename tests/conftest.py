@@ -3,6 +3,9 @@
 The embedded server starts once per test session in a temporary directory. Each
 test that asks for `engine` gets its own database, cloned in milliseconds from a
 template that was migrated to head once, so tests never see each other's rows.
+Catalogues that take long to build (a scored extraction, the UI catalogue) are
+built once per session in template databases of their own (`database_template`);
+a test that asks for one (`CATALOGUE_TEMPLATES`) gets a clone of it as its database.
 
 The roles are used as in production (`catalogue.db.roles`): each test database
 is set up by the superuser with the roles' script, its URL (`database_url`,
@@ -23,6 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -36,6 +40,7 @@ from catalogue.db import migrate, roles, server
 pytest_plugins = ("tests.ui_fixtures", "tests.ablation_fixtures")
 
 _counter = itertools.count()
+T = TypeVar("T")
 _OWN_BASETEMP_KEY = pytest.StashKey[str]()
 
 
@@ -121,10 +126,11 @@ def database_factory(admin_url: str) -> Iterator[Callable[..., str]]:
     migrate.upgrade(template_engine)
     template_engine.dispose()
 
-    def create(*, migrated: bool = True, bare: bool = False) -> str:
-        """The owner's URL of a new database (`bare`: the superuser's, roles not set up)."""
+    def create(*, migrated: bool = True, bare: bool = False, clone_of: str | None = None) -> str:
+        """The owner's URL of a new database (`bare`: the superuser's, roles not set up;
+        `clone_of`: a copy of that database, made by `database_template`)."""
         name = f"{prefix}_{next(_counter)}"
-        source = f' TEMPLATE "{template}"' if migrated and not bare else ""
+        source = f' TEMPLATE "{clone_of or template}"' if migrated and not bare else ""
         _admin_execute(admin_url, f'CREATE DATABASE "{name}"{source}')
         created.append(name)
         url = _with_database(admin_url, name)
@@ -138,10 +144,48 @@ def database_factory(admin_url: str) -> Iterator[Callable[..., str]]:
         _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def database_template(
+    database_factory: Callable[..., str], admin_url: str
+) -> Callable[[Callable[[str], T]], tuple[str, T]]:
+    """Build a catalogue once per session: `make(build)` runs `build(url)` in a new migrated
+    database and returns (that database's name, what `build` returned); databases cloned from
+    it (`database_factory(clone_of=name)`) start with its rows, in milliseconds."""
+
+    def make(build: Callable[[str], T]) -> tuple[str, T]:
+        url = database_factory()
+        built = build(url)
+        name = make_url(url).database
+        assert name is not None
+        # CREATE DATABASE … TEMPLATE needs the source without sessions
+        _admin_execute(
+            admin_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+        )
+        return name, built
+
+    return make
+
+
+#: session fixtures that build a catalogue in a template database (`database_template`; their
+#: value has its name as `database`): a test whose fixtures use one (e.g. `scored`) gets a
+#: clone of that catalogue as `database_url` and `engine`
+CATALOGUE_TEMPLATES = ("scored_template",)
+
+
 @pytest.fixture
-def database_url(database_factory: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh database at the newest schema; DATABASE_URL points at it for in-process code."""
-    url = database_factory()
+def database_url(
+    request: pytest.FixtureRequest,
+    database_factory: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> str:
+    """A fresh database at the newest schema (or a clone of the built catalogue the test asks
+    for, `CATALOGUE_TEMPLATES`); DATABASE_URL points at it for in-process code."""
+    templates = [n for n in CATALOGUE_TEMPLATES if n in request.fixturenames]
+    assert len(templates) <= 1, f"a test can have one built catalogue, not {templates}"
+    clone_of = request.getfixturevalue(templates[0]).database if templates else None
+    url = database_factory(clone_of=clone_of)
     monkeypatch.setenv("DATABASE_URL", url)
     return url
 

@@ -17,7 +17,6 @@ from catalogue.am import maximise_units
 from catalogue.config import get_settings
 from catalogue.data import load_digits
 from catalogue.db.engine import database_identity
-from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError, NotFound
 from catalogue.models import ModelInfo, load_demo_checkpoint, random_demo_model, renamed
 from catalogue.pipeline.am import am_defaults, am_into_catalogue, panel_grid, parse_units
@@ -281,10 +280,9 @@ def test_panel_grid_is_ten_by_ten_for_a_hundred_images() -> None:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkpoint(quick_checkpoint_file: Path) -> Path:
     """A real demo checkpoint (one quick epoch on 200 digits): a model file the CLI can load."""
-    out = tmp_path_factory.mktemp("checkpoint") / "demo.pt"
-    return train_demo("digits", epochs=1, limit=200, out_path=out).checkpoint
+    return quick_checkpoint_file
 
 
 def test_cli_makes_panels_of_an_extracted_model(
