@@ -42,6 +42,10 @@ pytest_plugins = ("tests.ui_fixtures", "tests.ablation_fixtures")
 _counter = itertools.count()
 T = TypeVar("T")
 _OWN_BASETEMP_KEY = pytest.StashKey[str]()
+_EMBEDDED_KEY = pytest.StashKey[bool]()
+#: the embedded test server keeps nothing past the session, so it need not wait for the disk
+#: (every commit and CREATE DATABASE otherwise waits for fsync on a shared machine)
+_NO_DURABILITY = ("fsync", "synchronous_commit", "full_page_writes")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,9 +80,10 @@ def unitcat_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def admin_url(unitcat_home: Path) -> Iterator[str]:
+def admin_url(request: pytest.FixtureRequest, unitcat_home: Path) -> Iterator[str]:
     """The superuser's URL of a maintenance database on the test server (administration only)."""
     configured = os.environ.get("DATABASE_URL")
+    request.config.stash[_EMBEDDED_KEY] = not configured
     if configured:
         url = normalise_database_url(configured)
         _admin_script(url, roles.cluster_sql())
@@ -88,7 +93,11 @@ def admin_url(unitcat_home: Path) -> Iterator[str]:
     server.start(data_dir)  # as in production: the roles exist once it is up
     socket_dir = server.status(data_dir).socket_dir
     assert socket_dir is not None
-    yield server.superuser_url(socket_dir)
+    url = server.superuser_url(socket_dir)
+    for setting in _NO_DURABILITY:
+        _admin_execute(url, f"ALTER SYSTEM SET {setting} = off")
+    _admin_execute(url, "SELECT pg_reload_conf()")
+    yield url
     server.stop(data_dir)
 
 
@@ -112,15 +121,19 @@ def _admin_execute(admin_url: str, statement: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_factory(admin_url: str) -> Iterator[Callable[..., str]]:
+def database_factory(
+    request: pytest.FixtureRequest, admin_url: str
+) -> Iterator[Callable[..., str]]:
     """Create databases on the test server: empty, or cloned from the migrated template."""
     prefix = f"unitcat_test_{os.getpid()}"
     created: list[str] = []
     template = f"{prefix}_template"
+    # the roles' script names every relation of every revision: written once, not per database
+    database_sql = roles.database_sql()
     _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
     _admin_execute(admin_url, f'CREATE DATABASE "{template}"')
     created.append(template)
-    _admin_script(_with_database(admin_url, template), roles.database_sql())
+    _admin_script(_with_database(admin_url, template), database_sql)
     template_url = roles.url_as(_with_database(admin_url, template), roles.OWNER_ROLE)
     template_engine = create_engine(template_url, poolclass=NullPool)
     migrate.upgrade(template_engine)
@@ -136,10 +149,12 @@ def database_factory(admin_url: str) -> Iterator[Callable[..., str]]:
         url = _with_database(admin_url, name)
         if bare:
             return url
-        _admin_script(url, roles.database_sql())
+        _admin_script(url, database_sql)
         return roles.url_as(url, roles.OWNER_ROLE)
 
     yield create
+    if request.config.stash[_EMBEDDED_KEY]:
+        return  # the embedded server and its data directory go with the session
     for name in reversed(created):
         _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
