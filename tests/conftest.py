@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -99,6 +100,26 @@ def admin_url(request: pytest.FixtureRequest, unitcat_home: Path) -> Iterator[st
     _admin_execute(url, "SELECT pg_reload_conf()")
     yield url
     server.stop(data_dir)
+
+
+@pytest.fixture(scope="session")
+def initialised_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
+    """`copy(target)`: a stopped embedded server's data directory at `target`, initialised
+    (`initdb`, the roles, the `unitcat` database) and migrated once per session, for a test
+    that needs a server of its own and does not test initdb. `cp -a` keeps owner and modes
+    (as root the server runs as its own OS user)."""
+    source = tmp_path_factory.mktemp("initialised") / "postgres"
+    engine = create_engine(server.start(source), poolclass=NullPool)
+    migrate.upgrade(engine)
+    engine.dispose()
+    server.stop(source)
+
+    def copy(target: Path) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-a", str(source), str(target)], check=True)
+        return target
+
+    return copy
 
 
 def _admin_script(url: str, script: str) -> None:

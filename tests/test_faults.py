@@ -85,16 +85,16 @@ def read_only_folder(path: Path) -> Iterator[Path]:
 
 
 def test_db_stop_during_a_scoring_is_one_line_and_the_run_reads_interrupted(
-    tmp_path: Path,
+    tmp_path: Path, initialised_data_dir: Callable[[Path], Path]
 ) -> None:
     home = tmp_path / "home"
     env = {**os.environ, "UNITCAT_HOME": str(home), "COLUMNS": "200"}
     env.pop("DATABASE_URL", None)
-    data_dir = home / "postgres"
+    data_dir = initialised_data_dir(home / "postgres")
     engine = create_engine(server.start(data_dir), poolclass=NullPool)
     try:
         migrate.upgrade(engine)
-        extract = synthetic_extraction(engine, tmp_path / "acts.h5", 3000, 1500)
+        extract = synthetic_extraction(engine, tmp_path / "acts.h5", 3000, 400)
         gate = tmp_path / "held"
         scoring = held_unitcat(gate, "ingest", "score", str(extract), "--block-units", "1", env=env)
         wait_for(gate.exists, "scoring", process=scoring)
