@@ -67,6 +67,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(own, ignore_errors=True)
 
 
+#: fixtures that make a test slow wherever it is (a Ray cluster, a trained network, a server
+#: of its own): `pytest -m "not slow"` (`make test-fast`) leaves their tests out
+SLOW_FIXTURES = frozenset(
+    {"ray_cluster", "trained_checkpoint", "quick_checkpoint_file", "initialised_data_dir"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def unitcat_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Point UNITCAT_HOME at a temporary folder so tests never touch the user's catalogue."""
