@@ -3,7 +3,8 @@ digits, real AM runs on the CPU, real PNG files, a real database and the real CL
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from catalogue.am import maximise_units
@@ -52,14 +54,43 @@ def model() -> ModelInfo:
     return random_demo_model()
 
 
+@dataclass(frozen=True)
+class AMScored:
+    database: str  # the template database (tests/conftest.py: CATALOGUE_TEMPLATES)
+    score_run: int
+
+
+@pytest.fixture(scope="session")
+def am_scored_template(
+    database_template: Callable[..., tuple[str, int]], tmp_path_factory: pytest.TempPathFactory
+) -> AMScored:
+    """The demo CNN's conv5 and fc6 extracted on 120 digits and scored over all of them, once
+    per session; a test that asks for `scored` works in a clone of it."""
+    model = random_demo_model()
+    out = tmp_path_factory.mktemp("am-scored") / "acts.h5"
+
+    def build(url: str) -> int:
+        engine = create_engine(url, poolclass=NullPool)
+        data = load_digits("test", transform=model.transform)
+        extract = extract_into_catalogue(engine, model, data, LAYERS, limit=120, out_path=out)
+        run = score_extraction(engine, extract.run_id, all_images=True).run_id
+        engine.dispose()
+        return run
+
+    database, score_run = database_template(build)
+    return AMScored(database, score_run)
+
+
 @pytest.fixture
-def scored(engine: Engine, model: ModelInfo, tmp_path: Path) -> int:
-    """The demo CNN's conv5 and fc6 extracted on 120 digits and scored over all of them."""
-    data = load_digits("test", transform=model.transform)
-    extract = extract_into_catalogue(
-        engine, model, data, LAYERS, limit=120, out_path=tmp_path / "acts.h5"
-    )
-    return score_extraction(engine, extract.run_id, all_images=True).run_id
+def scored(engine: Engine, model: ModelInfo, am_scored_template: AMScored) -> int:
+    """The demo CNN's conv5 and fc6 extracted on 120 digits and scored over all of them (in
+    the test's database, `engine`: a clone of `am_scored_template`)."""
+    with engine.connect() as conn:
+        status = conn.execute(
+            text("SELECT status FROM run WHERE id = :r"), {"r": am_scored_template.score_run}
+        ).scalar_one()
+    assert status == "done", "the test's database is not a clone of the scored catalogue"
+    return am_scored_template.score_run
 
 
 def _dataset_max(engine: Engine, run_id: int, layer: str) -> np.ndarray:
