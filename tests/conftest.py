@@ -226,17 +226,20 @@ CATALOGUE_TEMPLATES = ("scored_template", "am_scored_template")
 @pytest.fixture
 def database_url(
     request: pytest.FixtureRequest,
+    admin_url: str,
     database_factory: Callable[..., str],
     monkeypatch: pytest.MonkeyPatch,
-) -> str:
+) -> Iterator[str]:
     """A fresh database at the newest schema (or a clone of the built catalogue the test asks
-    for, `CATALOGUE_TEMPLATES`); DATABASE_URL points at it for in-process code."""
+    for, `CATALOGUE_TEMPLATES`); DATABASE_URL points at it for in-process code. Dropped when
+    the test ends, so the server holds a few databases, not one per test."""
     templates = [n for n in CATALOGUE_TEMPLATES if n in request.fixturenames]
     assert len(templates) <= 1, f"a test can have one built catalogue, not {templates}"
     clone_of = request.getfixturevalue(templates[0]).database if templates else None
     url = database_factory(clone_of=clone_of)
     monkeypatch.setenv("DATABASE_URL", url)
-    return url
+    yield url
+    _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 @pytest.fixture
