@@ -12,9 +12,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from catalogue import demo_cnn
 from catalogue.data import ImageDataset, resolve_dataset
-from catalogue.models import ModelInfo, load_demo_checkpoint
+from catalogue.models import ModelInfo, demo_cnn, load_demo_checkpoint
 
 TRAINED_LAYERS = ("conv4", "conv5", "fc6", "fc7")
 
