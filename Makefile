@@ -30,9 +30,9 @@ test: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/python -m pytest
 
 # The quick part of the suite while developing: no tests marked slow (trained networks,
-# subprocess pipelines, servers of their own, Ray) and no browser; `make test` runs them all.
+# servers of their own, Ray, the browser; tests/conftest.py marks them); `make test` runs them all.
 test-fast: $(STAMP) $(SYSTEM_STAMP)
-	$(BIN)/python -m pytest -m "not slow and not browser"
+	$(BIN)/python -m pytest -m "not slow"
 
 ui: $(STAMP)
 	$(BIN)/unitcat ui

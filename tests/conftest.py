@@ -37,8 +37,9 @@ from sqlalchemy.pool import NullPool
 from catalogue.config import normalise_database_url
 from catalogue.db import migrate, roles, server
 
-#: the UI test catalogue fixture (`catalogue`), shared by the AppTest and browser tests
-pytest_plugins = ("tests.ui_fixtures", "tests.ablation_fixtures")
+#: the UI test catalogue fixture (`catalogue`), shared by the AppTest and browser tests; the
+#: trained and scored demo CNN; the small scored catalogue of the 2-AFC tests
+pytest_plugins = ("tests.ui_fixtures", "tests.ablation_fixtures", "tests.twoafc_fixtures")
 
 _counter = itertools.count()
 T = TypeVar("T")
@@ -75,8 +76,11 @@ SLOW_FIXTURES = frozenset(
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark slow the tests that use a `SLOW_FIXTURES` fixture or drive a browser (a Chromium
+    and a `unitcat ui` server each), so `-m "not slow"` is the whole quick part."""
     for item in items:
-        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        uses_slow = SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if uses_slow or item.get_closest_marker("browser") is not None:
             item.add_marker(pytest.mark.slow)
 
 
@@ -220,7 +224,7 @@ def database_template(
 #: session fixtures that build a catalogue in a template database (`database_template`; their
 #: value has its name as `database`): a test whose fixtures use one (e.g. `scored`) gets a
 #: clone of that catalogue as `database_url` and `engine`
-CATALOGUE_TEMPLATES = ("scored_template", "am_scored_template")
+CATALOGUE_TEMPLATES = ("scored_template", "am_scored_template", "twoafc_template")
 
 
 @pytest.fixture

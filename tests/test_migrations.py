@@ -359,6 +359,7 @@ def test_revisions_carry_literal_sql_and_import_no_registry() -> None:
                 )
 
 
+@pytest.mark.slow  # every revision, up and down, over seeded rows
 def test_each_revision_goes_up_and_down_one_step_over_a_catalogue_with_data(
     empty_engine: Engine,
 ) -> None:
@@ -574,6 +575,7 @@ def test_alembic_ini_in_the_checkout_migrates(empty_engine: Engine) -> None:
     assert migrate.current_revision(empty_engine) == migrate.head_revision()
 
 
+@pytest.mark.slow  # builds and installs a wheel
 def test_the_wheel_ships_the_migrations_and_migrates_without_the_repository(
     empty_engine: Engine, tmp_path: Path
 ) -> None:
