@@ -224,7 +224,12 @@ def database_template(
 #: session fixtures that build a catalogue in a template database (`database_template`; their
 #: value has its name as `database`): a test whose fixtures use one (e.g. `scored`) gets a
 #: clone of that catalogue as `database_url` and `engine`
-CATALOGUE_TEMPLATES = ("scored_template", "am_scored_template", "twoafc_template")
+CATALOGUE_TEMPLATES = (
+    "scored_template",
+    "am_scored_template",
+    "twoafc_template",
+    "pipeline_extracted_template",
+)
 
 
 @pytest.fixture
