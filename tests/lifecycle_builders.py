@@ -77,18 +77,19 @@ from catalogue.store import ActivationStore
 from ingest.cli import main
 
 gate, sys.argv = sys.argv[1], ["unitcat", *sys.argv[2:]]
-blocks = ActivationStore.iter_unit_blocks
+read_units = ActivationStore.read_units  # every block of units is read through it
+reads = []
 
 
 def held(self, *args, **kwargs):
-    for i, block in enumerate(blocks(self, *args, **kwargs)):
-        if i == 1:  # the first block is scored: say so, and wait until stdin is closed
-            open(gate, "w").close()
-            sys.stdin.read()
-        yield block
+    reads.append(args)
+    if len(reads) == 2:  # the first block is scored: say so, and wait until stdin is closed
+        open(gate, "w").close()
+        sys.stdin.read()
+    return read_units(self, *args, **kwargs)
 
 
-ActivationStore.iter_unit_blocks = held
+ActivationStore.read_units = held
 sys.exit(main())
 """
 
