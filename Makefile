@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 SYSTEM_PACKAGES := chromium dataset-fashion-mnist wordnet-base wordnet-sense-index
 SYSTEM_STAMP := $(VENV)/.system-packages-stamp
 
-.PHONY: demo test ui bench lint format clean-venv system-packages
+.PHONY: demo test test-fast ui bench lint format clean-venv system-packages
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: $(STAMP) $(SYSTEM_STAMP)
 
 test: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/python -m pytest
+
+# The quick part of the suite while developing: no tests marked slow (trained networks,
+# servers of their own, Ray, the browser; tests/conftest.py marks them); `make test` runs them all.
+test-fast: $(STAMP) $(SYSTEM_STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 ui: $(STAMP)
 	$(BIN)/unitcat ui

@@ -1,13 +1,15 @@
 """Real extraction runs without a model: an HDF5 store of random activations registered as a
-finished `extract` run, so that scoring (and killing a scoring) takes a chosen time."""
+finished `extract` run, and a real `unitcat` scoring held in the middle of its work
+(`held_unitcat`), so that a test can kill or stop it there."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +69,41 @@ def synthetic_extraction(
     ) as run:
         pass
     return run.id
+
+
+_HELD_UNITCAT = """
+import sys
+from catalogue.store import ActivationStore
+from ingest.cli import main
+
+gate, sys.argv = sys.argv[1], ["unitcat", *sys.argv[2:]]
+read_units = ActivationStore.read_units  # every block of units is read through it
+reads = []
+
+
+def held(self, *args, **kwargs):
+    reads.append(args)
+    if len(reads) == 2:  # the first block is scored: say so, and wait until stdin is closed
+        open(gate, "w").close()
+        sys.stdin.read()
+    return read_units(self, *args, **kwargs)
+
+
+ActivationStore.read_units = held
+sys.exit(main())
+"""
+
+
+def held_unitcat(gate: Path, *args: str, env: Mapping[str, str]) -> subprocess.Popen:
+    """`unitcat ARGS` (the real command, in a subprocess) that stops after scoring its first
+    block of units: it creates the file `gate`, then waits until the test closes its stdin.
+    So a test signals a scoring that is certainly in the middle of its work, never one that
+    finished before the signal came: `wait_for(gate.exists, …)`, then act."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _HELD_UNITCAT, str(gate), *args],
+        env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
 
 
 def wait_for(condition: Callable[[], bool], what: str, *, process: subprocess.Popen) -> None:

@@ -4,7 +4,8 @@ digits, real AM runs on the CPU, real PNG files, a real database and the real CL
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 from torchvision.models.feature_extraction import create_feature_extractor
 
 from catalogue.am import maximise_units
@@ -20,7 +22,6 @@ from catalogue.data import load_digits
 from catalogue.db.engine import database_identity
 from catalogue.errors import InputError, NotFound
 from catalogue.models import ModelInfo, load_demo_checkpoint, random_demo_model, renamed
-from catalogue.models.demo_cnn import train_demo
 from catalogue.pipeline.am import am_defaults, am_into_catalogue, panel_grid, parse_units
 from catalogue.pipeline.extract import extract_into_catalogue
 from catalogue.pipeline.scoring import score_extraction
@@ -55,14 +56,43 @@ def model() -> ModelInfo:
     return random_demo_model()
 
 
+@dataclass(frozen=True)
+class AMScored:
+    database: str  # the template database (tests/conftest.py: CATALOGUE_TEMPLATES)
+    score_run: int
+
+
+@pytest.fixture(scope="session")
+def am_scored_template(
+    database_template: Callable[..., tuple[str, int]], tmp_path_factory: pytest.TempPathFactory
+) -> AMScored:
+    """The demo CNN's conv5 and fc6 extracted on 120 digits and scored over all of them, once
+    per session; a test that asks for `scored` works in a clone of it."""
+    model = random_demo_model()
+    out = tmp_path_factory.mktemp("am-scored") / "acts.h5"
+
+    def build(url: str) -> int:
+        engine = create_engine(url, poolclass=NullPool)
+        data = load_digits("test", transform=model.transform)
+        extract = extract_into_catalogue(engine, model, data, LAYERS, limit=120, out_path=out)
+        run = score_extraction(engine, extract.run_id, all_images=True).run_id
+        engine.dispose()
+        return run
+
+    database, score_run = database_template(build)
+    return AMScored(database, score_run)
+
+
 @pytest.fixture
-def scored(engine: Engine, model: ModelInfo, tmp_path: Path) -> int:
-    """The demo CNN's conv5 and fc6 extracted on 120 digits and scored over all of them."""
-    data = load_digits("test", transform=model.transform)
-    extract = extract_into_catalogue(
-        engine, model, data, LAYERS, limit=120, out_path=tmp_path / "acts.h5"
-    )
-    return score_extraction(engine, extract.run_id, all_images=True).run_id
+def scored(engine: Engine, model: ModelInfo, am_scored_template: AMScored) -> int:
+    """The demo CNN's conv5 and fc6 extracted on 120 digits and scored over all of them (in
+    the test's database, `engine`: a clone of `am_scored_template`)."""
+    with engine.connect() as conn:
+        status = conn.execute(
+            text("SELECT status FROM run WHERE id = :r"), {"r": am_scored_template.score_run}
+        ).scalar_one()
+    assert status == "done", "the test's database is not a clone of the scored catalogue"
+    return am_scored_template.score_run
 
 
 def _dataset_max(engine: Engine, run_id: int, layer: str) -> np.ndarray:
@@ -287,10 +317,9 @@ def test_panel_grid_is_ten_by_ten_for_a_hundred_images() -> None:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkpoint(quick_checkpoint_file: Path) -> Path:
     """A real demo checkpoint (one quick epoch on 200 digits): a model file the CLI can load."""
-    out = tmp_path_factory.mktemp("checkpoint") / "demo.pt"
-    return train_demo("digits", epochs=1, limit=200, out_path=out).checkpoint
+    return quick_checkpoint_file
 
 
 def test_cli_makes_panels_of_an_extracted_model(

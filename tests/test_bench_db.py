@@ -6,14 +6,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_database_bench_runs_and_both_view_definitions_agree(tmp_path: Path) -> None:
+def test_the_database_bench_runs_and_both_view_definitions_agree(
+    tmp_path: Path, initialised_data_dir: Callable[[Path], Path]
+) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("DATABASE_URL", None)
+    initialised_data_dir(tmp_path / "home" / "postgres")  # its server, without a new initdb
     result = subprocess.run(
         [
             sys.executable,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster_gates import PATIENCE
 from tests.ui_fixtures import UICatalogue
 
 REPO = Path(__file__).resolve().parents[1]
@@ -415,6 +416,7 @@ def test_unitcat_ui_serves_the_app_and_stopping_it_stops_the_server(
     """`unitcat ui --port P` starts Streamlit headless on that port; Ctrl+C or SIGTERM to
     `unitcat ui` alone stops the server it started (the port is free again)."""
     process, port, log = _start_unitcat_ui(database_url)
+    server_pid = _server_pid(process)
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             assert "<title>Streamlit</title>" in response.read().decode()
@@ -426,20 +428,54 @@ def test_unitcat_ui_serves_the_app_and_stopping_it_stops_the_server(
             process.wait()
     assert process.returncode == 0, log.read_text()
     assert f"unitcat UI at http://127.0.0.1:{port}" in log.read_text()
-    deadline = time.monotonic() + 10
-    while _port_answers(port) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    # `unitcat ui` exits only once it has reaped its Streamlit child: the port is free now
+    assert _gone(server_pid), "the Streamlit child outlived `unitcat ui`"
     assert not _port_answers(port), "the Streamlit child still serves the port"
+
+
+def _server_pid(process: subprocess.Popen[bytes]) -> int:
+    """The pid of the Streamlit server that `unitcat ui` started (its one child, which
+    answers the health check `_start_unitcat_ui` waited for)."""
+    children = [pid for pid, parent in _processes() if parent == process.pid]
+    assert len(children) == 1, children
+    return children[0]
+
+
+def _processes() -> list[tuple[int, int]]:
+    """(pid, parent pid) of every process, from /proc (Linux, as `unitcat ui`'s
+    parent-death signal is)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):  # ended while we looked
+            continue
+        found.append((int(stat.parent.name), int(fields[1])))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    """The process has ended: no such pid, or a zombie (ended, its exit status not yet
+    collected by whoever inherited it; its sockets are closed)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def test_a_killed_unitcat_ui_takes_its_server_with_it(database_url: str) -> None:
     """Even `kill -9` of `unitcat ui` leaves no server behind (the child's parent-death signal)."""
     process, port, _log = _start_unitcat_ui(database_url)
+    server_pid = _server_pid(process)
     process.kill()
     process.wait()
-    deadline = time.monotonic() + 20
-    while _port_answers(port) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    # the child ends on the signal its parent's death sends: waited for as a process, not for
+    # a time (PATIENCE only bounds a hang), then its port must be closed
+    deadline = time.monotonic() + PATIENCE
+    while not _gone(server_pid):
+        assert time.monotonic() < deadline, "the Streamlit child outlived a killed `unitcat ui`"
+        time.sleep(0.05)
     assert not _port_answers(port)
 
 

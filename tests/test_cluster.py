@@ -34,7 +34,6 @@ from catalogue.data import ArrayImageDataset, load_digits
 from catalogue.errors import InputError
 from catalogue.extraction import extract_activations
 from catalogue.models import load_demo_checkpoint, random_demo_model, random_weights
-from catalogue.models.demo_cnn import train_demo
 from catalogue.pipeline.baseline import chance_baseline, random_weights_baseline
 from catalogue.pipeline.dissect import build_probe
 from catalogue.store import ActivationStore
@@ -187,10 +186,9 @@ def second_database(database_factory: Callable[..., str]) -> Iterator[tuple[str,
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkpoint(quick_checkpoint_file: Path) -> Path:
     """A demo checkpoint file (one quick epoch on 200 digits): a model the CLI loads by path."""
-    out = tmp_path_factory.mktemp("checkpoint") / "demo.pt"
-    return train_demo("digits", epochs=1, limit=200, out_path=out).checkpoint
+    return quick_checkpoint_file
 
 
 # ---------------------------------------------------------------- resume and retry

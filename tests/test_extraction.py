@@ -172,7 +172,7 @@ def test_rerun_with_other_parameters_is_refused_and_a_complete_run_is_kept(tmp_p
 
 
 CHILD = """
-import sys, time
+import sys
 import numpy as np
 from catalogue.data import ArrayImageDataset
 from catalogue.extraction import extract_activations
@@ -188,8 +188,8 @@ dataset = ArrayImageDataset(
 
 def report(done, total):
     print(done, flush=True)
-    if len(sys.argv) > 2:
-        time.sleep(float(sys.argv[2]))  # leave the parent time to kill us mid-run
+    if len(sys.argv) > 2 and done >= int(sys.argv[2]):
+        sys.stdin.read()  # held mid-run until the parent kills us (or closes our stdin)
 
 extract_activations(model, dataset, None, sys.argv[1], batch_size=8, chunk_rows=16, keep_maps=["conv5"],
                     on_progress=report)
@@ -200,6 +200,7 @@ def _child(script: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, str(script), str(out), *extra],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -224,12 +225,12 @@ def test_killed_extraction_resumes_to_identical_file(tmp_path):
     reference = tmp_path / "reference.h5"
     uninterrupted = _child(script, reference)
     killed = tmp_path / "killed.h5"
-    child = _child(script, killed, "0.02")
+    child = _child(script, killed, "56")
     seen = 0
     for line in child.stdout:
         seen = int(line)
         if seen >= 56:  # several bands of 16 rows are on disk, the run is far from its end (120)
-            break
+            break  # and the child waits there
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert child.returncode == -signal.SIGKILL

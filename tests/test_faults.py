@@ -29,6 +29,7 @@ from catalogue.store import ActivationStore, LayerSpec
 from tests.cli import UNITCAT, unitcat
 from tests.lifecycle_builders import (
     assert_one_line_fault,
+    held_unitcat,
     running_owner,
     synthetic_extraction,
     wait_for,
@@ -84,25 +85,24 @@ def read_only_folder(path: Path) -> Iterator[Path]:
 
 
 def test_db_stop_during_a_scoring_is_one_line_and_the_run_reads_interrupted(
-    tmp_path: Path,
+    tmp_path: Path, initialised_data_dir: Callable[[Path], Path]
 ) -> None:
     home = tmp_path / "home"
     env = {**os.environ, "UNITCAT_HOME": str(home), "COLUMNS": "200"}
     env.pop("DATABASE_URL", None)
-    data_dir = home / "postgres"
+    data_dir = initialised_data_dir(home / "postgres")
     engine = create_engine(server.start(data_dir), poolclass=NullPool)
     try:
         migrate.upgrade(engine)
-        extract = synthetic_extraction(engine, tmp_path / "acts.h5", 3000, 1500)
-        scoring = subprocess.Popen(
-            [UNITCAT, "ingest", "score", str(extract), "--block-units", "1"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        wait_for(lambda: running_owner(engine, "score") == scoring.pid, "scoring", process=scoring)
+        extract = synthetic_extraction(engine, tmp_path / "acts.h5", 3000, 400)
+        gate = tmp_path / "held"
+        scoring = held_unitcat(gate, "ingest", "score", str(extract), "--block-units", "1", env=env)
+        wait_for(gate.exists, "scoring", process=scoring)
+        assert running_owner(engine, "score") == scoring.pid
         stop = subprocess.run([UNITCAT, "db", "stop"], env=env, capture_output=True, text=True)
         assert stop.returncode == 0, stop.stderr
         assert scoring.poll() is None, "the scoring ended before the server stopped"
-        out, err = scoring.communicate()
+        out, err = scoring.communicate()  # closes its stdin: the scoring goes on
         line = assert_one_line_fault(
             subprocess.CompletedProcess([], scoring.returncode, out, err), 3
         )
@@ -124,13 +124,15 @@ def test_db_stop_during_a_scoring_is_one_line_and_the_run_reads_interrupted(
 
 def test_sigterm_marks_the_run_interrupted_in_one_line(engine: Engine, tmp_path: Path) -> None:
     extract = synthetic_extraction(engine, tmp_path / "acts.h5", 3000, 400)
-    scoring = subprocess.Popen(
-        [UNITCAT, "ingest", "score", str(extract), "--block-units", "1"],
-        env={**os.environ, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+    gate = tmp_path / "held"
+    scoring = held_unitcat(
+        gate, "ingest", "score", str(extract), "--block-units", "1",
+        env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
-    wait_for(lambda: running_owner(engine, "score") == scoring.pid, "scoring", process=scoring)
+    wait_for(gate.exists, "scoring", process=scoring)
+    assert running_owner(engine, "score") == scoring.pid
     scoring.send_signal(signal.SIGTERM)
+    scoring.wait()  # before communicate() closes its stdin, which would let it go on
     out, err = scoring.communicate()
     result = subprocess.CompletedProcess([], scoring.returncode, out, err)
     assert result.returncode == 130

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from catalogue.data import load_digits
 from catalogue.errors import InputError, NotFound
@@ -19,14 +23,43 @@ from tests.cli import unitcat
 LAYERS = ["conv5", "fc6"]
 
 
+@dataclass(frozen=True)
+class Extracted:
+    database: str  # the template database (tests/conftest.py: CATALOGUE_TEMPLATES)
+    run_id: int
+
+
+@pytest.fixture(scope="session")
+def pipeline_extracted_template(
+    database_template: Callable[..., tuple[str, int]], tmp_path_factory: pytest.TempPathFactory
+) -> Extracted:
+    """The random demo CNN's conv5 and fc6 extracted on 150 digits, once per session."""
+    out = tmp_path_factory.mktemp("pipeline") / "acts.h5"
+
+    def build(url: str) -> int:
+        engine = create_engine(url, poolclass=NullPool)
+        model = random_demo_model()
+        data = load_digits("test", transform=model.transform)
+        result = extract_into_catalogue(
+            engine, model, data, LAYERS, limit=150, batch_size=64, out_path=out
+        )
+        engine.dispose()
+        return result.run_id
+
+    database, run_id = database_template(build)
+    return Extracted(database, run_id)
+
+
 @pytest.fixture
-def extracted(engine: Engine, tmp_path) -> int:
-    model = random_demo_model()
-    data = load_digits("test", transform=model.transform)
-    result = extract_into_catalogue(
-        engine, model, data, LAYERS, limit=150, batch_size=64, out_path=tmp_path / "acts.h5"
-    )
-    return result.run_id
+def extracted(engine: Engine, pipeline_extracted_template: Extracted) -> int:
+    """The extraction run in the test's database (`engine`, a clone of the template)."""
+    run_id = pipeline_extracted_template.run_id
+    with engine.connect() as conn:
+        status = conn.execute(
+            text("SELECT status FROM run WHERE id = :r"), {"r": run_id}
+        ).scalar_one()
+    assert status == "done", "the test's database is not a clone of the extracted catalogue"
+    return run_id
 
 
 def _h5(engine: Engine, run_id: int) -> str:

@@ -23,6 +23,7 @@ from catalogue.store import ActivationStore
 from tests.cli import UNITCAT, unitcat
 from tests.lifecycle_builders import (
     assert_one_line_fault,
+    held_unitcat,
     kill,
     running_owner,
     synthetic_extraction,
@@ -117,8 +118,13 @@ def test_a_scoring_killed_with_sigkill_reads_interrupted_and_a_rerun_takes_it_ov
     engine: Engine, tmp_path: Path
 ) -> None:
     extract = synthetic_extraction(engine, tmp_path / "acts.h5", 3000, 400)
-    process = _popen("ingest", "score", str(extract), "--block-units", "1")
-    wait_for(lambda: running_owner(engine, "score") == process.pid, "scoring", process=process)
+    gate = tmp_path / "held"
+    process = held_unitcat(
+        gate, "ingest", "score", str(extract), "--block-units", "1",
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    wait_for(gate.exists, "scoring", process=process)
+    assert running_owner(engine, "score") == process.pid
     kill(process)
 
     runs = unitcat("runs", "--kind", "score")

@@ -22,18 +22,18 @@ from tests.test_browser import (
     browser,  # noqa: F401  (the module's browser fixture)
     screenshots,  # noqa: F401
 )
-from tests.twoafc_fixtures import build_twoafc_catalogue
+from tests.twoafc_fixtures import TwoAFCTemplate
 
 
 @pytest.mark.browser
 def test_a_participant_answers_three_trials_in_study_mode(
     database_factory: Callable[..., str],
-    tmp_path,
+    twoafc_template: TwoAFCTemplate,
     browser: object,  # noqa: F811
 ) -> None:
-    url = database_factory()
+    url = database_factory(clone_of=twoafc_template.database)
     engine = create_engine(url, poolclass=NullPool)
-    c = build_twoafc_catalogue(engine, tmp_path)
+    c = twoafc_template.catalogue
     build_study(
         engine, c.score_run, [("conv5", None), ("fc6", [0, 1])], name="browser",
         options=DesignOptions(seed=5),

@@ -22,7 +22,7 @@ from catalogue.query.twoafc import find_study, study_trials
 from catalogue.twoafc.design import DesignOptions
 from catalogue.twoafc.imi import stimulus
 from tests.cli import unitcat
-from tests.twoafc_fixtures import TwoAFCCatalogue, build_twoafc_catalogue
+from tests.twoafc_fixtures import TwoAFCCatalogue, TwoAFCTemplate
 
 UNITS = [("conv5", [0, 1, 2]), ("fc6", [0, 1])]
 OPTIONS = DesignOptions(task_size=3, catch_trials=1, seed=4)
@@ -30,11 +30,11 @@ OPTIONS = DesignOptions(task_size=3, catch_trials=1, seed=4)
 
 @pytest.fixture(scope="module")
 def afc(
-    database_factory: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
+    database_factory: Callable[..., str], twoafc_template: TwoAFCTemplate
 ) -> Iterator[tuple[Engine, TwoAFCCatalogue, str]]:
-    url = database_factory()
+    url = database_factory(clone_of=twoafc_template.database)
     engine = create_engine(url, poolclass=NullPool)
-    built = build_twoafc_catalogue(engine, tmp_path_factory.mktemp("afc"))
+    built = twoafc_template.catalogue
     build_study(engine, built.score_run, UNITS, name="out", options=OPTIONS)
     yield engine, built, url
     engine.dispose()

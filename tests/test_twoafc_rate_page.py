@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from catalogue.pipeline.twoafc.study import build_study
 from catalogue.query.twoafc import find_study, study_trials
 from catalogue.twoafc.design import DesignOptions
-from tests.twoafc_fixtures import build_twoafc_catalogue
+from tests.twoafc_fixtures import TwoAFCTemplate
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 PAGE = "app_pages/rate.py"
@@ -20,8 +20,9 @@ TIMEOUT = 60
 
 
 @pytest.fixture
-def study(engine: Engine, tmp_path: Path) -> str:
-    c = build_twoafc_catalogue(engine, tmp_path)
+def study(engine: Engine, twoafc_template: TwoAFCTemplate) -> str:
+    """A study of conv5 in the test's database (`engine`, a clone of `twoafc_template`)."""
+    c = twoafc_template.catalogue
     build_study(
         engine, c.score_run, [("conv5", None)], name="page",
         options=DesignOptions(task_size=2, catch_trials=1, seed=3),

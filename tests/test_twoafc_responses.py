@@ -22,7 +22,7 @@ from catalogue.pipeline.twoafc.study import build_study, enrol, progress, record
 from catalogue.query.twoafc import Trial, find_study, study_trials
 from catalogue.twoafc.design import DesignOptions
 from tests.cli import unitcat
-from tests.twoafc_fixtures import TwoAFCCatalogue, build_twoafc_catalogue
+from tests.twoafc_fixtures import TwoAFCCatalogue, TwoAFCTemplate
 
 Z = 1.959963984540054
 HEADER = ["", "participant_id", "task_number", "corrected_trial_index", "choice", "correct",
@@ -32,11 +32,11 @@ UNITS = [("conv5", None), ("fc6", [0, 1, 2, 3])]
 
 @pytest.fixture(scope="module")
 def afc(
-    database_factory: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
+    database_factory: Callable[..., str], twoafc_template: TwoAFCTemplate
 ) -> Iterator[tuple[Engine, TwoAFCCatalogue, str]]:
-    url = database_factory()
+    url = database_factory(clone_of=twoafc_template.database)
     engine = create_engine(url, poolclass=NullPool)
-    built = build_twoafc_catalogue(engine, tmp_path_factory.mktemp("afc"))
+    built = twoafc_template.catalogue
     yield engine, built, url
     engine.dispose()
 

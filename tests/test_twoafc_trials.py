@@ -19,15 +19,15 @@ from catalogue.query.twoafc import study_trials
 from catalogue.selectivity.exemplars import BOTTOM_IMAGES, bottom_images, tie_order
 from catalogue.twoafc.design import DesignOptions, Exemplar, UnitExemplars, design_trials
 from tests.cli import unitcat
-from tests.twoafc_fixtures import TwoAFCCatalogue, build_twoafc_catalogue
+from tests.twoafc_fixtures import TwoAFCCatalogue, TwoAFCTemplate
 
 
 @pytest.fixture(scope="module")
 def afc(
-    database_factory: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
+    database_factory: Callable[..., str], twoafc_template: TwoAFCTemplate
 ) -> Iterator[tuple[Engine, TwoAFCCatalogue]]:
-    engine = create_engine(database_factory(), poolclass=NullPool)
-    built = build_twoafc_catalogue(engine, tmp_path_factory.mktemp("afc"))
+    engine = create_engine(database_factory(clone_of=twoafc_template.database), poolclass=NullPool)
+    built = twoafc_template.catalogue
     yield engine, built
     engine.dispose()
 

@@ -6,16 +6,23 @@ and a scoring run by the real scorer (`score_extraction`).
 units of ReLU'd noise with many zeros (ties at the bottom); fc6 has 6 units, of which
 fc6.5 is dead (0 on every image) and fc6.4 is 1.0 on half of the images and 0 on the
 others (ties at both ends).
+
+`twoafc_template` builds it once per session in a template database (tests/conftest.py's
+`database_template`); a test clones it (`database_factory(clone_of=…)`, or `engine` in a test
+that asks for `twoafc_template`), so every test still starts from the same rows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import NullPool
 
 from catalogue.db.identities import LayerSpec, register_dataset, register_model
 from catalogue.db.runs import recorded_run
@@ -131,3 +138,34 @@ def build_twoafc_catalogue(engine: Engine, folder: Path, *, seed: int = 0) -> Tw
         keys=keys,
         image_root=image_root,
     )
+
+
+@dataclass(frozen=True)
+class TwoAFCTemplate:
+    """The catalogue built once, in the template database `database` (its clones have the
+    same run and unit ids, and their dataset points at the same image folder)."""
+
+    database: str
+    catalogue: TwoAFCCatalogue
+
+
+@pytest.fixture(scope="session")
+def twoafc_template(
+    database_template: Callable[..., tuple[str, TwoAFCCatalogue]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> TwoAFCTemplate:
+    """`build_twoafc_catalogue` once per session. Its arrays are read-only: every test that
+    clones the database shares them, so none may change them for the others."""
+    folder = tmp_path_factory.mktemp("twoafc")
+
+    def build(url: str) -> TwoAFCCatalogue:
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            return build_twoafc_catalogue(engine, folder)
+        finally:
+            engine.dispose()
+
+    database, built = database_template(build)
+    for array in (*built.activations.values(), built.labels, built.correct):
+        array.setflags(write=False)
+    return TwoAFCTemplate(database, built)

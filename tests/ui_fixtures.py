@@ -35,13 +35,14 @@ conv5.0 has 5 of 5 "yes" ratings (consensus), fc6.7 2 of 5; fc6.3 has an AM pane
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from catalogue.db import schema
@@ -376,13 +377,29 @@ def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0)
     )
 
 
+@pytest.fixture(scope="session")
+def ui_catalogue_template(
+    database_template: Callable[..., tuple[str, UICatalogue]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> UICatalogue:
+    """The UI test catalogue, built once per session in a template database (its URL)."""
+    folder = tmp_path_factory.mktemp("ui-catalogue")
+
+    def build(url: str) -> UICatalogue:
+        engine = create_engine(url, poolclass=NullPool)
+        built = build_ui_catalogue(engine, url, folder)
+        engine.dispose()
+        return built
+
+    _name, built = database_template(build)
+    return built
+
+
 @pytest.fixture(scope="module")
 def catalogue(
-    database_factory: Callable[..., str], tmp_path_factory: pytest.TempPathFactory
+    database_factory: Callable[..., str], ui_catalogue_template: UICatalogue
 ) -> UICatalogue:
-    """The UI test catalogue in a fresh database, built once per test module."""
-    url = database_factory()
-    engine = create_engine(url, poolclass=NullPool)
-    built = build_ui_catalogue(engine, url, tmp_path_factory.mktemp("ui-catalogue"))
-    engine.dispose()
-    return built
+    """The UI test catalogue in a fresh database of the test module (a clone of the template:
+    what one module writes, another does not see); its files are shared, read only."""
+    template = make_url(ui_catalogue_template.url).database
+    return replace(ui_catalogue_template, url=database_factory(clone_of=template))
