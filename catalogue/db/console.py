@@ -41,8 +41,12 @@ class QueryResult:
 
 
 def _check_role(raw: psycopg.Connection) -> None:
+    """Refuse an unfit role; the check resolves names in pg_catalog only (it may be
+    running as a superuser, before it refuses it)."""
     with raw.cursor(row_factory=dict_row) as cur:
+        cur.execute(roles.PIN_SEARCH_PATH)
         row = cur.execute(roles.READER_CHECK).fetchone()
+        cur.execute("SET LOCAL search_path TO DEFAULT")
     assert row is not None
     problems = roles.reader_problems(row)
     if problems:

@@ -319,12 +319,14 @@ def bootstrap(socket_dir: Path, *, force: bool = False) -> None:
     import psycopg
 
     roles = db_roles.Roles()
-    admin = {"host": str(socket_dir), "user": SUPERUSER}
+    # names resolve in pg_catalog only: the owner may have created objects in the database
+    pinned = "-c search_path=pg_catalog,pg_temp"
+    admin = {"host": str(socket_dir), "user": SUPERUSER, "options": pinned}
     with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
         row = conn.execute(
-            "SELECT pg_get_userbyid(datdba), "
-            "EXISTS (SELECT FROM pg_roles WHERE rolname = %s) "
-            "FROM pg_database WHERE datname = %s",
+            "SELECT pg_catalog.pg_get_userbyid(datdba), "
+            "EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %s) "
+            "FROM pg_catalog.pg_database WHERE datname = %s",
             (roles.reader, DATABASE_NAME),
         ).fetchone()
         if row is not None and row[0] == roles.owner and row[1] and not force:
