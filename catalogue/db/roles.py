@@ -234,10 +234,31 @@ def grant_reader_sql(reader: str = READER_ROLE) -> str:
     return _grant_sql(_check_name(reader), _array(catalogue_relations()))
 
 
+#: connection parameters in a URL's query that say who connects: never carried to another role
+_IDENTITY_PARAMETERS = ("password", "user")
+
+
 def url_as(url: str, role: str) -> str:
-    """The same server and database as `url`, as `role` (no password: libpq's own
-    sources apply, e.g. ~/.pgpass, PGPASSWORD or a trusting server)."""
-    return render_url(make_url(url).set(username=role, password=None))
+    """The same server and database as `url`, as `role`, without `url`'s password.
+
+    The password (in the URL or its `?password=`) is the other role's: handing out
+    the reader's URL must never hand out the owner's. The role's own password comes
+    from libpq's own sources (~/.pgpass, PGPASSWORD, a trusting server) or from
+    UNITCAT_READER_URL. (`URL.set(password=None)` would keep it: None means "unchanged".)
+    """
+    parsed = make_url(url)
+    query = {k: v for k, v in parsed.query.items() if k.lower() not in _IDENTITY_PARAMETERS}
+    return render_url(
+        URL.create(
+            parsed.drivername,
+            username=role,
+            password=None,
+            host=parsed.host,
+            port=parsed.port,
+            database=parsed.database,
+            query=query,
+        )
+    )
 
 
 def render_url(url: URL) -> str:
@@ -278,13 +299,13 @@ def apply(engine: Engine, roles: Roles = Roles()) -> None:
 
 def same_database(a: str, b: str) -> bool:
     """Whether two URLs name the same server and database (they may differ in user and password)."""
-    ua, ub = make_url(a), make_url(b)
-    return (ua.host, ua.port, ua.database, dict(ua.query)) == (
-        ub.host,
-        ub.port,
-        ub.database,
-        dict(ub.query),
-    )
+
+    def where(url: str) -> tuple:
+        parsed = make_url(url)
+        query = {k: v for k, v in parsed.query.items() if k.lower() not in _IDENTITY_PARAMETERS}
+        return parsed.host, parsed.port, parsed.database, query
+
+    return where(a) == where(b)
 
 
 # ------------------------------------------------------------------ the reader check
