@@ -40,7 +40,7 @@ def _int(name: str) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
-        url.note(f"`{name}={value}` is not a whole number; it is ignored.")
+        url.note(f"{url.code(f'{name}={value}')} is not a whole number; it is ignored.")
         return None
 
 
@@ -66,7 +66,7 @@ def requested_unit(key: str) -> tuple[int | None, int | None]:
         try:
             return common.find_unit(key, model, layer, number), run_id
         except NotFound as exc:
-            url.note(str(exc))
+            url.note(url.literal(exc))
             return None, run_id
     return _int("unit_id"), run_id
 
@@ -86,7 +86,8 @@ def came_from() -> str | None:
         if value in _highlight_choices():
             return value
         url.note(
-            f"`{name}={value}` names no measure or preset; highlighting the max-informedness class."
+            f"{url.code(f'{name}={value}')} names no measure or preset; highlighting the "
+            "max-informedness class."
         )
     return None
 

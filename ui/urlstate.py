@@ -20,6 +20,7 @@ so class names with commas ("tench, Tinca tinca") survive.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -31,6 +32,45 @@ T = TypeVar("T")
 GLOBAL_PARAMS: frozenset[str] = frozenset({"embed", "embed_options", "study"})
 
 _PROBLEMS = "_url_problems"
+
+
+#: The longest piece of a URL value a note repeats.
+SHOWN_CHARS = 120
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|www)(?=[:.])")
+_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def _visible(text: str) -> str:
+    """Control and other unprintable characters as escapes (a NUL, a newline), cut to
+    `SHOWN_CHARS`."""
+    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:SHOWN_CHARS])
+    return shown + ("…" if len(text) > SHOWN_CHARS else "")
+
+
+def literal(text: object) -> str:
+    """`text` (from a URL, the database, an exception) as Markdown that shows it as it is.
+
+    Every ASCII punctuation character is backslash-escaped (CommonMark allows it for all
+    of them), so no image, link, HTML, emphasis, LaTeX (`$`) or Streamlit directive
+    (`:red[…]`, `:material/…:`) in it takes effect: `![a](http://host/x.png)` would
+    otherwise make every visitor's browser fetch that address. GitHub-style bare links
+    (`http://…`, `www.…`, `a@b.c`) are found after escapes are resolved, so an invisible
+    word joiner (U+2060) goes before their `:`, `.` or `@`.
+    """
+    shown = _AUTOLINK.sub("\\1\u2060", _visible(str(text))).replace("@", "\u2060@")
+    return "".join("\\" + c if c in _ASCII_PUNCTUATION else c for c in shown)
+
+
+def code(text: object) -> str:
+    """`text` as a Markdown code span that shows it as it is, whatever it holds: fenced
+    by more backticks than any run inside it (nothing in a code span is Markdown),
+    unprintable characters escaped so that no line break ends it."""
+    shown = _visible(str(text))
+    runs = [len(run) for run in re.findall("`+", shown)]
+    if not runs:
+        return f"`{shown}`"
+    fence = "`" * (max(runs) + 1)
+    return f"{fence} {shown} {fence}"
 
 
 def _problem(message: str) -> None:
@@ -70,7 +110,7 @@ def fmt_float(value: float) -> str:
 def _describe(choices: Collection[Any] | None, limit: int = 8) -> str:
     if not choices:
         return ""
-    shown = [str(c) for c in list(choices)[:limit]]
+    shown = [literal(c) for c in list(choices)[:limit]]
     more = " …" if len(choices) > limit else ""
     return f" (one of: {', '.join(shown)}{more})"
 
@@ -96,10 +136,14 @@ def initial(
     try:
         value = parse(text)
     except (TypeError, ValueError):
-        _problem(f"`{name}={text}` is not understood{_describe(choices)}; showing the default.")
+        _problem(
+            f"{code(f'{name}={text}')} is not understood{_describe(choices)}; showing the default."
+        )
         return default
     if choices is not None and value not in choices:
-        _problem(f"`{name}={text}` is not known here{_describe(choices)}; showing the default.")
+        _problem(
+            f"{code(f'{name}={text}')} is not known here{_describe(choices)}; showing the default."
+        )
         return default
     return value  # type: ignore[no-any-return]
 
@@ -139,10 +183,14 @@ def initial_list(
         try:
             value = parse(text)
         except (TypeError, ValueError):
-            _problem(f"`{name}={text}` is not understood{_describe(choices)}; it is left out.")
+            _problem(
+                f"{code(f'{name}={text}')} is not understood{_describe(choices)}; it is left out."
+            )
             continue
         if choices is not None and value not in choices:
-            _problem(f"`{name}={text}` is not known here{_describe(choices)}; it is left out.")
+            _problem(
+                f"{code(f'{name}={text}')} is not known here{_describe(choices)}; it is left out."
+            )
             continue
         if value not in out:
             out.append(value)
@@ -182,7 +230,7 @@ def check_known(known: Iterable[str], *, prefixes: Sequence[str] = (), where: An
     ]
     problems: list[str] = st.session_state.pop(_PROBLEMS, [])
     if unknown:
-        names = ", ".join(f"`{n}`" for n in unknown)
+        names = ", ".join(code(n) for n in unknown)
         understood = ", ".join(f"`{n}`" for n in sorted(allowed - GLOBAL_PARAMS))
         problems.insert(
             0,
@@ -196,5 +244,6 @@ def check_known(known: Iterable[str], *, prefixes: Sequence[str] = (), where: An
 
 
 def note(message: str) -> None:
-    """A problem with the URL that the page found itself (shown by `check_known`)."""
+    """A problem with the URL that the page found itself (shown by `check_known`). The
+    message is Markdown: put what came from the URL in it with `code` or `literal`."""
     _problem(message)

@@ -360,7 +360,7 @@ def _am(frame: pd.DataFrame) -> None:
     if panel["file"]:
         st.image(panel["file"], caption=f"{panel['method']} (run {panel['run_id']})")
     else:
-        st.warning(f"The panel file {panel['path']} cannot be read here.")
+        st.warning(f"The panel file {url.code(panel['path'])} cannot be read here.")
     activations = panel["activations"] or []
     if activations:
         best = max(activations)
