@@ -52,6 +52,9 @@ OWNER_ROLE = "unitcat_owner"
 READER_ROLE = "unitcat_reader"
 #: the reader's default per-statement limit (the console also sets its own per query)
 READER_STATEMENT_TIMEOUT = "60s"
+#: the most temporary-file space one of the reader's sessions may take (sorts, hashes that
+#: do not fit in memory): a user query must not fill the server's disk
+READER_TEMP_FILE_LIMIT = "1GB"
 #: PostgreSQL's predefined roles that reach the server's files and programs (or write everything)
 SERVER_ROLES = (
     "pg_read_server_files",
@@ -130,6 +133,7 @@ ALTER ROLE {owner} {attributes};
 ALTER ROLE {reader} {attributes};
 ALTER ROLE {reader} SET default_transaction_read_only = on;
 ALTER ROLE {reader} SET statement_timeout = '{READER_STATEMENT_TIMEOUT}';
+ALTER ROLE {reader} SET temp_file_limit = '{READER_TEMP_FILE_LIMIT}';
 ALTER ROLE {reader} SET idle_in_transaction_session_timeout = '{READER_STATEMENT_TIMEOUT}';
 """
 

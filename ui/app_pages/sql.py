@@ -23,6 +23,9 @@ from ui import urlstate as url
 from ui.app_pages import common
 
 MAX_ROWS = 5000
+#: the most a result may take in the UI's memory (about: its values' sizes); rows past it
+#: are never fetched
+MAX_BYTES = 32 * 2**20
 CUSTOM = "— your own query —"
 TEXT, EXAMPLE, OUTCOME = "sql_text", "sql_example", "sql_outcome"
 UNIT_COLUMNS = ("model", "layer", "unit")
@@ -45,14 +48,19 @@ def _submitted() -> None:
 
 def _run(engine: Engine, statement: str) -> None:
     try:
-        result = run_readonly(engine, statement, max_rows=MAX_ROWS)
+        result = run_readonly(engine, statement, max_rows=MAX_ROWS, max_bytes=MAX_BYTES)
     except ReadOnlyViolation as exc:
         st.session_state[OUTCOME] = ("refused", str(exc))
     except (InputError, UnitcatError) as exc:
         st.session_state[OUTCOME] = ("error", str(exc))
     else:
         frame = pd.DataFrame(result.rows, columns=result.columns)
-        st.session_state[OUTCOME] = ("rows", (frame, result.truncated))
+        cut = ""
+        if result.cut_by_size:
+            cut = f" (the first {len(frame):,}: the result is larger than {MAX_BYTES >> 20} MiB)"
+        elif result.truncated:
+            cut = f" (the first {MAX_ROWS:,})"
+        st.session_state[OUTCOME] = ("rows", (frame, cut))
 
 
 def _with_unit_links(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object]]:
@@ -76,7 +84,11 @@ def _with_unit_links(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, objec
 
 def _catalog() -> None:
     """The views and tables a query can read, with their columns (as the reader sees them)."""
-    columns = common.relation_columns(common.engine_key(), get_settings().reader_url)
+    try:
+        columns = common.relation_columns(common.engine_key(), get_settings().reader_url)
+    except UnitcatError as exc:  # the console is busy: the list can wait, the page cannot
+        st.caption(f"The list of views and tables is not available now ({exc}).")
+        return
     with st.expander("Views and tables, with their columns", expanded=False):
         if columns.empty:
             st.caption("The catalogue has no views yet (`unitcat db upgrade`).")
@@ -134,8 +146,7 @@ if outcome is not None:
     elif kind == "error":
         st.error(payload)
     else:
-        frame, truncated = payload
-        more = f" (the first {MAX_ROWS:,})" if truncated else ""
+        frame, more = payload
         st.markdown(f"**{len(frame):,} row{'s' if len(frame) != 1 else ''}**{more}")
         shown, config = _with_unit_links(frame)
         config = {**tables.column_config(shown, pinned=("open", *UNIT_COLUMNS)), **config}
