@@ -1,4 +1,5 @@
-"""The unitcat app: `unitcat ui`, or `streamlit run ui/app.py`.
+"""The unitcat app: `unitcat ui`, or `streamlit run ui/app.py` (both listen on 127.0.0.1
+only and send no usage statistics: see ui/.streamlit/config.toml).
 
 Pages are modules in `ui/app_pages/` wired with st.navigation; they read the
 catalogue through `catalogue.query` (Core queries with bound parameters).
