@@ -38,6 +38,7 @@ from catalogue.errors import InputError, NotFound
 from catalogue.groups import group_class_indices
 from catalogue.measures import GROUP_MEASURES
 from catalogue.selectivity import LayerScores, score_layer
+from catalogue.selectivity.inputs import check_scorable
 from catalogue.store import ActivationStore
 
 DEFAULT_BLOCK_UNITS = 256
@@ -141,6 +142,7 @@ def score_extraction(
             )
         image_index = np.flatnonzero(rows)
         scored_labels = labels[rows]
+        check_scorable(scored_labels, store.class_names, f"extraction run {run.id}")
         keys = store.image_keys
         class_keys = store.class_keys
         group_indices = group_class_indices(

@@ -137,6 +137,27 @@ def check_labels(labels: Any, n_images: int, n_classes: Any) -> np.ndarray:
     return out
 
 
+def check_scorable(labels: np.ndarray, class_names: Sequence[str], what: str) -> None:
+    """Refuse to score images of fewer than two classes, naming the one class.
+
+    Every selectivity measure compares a unit's response to one class with its response
+    to the others; over one class they are all trivially perfect (precision 1, localist,
+    detector bar 1) and mean nothing. `score_units` itself defines them for one class
+    (tests and small examples); a catalogue run must not store them.
+    """
+    present = np.unique(np.asarray(labels))
+    if present.size >= 2:
+        return
+    if present.size == 0:
+        raise InputError(f"{what} has no images to score.")
+    name = class_names[int(present[0])] if int(present[0]) < len(class_names) else present[0]
+    raise InputError(
+        f"{what}: all {len(labels):,} images are of one class ({name!r}); selectivity compares "
+        "a class with the others, so every measure would be meaningless. Score images of at "
+        "least two classes (for an extraction's correctly classified images: --all-images)."
+    )
+
+
 def check_groups(
     groups: Mapping[str, Sequence[int]] | None, n_classes: int
 ) -> dict[str, np.ndarray]:
