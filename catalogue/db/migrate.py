@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, column, func, inspect, select, table,
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 
+from catalogue.db import downgrade_runs
 from catalogue.db.schema import Base
 from catalogue.errors import ConfigError, InputError, SchemaOutOfDate
 
@@ -192,9 +193,17 @@ def _grant_reader(engine: Engine) -> None:
 
 
 def downgrade(engine: Engine, revision: str, *, scripts: Path | None = None) -> None:
+    """Downgrade; then the runs whose results went with a dropped table are recorded
+    failed (`catalogue.db.downgrade_runs`), so they never read done without rows."""
     with _migration_lock(engine):
         _check_known(engine, scripts=scripts)
+        with engine.connect() as conn:
+            holders = downgrade_runs.runs_by_table(conn)
         _alembic("downgrade", engine, revision, scripts)
+        with engine.begin() as conn:
+            tables = set(inspect(conn).get_table_names())
+            lost = downgrade_runs.emptied(holders, tables, downgrade_runs.runs(conn))
+            downgrade_runs.mark_results_dropped(conn, lost, revision)
 
 
 def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
@@ -253,10 +262,13 @@ def ensure_readable(engine: Engine | None = None) -> None:
 
 @dataclass(frozen=True)
 class DroppedData:
-    """What a downgrade drops: whole tables and single columns, with the rows they hold."""
+    """What a downgrade drops: whole tables and single columns, with the rows they hold,
+    the runs it deletes, and the runs whose results go with a dropped table."""
 
     tables: dict[str, int]  # table -> rows
     columns: dict[str, int]  # "table.column" -> rows with a value
+    runs_deleted: dict[int, str] = field(default_factory=dict)  # run id -> kind
+    runs_emptied: dict[int, str] = field(default_factory=dict)  # run id -> kind
 
     @property
     def ratings(self) -> int:
@@ -264,7 +276,7 @@ class DroppedData:
         return self.tables.get("rating", 0)
 
     def __bool__(self) -> bool:
-        return bool(self.tables or self.columns)
+        return bool(self.tables or self.columns or self.runs_deleted)
 
     def describe(self) -> str:
         """One line: what the downgrade drops (human ratings called out)."""
@@ -274,7 +286,14 @@ class DroppedData:
         parts += [f"column {name} ({rows:,} values)" for name, rows in self.columns.items()]
         if empty:
             parts.append(f"{len(empty)} empty tables ({', '.join(empty)})")
+        if self.runs_deleted and "run" not in self.tables:
+            parts.append(f"runs {downgrade_runs.describe(self.runs_deleted)}")
         text = ", ".join(parts)
+        if self.runs_emptied:
+            text += (
+                f"; runs {downgrade_runs.describe(self.runs_emptied)} lose their results and "
+                "will read failed"
+            )
         if self.ratings:
             text += f"; including {self.ratings:,} human ratings, which cannot be recomputed"
         return text
@@ -309,6 +328,8 @@ def downgrade_drops(engine: Engine, revision: str) -> DroppedData:
         transaction = conn.begin()
         try:
             before = _table_columns(conn)
+            runs_before = downgrade_runs.runs(conn)
+            holders = downgrade_runs.runs_by_table(conn)
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
             try:
@@ -316,8 +337,13 @@ def downgrade_drops(engine: Engine, revision: str) -> DroppedData:
             except CommandError as exc:
                 raise _unknown_revision("downgrade", revision, exc) from None
             after = _table_columns(conn)
+            runs_after = downgrade_runs.runs(conn)
+            emptied = downgrade_runs.emptied(
+                holders, set(inspect(conn).get_table_names()), runs_after
+            )
         finally:
             transaction.rollback()
+        deleted = {i: kind for i, (kind, _) in runs_before.items() if i not in runs_after}
         tables = sorted(set(before) - set(after))
         columns = sorted((t, c) for t in set(before) & set(after) for c in before[t] - after[t])
         counts = {
@@ -329,4 +355,4 @@ def downgrade_drops(engine: Engine, revision: str) -> DroppedData:
             ).scalar_one()
             for t, c in columns
         }
-    return DroppedData(tables=counts, columns=values)
+    return DroppedData(counts, values, runs_deleted=deleted, runs_emptied=emptied)
