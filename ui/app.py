@@ -21,11 +21,13 @@ from sqlalchemy.exc import OperationalError
 
 from catalogue.errors import DatabaseUnavailable
 from ui import study
+from ui import urlstate as url
 from ui.app_pages import common
 
 ICON = Path(__file__).with_name("favicon.png")  # local: a :material/…: icon is fetched online
 
 st.set_page_config(page_title="unitcat", page_icon=ICON, layout="wide")
+url.drop_unreadable()  # a NUL byte in the URL: noted on the page, never sent to the database
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
 if study.active():

@@ -122,10 +122,13 @@ def initial(
     parse: Callable[[str], Any] = str,
     choices: Collection[Any] | None = None,
     key: str | None = None,
+    bounds: tuple[Any, Any] | None = None,
 ) -> T:
     """The value of parameter `name` in the URL, or `default` when it is absent or not
     understood (a note on the page says so). With `key`, a widget that already holds a
-    value in this session keeps it (the URL only seeds a fresh widget)."""
+    value in this session keeps it (the URL only seeds a fresh widget). With `bounds`
+    (the widget's own min and max), a value outside is moved to the nearer one, with a
+    note: a number input or slider given a value outside its range stops the page."""
     if key is not None and key in st.session_state:
         current = st.session_state[key]
         if choices is None or current is None or current in choices:
@@ -145,6 +148,13 @@ def initial(
             f"{code(f'{name}={text}')} is not known here{_describe(choices)}; showing the default."
         )
         return default
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        nearest = min(max(value, bounds[0]), bounds[1])
+        _problem(
+            f"{code(f'{name}={text}')} is outside {bounds[0]:,} … {bounds[1]:,}; "
+            f"showing {nearest:,}."
+        )
+        return nearest  # type: ignore[no-any-return]
     return value  # type: ignore[no-any-return]
 
 
@@ -241,6 +251,15 @@ def check_known(known: Iterable[str], *, prefixes: Sequence[str] = (), where: An
         (where if where is not None else st).warning(
             "  \n".join(problems), icon=":material/link_off:"
         )
+
+
+def drop_unreadable() -> None:
+    """Drop URL parameters whose name or value holds a NUL byte, with a note: nothing a page
+    offers contains one, and no database text can (the query would fail)."""
+    for name in list(st.query_params):
+        if "\0" in name or any("\0" in value for value in st.query_params.get_all(name)):
+            del st.query_params[name]
+            _problem(f"the URL parameter {code(name)} holds a NUL byte; it is ignored.")
 
 
 def note(message: str) -> None:

@@ -170,6 +170,8 @@ def run_readonly(
 ) -> QueryResult:
     """Run one user statement as the reader of `engine` (see the module docstring)."""
     statement = statement.strip().rstrip(";").strip()
+    if "\0" in statement:
+        raise InputError("the query contains a NUL byte, which SQL text cannot hold; remove it.")
     if not statement:
         raise InputError(
             "the query is empty; give one SQL statement, e.g. SELECT * FROM layer_summary."
