@@ -59,7 +59,7 @@ class Settings:
 def get_settings() -> Settings:
     """Read the settings from the environment (cheap; called where needed)."""
     home = Path(os.environ.get("UNITCAT_HOME") or DEFAULT_HOME).expanduser().resolve()
-    url = os.environ.get("DATABASE_URL") or None
+    url = _url_setting("DATABASE_URL")
     if url is not None:
         url = normalise_database_url(url)
     device = (os.environ.get("UNITCAT_DEVICE") or "auto").lower()
@@ -68,10 +68,16 @@ def get_settings() -> Settings:
             f"UNITCAT_DEVICE={device!r} is not one of {', '.join(DEVICE_CHOICES)}; "
             "set it to auto, cpu or cuda."
         )
-    reader = os.environ.get("UNITCAT_READER_URL") or None
+    reader = _url_setting("UNITCAT_READER_URL")
     if reader is not None:
         reader = _reader_url(reader, url)
     return Settings(home=home, database_url=url, device=device, reader_url=reader)
+
+
+def _url_setting(name: str) -> str | None:
+    """A URL from the environment without the spaces or line breaks around it (a pasted
+    value, a line of an .env file); unset or blank is None."""
+    return (os.environ.get(name) or "").strip() or None
 
 
 def _reader_url(reader: str, database_url: str | None) -> str:

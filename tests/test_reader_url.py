@@ -69,3 +69,21 @@ def test_the_readers_own_password_comes_from_unitcat_reader_url(
     monkeypatch.setenv("UNITCAT_READER_URL", own.render_as_string(hide_password=False))
     url = make_url(reader_database_url())
     assert url.password == "reader-pw"
+
+
+def test_a_database_url_with_spaces_around_it_is_used_as_written_inside(database_url: str) -> None:
+    """A pasted value or an .env line may carry spaces or a line break around the URL."""
+    padded = f"  {database_url} \n"
+    printed = unitcat("db", "url", env={"DATABASE_URL": padded})
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.strip() == database_url
+    queried = unitcat("query", "SELECT 1 AS one", "--csv", env={"DATABASE_URL": padded})
+    assert queried.returncode == 0, queried.stderr
+    assert queried.stdout.splitlines() == ["one", "1"]
+    reader = roles.url_as(database_url, roles.READER_ROLE)
+    both = unitcat(
+        "query", "SELECT current_user AS who", "--csv",
+        env={"DATABASE_URL": padded, "UNITCAT_READER_URL": f"\t{reader} "},
+    )  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    assert both.stdout.splitlines() == ["who", roles.READER_ROLE]
