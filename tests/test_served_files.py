@@ -2,7 +2,7 @@
 
 The database says where AM panels and image files are, and the owner role writes
 the database; the UI may run as a user who can read much more (root). A panel
-path `../../../../root/secret.png` or an image key that climbs out of its dataset
+path `../../../../srv/private/secret.png` or an image key that climbs out of its dataset
 folder (or a symbolic link that points out of it) must not be served.
 """
 

@@ -102,7 +102,7 @@ def confined(path: Path, roots: Iterable[Path]) -> Path | None:
 
     Every file the UI serves passes through here: the paths come from the database,
     which the owner role writes, and the UI may run as a user who can read far more
-    (a panel path ``../../../../root/secret.png`` must not be served).
+    (a panel path ``../../../../srv/private/secret.png`` must not be served).
     """
     try:
         resolved = path.expanduser().resolve()
