@@ -47,7 +47,7 @@ def test_scoring_images_of_one_class_is_refused_before_the_run(
     for extra in ((), ("--all-images",)):  # its correctly classified images, or all of them
         line = assert_one_line_fault(unitcat("ingest", "score", str(run["id"]), *extra, env=env), 2)
         assert "all 6 images are of one class ('teapot')" in line
-        assert "at least two classes" in line
+        assert "Extract images of at least two classes" in line
     assert [r["kind"] for r in run_records(engine)] == ["extract"]  # no scoring run written
 
 

@@ -140,9 +140,9 @@ def score_extraction(
             raise InputError(
                 f"run {run.id} has no correctly classified images to score; use --all-images."
             )
+        check_scorable(labels, store.class_names, f"extraction run {run.id}")
         image_index = np.flatnonzero(rows)
         scored_labels = labels[rows]
-        check_scorable(scored_labels, store.class_names, f"extraction run {run.id}")
         keys = store.image_keys
         class_keys = store.class_keys
         group_indices = group_class_indices(
