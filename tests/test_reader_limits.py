@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from streamlit.testing.v1 import AppTest
 
-from catalogue.db import roles
+from catalogue.db import roles, server
 from catalogue.db.console import run_readonly, value_bytes
 from catalogue.db.engine import READER_MAX_OVERFLOW, READER_POOL_SIZE, get_reader_engine
 from catalogue.errors import ConsoleBusy, InputError
@@ -182,3 +182,30 @@ def test_ten_long_queries_leave_others_one_busy_line_and_the_ui_usable(
     assert results == [[(0,)]] * n_busy
     at = _app("app_pages/sql.py", sql="SELECT 1 AS one")
     assert not at.error and "**1 row**" in [m.value for m in at.markdown]
+
+
+def test_an_embedded_catalogue_whose_reader_lacks_the_limit_gets_it_on_its_next_start(
+    admin_url: str, unitcat_home: Path
+) -> None:
+    """A catalogue made before the reader had a temp-file limit: the next start adds it."""
+    status = server.status(unitcat_home / "postgres")
+    if not status.running or status.socket_dir is None:
+        pytest.skip("the embedded server is not the test server (DATABASE_URL is set)")
+    settings = (
+        "SELECT coalesce(s.setconfig, '{}') FROM pg_roles r LEFT JOIN pg_db_role_setting s "
+        "ON s.setrole = r.oid AND s.setdatabase = 0 WHERE r.rolname = %s"
+    )
+    with psycopg.connect(_conninfo(admin_url), autocommit=True) as conn:
+        conn.execute(f"ALTER ROLE {roles.READER_ROLE} RESET temp_file_limit")
+        (before,) = conn.execute(settings, (roles.READER_ROLE,)).fetchone()
+    try:
+        assert roles.READER_LIMIT_SETTING not in before
+        server.bootstrap(status.socket_dir)  # what every start of the embedded server runs
+        with psycopg.connect(_conninfo(admin_url), autocommit=True) as conn:
+            (after,) = conn.execute(settings, (roles.READER_ROLE,)).fetchone()
+        assert roles.READER_LIMIT_SETTING in after
+        assert "statement_timeout=60s" in after
+    finally:
+        with psycopg.connect(_conninfo(admin_url), autocommit=True) as conn:
+            limit = roles.READER_TEMP_FILE_LIMIT
+            conn.execute(f"ALTER ROLE {roles.READER_ROLE} SET temp_file_limit = '{limit}'")

@@ -55,6 +55,9 @@ READER_STATEMENT_TIMEOUT = "60s"
 #: the most temporary-file space one of the reader's sessions may take (sorts, hashes that
 #: do not fit in memory): a user query must not fill the server's disk
 READER_TEMP_FILE_LIMIT = "1GB"
+#: the newest of the reader's settings, as pg_db_role_setting lists it: the embedded
+#: server runs the roles' script again on a catalogue whose reader lacks it
+READER_LIMIT_SETTING = f"temp_file_limit={READER_TEMP_FILE_LIMIT}"
 #: PostgreSQL's predefined roles that reach the server's files and programs (or write everything)
 SERVER_ROLES = (
     "pg_read_server_files",
