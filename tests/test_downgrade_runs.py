@@ -84,3 +84,10 @@ def test_run_lists_are_cut_after_twenty_ids() -> None:
     said = downgrade_runs.describe(many)
     assert said.startswith("1, 2, 3") and "20 and 5 more (ablate)" in said
     assert said.endswith(", 1 more (chance)")  # no room left for ids: counted
+
+
+def test_a_run_whose_summary_table_goes_but_whose_results_stay_keeps_its_status() -> None:
+    before = {"unit_ablation": {1, 3}, "layer_summary_rows": {2}, "dissection": {2}}
+    after = {"dissection": {2}}  # the summary went with its revision, the results stayed
+    runs_after = {1: ("ablate", "done"), 2: ("dissect", "done"), 3: ("ablate", "failed")}
+    assert downgrade_runs.emptied(before, after, runs_after) == {1: "ablate"}

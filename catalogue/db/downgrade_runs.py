@@ -39,12 +39,19 @@ def runs_by_table(conn: Connection) -> dict[str, set[int]]:
 
 
 def emptied(
-    before: dict[str, set[int]], tables_after: set[str], runs_after: dict[int, tuple[str, str]]
+    before: dict[str, set[int]],
+    after: dict[str, set[int]],
+    runs_after: dict[int, tuple[str, str]],
 ) -> dict[int, str]:
-    """Runs still recorded `done` whose rows were in a table that is gone: id → kind."""
-    ids = set().union(*(ids for name, ids in before.items() if name not in tables_after))
+    """Runs still recorded `done` that had rows in a table that is gone and have none in any
+    table that is left: id → kind. (`before`, `after`: `runs_by_table` on either side. A
+    run whose summary table went but whose own results stayed keeps its status.)"""
+    gone = set().union(*(ids for name, ids in before.items() if name not in after))
+    kept = set().union(*after.values())
     return {
-        i: runs_after[i][0] for i in sorted(ids) if i in runs_after and runs_after[i][1] == "done"
+        i: runs_after[i][0]
+        for i in sorted(gone - kept)
+        if i in runs_after and runs_after[i][1] == "done"
     }
 
 

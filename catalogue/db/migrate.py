@@ -193,17 +193,24 @@ def _grant_reader(engine: Engine) -> None:
 
 
 def downgrade(engine: Engine, revision: str, *, scripts: Path | None = None) -> None:
-    """Downgrade; then the runs whose results went with a dropped table are recorded
-    failed (`catalogue.db.downgrade_runs`), so they never read done without rows."""
+    """The schema step alone: every row of a table that stays is left as it was."""
     with _migration_lock(engine):
         _check_known(engine, scripts=scripts)
-        with engine.connect() as conn:
-            holders = downgrade_runs.runs_by_table(conn)
         _alembic("downgrade", engine, revision, scripts)
-        with engine.begin() as conn:
-            tables = set(inspect(conn).get_table_names())
-            lost = downgrade_runs.emptied(holders, tables, downgrade_runs.runs(conn))
-            downgrade_runs.mark_results_dropped(conn, lost, revision)
+
+
+def downgrade_catalogue(engine: Engine, revision: str) -> dict[int, str]:
+    """`unitcat db downgrade`: the schema step, then every run whose results went with a
+    dropped table (and have none left anywhere) is recorded failed, so that it never reads
+    done without rows (`catalogue.db.downgrade_runs`); those runs, id → kind."""
+    with engine.connect() as conn:
+        holders = downgrade_runs.runs_by_table(conn)
+    downgrade(engine, revision)
+    with engine.begin() as conn:
+        left = downgrade_runs.runs_by_table(conn)
+        lost = downgrade_runs.emptied(holders, left, downgrade_runs.runs(conn))
+        downgrade_runs.mark_results_dropped(conn, lost, revision)
+    return lost
 
 
 def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
@@ -339,7 +346,7 @@ def downgrade_drops(engine: Engine, revision: str) -> DroppedData:
             after = _table_columns(conn)
             runs_after = downgrade_runs.runs(conn)
             emptied = downgrade_runs.emptied(
-                holders, set(inspect(conn).get_table_names()), runs_after
+                holders, downgrade_runs.runs_by_table(conn), runs_after
             )
         finally:
             transaction.rollback()
