@@ -24,8 +24,8 @@ from sqlalchemy.pool import NullPool
 from streamlit.testing.v1 import AppTest
 
 from catalogue.db import roles, server
-from catalogue.db.console import run_readonly, value_bytes
 from catalogue.db.engine import READER_MAX_OVERFLOW, READER_POOL_SIZE, get_reader_engine
+from catalogue.db.readonly import run_readonly, value_bytes
 from catalogue.errors import ConsoleBusy, InputError
 from tests.ui_fixtures import UICatalogue
 

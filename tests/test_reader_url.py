@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import make_url
 
+from catalogue.config import same_database
 from catalogue.db import roles
 from catalogue.db.engine import get_reader_engine, reader_database_url
 from tests.cli import unitcat
@@ -38,7 +39,7 @@ def test_db_url_reader_never_prints_the_owners_password(database_url: str, carry
     parsed = make_url(reader_url)
     assert parsed.username == roles.READER_ROLE and parsed.password is None
     assert parsed.database == make_url(database_url).database
-    assert roles.same_database(reader_url, owner_url)
+    assert same_database(reader_url, owner_url)
     owner = unitcat("db", "url", env={"DATABASE_URL": owner_url})  # the owner's own URL keeps it
     assert SECRET in owner.stdout
 

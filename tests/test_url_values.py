@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine
 from streamlit.testing.v1 import AppTest
 
-from catalogue.db.console import run_readonly
+from catalogue.db.readonly import run_readonly
 from catalogue.errors import InputError
 from tests.ui_fixtures import UICatalogue
 

@@ -46,6 +46,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 
+from catalogue.config import IDENTITY_PARAMETERS
+from catalogue.db.revisions import catalogue_relations
 from catalogue.errors import ConfigError
 
 OWNER_ROLE = "unitcat_owner"
@@ -103,17 +105,6 @@ def _check_name(name: str) -> str:
 def _array(names: Iterable[str]) -> str:
     quoted = ", ".join("'" + n.replace("'", "''") + "'" for n in sorted(set(names)))
     return f"ARRAY[{quoted}]::text[]"
-
-
-def catalogue_relations() -> list[str]:
-    """The names of every table and view any revision of the catalogue creates."""
-    from catalogue.db import migrate
-    from catalogue.db.schema import Base
-
-    names = set(Base.metadata.tables) | {"alembic_version"}
-    for revision in migrate.revisions():
-        names |= set(migrate.revision_views(revision))
-    return sorted(names)
 
 
 def cluster_sql(roles: Roles = Roles()) -> str:
@@ -241,10 +232,6 @@ def grant_reader_sql(reader: str = READER_ROLE) -> str:
     return _grant_sql(_check_name(reader), _array(catalogue_relations()))
 
 
-#: connection parameters in a URL's query that say who connects: never carried to another role
-_IDENTITY_PARAMETERS = ("password", "user")
-
-
 def url_as(url: str, role: str) -> str:
     """The same server and database as `url`, as `role`, without `url`'s password.
 
@@ -254,7 +241,7 @@ def url_as(url: str, role: str) -> str:
     UNITCAT_READER_URL. (`URL.set(password=None)` would keep it: None means "unchanged".)
     """
     parsed = make_url(url)
-    query = {k: v for k, v in parsed.query.items() if k.lower() not in _IDENTITY_PARAMETERS}
+    query = {k: v for k, v in parsed.query.items() if k.lower() not in IDENTITY_PARAMETERS}
     return render_url(
         URL.create(
             parsed.drivername,
@@ -302,17 +289,6 @@ def apply(engine: Engine, roles: Roles = Roles()) -> None:
                 "run `unitcat db roles --print` and have a superuser run that SQL in database "
                 f"{engine.url.database}."
             ) from None
-
-
-def same_database(a: str, b: str) -> bool:
-    """Whether two URLs name the same server and database (they may differ in user and password)."""
-
-    def where(url: str) -> tuple:
-        parsed = make_url(url)
-        query = {k: v for k, v in parsed.query.items() if k.lower() not in _IDENTITY_PARAMETERS}
-        return parsed.host, parsed.port, parsed.database, query
-
-    return where(a) == where(b)
 
 
 # ------------------------------------------------------------------ the reader check
