@@ -43,6 +43,8 @@ def test_scoring_images_of_one_class_is_refused_before_the_run(
         env=env,
     )  # fmt: skip
     assert extract.returncode == 0, extract.stderr
+    assert "has images of one class only ('teapot')" in extract.stderr  # said before the work
+    assert "scoring will refuse them" in extract.stderr
     (run,) = run_records(engine)
     for extra in ((), ("--all-images",)):  # its correctly classified images, or all of them
         line = assert_one_line_fault(unitcat("ingest", "score", str(run["id"]), *extra, env=env), 2)
