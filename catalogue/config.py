@@ -62,7 +62,7 @@ class Settings:
 def get_settings() -> Settings:
     """Read the settings from the environment (cheap; called where needed)."""
     home = Path(os.environ.get("UNITCAT_HOME") or DEFAULT_HOME).expanduser().resolve()
-    url = os.environ.get("DATABASE_URL") or None
+    url = _url_setting("DATABASE_URL")
     if url is not None:
         url = normalise_database_url(url)
     device = (os.environ.get("UNITCAT_DEVICE") or "auto").lower()
@@ -71,10 +71,16 @@ def get_settings() -> Settings:
             f"UNITCAT_DEVICE={device!r} is not one of {', '.join(DEVICE_CHOICES)}; "
             "set it to auto, cpu or cuda."
         )
-    reader = os.environ.get("UNITCAT_READER_URL") or None
+    reader = _url_setting("UNITCAT_READER_URL")
     if reader is not None:
         reader = _reader_url(reader, url)
     return Settings(home=home, database_url=url, device=device, reader_url=reader)
+
+
+def _url_setting(name: str) -> str | None:
+    """A URL from the environment without the spaces or line breaks around it (a pasted
+    value, a line of an .env file); unset or blank is None."""
+    return (os.environ.get(name) or "").strip() or None
 
 
 def _reader_url(reader: str, database_url: str | None) -> str:
@@ -96,15 +102,21 @@ def _reader_url(reader: str, database_url: str | None) -> str:
     return reader
 
 
+#: connection parameters in a URL's query that say who connects: never carried to another
+#: role, and no part of where a URL points
+IDENTITY_PARAMETERS = ("password", "user")
+
+
 def same_database(a: str, b: str) -> bool:
-    """Whether two URLs name the same server and database (they may differ in user and password)."""
-    ua, ub = make_url(a), make_url(b)
-    return (ua.host, ua.port, ua.database, dict(ua.query)) == (
-        ub.host,
-        ub.port,
-        ub.database,
-        dict(ub.query),
-    )
+    """Whether two URLs name the same server and database (they may differ in user and
+    password, also when those are given as `?user=` / `?password=` parameters)."""
+
+    def where(url: str) -> tuple:
+        parsed = make_url(url)
+        query = {k: v for k, v in parsed.query.items() if k.lower() not in IDENTITY_PARAMETERS}
+        return parsed.host, parsed.port, parsed.database, query
+
+    return where(a) == where(b)
 
 
 def normalise_database_url(url: str) -> str:

@@ -71,6 +71,12 @@ class ReadOnlyViolation(UnitcatError):
     """A statement given to the read-only query console tried to write."""
 
 
+class ConsoleBusy(UnitcatError):
+    """Every connection the query console may use is running a query; try again soon."""
+
+    exit_code = 5
+
+
 class RunLost(UnitcatError):
     """A run's own database session ended before its results were written (the server
     stopped or restarted, the connection dropped): nothing was written."""

@@ -386,6 +386,41 @@ def test_no_request_leaves_the_machine(
     page.close()
 
 
+@pytest.mark.browser
+def test_markdown_in_a_url_parameter_is_shown_as_text_and_fetches_nothing(
+    server: str, browser: object
+) -> None:
+    """A URL value (or name) holding Markdown is repeated in a note as text: no image is
+    drawn from it, no link made, and no request leaves the machine."""
+    host = "203.0.113.9"  # TEST-NET-3: never routed
+    image = urllib.parse.quote(f"![a](http://{host}/x.png)")
+    app_host = urllib.parse.urlparse(server).netloc
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})  # type: ignore[attr-defined]
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))  # type: ignore[attr-defined]
+    for path in (
+        f"/?sort={image}&{image}=1",
+        f"/compare?unit={image}",
+        f"/unit?unit_id={image}",
+        f"/rate?participant={image}",
+    ):
+        page.goto(server + path)  # type: ignore[attr-defined]
+        shown = page.get_by_text(f"{host}/x.png)")  # type: ignore[attr-defined]
+        shown.first.wait_for(timeout=WAIT_MS)  # the note repeats the value as text
+        _settle(page)
+        for selector in (f'img[src*="//{host}"]', f'a[href^="http://{host}"]'):
+            found = page.locator(selector)  # type: ignore[attr-defined]
+            assert found.count() == 0, (path, found.first.evaluate("e => e.outerHTML"))
+    outside = [
+        url
+        for url in requests
+        if urllib.parse.urlparse(url).scheme not in ("data", "blob")
+        and urllib.parse.urlparse(url).netloc != app_host
+    ]
+    assert outside == []
+    page.close()
+
+
 def _start_unitcat_ui(database_url: str, *extra: str) -> tuple[subprocess.Popen[bytes], int, Path]:
     port = _free_port()
     unitcat = str(Path(sys.executable).with_name("unitcat"))

@@ -45,6 +45,7 @@ from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from catalogue.config import get_settings
 from catalogue.db import schema
 from catalogue.db.identities import (
     LayerSpec,
@@ -291,7 +292,8 @@ def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0)
     ) as dissect:
         dissect.complete(write_dissection)
 
-    panel_path = folder / "am" / "fc6_3.png"
+    artifacts = get_settings().artifacts_dir  # the only folder the UI serves panels from
+    panel_path = artifacts / "am" / f"ui-fixture-{folder.name}" / "fc6_3.png"
     panel_path.parent.mkdir(parents=True, exist_ok=True)
     panel = np.zeros((32, 96, 3), dtype=np.uint8)
     panel[:, :, 0] = np.linspace(0, 255, 96, dtype=np.uint8)[None, :]
@@ -306,7 +308,7 @@ def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0)
                     "unit_id": unit_ids[("fc6", 3)],
                     "method": "toy-am",
                     "params": {"steps": 1},
-                    "path": str(panel_path),
+                    "path": str(panel_path.relative_to(artifacts)),
                     "activations": [12.0, 15.0, 18.0],
                     "dataset_max": 10.0,
                 }

@@ -1,4 +1,5 @@
-"""The unitcat app: `unitcat ui`, or `streamlit run ui/app.py`.
+"""The unitcat app: `unitcat ui`, or `streamlit run ui/app.py` (both listen on 127.0.0.1
+only and send no usage statistics: see ui/.streamlit/config.toml).
 
 Pages are modules in `ui/app_pages/` wired with st.navigation; they read the
 catalogue through `catalogue.query` (Core queries with bound parameters).
@@ -25,6 +26,7 @@ from ui import urlstate as url
 ICON = Path(__file__).with_name("favicon.png")  # local: a :material/…: icon is fetched online
 
 st.set_page_config(page_title="unitcat", page_icon=ICON, layout="wide")
+url.drop_unreadable()  # a NUL byte in the URL: noted on the page, never sent to the database
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
 #: The app's pages: (script, title, icon, address); the default page is served at "/"

@@ -231,7 +231,7 @@ def _zoomed(path: str, width: int = ZOOM_WIDTH_PX) -> tuple[bytes, bytes, tuple[
 def _enlarge(path: str, caption: str) -> None:
     zoomed = _zoomed(path)
     if zoomed is None:
-        st.warning(f"The panel file {path} cannot be read here.")
+        st.warning(f"The panel file {url.code(path)} cannot be read here.")
         return
     raw, big, (width, height) = zoomed
     st.image(big, caption=f"{caption}, {width} × {height} px, enlarged by whole pixels")
@@ -258,7 +258,7 @@ def am_panel(frame: pd.DataFrame) -> None:
         if st.button("Enlarge", key="am_enlarge", icon=":material/zoom_in:"):
             _enlarge(str(panel["file"]), caption)
     else:
-        st.warning(f"The panel file {panel['path']} cannot be read here.")
+        st.warning(f"The panel file {url.code(panel['path'])} cannot be read here.")
     activations = panel["activations"] or []
     if activations:
         best = max(activations)

@@ -26,6 +26,7 @@ choices to the previous or next unit.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -47,6 +48,45 @@ T = TypeVar("T")
 GLOBAL_PARAMS: frozenset[str] = frozenset({"embed", "embed_options", "study"})
 
 _PROBLEMS = "_url_problems"
+
+
+#: The longest piece of a URL value a note repeats.
+SHOWN_CHARS = 120
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|www)(?=[:.])")
+_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def _visible(text: str) -> str:
+    """Control and other unprintable characters as escapes (a NUL, a newline), cut to
+    `SHOWN_CHARS`."""
+    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:SHOWN_CHARS])
+    return shown + ("…" if len(text) > SHOWN_CHARS else "")
+
+
+def literal(text: object) -> str:
+    """`text` (from a URL, the database, an exception) as Markdown that shows it as it is.
+
+    Every ASCII punctuation character is backslash-escaped (CommonMark allows it for all
+    of them), so no image, link, HTML, emphasis, LaTeX (`$`) or Streamlit directive
+    (`:red[…]`, `:material/…:`) in it takes effect: `![a](http://host/x.png)` would
+    otherwise make every visitor's browser fetch that address. GitHub-style bare links
+    (`http://…`, `www.…`, `a@b.c`) are found after escapes are resolved, so an invisible
+    word joiner (U+2060) goes before their `:`, `.` or `@`.
+    """
+    shown = _AUTOLINK.sub("\\1\u2060", _visible(str(text))).replace("@", "\u2060@")
+    return "".join("\\" + c if c in _ASCII_PUNCTUATION else c for c in shown)
+
+
+def code(text: object) -> str:
+    """`text` as a Markdown code span that shows it as it is, whatever it holds: fenced
+    by more backticks than any run inside it (nothing in a code span is Markdown),
+    unprintable characters escaped so that no line break ends it."""
+    shown = _visible(str(text))
+    runs = [len(run) for run in re.findall("`+", shown)]
+    if not runs:
+        return f"`{shown}`"
+    fence = "`" * (max(runs) + 1)
+    return f"{fence} {shown} {fence}"
 
 
 def _problem(message: str) -> None:
@@ -86,7 +126,7 @@ def fmt_float(value: float) -> str:
 def _describe(choices: Collection[Any] | None, limit: int = 8) -> str:
     if not choices:
         return ""
-    shown = [str(c) for c in list(choices)[:limit]]
+    shown = [literal(c) for c in list(choices)[:limit]]
     more = " …" if len(choices) > limit else ""
     return f" (one of: {', '.join(shown)}{more})"
 
@@ -98,10 +138,13 @@ def initial(
     parse: Callable[[str], Any] = str,
     choices: Collection[Any] | None = None,
     key: str | None = None,
+    bounds: tuple[Any, Any] | None = None,
 ) -> T:
     """The value of parameter `name` in the URL, or `default` when it is absent or not
     understood (a note on the page says so). With `key`, a widget that already holds a
-    value in this session keeps it (the URL only seeds a fresh widget)."""
+    value in this session keeps it (the URL only seeds a fresh widget). With `bounds`
+    (the widget's own min and max), a value outside is moved to the nearer one, with a
+    note: a number input or slider given a value outside its range stops the page."""
     if key is not None and key in st.session_state:
         current = st.session_state[key]
         if choices is None or current is None or current in choices:
@@ -112,11 +155,22 @@ def initial(
     try:
         value = parse(text)
     except (TypeError, ValueError):
-        _problem(f"`{name}={text}` is not understood{_describe(choices)}; showing the default.")
+        _problem(
+            f"{code(f'{name}={text}')} is not understood{_describe(choices)}; showing the default."
+        )
         return default
     if choices is not None and value not in choices:
-        _problem(f"`{name}={text}` is not known here{_describe(choices)}; showing the default.")
+        _problem(
+            f"{code(f'{name}={text}')} is not known here{_describe(choices)}; showing the default."
+        )
         return default
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        nearest = min(max(value, bounds[0]), bounds[1])
+        _problem(
+            f"{code(f'{name}={text}')} is outside {bounds[0]:,} … {bounds[1]:,}; "
+            f"showing {nearest:,}."
+        )
+        return nearest  # type: ignore[no-any-return]
     return value  # type: ignore[no-any-return]
 
 
@@ -155,10 +209,14 @@ def initial_list(
         try:
             value = parse(text)
         except (TypeError, ValueError):
-            _problem(f"`{name}={text}` is not understood{_describe(choices)}; it is left out.")
+            _problem(
+                f"{code(f'{name}={text}')} is not understood{_describe(choices)}; it is left out."
+            )
             continue
         if choices is not None and value not in choices:
-            _problem(f"`{name}={text}` is not known here{_describe(choices)}; it is left out.")
+            _problem(
+                f"{code(f'{name}={text}')} is not known here{_describe(choices)}; it is left out."
+            )
             continue
         if value not in out:
             out.append(value)
@@ -198,7 +256,7 @@ def check_known(known: Iterable[str], *, prefixes: Sequence[str] = (), where: An
     ]
     problems: list[str] = st.session_state.pop(_PROBLEMS, [])
     if unknown:
-        names = ", ".join(f"`{n}`" for n in unknown)
+        names = ", ".join(code(n) for n in unknown)
         understood = ", ".join(f"`{n}`" for n in sorted(allowed - GLOBAL_PARAMS))
         problems.insert(
             0,
@@ -211,8 +269,18 @@ def check_known(known: Iterable[str], *, prefixes: Sequence[str] = (), where: An
         )
 
 
+def drop_unreadable() -> None:
+    """Drop URL parameters whose name or value holds a NUL byte, with a note: nothing a page
+    offers contains one, and no database text can (the query would fail)."""
+    for name in list(st.query_params):
+        if "\0" in name or any("\0" in value for value in st.query_params.get_all(name)):
+            del st.query_params[name]
+            _problem(f"the URL parameter {code(name)} holds a NUL byte; it is ignored.")
+
+
 def note(message: str) -> None:
-    """A problem with the URL that the page found itself (shown by `check_known`)."""
+    """A problem with the URL that the page found itself (shown by `check_known`). The
+    message is Markdown: put what came from the URL in it with `code` or `literal`."""
     _problem(message)
 
 
@@ -365,7 +433,7 @@ def _int(name: str) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
-        note(f"`{name}={value}` is not a whole number; it is ignored.")
+        note(f"{code(f'{name}={value}')} is not a whole number; it is ignored.")
         return None
 
 
@@ -391,7 +459,7 @@ def requested_unit(key: str) -> tuple[int | None, int | None]:
         try:
             return queries.find_unit(key, model, layer, number), run_id
         except NotFound as exc:
-            note(str(exc))
+            note(literal(exc))
             return None, run_id
     return _int("unit_id"), run_id
 
@@ -411,7 +479,8 @@ def came_from() -> str | None:
         if value in _highlight_choices():
             return value
         note(
-            f"`{name}={value}` names no measure or preset; highlighting the max-informedness class."
+            f"{code(f'{name}={value}')} names no measure or preset; highlighting the "
+            "max-informedness class."
         )
     return None
 

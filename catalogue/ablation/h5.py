@@ -3,7 +3,17 @@
 The extraction run's file is never modified; each ablation run writes one file
 (under ``$UNITCAT_HOME/runs``, named by its parameters), first as
 ``<name>.partial`` and renamed when complete, so a killed run leaves no file
-that looks finished. Layout (format ``unitcat-ablation`` version 1)::
+that looks finished.
+
+A full disk. HDF5 cannot close a file after a write that failed for want of
+space, and tries again at interpreter exit, which crashes the process (a
+segfault after the run's results were computed, the run left `running`). So the
+file is built in memory (the matrices are already there: a few MiB to ~100 MiB
+for ImageNet's 1,000 classes) and written as plain bytes, where a full disk is
+an ordinary `OSError`: the `.partial` file is removed and `DiskFull` says what
+to do; the run is recorded `failed`.
+
+Layout (format ``unitcat-ablation`` version 1)::
 
     /classes/keys, /classes/names   utf-8 str (C,)
     /images/rows      int64 (N,)    rows of the extraction store that were used
@@ -19,8 +29,12 @@ that looks finished. Layout (format ``unitcat-ablation`` version 1)::
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,7 +45,7 @@ import h5py
 import numpy as np
 
 from catalogue.ablation.core import LayerAblation
-from catalogue.errors import InputError, NotFound
+from catalogue.errors import DiskFull, InputError, NotFound
 
 FORMAT = "unitcat-ablation"
 FORMAT_VERSION = 1
@@ -50,10 +64,10 @@ def write_ablation_file(
     labels: np.ndarray,
     layers: Sequence[LayerAblation],
 ) -> Path:
-    """Write the file at ``path`` via ``path.partial`` and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with h5py.File(partial, "w") as h5:
+    """Write the file at ``path`` via ``path.partial`` and an atomic rename (see the module
+    docstring for a full disk: `DiskFull`, and no file left behind)."""
+    memory = io.BytesIO()
+    with h5py.File(memory, "w") as h5:
         h5.attrs["format"] = FORMAT
         h5.attrs["format_version"] = FORMAT_VERSION
         h5.attrs["params"] = json.dumps(dict(params), sort_keys=True, default=str)
@@ -68,21 +82,50 @@ def write_ablation_file(
         images.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
         group = h5.create_group("layers")
         for result in layers:
-            g = group.create_group(result.layer)
-            g.attrs["kind"] = result.kind
-            g.attrs["value"] = result.value
-            g.attrs["baseline_accuracy"] = result.baseline_accuracy
-            g.create_dataset("class_sizes", data=result.class_sizes.astype(np.int64))
-            g.create_dataset("baseline_correct", data=result.baseline_correct.astype(np.int64))
-            g.create_dataset("correct", data=result.correct.astype(np.int64), compression="lzf")
-            g.create_dataset(
-                "accuracy_change",
-                data=result.accuracy_change.astype(np.float32),
-                compression="lzf",
-            )
-            g.create_dataset("replacement", data=result.replacement.astype(np.float64))
-    os.replace(partial, path)
+            _write_layer(group.create_group(result.layer), result)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_file_bytes(path, memory.getbuffer(), run_id=run_id)
     return path
+
+
+def _write_layer(g: h5py.Group, result: LayerAblation) -> None:
+    g.attrs["kind"] = result.kind
+    g.attrs["value"] = result.value
+    g.attrs["baseline_accuracy"] = result.baseline_accuracy
+    g.create_dataset("class_sizes", data=result.class_sizes.astype(np.int64))
+    g.create_dataset("baseline_correct", data=result.baseline_correct.astype(np.int64))
+    g.create_dataset("correct", data=result.correct.astype(np.int64), compression="lzf")
+    g.create_dataset(
+        "accuracy_change", data=result.accuracy_change.astype(np.float32), compression="lzf"
+    )
+    g.create_dataset("replacement", data=result.replacement.astype(np.float64))
+
+
+def write_file_bytes(path: Path, data: memoryview | bytes, *, run_id: int) -> None:
+    """`data` to ``path.partial``, synced, then renamed to `path`; on a full disk the partial
+    file is removed and `DiskFull` raised."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with open(partial, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        free = shutil.disk_usage(path.parent).free
+        raise DiskFull(
+            f"the disk of {path} is full ({_mib(free)} free, the file needs {_mib(len(data))}): "
+            f"the file of ablation run {run_id} was not written and nothing of it was kept. "
+            "Free some space, then run the same command again."
+        ) from exc
+
+
+def _mib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:,.1f} MiB"
 
 
 @dataclass(frozen=True)

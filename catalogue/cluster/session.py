@@ -164,6 +164,7 @@ def connect(spec: str | None) -> Iterator[Cluster | None]:
     }
     if not local and text != "auto":
         _check_reachable(text)
+    _quiet_token_notice()
     try:
         if local:
             ray.init(
@@ -184,6 +185,19 @@ def connect(spec: str | None) -> Iterator[Cluster | None]:
     finally:
         cluster.close()
         ray.shutdown()
+
+
+def _is_not_token_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled for this Ray")
+
+
+def _quiet_token_notice() -> None:
+    """Drop Ray's notice that token authentication is on (its default for a cluster started
+    here, and when this machine has a token), printed on every command; authentication
+    itself stays Ray's choice, and its warning that a cluster has none is kept."""
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if _is_not_token_notice not in logger.filters:
+        logger.addFilter(_is_not_token_notice)
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

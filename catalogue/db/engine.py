@@ -14,14 +14,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Connection, Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from catalogue.config import Settings, get_settings
 from catalogue.db import roles, server
-from catalogue.errors import DatabaseUnavailable
+from catalogue.db.roles import READER_STATEMENT_TIMEOUT as READER_STATEMENT_LIMIT
+from catalogue.errors import ConsoleBusy, DatabaseUnavailable
 
 
 def database_url(settings: Settings | None = None, *, start_embedded: bool = True) -> str:
@@ -52,9 +56,43 @@ def redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+#: The reader's pool: how many user statements run at once per process, and how long
+#: another waits for one of them to finish before `ConsoleBusy` (ten links that each run
+#: a 45 s query must not leave every other visitor of the SQL page hanging, then failing).
+READER_POOL_SIZE = 5
+READER_MAX_OVERFLOW = 5
+READER_POOL_WAIT_S = 5.0
+
+
 @functools.cache
 def _engine_for(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+@functools.cache
+def _reader_engine_for(url: str) -> Engine:
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=READER_POOL_SIZE,
+        max_overflow=READER_MAX_OVERFLOW,
+        pool_timeout=READER_POOL_WAIT_S,
+    )
+
+
+@contextmanager
+def reader_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection of the reader's pool; `ConsoleBusy` when none is free in time."""
+    try:
+        conn = engine.connect()
+    except PoolTimeout:
+        busy = engine.pool.checkedout()  # type: ignore[attr-defined]
+        raise ConsoleBusy(
+            f"the query console is busy: all {busy} of its connections are running queries "
+            f"(each stops after at most {READER_STATEMENT_LIMIT}); try again in a minute."
+        ) from None
+    with conn:
+        yield conn
 
 
 def get_engine(url: str | None = None, *, check: bool = True) -> Engine:
@@ -86,9 +124,9 @@ def get_reader_engine(url: str | None = None) -> Engine:
     """A pooled engine for the reader role, checked by a round trip; a reader that cannot
     connect (e.g. a DATABASE_URL server without the roles) says how to fix it."""
     url = url or reader_database_url()
-    engine = _engine_for(url)
+    engine = _reader_engine_for(url)
     try:
-        with engine.connect() as conn:
+        with reader_connection(engine) as conn:
             conn.execute(select(1))
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"

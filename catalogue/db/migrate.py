@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from psycopg import errors as pg_errors
@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from catalogue.config import get_settings
-from catalogue.db import roles
+from catalogue.db import downgrade_runs, roles
 from catalogue.db.engine import get_engine, get_reader_engine
 from catalogue.db.revisions import (
     alembic_config,
@@ -35,6 +35,7 @@ __all__ = [
     "alembic_config",
     "current_revision",
     "downgrade",
+    "downgrade_catalogue",
     "downgrade_drops",
     "ensure_current",
     "ensure_readable",
@@ -155,9 +156,24 @@ def _grant_reader(engine: Engine) -> None:
 
 
 def downgrade(engine: Engine, revision: str, *, scripts: Path | None = None) -> None:
+    """The schema step alone: every row of a table that stays is left as it was."""
     with _migration_lock(engine):
         _check_known(engine, scripts=scripts)
         _alembic("downgrade", engine, revision, scripts)
+
+
+def downgrade_catalogue(engine: Engine, revision: str) -> dict[int, str]:
+    """`unitcat db downgrade`: the schema step, then every run whose results went with a
+    dropped table (and have none left anywhere) is recorded failed, so that it never reads
+    done without rows (`catalogue.db.downgrade_runs`); those runs, id → kind."""
+    with engine.connect() as conn:
+        holders = downgrade_runs.runs_by_table(conn)
+    downgrade(engine, revision)
+    with engine.begin() as conn:
+        left = downgrade_runs.runs_by_table(conn)
+        lost = downgrade_runs.emptied(holders, left, downgrade_runs.runs(conn))
+        downgrade_runs.mark_results_dropped(conn, lost, revision)
+    return lost
 
 
 def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
@@ -230,10 +246,13 @@ def ensure_readable(engine: Engine | None = None) -> None:
 
 @dataclass(frozen=True)
 class DroppedData:
-    """What a downgrade drops: whole tables and single columns, with the rows they hold."""
+    """What a downgrade drops: whole tables and single columns, with the rows they hold,
+    the runs it deletes, and the runs whose results go with a dropped table."""
 
     tables: dict[str, int]  # table -> rows
     columns: dict[str, int]  # "table.column" -> rows with a value
+    runs_deleted: dict[int, str] = field(default_factory=dict)  # run id -> kind
+    runs_emptied: dict[int, str] = field(default_factory=dict)  # run id -> kind
 
     @property
     def ratings(self) -> int:
@@ -246,7 +265,7 @@ class DroppedData:
         return self.tables.get("twoafc_response", 0)
 
     def __bool__(self) -> bool:
-        return bool(self.tables or self.columns)
+        return bool(self.tables or self.columns or self.runs_deleted)
 
     def describe(self) -> str:
         """One line: what the downgrade drops (human ratings called out)."""
@@ -256,7 +275,14 @@ class DroppedData:
         parts += [f"column {name} ({rows:,} values)" for name, rows in self.columns.items()]
         if empty:
             parts.append(f"{len(empty)} empty tables ({', '.join(empty)})")
+        if self.runs_deleted and "run" not in self.tables:
+            parts.append(f"runs {downgrade_runs.describe(self.runs_deleted)}")
         text = ", ".join(parts)
+        if self.runs_emptied:
+            text += (
+                f"; runs {downgrade_runs.describe(self.runs_emptied)} lose their results and "
+                "will read failed"
+            )
         if self.ratings:
             text += f"; including {self.ratings:,} human ratings, which cannot be recomputed"
         if self.twoafc_answers:
@@ -299,6 +325,8 @@ def downgrade_drops(engine: Engine, revision: str) -> DroppedData:
         transaction = conn.begin()
         try:
             before = _table_columns(conn)
+            runs_before = downgrade_runs.runs(conn)
+            holders = downgrade_runs.runs_by_table(conn)
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
             try:
@@ -306,8 +334,13 @@ def downgrade_drops(engine: Engine, revision: str) -> DroppedData:
             except CommandError as exc:
                 raise _unknown_revision("downgrade", revision, exc) from None
             after = _table_columns(conn)
+            runs_after = downgrade_runs.runs(conn)
+            emptied = downgrade_runs.emptied(
+                holders, downgrade_runs.runs_by_table(conn), runs_after
+            )
         finally:
             transaction.rollback()
+        deleted = {i: kind for i, (kind, _) in runs_before.items() if i not in runs_after}
         tables = sorted(set(before) - set(after))
         columns = sorted((t, c) for t in set(before) & set(after) for c in before[t] - after[t])
         counts = {
@@ -319,4 +352,4 @@ def downgrade_drops(engine: Engine, revision: str) -> DroppedData:
             ).scalar_one()
             for t, c in columns
         }
-    return DroppedData(tables=counts, columns=values)
+    return DroppedData(counts, values, runs_deleted=deleted, runs_emptied=emptied)

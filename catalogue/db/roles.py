@@ -46,6 +46,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 
+from catalogue.config import IDENTITY_PARAMETERS
 from catalogue.db.revisions import catalogue_relations
 from catalogue.errors import ConfigError
 
@@ -53,6 +54,12 @@ OWNER_ROLE = "unitcat_owner"
 READER_ROLE = "unitcat_reader"
 #: the reader's default per-statement limit (the console also sets its own per query)
 READER_STATEMENT_TIMEOUT = "60s"
+#: the most temporary-file space one of the reader's sessions may take (sorts, hashes that
+#: do not fit in memory): a user query must not fill the server's disk
+READER_TEMP_FILE_LIMIT = "1GB"
+#: the newest of the reader's settings, as pg_db_role_setting lists it: the embedded
+#: server runs the roles' script again on a catalogue whose reader lacks it
+READER_LIMIT_SETTING = f"temp_file_limit={READER_TEMP_FILE_LIMIT}"
 #: PostgreSQL's predefined roles that reach the server's files and programs (or write everything)
 SERVER_ROLES = (
     "pg_read_server_files",
@@ -60,6 +67,13 @@ SERVER_ROLES = (
     "pg_execute_server_program",
     "pg_write_all_data",
 )
+
+#: First statement of every script run with elevated rights (a superuser's `db roles`, the
+#: embedded server's bootstrap): only pg_catalog and the session's own temporary schema
+#: resolve names, so nothing the owner created (`public.format(text, name)`, an operator,
+#: a schema named after the superuser) can run as the superuser. PostgreSQL picks an
+#: exact-type match in any schema on the search path over pg_catalog's own function.
+PIN_SEARCH_PATH = "SET LOCAL search_path = pg_catalog, pg_temp;"
 
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -98,12 +112,13 @@ def cluster_sql(roles: Roles = Roles()) -> str:
     owner, reader = roles.owner, roles.reader
     attributes = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
     return f"""\
+{PIN_SEARCH_PATH}
 DO $$
 BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{owner}') THEN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{owner}') THEN
     CREATE ROLE {owner} LOGIN;
   END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{reader}') THEN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{reader}') THEN
     CREATE ROLE {reader} LOGIN;
   END IF;
 END
@@ -112,6 +127,7 @@ ALTER ROLE {owner} {attributes};
 ALTER ROLE {reader} {attributes};
 ALTER ROLE {reader} SET default_transaction_read_only = on;
 ALTER ROLE {reader} SET statement_timeout = '{READER_STATEMENT_TIMEOUT}';
+ALTER ROLE {reader} SET temp_file_limit = '{READER_TEMP_FILE_LIMIT}';
 ALTER ROLE {reader} SET idle_in_transaction_session_timeout = '{READER_STATEMENT_TIMEOUT}';
 """
 
@@ -126,20 +142,24 @@ def database_sql(roles: Roles = Roles(), relations: Iterable[str] | None = None)
     owner, reader = roles.owner, roles.reader
     names = _array(catalogue_relations() if relations is None else relations)
     return f"""\
+{PIN_SEARCH_PATH}
 DO $$
 DECLARE
   rel record;
 BEGIN
-  EXECUTE format('ALTER DATABASE %I OWNER TO {owner}', current_database());
-  EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
-  EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO {owner}', current_database());
-  EXECUTE format('GRANT CONNECT ON DATABASE %I TO {reader}', current_database());
+  EXECUTE pg_catalog.format('ALTER DATABASE %I OWNER TO {owner}', pg_catalog.current_database());
+  EXECUTE pg_catalog.format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', pg_catalog.current_database());
+  EXECUTE pg_catalog.format(
+    'GRANT CONNECT, TEMPORARY ON DATABASE %I TO {owner}', pg_catalog.current_database()
+  );
+  EXECUTE pg_catalog.format('GRANT CONNECT ON DATABASE %I TO {reader}', pg_catalog.current_database());
   FOR rel IN
-    SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    SELECT c.relname, c.relkind
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm')
-      AND c.relname = ANY ({names}) AND c.relowner <> '{owner}'::regrole
+      AND c.relname = ANY ({names}) AND c.relowner <> '{owner}'::pg_catalog.regrole
   LOOP
-    EXECUTE format(
+    EXECUTE pg_catalog.format(
       'ALTER %s public.%I OWNER TO {owner}',
       CASE rel.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
       rel.relname
@@ -149,14 +169,14 @@ END
 $$;
 DO $$
 DECLARE
-  fn regprocedure;
+  fn pg_catalog.regprocedure;
 BEGIN
   FOR fn IN
-    SELECT p.oid::regprocedure FROM pg_proc p
-    WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname LIKE 'pg%advisory%'
+    SELECT p.oid::pg_catalog.regprocedure FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace AND p.proname LIKE 'pg%advisory%'
   LOOP
-    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', fn);
-    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO {owner}', fn);
+    EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', fn);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO {owner}', fn);
   END LOOP;
 END
 $$;
@@ -170,19 +190,22 @@ ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT SELECT ON TABLE
 def _grant_sql(reader: str, names: str) -> str:
     """SELECT for the reader (if it exists) on the catalogue relations the current role may grant on."""
     return f"""\
+{PIN_SEARCH_PATH}
 DO $$
 DECLARE
   rel record;
 BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{reader}') THEN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{reader}') THEN
     RETURN;
   END IF;
   FOR rel IN
-    SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    SELECT c.relname
+    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm')
-      AND c.relname = ANY ({names}) AND pg_has_role(current_user, c.relowner, 'USAGE')
+      AND c.relname = ANY ({names})
+      AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')
   LOOP
-    EXECUTE format('GRANT SELECT ON public.%I TO {reader}', rel.relname);
+    EXECUTE pg_catalog.format('GRANT SELECT ON public.%I TO {reader}', rel.relname);
   END LOOP;
 END
 $$;
@@ -210,9 +233,26 @@ def grant_reader_sql(reader: str = READER_ROLE) -> str:
 
 
 def url_as(url: str, role: str) -> str:
-    """The same server and database as `url`, as `role` (no password: libpq's own
-    sources apply, e.g. ~/.pgpass, PGPASSWORD or a trusting server)."""
-    return render_url(make_url(url).set(username=role, password=None))
+    """The same server and database as `url`, as `role`, without `url`'s password.
+
+    The password (in the URL or its `?password=`) is the other role's: handing out
+    the reader's URL must never hand out the owner's. The role's own password comes
+    from libpq's own sources (~/.pgpass, PGPASSWORD, a trusting server) or from
+    UNITCAT_READER_URL. (`URL.set(password=None)` would keep it: None means "unchanged".)
+    """
+    parsed = make_url(url)
+    query = {k: v for k, v in parsed.query.items() if k.lower() not in IDENTITY_PARAMETERS}
+    return render_url(
+        URL.create(
+            parsed.drivername,
+            username=role,
+            password=None,
+            host=parsed.host,
+            port=parsed.port,
+            database=parsed.database,
+            query=query,
+        )
+    )
 
 
 def render_url(url: URL) -> str:
@@ -256,25 +296,34 @@ def apply(engine: Engine, roles: Roles = Roles()) -> None:
 READER_CHECK = f"""
 WITH mine AS (
   SELECT r.oid, r.rolname, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication
-  FROM pg_roles r WHERE pg_has_role(current_user, r.oid, 'MEMBER')
+  FROM pg_catalog.pg_roles r WHERE pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER')
 ), relations AS (
-  SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  SELECT c.oid
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
     AND n.nspname NOT LIKE 'pg_temp%' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 )
 SELECT
   current_user::text AS role,
-  bool_or(m.rolsuper) AS superuser,
-  bool_or(m.rolcreaterole OR m.rolcreatedb OR m.rolreplication) AS creates_roles,
-  coalesce(array_agg(m.rolname::text) FILTER (WHERE m.rolname = ANY ({_array(SERVER_ROLES)})),
-           '{{}}') AS server_roles,
-  bool_or(EXISTS (
+  pg_catalog.bool_or(m.rolsuper) AS superuser,
+  pg_catalog.bool_or(m.rolcreaterole OR m.rolcreatedb OR m.rolreplication) AS creates_roles,
+  coalesce(
+    pg_catalog.array_agg(m.rolname::text) FILTER (WHERE m.rolname = ANY ({_array(SERVER_ROLES)})),
+    '{{}}'
+  ) AS server_roles,
+  pg_catalog.bool_or(EXISTS (
     SELECT 1 FROM relations c
-    WHERE has_table_privilege(m.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+    WHERE pg_catalog.has_table_privilege(
+      m.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'
+    )
   )) AS writes,
-  bool_or(has_schema_privilege(m.oid, 'public', 'CREATE')
-          OR has_database_privilege(m.oid, current_database(), 'CREATE, TEMPORARY')) AS creates,
-  current_setting('default_transaction_read_only') AS read_only
+  pg_catalog.bool_or(
+    pg_catalog.has_schema_privilege(m.oid, 'public', 'CREATE')
+    OR pg_catalog.has_database_privilege(
+      m.oid, pg_catalog.current_database(), 'CREATE, TEMPORARY'
+    )
+  ) AS creates,
+  pg_catalog.current_setting('default_transaction_read_only') AS read_only
 FROM mine m
 """
 

@@ -311,7 +311,9 @@ def start(data_dir: Path) -> str:
 def bootstrap(socket_dir: Path, *, force: bool = False) -> None:
     """As the superuser: the roles and the `unitcat` database, owned by the owner role.
 
-    Quick when done before (the database exists and the owner role owns it);
+    Quick when done before (the database exists, the owner role owns it and the
+    reader has this unitcat's limits: a catalogue made before a limit gets it on
+    its next start);
     otherwise (a new server, or a data directory from before the roles) the
     roles' script runs in one transaction, which ends by giving the database to
     the owner, so a half-done bootstrap is redone next time.
@@ -319,15 +321,20 @@ def bootstrap(socket_dir: Path, *, force: bool = False) -> None:
     import psycopg
 
     roles = db_roles.Roles()
-    admin = {"host": str(socket_dir), "user": SUPERUSER}
+    # names resolve in pg_catalog only: the owner may have created objects in the database
+    pinned = "-c search_path=pg_catalog,pg_temp"
+    admin = {"host": str(socket_dir), "user": SUPERUSER, "options": pinned}
     with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
         row = conn.execute(
-            "SELECT pg_get_userbyid(datdba), "
-            "EXISTS (SELECT FROM pg_roles WHERE rolname = %s) "
-            "FROM pg_database WHERE datname = %s",
-            (roles.reader, DATABASE_NAME),
+            "SELECT pg_catalog.pg_get_userbyid(datdba), "
+            "EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = %s), "
+            "EXISTS (SELECT FROM pg_catalog.pg_db_role_setting s "
+            "        JOIN pg_catalog.pg_roles r ON r.oid = s.setrole "
+            "        WHERE r.rolname = %s AND s.setdatabase = 0 AND %s = ANY (s.setconfig)) "
+            "FROM pg_catalog.pg_database WHERE datname = %s",
+            (roles.reader, roles.reader, db_roles.READER_LIMIT_SETTING, DATABASE_NAME),
         ).fetchone()
-        if row is not None and row[0] == roles.owner and row[1] and not force:
+        if row is not None and row[0] == roles.owner and all(row[1:]) and not force:
             return
         if row is None:
             conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')

@@ -11,6 +11,7 @@ extraction started twice at once waits for the first and finds it done.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from catalogue.pipeline.defaults import EXTRACT_BATCH_SIZE
 from catalogue.pipeline.lifecycle import RunSpec, Step, run_step
 
 MAX_SKIPPED_LISTED = 1000
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ def extract_into_catalogue(
     out = _output(model, dataset, plan, out_path)
     if strict:
         check_images(dataset, plan.n_images)
+    _warn_one_class(dataset)
 
     def extract(step: Step | None = None) -> ExtractionSummary:
         return extract_activations(
@@ -105,6 +109,21 @@ def extract_into_catalogue(
     if step.value is None:  # the file is complete: this reads its summary
         return ExtractResult(step.run_id, extract(), finished_elsewhere=True)
     return ExtractResult(step.run_id, step.value)
+
+
+def _warn_one_class(dataset: ImageDataset) -> None:
+    """A dataset of one class is extracted (the file may serve other work) but said so
+    before any work: scoring refuses it, since every selectivity measure compares a class
+    with the others (`catalogue.selectivity.inputs.check_scorable`)."""
+    if dataset.n_classes < 2:
+        only = f" ({dataset.class_names[0]!r})" if dataset.class_names else ""
+        _log.warning(
+            "dataset %s has images of one class only%s: they are extracted, but scoring will "
+            "refuse them, since selectivity compares a class with the others; add folders of "
+            "other classes to score.",
+            dataset.name,
+            only,
+        )
 
 
 def _output(

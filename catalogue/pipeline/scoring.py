@@ -35,6 +35,7 @@ from catalogue.pipeline.lifecycle import RunSpec, Step, run_step
 from catalogue.pipeline.source import ExtractionSource, check_layers, extraction_source
 from catalogue.scoring import ScoreContext, score_in_blocks
 from catalogue.selectivity import BOTTOM_IMAGES, LayerScores
+from catalogue.selectivity.inputs import check_scorable
 
 DEFAULT_BLOCK_UNITS = SCORE_BLOCK_UNITS
 #: Top images stored per unit: the ones `classes_in_top100` (`TOP_N_CLASSES`) and Rafegas's
@@ -162,6 +163,7 @@ def plan_scoring(
     with source.store() as store:
         names = check_layers(store, list(layers) if layers else store.layer_names, run_id)
         labels = store.labels
+        check_scorable(labels, store.class_names, f"extraction run {run_id}")
         mask = _scored_rows(store, rows, all_images)
         if not mask.any():
             raise InputError(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from catalogue.query.frame import read_frame
+from catalogue.db.engine import reader_connection
 
 _COLUMNS = text(
     """
@@ -27,5 +27,8 @@ ORDER BY CASE t.table_type WHEN 'VIEW' THEN 0 ELSE 1 END, c.table_name, c.ordina
 
 def relation_columns(engine: Engine) -> pd.DataFrame:
     """One row per column of every view and table of the catalogue's schema (views first):
-    relation, kind ('view' or 'table'), column_name, data_type, position."""
-    return read_frame(engine, _COLUMNS)
+    relation, kind ('view' or 'table'), column_name, data_type, position. `engine` is the
+    reader's: `ConsoleBusy` when all its connections are running user queries."""
+    with reader_connection(engine) as conn:
+        result = conn.execute(_COLUMNS)
+        return pd.DataFrame([tuple(r) for r in result], columns=list(result.keys()))

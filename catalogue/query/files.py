@@ -99,15 +99,34 @@ def _image_roots(engine: Engine, run_id: int) -> list[Path]:
     return roots
 
 
+def confined(path: Path, roots: Iterable[Path]) -> Path | None:
+    """`path` resolved (``..`` and symbolic links followed) if it is a file inside one of
+    `roots` (resolved the same way), else None.
+
+    Every file the UI serves passes through here: the paths come from the database,
+    which the owner role writes, and the UI may run as a user who can read far more
+    (a panel path ``../../../../srv/private/secret.png`` must not be served).
+    """
+    try:
+        resolved = path.expanduser().resolve()
+        inside = any(resolved.is_relative_to(root.expanduser().resolve()) for root in roots)
+        return resolved if inside and resolved.is_file() else None
+    except (OSError, RuntimeError, ValueError):  # a loop of links, a NUL byte
+        return None
+
+
 def _image_path(key: str | None, roots: Iterable[Path]) -> str | None:
-    """The readable image file a key names (absolute, or relative to one of `roots`), else None."""
+    """The readable image file a key names (relative to one of `roots`, or absolute inside
+    one of them), else None."""
     if not key:
         return None
+    roots = list(roots)
     candidate = Path(key).expanduser()
     options = [candidate] if candidate.is_absolute() else [root / key for root in roots]
     for path in options:
-        if path.is_file():
-            return str(path)
+        found = confined(path, roots)
+        if found is not None:
+            return str(found)
     return None
 
 
@@ -136,13 +155,13 @@ def attach_images(engine: Engine, run_id: int, frame: pd.DataFrame) -> pd.DataFr
 
 
 def artifact_path(path: str | None) -> str | None:
-    """An artifact file (AM panel …) as stored: absolute, or relative to UNITCAT_HOME/artifacts."""
+    """An artifact file (AM panel …) as stored: relative to UNITCAT_HOME/artifacts, or
+    absolute inside it; None for a path outside it (`confined`) or no file."""
     if not path:
         return None
-    candidate = Path(path).expanduser()
-    if not candidate.is_absolute():
-        candidate = get_settings().artifacts_dir / candidate
-    return str(candidate) if candidate.is_file() else None
+    artifacts = get_settings().artifacts_dir
+    found = confined(artifacts / Path(path).expanduser(), [artifacts])
+    return str(found) if found is not None else None
 
 
 # ------------------------------------------------------------------------- activations

@@ -144,6 +144,30 @@ def check_labels(labels: Any, n_images: int, n_classes: Any) -> np.ndarray:
     return out
 
 
+def check_scorable(labels: np.ndarray, class_names: Sequence[str], what: str) -> None:
+    """Refuse to score an extraction whose images are of fewer than two classes (a
+    one-class folder), naming the one class.
+
+    Every selectivity measure compares a unit's response to one class with its response
+    to the others; over one class they are all trivially perfect (precision 1, localist,
+    detector bar 1) and mean nothing. `score_units` itself defines them for one class
+    (tests and small examples); a catalogue run must not store them. (The images a run
+    scores may still be of one class when a barely trained network classifies only one
+    class correctly; the dataset is fine then, and --all-images scores them all.)
+    """
+    present = np.unique(np.asarray(labels))
+    if present.size >= 2:
+        return
+    if present.size == 0:
+        raise InputError(f"{what} has no images to score.")
+    name = class_names[int(present[0])] if int(present[0]) < len(class_names) else present[0]
+    raise InputError(
+        f"{what}: all {len(labels):,} images are of one class ({name!r}); selectivity compares "
+        "a class with the others, so every measure would be meaningless. Extract images of at "
+        "least two classes and score those."
+    )
+
+
 def check_groups(
     groups: Mapping[str, Sequence[int]] | None, n_classes: int
 ) -> dict[str, np.ndarray]:

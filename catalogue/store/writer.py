@@ -38,6 +38,21 @@ def _as_1d(values: Any, dtype: Any, n: int, what: str) -> np.ndarray:
     return array
 
 
+def _require_finite(layer: str, block: np.ndarray, image_keys: Sequence[str]) -> None:
+    """Refuse NaN and infinite activations: no measure is defined on them, and a store that
+    kept them would let them reach the catalogue as numbers (a thresholded map, a mean)."""
+    finite = np.isfinite(block)
+    if finite.all():
+        return
+    bad = int(finite.size - np.count_nonzero(finite))
+    first = int(np.flatnonzero(~finite.all(axis=1))[0])
+    raise InputError(
+        f"the model gave {bad:,} activations in layer {layer} that are not numbers (NaN or "
+        f"infinite), first for image {image_keys[first]}; activations must be finite: check "
+        "the model's weights (a checkpoint with NaN weights gives NaN everywhere) and its input."
+    )
+
+
 class ActivationStore(BandWriter):
     """Read and write one extraction run's activations (see the module docstring).
 
@@ -161,6 +176,7 @@ class ActivationStore(BandWriter):
                 raise InputError(
                     f"append: layer {name} block is {block.shape}, expected {(n, units)}."
                 )
+            _require_finite(name, block, image_keys)
             buf.activations.setdefault(name, []).append(block)
         map_names = set(self.map_layer_names)
         given_maps = dict(maps or {})

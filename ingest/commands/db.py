@@ -96,7 +96,7 @@ def downgrade(
             console.print(f"[bold]{what}.[/]", highlight=False)
             if not typer.confirm("Drop them?", default=False):
                 fail("nothing was dropped.", 1)
-    migrate.downgrade(engine, revision)
+    migrate.downgrade_catalogue(engine, revision)
     console.print(f"schema at revision {migrate.current_revision(engine) or 'base (empty)'}.")
 
 

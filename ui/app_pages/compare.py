@@ -36,7 +36,8 @@ def _requested() -> list[int]:
     default_model = st.query_params.get("model")
     if default_model is not None and default_model not in options.models:
         url.note(
-            f"`model={default_model}` is not in the catalogue; known: {', '.join(options.models)}."
+            f"{url.code(f'model={default_model}')} is not in the catalogue; known: "
+            f"{url.literal(', '.join(options.models))}."
         )
         default_model = None
     if default_model is None and len(options.models) == 1:
@@ -49,7 +50,7 @@ def _requested() -> list[int]:
             )
             ids.append(queries.find_unit(key, model, layer, index))
         except (ValueError, NotFound) as exc:
-            url.note(f"`unit={text}`: {exc}.")
+            url.note(f"{url.code(f'unit={text}')}: {url.literal(exc)}.")
     ids += url.initial_list("unit_id", parse=url.as_int)
     return list(dict.fromkeys(ids))
 

@@ -83,7 +83,7 @@ mi_cutoff = c1.slider(
     "Max-informedness cut-off",
     0.0,
     1.0,
-    url.initial("mi", DEFAULT_MI, parse=url.as_float, key="mi_cutoff"),
+    url.initial("mi", DEFAULT_MI, parse=url.as_float, key="mi_cutoff", bounds=(0.0, 1.0)),
     0.05,
     key="mi_cutoff",
     help="A unit counts as a detector by informedness when its max informedness is above this.",

@@ -41,6 +41,7 @@ from catalogue.query.files import artifact_path
 from catalogue.query.ratings import StudyPanel, answered_units, study_panels
 from catalogue.ratings import ESTIMATE_BINS, MAX_NAMES, estimate_label
 from ui import connection, study, twoafc_rate
+from ui import urlstate as url
 
 # The questions exactly as the paper's appendix 5 words them.
 Q1 = "Can you identify multiple examples of an everyday object, place or animal?"
@@ -243,7 +244,7 @@ def _run(engine: Engine) -> None:
         _ask_code()
         return
     st.query_params["participant"] = participant.code
-    st.sidebar.caption(f"Participant: **{participant.code}**")
+    st.sidebar.caption(f"Participant: **{url.literal(participant.code)}**")
     st.sidebar.button("Not you? Change participant", key="rate_switch", on_click=_leave)
     _show_notice()
 

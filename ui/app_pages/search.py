@@ -24,6 +24,7 @@ MAX_COMPARED = 4
 OPEN_TEXT = "open ›"
 LOCALIST = {"any": None, "yes": True, "no": False}
 DEFAULT_SORT, DEFAULT_LIMIT = "precision", 1000
+LIMIT_RANGE = (10, 100_000)
 
 st.title("Search units")
 st.caption(
@@ -172,9 +173,8 @@ url.keep("order", "desc" if descending else "asc", default="desc")
 limit = int(
     s3.number_input(
         "Show at most",
-        10,
-        100_000,
-        url.initial("limit", DEFAULT_LIMIT, parse=url.as_int, key="limit"),
+        *LIMIT_RANGE,
+        url.initial("limit", DEFAULT_LIMIT, parse=url.as_int, key="limit", bounds=LIMIT_RANGE),
         step=100,
         key="limit",
     )

@@ -23,6 +23,9 @@ from ui import connection, queries, tables
 from ui import urlstate as url
 
 MAX_ROWS = 5000
+#: the most a result may take in the UI's memory (about: its values' sizes); rows past it
+#: are never fetched
+MAX_BYTES = 32 * 2**20
 CUSTOM = "— your own query —"
 TEXT, EXAMPLE, OUTCOME = "sql_text", "sql_example", "sql_outcome"
 UNIT_COLUMNS = ("model", "layer", "unit")
@@ -45,15 +48,20 @@ def _submitted() -> None:
 
 def _run(engine: Engine, statement: str) -> None:
     try:
-        result = run_readonly(engine, statement, max_rows=MAX_ROWS)
+        result = run_readonly(engine, statement, max_rows=MAX_ROWS, max_bytes=MAX_BYTES)
     except ReadOnlyViolation as exc:
         st.session_state[OUTCOME] = ("refused", str(exc))
     except (InputError, UnitcatError) as exc:
         st.session_state[OUTCOME] = ("error", str(exc))
     else:
         frame = pd.DataFrame(result.rows, columns=result.columns)
+        cut = ""
+        if result.cut_by_size:
+            cut = f" (the first {len(frame):,}: the result is larger than {MAX_BYTES >> 20} MiB)"
+        elif result.truncated:
+            cut = f" (the first {MAX_ROWS:,})"
         csv = csv_text(result.columns, result.rows)  # from the rows, as `unitcat query --csv`
-        st.session_state[OUTCOME] = ("rows", (frame, result.truncated, csv))
+        st.session_state[OUTCOME] = ("rows", (frame, cut, csv))
 
 
 def _with_unit_links(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object]]:
@@ -77,7 +85,11 @@ def _with_unit_links(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, objec
 
 def _catalog() -> None:
     """The views and tables a query can read, with their columns (as the reader sees them)."""
-    columns = queries.relation_columns(connection.engine_key(), get_settings().reader_url)
+    try:
+        columns = queries.relation_columns(connection.engine_key(), get_settings().reader_url)
+    except UnitcatError as exc:  # the console is busy: the list can wait, the page cannot
+        st.caption(f"The list of views and tables is not available now ({exc}).")
+        return
     with st.expander("Views and tables, with their columns", expanded=False):
         if columns.empty:
             st.caption("The catalogue has no views yet (`unitcat db upgrade`).")
@@ -135,8 +147,7 @@ if outcome is not None:
     elif kind == "error":
         st.error(payload)
     else:
-        frame, truncated, csv = payload
-        more = f" (the first {MAX_ROWS:,})" if truncated else ""
+        frame, more, csv = payload
         st.markdown(f"**{len(frame):,} row{'s' if len(frame) != 1 else ''}**{more}")
         shown, config = _with_unit_links(frame)
         config = {**tables.column_config(shown, pinned=("open", *UNIT_COLUMNS)), **config}
