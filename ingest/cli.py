@@ -17,6 +17,7 @@ from ingest.commands import query as query_commands
 from ingest.commands import ratings as ratings_commands
 from ingest.commands import runs as runs_commands
 from ingest.commands import score as score_commands
+from ingest.commands import share as share_commands
 from ingest.commands import ui as ui_commands
 from ingest.console import run_reporting_errors
 
@@ -35,7 +36,9 @@ ingest_app = typer.Typer(
 app.add_typer(db_commands.app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.command("query", context_settings={"ignore_unknown_options": True})(query_commands.query)
-app.command("runs")(runs_commands.runs)
+app.add_typer(runs_commands.app, name="runs")
+app.command("export")(share_commands.export)
+app.command("import")(share_commands.import_)
 app.command("demo")(demo_commands.demo)
 app.command("ui")(ui_commands.ui)
 # ingest commands are registered below, one line per module.

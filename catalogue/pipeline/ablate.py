@@ -59,6 +59,7 @@ from catalogue.errors import InputError, NotFound
 from catalogue.measures import SELECTIVE_CLASSES
 from catalogue.models import ModelInfo, prepared
 from catalogue.pipeline.reload import check_same_weights, dataset_for_run, model_for_run
+from catalogue.provenance import dataset_fingerprint
 from catalogue.store import ActivationStore
 
 N_HURT = 10
@@ -206,6 +207,7 @@ def ablate_into_catalogue(
             dataset_id=run.dataset_id,
             parent_id=run.id,
             h5_path=str(out_path),
+            provenance={"device": device, "dataset": dataset_fingerprint(class_keys, rows.size)},
         ) as ablate_run:
             if ablate_run.finished_elsewhere:  # another process ran it while this one waited
                 return AblateResult(ablate_run.id, out_path, int(rows.size), reused=True)

@@ -316,6 +316,7 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
         label=f"AM {model.name} {plan.layer}",
         model_id=plan.model_id,
         parent_id=reference.run_id if reference else None,
+        provenance={"seed": plan.seed, "device": plan.device},
     ) as run:
         staged: list[tuple[Path, Path]] = []
         panels: list[PanelResult] = []

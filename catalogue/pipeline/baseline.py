@@ -314,6 +314,7 @@ def chance_baseline(
             dataset_id=extract.dataset_id,
             parent_id=extract.id,
             h5_path=str(path),
+            provenance={"seed": seed, "device": device},
         ) as chance_run:
             if chance_run.finished_elsewhere:  # another process ran it while this one waited
                 return ChanceResult(chance_run.id, score.id, repeats, int(rows.sum()), names, True)

@@ -107,6 +107,7 @@ def dissect_into_catalogue(
         params,
         label=f"{model.name} on probe {probe_name}",
         model_id=record.id,
+        provenance={"device": device},
     ) as run:
         if run.finished_elsewhere:
             return DissectResult(run_id=run.id, probe=probe_name)

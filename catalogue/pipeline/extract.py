@@ -30,6 +30,7 @@ from catalogue.extraction import (
     plan_extraction,
 )
 from catalogue.models import ModelInfo
+from catalogue.provenance import dataset_fingerprint
 
 MAX_SKIPPED_LISTED = 1000
 
@@ -103,6 +104,10 @@ def extract_into_catalogue(
         model_id=model_record.id,
         dataset_id=dataset_record.id,
         h5_path=str(out_path),
+        provenance={
+            "device": device,
+            "dataset": dataset_fingerprint(dataset.class_keys, plan.n_images),
+        },
     ) as run:
         extract = extract_activations
         if cluster is not None:

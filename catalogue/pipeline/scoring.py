@@ -37,6 +37,7 @@ from catalogue.db.runs import current_state, describe_owner, done_run_id, find_r
 from catalogue.errors import InputError, NotFound
 from catalogue.groups import group_class_indices
 from catalogue.measures import GROUP_MEASURES
+from catalogue.provenance import dataset_fingerprint
 from catalogue.selectivity import LayerScores, score_layer
 from catalogue.store import ActivationStore
 
@@ -176,6 +177,10 @@ def score_extraction(
             dataset_id=dataset.id,
             parent_id=run.id,
             h5_path=str(path),
+            provenance={
+                "device": device,
+                "dataset": dataset_fingerprint(class_keys, image_index.size),
+            },
         ) as score_run:
             if score_run.finished_elsewhere:
                 return ScoreResult(

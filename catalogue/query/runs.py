@@ -25,6 +25,7 @@ RUN_STATES = ("running", "done", "failed", "interrupted")
 def _runs_statement(kinds: Sequence[str]) -> Select[Any]:
     rs = RUN_STATUS
     parent = RUN.alias("parent")
+    this = RUN.alias("this")
     statement = (
         select(
             rs.c.run_id.label("id"),
@@ -47,8 +48,10 @@ def _runs_statement(kinds: Sequence[str]) -> Select[Any]:
             rs.c.owner_pid,
             rs.c.owner_started_at,
             rs.c.recorded_status,
+            this.c.imported_from,
         )
         .select_from(rs)
+        .join(this, this.c.id == rs.c.run_id)
         .outerjoin(MODEL, MODEL.c.id == rs.c.model_id)
         .outerjoin(DATASET, DATASET.c.id == rs.c.dataset_id)
         .outerjoin(parent, parent.c.id == rs.c.parent_id)

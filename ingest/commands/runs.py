@@ -1,4 +1,5 @@
-"""`unitcat runs`: what has been computed, with status, timing and errors."""
+"""`unitcat runs`: what has been computed, with status, timing and errors; `unitcat runs show N`:
+one run with its provenance."""
 
 from __future__ import annotations
 
@@ -10,15 +11,23 @@ from catalogue.db.migrate import ensure_readable
 from catalogue.db.schema import RUN_KINDS
 from catalogue.errors import InputError
 from catalogue.query.runs import run_records
+from ingest.commands.run_show import origin_line, show
 from ingest.console import console
 
+app = typer.Typer(help="List the runs in the catalogue, newest first; `show N` prints one.")
+app.command("show")(show)
 
+
+@app.callback(invoke_without_command=True)
 def runs(
+    ctx: typer.Context,
     kind: str | None = typer.Option(
         None, help="Only runs of this kind (extract, score, dissect, am)."
     ),
 ) -> None:
-    """List the runs in the catalogue, newest first."""
+    """List the runs in the catalogue, newest first (`unitcat runs show N`: one run)."""
+    if ctx.invoked_subcommand is not None:
+        return
     if kind is not None and kind not in RUN_KINDS:
         raise InputError(
             f"--kind {kind!r} is not a kind of run; use one of {', '.join(RUN_KINDS)}."
@@ -65,8 +74,9 @@ def runs(
 
 
 def _note(run: dict) -> str:
-    """The error of a failed run; who runs a running one; who ran an interrupted one."""
+    """The error of a failed run; who runs a running one; who ran an interrupted one; where an
+    imported one came from."""
     if run["status"] in ("running", "interrupted") and run["owner_pid"] is not None:
         who = f"pid {run['owner_pid']} on {run['owner_host']}"
         return who if run["status"] == "running" else f"{who} is gone"
-    return run["error"] or ""
+    return run["error"] or origin_line(run.get("imported_from")) or ""
