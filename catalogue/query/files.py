@@ -65,10 +65,13 @@ def bundled_image(name: str, source: str | None, key: str) -> Any:
 
 def _image_roots(engine: Engine, run_id: int) -> list[Path]:
     """Folders that image keys of a scoring run may be relative to: its extraction run's
-    dataset source and its dataset's registered source."""
+    dataset source, its dataset's registered source, and where `unitcat import` put the
+    images of a dump (`catalogue.share.images`)."""
     parent = RUN.alias("parent")
     statement = (
-        select(RUN.c.params, parent.c.params.label("parent_params"), DATASET.c.source)
+        select(
+            RUN.c.params, parent.c.params.label("parent_params"), DATASET.c.source, DATASET.c.name
+        )
         .select_from(
             RUN.outerjoin(parent, parent.c.id == RUN.c.parent_id).outerjoin(
                 DATASET, DATASET.c.id == RUN.c.dataset_id
@@ -88,12 +91,21 @@ def _image_roots(engine: Engine, run_id: int) -> list[Path]:
                 candidates.append(value)
     if row.source:
         candidates.append(row.source)
+    if row.name:
+        candidates.append(str(imported_images(row.name)))
     roots: list[Path] = []
     for value in dict.fromkeys(candidates):
         path = Path(value).expanduser()
         if value and path.is_dir():
             roots.append(path)
     return roots
+
+
+def imported_images(dataset: str) -> Path:
+    """The folder of a dataset's images that `unitcat import` wrote."""
+    from catalogue.share.images import dataset_folder
+
+    return get_settings().artifacts_dir / "imported" / "images" / dataset_folder(dataset)
 
 
 def _image_path(key: str | None, roots: Iterable[Path]) -> str | None:

@@ -185,7 +185,9 @@ def write_table(
         {"unitcat:table": table.table, "unitcat:key": ",".join(table.key)}
     )
     rows = 0
-    with pq.ParquetWriter(folder / table.file, schema, compression="zstd") as writer:
+    with pq.ParquetWriter(
+        folder / table.file, schema, compression="zstd", write_page_checksum=True
+    ) as writer:
         for batch in snap.batches(select_sql(table, plan)):
             resolved = resolve(batch, table, plan, schema)
             writer.write_table(resolved)

@@ -93,7 +93,9 @@ class ImageFiles:
             self._close_file()
             self.folder.mkdir(parents=True, exist_ok=True)
             name = f"images/{self.kind}-{len(self.written):05d}.parquet"
-            self._writer = pq.ParquetWriter(self.folder.parent / name, self.schema)
+            self._writer = pq.ParquetWriter(
+                self.folder.parent / name, self.schema, write_page_checksum=True
+            )
             self.written.append((name, 0))
         table = pa.Table.from_pylist(self._rows, schema=self.schema)
         assert self._writer is not None
@@ -181,6 +183,12 @@ def panel_bytes(run_id: int, path: str) -> bytes:
 # ------------------------------------------------------------------------------ import
 
 
+def _alive(pid: str) -> bool:
+    import psutil
+
+    return pid.isdigit() and psutil.pid_exists(int(pid))
+
+
 def imported_dir(artifacts: Path) -> Path:
     return artifacts / "imported"
 
@@ -218,7 +226,10 @@ class StagedFiles:
     placed: list[Path] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.staging = self.root / f".staging-{os.getpid()}"
+        self.staging = self.root / "imported" / f".staging-{os.getpid()}"
+        for old in self.staging.parent.glob(".staging-*"):  # left by a killed import
+            if old != self.staging and not _alive(old.name.rpartition("-")[2]):
+                shutil.rmtree(old, ignore_errors=True)
 
     def add(self, relative: PurePosixPath, data: bytes) -> None:
         target = self.root / relative

@@ -3,8 +3,8 @@
 Before the import's transaction begins (`open_dump`): the manifest's format and version,
 the schema revision, every file's size and sha256, and every Parquet file's footer — its
 columns and types against the table's spec, its row count against the manifest. A file
-that is damaged past its footer (a page that does not decompress) fails while its rows
-are read, inside the transaction, which then writes nothing.
+damaged past its footer fails while its rows are read (every page carries a CRC, checked
+on reading), inside the transaction, which then writes nothing.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class Dump:
     def _batches(self, name: str, schema: pa.Schema) -> Iterator[pa.Table]:
         path = self.path(name)
         try:
-            with pq.ParquetFile(path) as handle:
+            with pq.ParquetFile(path, page_checksum_verification=True) as handle:
                 for batch in handle.iter_batches(batch_size=BATCH_ROWS, columns=schema.names):
                     yield pa.Table.from_batches([batch]).cast(schema)
         except (OSError, pa.ArrowException) as exc:
