@@ -54,7 +54,7 @@ from catalogue.share.spec import TABLES, DumpTable
 #: (what, rows so far) as the export goes
 Progress = Callable[[str, int], None]
 #: ranks of each unit whose top images go into the dump by default
-IMAGES_PER_UNIT = 8
+IMAGES_PER_UNIT = 20
 
 
 @dataclass(frozen=True)

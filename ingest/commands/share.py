@@ -40,7 +40,7 @@ def export(
         True, "--images/--no-images", help="Include top images and AM panels as PNG."
     ),
     images_per_unit: int = typer.Option(
-        8,
+        20,
         help="With --images: the images of each unit's top N ranks (every rank's key and "
         "activation is exported in any case).",
     ),
