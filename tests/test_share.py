@@ -172,9 +172,10 @@ def test_a_catalogue_that_has_the_model_and_some_runs_gets_only_what_it_lacks(
     whole = export_catalogue(source, tmp_path / "whole", ExportOptions(images=False))
     expected = view_rows(source)
     source.dispose()
-    # the part: the scoring run and the extraction it names, nothing else
+    # the part: the scoring run and the extraction it names, no other run
     assert part.rows["run"] == 2 and part.rows["model"] == 1
-    assert part.rows["dissection"] == 0 and part.rows["rating"] == 0
+    assert part.rows["dissection"] == 0 and part.rows["am_panel"] == 0
+    assert part.rows["rating"] == whole.rows["rating"] > 0  # ratings go with the model's units
     first = import_dump(empty, part.path)
     assert len(first.runs_new) == 2
     second = import_dump(empty, whole.path)
