@@ -50,6 +50,42 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+class Meter:
+    """Wall time and the CPU time of this process and of the embedded server (its postmaster
+    and every backend): on a shared machine the CPU seconds say what an idle one would take
+    (at most client + server, at least the larger of the two, on two cores)."""
+
+    def __init__(self, home: Path) -> None:
+        self.pidfile = home / "postgres" / "postmaster.pid"
+
+    def _server(self) -> float:
+        import psutil
+
+        main = psutil.Process(int(self.pidfile.read_text().split()[0]))
+        reaped = main.cpu_times()  # backends that ended count in their parent's children_*
+        total = reaped.children_user + reaped.children_system
+        for process in [main, *main.children()]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def __enter__(self) -> Meter:
+        self.wall, self.client = time.perf_counter(), time.process_time()
+        self.server = self._server()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.client = time.process_time() - self.client
+        self.server = self._server() - self.server
+
+    def __str__(self) -> str:
+        return f"{self.wall:.1f} s (CPU: client {self.client:.1f} s, server {self.server:.1f} s)"
+
+
 def read_baseline(engine: Any) -> tuple[float, int]:
     """Seconds to read every `unit_metrics` row once by binary COPY through psycopg."""
     raw = engine.raw_connection()
@@ -161,8 +197,6 @@ def main() -> None:
 
         from catalogue.config import normalise_database_url
         from catalogue.db import migrate, server
-        from catalogue.share.export import ExportOptions, export_catalogue
-        from catalogue.share.importer import import_dump
 
         url = normalise_database_url(server.start(home / "postgres"))
         engine = create_engine(url)
@@ -183,49 +217,64 @@ def main() -> None:
                 )
                 with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                     conn.execute(text("VACUUM ANALYZE"))
-
-            seconds, rows = read_baseline(engine)
-            read_rate = rows / seconds
-            print(f"baseline: binary COPY read of unit_metrics: {rows:,} rows in {seconds:.1f} s "
-                  f"= {read_rate:,.0f} rows/s; {load()}", flush=True)  # fmt: skip
-            result = export_catalogue(
-                engine, home / "dump", ExportOptions(images=False, overwrite=True)
-            )
-            export_rate = total / result.seconds
-            all_rows = sum(result.rows.values())
-            print(f"export: {all_rows:,} rows of {len(result.rows)} tables ({total:,} unit rows) "
-                  f"in {result.seconds:.1f} s = {export_rate:,.0f} unit rows/s "
-                  f"({all_rows / result.seconds:,.0f} rows/s in all), {result.bytes / 1e6:,.0f} MB; "
-                  f"{export_rate / read_rate:.2f}× the plain read; {load()}", flush=True)  # fmt: skip
-
-            target = create_engine(new_database(home, "unitcat_import"))
-            migrate.upgrade(target)
-            imported = import_dump(target, home / "dump")
-            import_rate = total / imported.seconds
-            seconds, rows = write_baseline(
-                engine, min(args.writer_models, n_models), args.layer_units
-            )
-            write_rate = rows / seconds
-            print(f"baseline: write_unit_metrics, one scoring run per model: {rows:,} rows in "
-                  f"{seconds:.1f} s = {write_rate:,.0f} rows/s", flush=True)  # fmt: skip
-            print(f"import: {sum(imported.rows.values()):,} result rows ({total:,} unit rows) in "
-                  f"{imported.seconds:.1f} s = {import_rate:,.0f} unit rows/s; "
-                  f"{import_rate / write_rate:.2f}× the writer; {load()}", flush=True)  # fmt: skip
-            with target.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("ANALYZE"))
-            if answers(target) != answers(engine):
-                raise SystemExit("the imported catalogue answers differently from the source")
-            print("the imported catalogue answers as the source does (layer_detectors, the "
-                  "headline count, dissection_summary, rating_summary)")  # fmt: skip
-            again = import_dump(target, home / "dump")
-            if again.changed:
-                raise SystemExit("importing the same dump again changed the catalogue")
-            print(f"import again: nothing new, {again.seconds:.1f} s; {load()}", flush=True)
+            target = run_both_ways(engine, home, total, args)
         finally:
             engine.dispose()
             if target is not None:
                 target.dispose()
             server.stop(home / "postgres")
+
+
+def run_both_ways(engine: Any, home: Path, total: int, args: argparse.Namespace) -> Any:
+    """Baselines, export, import, the answers compared, import again; the target engine."""
+    from sqlalchemy import create_engine, text
+
+    from catalogue.db import migrate
+    from catalogue.share.export import ExportOptions, export_catalogue
+    from catalogue.share.importer import import_dump
+
+    with Meter(home) as meter:
+        seconds, rows = read_baseline(engine)
+    read_rate = rows / seconds
+    print(f"baseline: binary COPY read of unit_metrics: {rows:,} rows in {meter} = "
+          f"{read_rate:,.0f} rows/s; {load()}", flush=True)  # fmt: skip
+    with Meter(home) as meter:
+        result = export_catalogue(
+            engine, home / "dump", ExportOptions(images=False, overwrite=True)
+        )
+    rate = total / meter.wall
+    all_rows = sum(result.rows.values())
+    print(f"export: {all_rows:,} rows of {len(result.rows)} tables ({total:,} unit rows) in "
+          f"{meter} = {rate:,.0f} unit rows/s ({all_rows / meter.wall:,.0f} rows/s in all), "
+          f"{result.bytes / 1e6:,.0f} MB; {rate / read_rate:.2f}× the plain read; {load()}",
+          flush=True)  # fmt: skip
+
+    with Meter(home) as meter:
+        seconds, rows = write_baseline(engine, min(args.writer_models, total), args.layer_units)
+    write_rate = rows / seconds
+    print(f"baseline: write_unit_metrics, one scoring run per model: {rows:,} rows in "
+          f"{seconds:.1f} s of {meter} = {write_rate:,.0f} rows/s; {load()}", flush=True)  # fmt: skip
+    target = create_engine(new_database(home, "unitcat_import"))
+    migrate.upgrade(target)
+    with Meter(home) as meter:
+        imported = import_dump(target, home / "dump")
+    rate = total / meter.wall
+    written = sum(imported.rows.values())
+    print(f"import: {written:,} result rows ({total:,} unit rows) in {meter} = {rate:,.0f} unit "
+          f"rows/s ({written / meter.wall:,.0f} result rows/s); {rate / write_rate:.2f}× the "
+          f"writer; {load()}", flush=True)  # fmt: skip
+    with target.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))
+    if answers(target) != answers(engine):
+        raise SystemExit("the imported catalogue answers differently from the source")
+    print("the imported catalogue answers as the source does (layer_detectors, the headline "
+          "count, dissection_summary, rating_summary)")  # fmt: skip
+    with Meter(home) as meter:
+        again = import_dump(target, home / "dump")
+    if again.changed:
+        raise SystemExit("importing the same dump again changed the catalogue")
+    print(f"import again: nothing new, {meter}; {load()}", flush=True)
+    return target
 
 
 if __name__ == "__main__":

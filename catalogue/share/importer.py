@@ -368,6 +368,11 @@ class _Import:
         return out
 
     def _results(self, table: DumpTable) -> None:
+        incoming = self.dump.manifest.rows(table.table) if self.to_write else 0
+        with write.bulk_load(self.conn, table.table, incoming):
+            self._write_results(table)
+
+    def _write_results(self, table: DumpTable) -> None:
         written = 0
         for batch in self.dump.batches(table):
             runs = mapped([batch["run"]], lambda k: self.to_write.get(k[0]))

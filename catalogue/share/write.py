@@ -9,16 +9,19 @@ with one line that names the way out (`--rename`, `--rename-dataset`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Integer, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from catalogue.db.runs import _delete_run_results, lock_held
 from catalogue.db.schema import (
+    Base,
     ClassGroup,
     ClassGroupMember,
     Concept,
@@ -351,3 +354,28 @@ def panel_ids(conn: Connection, run_ids: Iterable[int]) -> dict[tuple[int, int],
             {"r": list(run_ids)},
         ).all()
     }
+
+
+# ------------------------------------------------------------------------------ bulk loads
+
+
+@contextmanager
+def bulk_load(conn: Connection, table: str, incoming: int) -> Iterator[bool]:
+    """Load `incoming` rows into `table` as pg_restore does when that is at least as many as
+    the table holds: its foreign keys are dropped inside the transaction and added back
+    after the rows are in, checked in one pass over the table instead of one lookup and
+    row lock per row (which took two thirds of the server's time of a COPY into
+    `dissection`). Until the transaction ends, the table and the ones it refers to
+    (`run`, `unit` …) take no other writes. Yields whether it did so."""
+    keys = [fk.constraint for fk in Base.metadata.tables[table].foreign_keys]
+    held = conn.execute(
+        text(f'SELECT count(*) FROM (SELECT 1 FROM "{table}" LIMIT :n) t'), {"n": incoming + 1}
+    ).scalar_one()
+    if not keys or incoming == 0 or held > incoming:
+        yield False
+        return
+    for key in dict.fromkeys(keys):
+        conn.execute(DropConstraint(key))
+    yield True
+    for key in dict.fromkeys(keys):
+        conn.execute(AddConstraint(key))
