@@ -149,7 +149,7 @@ def encoded_top_images(engine: Engine, rows: Iterable[TopImage]) -> Iterator[dic
             engine, run_id, pd.DataFrame({"image_key": [i.image_key for i in images]})
         )
         for image, found in zip(images, frame["image"], strict=True):
-            if found is None:
+            if not isinstance(found, str) and not hasattr(found, "save"):  # None or NaN
                 raise InputError(
                     f"top image {image.image_key!r} of run {run_id} (dataset {image.dataset}) "
                     "is not readable on this machine; make the dataset's images readable where "
