@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -33,7 +34,7 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine
 
 from catalogue.config import get_settings
-from catalogue.db.bulk import copy_columns, copy_rows, table_types
+from catalogue.db.bulk import binary_copy, copy_rows, table_types
 from catalogue.db.migrate import ensure_current, head_revision
 from catalogue.db.runs import run_key
 from catalogue.errors import InputError
@@ -149,8 +150,10 @@ def _id(value: int | None) -> int:
     return -1 if value is None else int(value)
 
 
-def _values(column: pa.ChunkedArray | pa.Array) -> Any:
-    """A column for `copy_columns`: numbers and booleans as numpy (NaN or None = NULL)."""
+def _values(column: Any) -> Any:
+    """A column for a binary COPY: numbers and booleans as numpy (NaN or None = NULL)."""
+    if not isinstance(column, pa.ChunkedArray | pa.Array):
+        return column
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if column.null_count and pa.types.is_integer(column.type):
@@ -373,37 +376,41 @@ class _Import:
             self._write_results(table)
 
     def _write_results(self, table: DumpTable) -> None:
+        """The rows of the runs to write, in one COPY statement where the table has a binary
+        layout (its statement triggers then run once), else a text COPY per batch."""
         written = 0
-        for batch in self.dump.batches(table):
-            runs = mapped([batch["run"]], lambda k: self.to_write.get(k[0]))
-            keep = runs >= 0
-            if not keep.any():
-                continue
-            if not keep.all():
-                batch, runs = batch.filter(pa.array(keep)), runs[keep]
-            columns: dict[str, Any] = {"run_id": runs, **self._ref_columns(table, batch)}
-            for dump_column, db_column in table.columns():
-                if db_column is not None:  # None: a key column, replaced by its id above
-                    columns[db_column] = batch[dump_column]
-            if table.table == "am_panel":
-                columns["path"] = self._panel_paths(batch)
-            written += self._copy(table.table, columns, batch.num_rows)
-            self.progress(table.table, written)
+        with ExitStack() as stack:
+            binary: Callable[[Mapping[str, Any]], int] | None = None
+            for batch in self.dump.batches(table):
+                columns = self._columns(table, batch)
+                if columns is None:
+                    continue
+                names = list(columns)
+                if binary is None and table_types(table.table, names) is not None:
+                    binary = stack.enter_context(binary_copy(self.conn, table.table, names))
+                if binary is not None:
+                    written += binary({c: _values(v) for c, v in columns.items()})
+                else:
+                    lists = [_pylist(columns[c], len(columns["run_id"])) for c in names]
+                    written += copy_rows(self.conn, table.table, names, zip(*lists, strict=True))
+                self.progress(table.table, written)
         self.result.rows[table.table] = written
 
-    def _copy(self, table: str, columns: dict[str, Any], n: int) -> int:
-        names = list(columns)
-        if table_types(table, names) is not None:
-            return copy_columns(
-                self.conn,
-                table,
-                {
-                    c: _values(v) if isinstance(v, pa.ChunkedArray | pa.Array) else v
-                    for c, v in columns.items()
-                },
-            )
-        lists = [_pylist(columns[c], n) for c in names]
-        return copy_rows(self.conn, table, names, zip(*lists, strict=True))
+    def _columns(self, table: DumpTable, batch: pa.Table) -> dict[str, Any] | None:
+        """A batch's rows of the runs to write as database columns (None: no such row)."""
+        runs = mapped([batch["run"]], lambda k: self.to_write.get(k[0]))
+        keep = runs >= 0
+        if not keep.any():
+            return None
+        if not keep.all():
+            batch, runs = batch.filter(pa.array(keep)), runs[keep]
+        columns: dict[str, Any] = {"run_id": runs, **self._ref_columns(table, batch)}
+        for dump_column, db_column in table.columns():
+            if db_column is not None:  # None: a key column, replaced by its id above
+                columns[db_column] = batch[dump_column]
+        if table.table == "am_panel":
+            columns["path"] = self._panel_paths(batch)
+        return columns
 
     # -------------------------------------------------------------- AM panels, images
 

@@ -50,19 +50,21 @@ class Snapshot:
         self.cursor.execute(sql)
         return self.cursor.fetch_arrow_table()
 
-    def batches(self, sql: str) -> Iterator[pa.RecordBatch]:
-        """The result of `sql` in batches of about BATCH_ROWS rows."""
+    def batches(self, sql: str) -> Iterator[pa.Table]:
+        """The result of `sql` in tables of about BATCH_ROWS rows (one Parquet row group each;
+        the server's record batches are kept as chunks, not copied)."""
         self.cursor.execute(sql)
+        reader = self.cursor.fetch_record_batch()
         pending: list[pa.RecordBatch] = []
         size = 0
-        for batch in self.cursor.fetch_record_batch():
+        for batch in reader:
             pending.append(batch)
             size += batch.num_rows
             if size >= BATCH_ROWS:
-                yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
+                yield pa.Table.from_batches(pending, schema=reader.schema)
                 pending, size = [], 0
         if pending:
-            yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
+            yield pa.Table.from_batches(pending, schema=reader.schema)
 
 
 @contextmanager
@@ -291,7 +293,9 @@ def _lookup_kind(ref: Ref) -> str:
     return {"unit": "layer", "panel": "run"}.get(ref.kind, ref.kind)
 
 
-def map_ids(ids: pa.Array, lookup: Mapping[int, tuple[Any, ...]], width: int) -> list[pa.Array]:
+def map_ids(
+    ids: pa.Array | pa.ChunkedArray, lookup: Mapping[int, tuple[Any, ...]], width: int
+) -> list[pa.Array]:
     """The key columns of each id in `ids` (null where the id is null or not in `lookup`)."""
     keys = np.fromiter(lookup.keys(), dtype=np.int64, count=len(lookup))
     order = np.argsort(keys)
@@ -306,7 +310,7 @@ def map_ids(ids: pa.Array, lookup: Mapping[int, tuple[Any, ...]], width: int) ->
     return [v.take(indices) for v in values]
 
 
-def resolve(batch: pa.RecordBatch, table: DumpTable, plan: Plan, schema: pa.Schema) -> pa.Table:
+def resolve(batch: pa.Table, table: DumpTable, plan: Plan, schema: pa.Schema) -> pa.Table:
     """A batch of `select_sql` with ids replaced by keys, as the dump's schema."""
     columns: dict[str, pa.Array] = {}
     for name in batch.schema.names:
