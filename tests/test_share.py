@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -21,8 +22,10 @@ from sqlalchemy.pool import NullPool
 from catalogue.db.migrate import head_revision
 from catalogue.db.schema import Base
 from catalogue.measures import CRITERIA_BY_KEY, NOT_CONSTANT
+from catalogue.share.columns import distinct, mapped
 from catalogue.share.export import ExportOptions, export_catalogue
 from catalogue.share.importer import import_dump
+from catalogue.share.keys import content_keys, local_params, portable
 from catalogue.share.manifest import FORMAT, FORMAT_VERSION, sha256_file
 from catalogue.share.read import Selection
 from catalogue.share.spec import DERIVED, TABLES
@@ -43,6 +46,34 @@ def test_every_table_is_exported_or_rebuilt_from_the_exported_rows() -> None:
     exported = {t.table for t in TABLES}
     assert exported | set(DERIVED) == set(Base.metadata.tables)
     assert not exported & set(DERIVED)
+
+
+def test_content_keys_follow_the_runs_a_run_names_not_their_ids() -> None:
+    extract = {"kind": "extract", "params": {"model": "m"}, "model": "m", "checksum": "c1"}
+    here = {1: extract, 2: {"kind": "score", "params": {"extract_run": 1, "layers": ["fc"]}}}
+    there = {7: extract, 9: {"kind": "score", "params": {"extract_run": "7", "layers": ["fc"]}}}
+    a, b = content_keys(here), content_keys(there)
+    assert (a[1], a[2]) == (b[7], b[9]) and a[1] != a[2]
+    other = {**here, 1: {**extract, "checksum": "c2"}}  # other weights: another extraction
+    assert content_keys(other)[2] != a[2]
+    assert portable({"extract_run": 1, "rows_from": None, "layers": ["fc"]}, a) == {
+        "extract_run": a[1], "rows_from": None, "layers": ["fc"],
+    }  # fmt: skip
+    assert local_params({"extract_run": a[1], "model": "m"}, {a[1]: 42}, {"m": "n"}) == {
+        "extract_run": 42, "model": "n",
+    }  # fmt: skip
+
+
+def test_distinct_keys_map_every_row_as_a_dictionary_lookup_would() -> None:
+    first = pa.array(["x", "y", None, "x", "y", "x"])
+    second = pa.array([1, 1, 2, None, 1, 1])
+    inverse, tuples = distinct([first, second])
+    pairs = list(zip(first.to_pylist(), second.to_pylist(), strict=True))
+    assert [tuples[i] for i in inverse] == pairs
+    assert len(tuples) == len(set(pairs))
+    lookup = {("x", 1): 10, ("y", 1): 20}
+    assert mapped([first, second], lookup.get).tolist() == [lookup.get(p, -1) for p in pairs]
+    assert mapped([pa.array([], pa.string())], lookup.get).tolist() == []
 
 
 def test_a_dump_describes_itself_with_checksums_counts_and_keys_not_ids(

@@ -6,7 +6,7 @@
 - `manifest`, `croissant`: `manifest.json` (format, versions, checksums) and
   `croissant.json` (ML Commons Croissant metadata);
 - `read`, `images`, `export`: the export (`export_catalogue`);
-- `load`, `write`, `importer`: the import (`import_dump`).
+- `load`, `columns`, `write`, `importer`: the import (`import_dump`).
 
 docs/DUMP_FORMAT.md describes the files.
 """

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import Connection, Engine
 
 from catalogue.config import get_settings
@@ -39,6 +38,7 @@ from catalogue.db.migrate import ensure_current, head_revision
 from catalogue.db.runs import run_key
 from catalogue.errors import InputError
 from catalogue.share import write
+from catalogue.share.columns import column_values, distinct, mapped, python_list
 from catalogue.share.images import (
     StagedFiles,
     panel_relative,
@@ -108,62 +108,6 @@ def import_dump(
     return result
 
 
-# ------------------------------------------------------------------------------ mapping keys
-
-
-def distinct(
-    columns: Sequence[pa.ChunkedArray | pa.Array],
-) -> tuple[np.ndarray, list[tuple[Any, ...]]]:
-    """Each row's index into the distinct tuples of `columns`, and those tuples."""
-    codes: list[np.ndarray] = []
-    values: list[list[Any]] = []
-    for column in columns:
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
-        encoded = pc.dictionary_encode(column)
-        indices = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
-        codes.append(indices.astype(np.int64) + 1)  # 0: null
-        values.append([None, *encoded.dictionary.to_pylist()])
-    combined = codes[0]
-    for code, vals in zip(codes[1:], values[1:], strict=True):
-        combined = combined * len(vals) + code
-    unique, inverse = np.unique(combined, return_inverse=True)
-    tuples = []
-    for value in unique.tolist():
-        parts = []
-        for vals in reversed(values[1:]):
-            value, part = divmod(value, len(vals))
-            parts.append(vals[part])
-        parts.append(values[0][value])
-        tuples.append(tuple(reversed(parts)))
-    return inverse.reshape(-1), tuples
-
-
-def mapped(columns: Sequence[Any], lookup: Callable[[tuple[Any, ...]], int | None]) -> np.ndarray:
-    """The id of each row's key (-1 where `lookup` gives None)."""
-    inverse, tuples = distinct(columns)
-    ids = np.array([_id(lookup(t)) for t in tuples], dtype=np.int64)
-    return ids[inverse] if len(inverse) else np.zeros(0, dtype=np.int64)
-
-
-def _id(value: int | None) -> int:
-    return -1 if value is None else int(value)
-
-
-def _values(column: Any) -> Any:
-    """A column for a binary COPY: numbers and booleans as numpy (NaN or None = NULL)."""
-    if not isinstance(column, pa.ChunkedArray | pa.Array):
-        return column
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if column.null_count and pa.types.is_integer(column.type):
-        return np.ma.masked_array(
-            pc.fill_null(column, 0).to_numpy(zero_copy_only=False),
-            mask=column.is_null().to_numpy(zero_copy_only=False),
-        )
-    return column.to_numpy(zero_copy_only=False)
-
-
 # ------------------------------------------------------------------------------ the import
 
 
@@ -212,7 +156,7 @@ class _Import:
     # -------------------------------------------------------------- identity
 
     def _models(self) -> None:
-        models = self.dump.read(BY_NAME["model"]).to_pylist()
+        models = self.dump.read(BY_NAME["model"]).topython_list()
         unknown = set(self.options.rename) - {m["model"] for m in models}
         if unknown:
             raise InputError(
@@ -225,7 +169,7 @@ class _Import:
             self.model_names[row["model"]] = name
             self.models[row["model"]] = model_id
             (self.result.models.new if new else self.result.models.present).append(name)
-        for row in self.dump.read(BY_NAME["layer"]).to_pylist():
+        for row in self.dump.read(BY_NAME["layer"]).topython_list():
             model = row["model"]
             self.layers[(model, row["layer"])] = write.merge_layer(
                 self.conn, self.models[model], self.model_names[model], row
@@ -233,7 +177,7 @@ class _Import:
         self.units = write.unit_ids(self.conn, sorted(self.layers.values()))
 
     def _datasets(self) -> None:
-        datasets = self.dump.read(BY_NAME["dataset"]).to_pylist()
+        datasets = self.dump.read(BY_NAME["dataset"]).topython_list()
         unknown = set(self.options.rename_datasets) - {d["dataset"] for d in datasets}
         if unknown:
             raise InputError(
@@ -241,7 +185,7 @@ class _Import:
                 f"dataset of; its datasets are {', '.join(d['dataset'] for d in datasets)}."
             )
         classes: dict[str, list[dict[str, Any]]] = {}
-        for row in self.dump.read(BY_NAME["image_class"]).sort_by("class_index").to_pylist():
+        for row in self.dump.read(BY_NAME["image_class"]).sort_by("class_index").topython_list():
             classes.setdefault(row["dataset"], []).append(row)
         for row in datasets:
             name = self.options.rename_datasets.get(row["dataset"], row["dataset"])
@@ -251,22 +195,22 @@ class _Import:
             self.dataset_names[row["dataset"]] = name
             self.datasets[row["dataset"]] = dataset_id
             (self.result.datasets.new if new else self.result.datasets.present).append(name)
-        for row in self.dump.read(BY_NAME["class_group"]).to_pylist():
+        for row in self.dump.read(BY_NAME["class_group"]).topython_list():
             key = (row["dataset"], row["group"], row["version"])
             self.groups[key] = write.merge_group(self.conn, self.datasets[row["dataset"]], row)
 
     def _concepts_and_participants(self) -> None:
         self.concepts = write.merge_concepts(
-            self.conn, self.dump.read(BY_NAME["concept"]).to_pylist()
+            self.conn, self.dump.read(BY_NAME["concept"]).topython_list()
         )
         self.participants = write.merge_participants(
-            self.conn, self.dump.read(BY_NAME["participant"]).to_pylist()
+            self.conn, self.dump.read(BY_NAME["participant"]).topython_list()
         )
 
     # -------------------------------------------------------------- runs
 
     def _runs(self) -> None:
-        rows = {r["run"]: r for r in self.dump.read(BY_NAME["run"]).to_pylist()}
+        rows = {r["run"]: r for r in self.dump.read(BY_NAME["run"]).topython_list()}
         origin = {
             "dump": self.dump.folder.name,
             "exported_at": self.dump.manifest.data.get("created_at"),
@@ -276,7 +220,7 @@ class _Import:
         for key in _dependency_order(rows):
             row = rows[key]
             self.run_dataset[key] = row["dataset"]
-            values = self._run_values(row, origin)
+            values = self._runcolumn_values(row, origin)
             local_key = run_key(row["kind"], values["params"])
             found = write.find_run(self.conn, row["kind"], local_key)
             if found is None:
@@ -296,7 +240,9 @@ class _Import:
             self.runs[key] = int(run_id)
         self.progress("run", len(rows))
 
-    def _run_values(self, row: Mapping[str, Any], origin: Mapping[str, Any]) -> dict[str, Any]:
+    def _runcolumn_values(
+        self, row: Mapping[str, Any], origin: Mapping[str, Any]
+    ) -> dict[str, Any]:
         renamed = {k: v for k, v in self.model_names.items() if k != v}
         previous = json.loads(row["imported_from"]) if row["imported_from"] else None
         return {
@@ -325,7 +271,7 @@ class _Import:
 
     def _unit_ids(self, model: Any, layer: Any, unit: Any, what: str) -> np.ndarray:
         inverse, tuples = distinct([model, layer])
-        unit_index = _values(unit).astype(np.int64)
+        unit_index = column_values(unit).astype(np.int64)
         out = np.empty(len(unit_index), dtype=np.int64)
         for j, key in enumerate(tuples):
             rows = inverse == j
@@ -389,9 +335,9 @@ class _Import:
                 if binary is None and table_types(table.table, names) is not None:
                     binary = stack.enter_context(binary_copy(self.conn, table.table, names))
                 if binary is not None:
-                    written += binary({c: _values(v) for c, v in columns.items()})
+                    written += binary({c: column_values(v) for c, v in columns.items()})
                 else:
-                    lists = [_pylist(columns[c], len(columns["run_id"])) for c in names]
+                    lists = [python_list(columns[c], len(columns["run_id"])) for c in names]
                     written += copy_rows(self.conn, table.table, names, zip(*lists, strict=True))
                 self.progress(table.table, written)
         self.result.rows[table.table] = written
@@ -417,7 +363,7 @@ class _Import:
     def _panels(self) -> None:
         """Stage the AM panels of the runs to write; remember each one's path here."""
         for batch in self.dump.image_batches("am_panel"):
-            for row in batch.to_pylist():
+            for row in batch.topython_list():
                 if row["run"] not in self.to_write:
                     continue
                 data = row["image"]["bytes"]
@@ -428,15 +374,17 @@ class _Import:
                 )
 
     def _panel_paths(self, batch: pa.Table) -> list[str]:
-        keys = zip(*(batch[c].to_pylist() for c in ("run", "model", "layer", "unit")), strict=True)
+        keys = zip(
+            *(batch[c].topython_list() for c in ("run", "model", "layer", "unit")), strict=True
+        )
         return [
             self.panel_paths.get(k, path)
-            for k, path in zip(keys, batch["path"].to_pylist(), strict=True)
+            for k, path in zip(keys, batch["path"].topython_list(), strict=True)
         ]
 
     def _top_images(self) -> None:
         for batch in self.dump.image_batches("top_image"):
-            for row in batch.to_pylist():
+            for row in batch.topython_list():
                 dataset = self.dataset_names.get(row["dataset"], row["dataset"])
                 relative = top_image_relative(dataset, row["image_key"])
                 if relative is not None:
@@ -457,7 +405,7 @@ class _Import:
             panels = write.panel_ids(self.conn, sorted(set(am_runs[am_runs >= 0].tolist())))
             rated = write.rated_pairs(self.conn, sorted(set(people.tolist())))
             rows = []
-            for i, row in enumerate(ratings.to_pylist()):
+            for i, row in enumerate(ratings.topython_list()):
                 pair = (int(people[i]), int(unit[i]))
                 if pair in rated:
                     continue
@@ -493,7 +441,7 @@ class _Import:
             have = write.analysed_units(self.conn, unit.tolist())
             columns = [c for c, db in table.columns() if db is not None]
             out = []
-            for i, row in enumerate(rows.to_pylist()):
+            for i, row in enumerate(rows.topython_list()):
                 if int(unit[i]) in have:
                     continue
                 out.append(
@@ -507,18 +455,6 @@ class _Import:
                 self.conn, "unit_rating_analysis", ("unit_id", "score_run_id", *columns), out
             )
         self.result.rows["unit_rating_analysis"] = written
-
-
-def _pylist(values: Any, n: int) -> list[Any]:
-    if isinstance(values, pa.ChunkedArray | pa.Array):
-        return values.to_pylist()
-    if isinstance(values, np.ma.MaskedArray):
-        return values.astype(object).filled(None).tolist()
-    if isinstance(values, np.ndarray):
-        return values.tolist()
-    if isinstance(values, list):
-        return values
-    return [values] * n
 
 
 def _dependency_order(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
