@@ -156,7 +156,7 @@ class _Import:
     # -------------------------------------------------------------- identity
 
     def _models(self) -> None:
-        models = self.dump.read(BY_NAME["model"]).topython_list()
+        models = self.dump.read(BY_NAME["model"]).to_pylist()
         unknown = set(self.options.rename) - {m["model"] for m in models}
         if unknown:
             raise InputError(
@@ -169,7 +169,7 @@ class _Import:
             self.model_names[row["model"]] = name
             self.models[row["model"]] = model_id
             (self.result.models.new if new else self.result.models.present).append(name)
-        for row in self.dump.read(BY_NAME["layer"]).topython_list():
+        for row in self.dump.read(BY_NAME["layer"]).to_pylist():
             model = row["model"]
             self.layers[(model, row["layer"])] = write.merge_layer(
                 self.conn, self.models[model], self.model_names[model], row
@@ -177,7 +177,7 @@ class _Import:
         self.units = write.unit_ids(self.conn, sorted(self.layers.values()))
 
     def _datasets(self) -> None:
-        datasets = self.dump.read(BY_NAME["dataset"]).topython_list()
+        datasets = self.dump.read(BY_NAME["dataset"]).to_pylist()
         unknown = set(self.options.rename_datasets) - {d["dataset"] for d in datasets}
         if unknown:
             raise InputError(
@@ -185,7 +185,7 @@ class _Import:
                 f"dataset of; its datasets are {', '.join(d['dataset'] for d in datasets)}."
             )
         classes: dict[str, list[dict[str, Any]]] = {}
-        for row in self.dump.read(BY_NAME["image_class"]).sort_by("class_index").topython_list():
+        for row in self.dump.read(BY_NAME["image_class"]).sort_by("class_index").to_pylist():
             classes.setdefault(row["dataset"], []).append(row)
         for row in datasets:
             name = self.options.rename_datasets.get(row["dataset"], row["dataset"])
@@ -195,22 +195,22 @@ class _Import:
             self.dataset_names[row["dataset"]] = name
             self.datasets[row["dataset"]] = dataset_id
             (self.result.datasets.new if new else self.result.datasets.present).append(name)
-        for row in self.dump.read(BY_NAME["class_group"]).topython_list():
+        for row in self.dump.read(BY_NAME["class_group"]).to_pylist():
             key = (row["dataset"], row["group"], row["version"])
             self.groups[key] = write.merge_group(self.conn, self.datasets[row["dataset"]], row)
 
     def _concepts_and_participants(self) -> None:
         self.concepts = write.merge_concepts(
-            self.conn, self.dump.read(BY_NAME["concept"]).topython_list()
+            self.conn, self.dump.read(BY_NAME["concept"]).to_pylist()
         )
         self.participants = write.merge_participants(
-            self.conn, self.dump.read(BY_NAME["participant"]).topython_list()
+            self.conn, self.dump.read(BY_NAME["participant"]).to_pylist()
         )
 
     # -------------------------------------------------------------- runs
 
     def _runs(self) -> None:
-        rows = {r["run"]: r for r in self.dump.read(BY_NAME["run"]).topython_list()}
+        rows = {r["run"]: r for r in self.dump.read(BY_NAME["run"]).to_pylist()}
         origin = {
             "dump": self.dump.folder.name,
             "exported_at": self.dump.manifest.data.get("created_at"),
@@ -220,7 +220,7 @@ class _Import:
         for key in _dependency_order(rows):
             row = rows[key]
             self.run_dataset[key] = row["dataset"]
-            values = self._runcolumn_values(row, origin)
+            values = self._run_values(row, origin)
             local_key = run_key(row["kind"], values["params"])
             found = write.find_run(self.conn, row["kind"], local_key)
             if found is None:
@@ -240,7 +240,7 @@ class _Import:
             self.runs[key] = int(run_id)
         self.progress("run", len(rows))
 
-    def _runcolumn_values(
+    def _run_values(
         self, row: Mapping[str, Any], origin: Mapping[str, Any]
     ) -> dict[str, Any]:
         renamed = {k: v for k, v in self.model_names.items() if k != v}
@@ -363,7 +363,7 @@ class _Import:
     def _panels(self) -> None:
         """Stage the AM panels of the runs to write; remember each one's path here."""
         for batch in self.dump.image_batches("am_panel"):
-            for row in batch.topython_list():
+            for row in batch.to_pylist():
                 if row["run"] not in self.to_write:
                     continue
                 data = row["image"]["bytes"]
@@ -375,16 +375,16 @@ class _Import:
 
     def _panel_paths(self, batch: pa.Table) -> list[str]:
         keys = zip(
-            *(batch[c].topython_list() for c in ("run", "model", "layer", "unit")), strict=True
+            *(batch[c].to_pylist() for c in ("run", "model", "layer", "unit")), strict=True
         )
         return [
             self.panel_paths.get(k, path)
-            for k, path in zip(keys, batch["path"].topython_list(), strict=True)
+            for k, path in zip(keys, batch["path"].to_pylist(), strict=True)
         ]
 
     def _top_images(self) -> None:
         for batch in self.dump.image_batches("top_image"):
-            for row in batch.topython_list():
+            for row in batch.to_pylist():
                 dataset = self.dataset_names.get(row["dataset"], row["dataset"])
                 relative = top_image_relative(dataset, row["image_key"])
                 if relative is not None:
@@ -405,7 +405,7 @@ class _Import:
             panels = write.panel_ids(self.conn, sorted(set(am_runs[am_runs >= 0].tolist())))
             rated = write.rated_pairs(self.conn, sorted(set(people.tolist())))
             rows = []
-            for i, row in enumerate(ratings.topython_list()):
+            for i, row in enumerate(ratings.to_pylist()):
                 pair = (int(people[i]), int(unit[i]))
                 if pair in rated:
                     continue
@@ -441,7 +441,7 @@ class _Import:
             have = write.analysed_units(self.conn, unit.tolist())
             columns = [c for c, db in table.columns() if db is not None]
             out = []
-            for i, row in enumerate(rows.topython_list()):
+            for i, row in enumerate(rows.to_pylist()):
                 if int(unit[i]) in have:
                     continue
                 out.append(
