@@ -169,11 +169,10 @@ class _Import:
             self.model_names[row["model"]] = name
             self.models[row["model"]] = model_id
             (self.result.models.new if new else self.result.models.present).append(name)
-        for row in self.dump.read(BY_NAME["layer"]).to_pylist():
-            model = row["model"]
-            self.layers[(model, row["layer"])] = write.merge_layer(
-                self.conn, self.models[model], self.model_names[model], row
-            )
+        here = {m: (self.models[m], self.model_names[m]) for m in self.models}
+        self.layers = write.merge_layers(
+            self.conn, here, self.dump.read(BY_NAME["layer"]).to_pylist()
+        )
         self.units = write.unit_ids(self.conn, sorted(self.layers.values()))
 
     def _datasets(self) -> None:
@@ -240,9 +239,7 @@ class _Import:
             self.runs[key] = int(run_id)
         self.progress("run", len(rows))
 
-    def _run_values(
-        self, row: Mapping[str, Any], origin: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def _run_values(self, row: Mapping[str, Any], origin: Mapping[str, Any]) -> dict[str, Any]:
         renamed = {k: v for k, v in self.model_names.items() if k != v}
         previous = json.loads(row["imported_from"]) if row["imported_from"] else None
         return {
@@ -374,9 +371,7 @@ class _Import:
                 )
 
     def _panel_paths(self, batch: pa.Table) -> list[str]:
-        keys = zip(
-            *(batch[c].to_pylist() for c in ("run", "model", "layer", "unit")), strict=True
-        )
+        keys = zip(*(batch[c].to_pylist() for c in ("run", "model", "layer", "unit")), strict=True)
         return [
             self.panel_paths.get(k, path)
             for k, path in zip(keys, batch["path"].to_pylist(), strict=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Integer, func, insert, literal, select, text, update
+from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.schema import AddConstraint, DropConstraint
 
@@ -31,7 +31,6 @@ from catalogue.db.schema import (
     Model,
     Participant,
     Run,
-    Unit,
 )
 from catalogue.errors import InputError
 
@@ -81,39 +80,63 @@ def merge_model(
     return known.id, False
 
 
-def merge_layer(conn: Connection, model_id: int, model: str, row: Mapping[str, Any]) -> int:
-    """The id of a layer of the model (inserted with its units if new)."""
-    known = conn.execute(
-        select(Layer.id, Layer.n_units).where(
-            Layer.model_id == model_id, Layer.name == row["layer"]
+def merge_layers(
+    conn: Connection, models: Mapping[str, tuple[int, str]], rows: Sequence[Mapping[str, Any]]
+) -> dict[tuple[str, str], int]:
+    """The ids of the dump's layers, (dump model, layer) -> id: the catalogue's where it has
+    them (their unit counts must agree), else inserted with their units — in three
+    statements however many layers (`models`: dump model -> (model id here, name here))."""
+    ids = sorted({model_id for model_id, _ in models.values()})
+    known = {
+        (r.model_id, r.name): r
+        for r in conn.execute(
+            select(Layer.id, Layer.model_id, Layer.name, Layer.n_units).where(
+                Layer.model_id.in_(ids)
+            )
         )
-    ).one_or_none()
-    if known is not None:
-        if known.n_units != row["n_units"]:
+    }
+    out: dict[tuple[str, str], int] = {}
+    new = []
+    for row in rows:
+        model_id, name = models[row["model"]]
+        have = known.get((model_id, row["layer"]))
+        if have is None:
+            new.append(row)
+            continue
+        if have.n_units != row["n_units"]:
             raise InputError(
-                f"layer {model}.{row['layer']} has {known.n_units} units in the catalogue and "
+                f"layer {name}.{row['layer']} has {have.n_units} units in the catalogue and "
                 f"{row['n_units']} in the dump; import the model under another name (--rename)."
             )
-        return int(known.id)
-    layer_id = conn.execute(
-        insert(Layer)
-        .values(
-            model_id=model_id,
-            name=row["layer"],
-            kind=row["kind"],
-            n_units=row["n_units"],
-            position=row["position"],
-            output_shape=row["output_shape"],
-        )
-        .returning(Layer.id)
-    ).scalar_one()
+        out[(row["model"], row["layer"])] = int(have.id)
+    if not new:
+        return out
+    values = [
+        {
+            "model_id": models[r["model"]][0],
+            "name": r["layer"],
+            "kind": r["kind"],
+            "n_units": r["n_units"],
+            "position": r["position"],
+            "output_shape": r["output_shape"],
+        }
+        for r in new
+    ]
+    inserted = conn.execute(
+        insert(Layer).returning(Layer.id, Layer.model_id, Layer.name, sort_by_parameter_order=True),
+        values,
+    ).all()
+    by_model = {model_id: dump for dump, (model_id, _) in models.items()}
+    for layer_id, model_id, name in inserted:
+        out[(by_model[model_id], name)] = int(layer_id)
     conn.execute(
-        insert(Unit).from_select(
-            [Unit.layer_id, Unit.unit_index],
-            select(literal(layer_id, Integer), func.generate_series(0, row["n_units"] - 1)),
-        )
+        text(
+            "INSERT INTO unit (layer_id, unit_index) SELECT l.id, generate_series(0, l.n_units - 1) "
+            "FROM layer l WHERE l.id = ANY(:ids) ORDER BY l.id"
+        ),
+        {"ids": [int(r[0]) for r in inserted]},
     )
-    return int(layer_id)
+    return out
 
 
 def unit_ids(conn: Connection, layer_ids: Sequence[int]) -> dict[int, np.ndarray]:
@@ -121,7 +144,7 @@ def unit_ids(conn: Connection, layer_ids: Sequence[int]) -> dict[int, np.ndarray
     out: dict[int, np.ndarray] = {}
     if not layer_ids:
         return out
-    # units are registered in one statement per layer, so ids usually run with the index
+    # units are registered in order by generate_series, so ids usually run with the index
     spans = conn.execute(
         text(
             "SELECT layer_id, min(id - unit_index) AS lo, max(id - unit_index) AS hi, "
