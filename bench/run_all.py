@@ -23,6 +23,7 @@ FULL: list[list[str]] = [
     ["db.py"],
     ["ablate.py"],
     ["cluster.py"],
+    ["cli.py"],
 ]
 QUICK: list[list[str]] = [
     ["score.py", "--n", "20000", "--no-projection"],
@@ -42,6 +43,7 @@ QUICK: list[list[str]] = [
         "--ablate-block",
         "8",
     ],
+    ["cli.py", "--repeat", "5"],
 ]
 
 

@@ -11,24 +11,25 @@ configuration is built here, not read from the ini file.
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, column, func, inspect, select, table, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from catalogue.db.schema import Base
 from catalogue.errors import ConfigError, InputError, SchemaOutOfDate
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 
 def script_location() -> Path:
@@ -44,6 +45,8 @@ def script_location() -> Path:
 
 def alembic_config(url: str, *, scripts: Path | None = None) -> Config:
     """An Alembic configuration for the database at `url` (scripts: another migrations folder)."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(scripts or script_location()))
     cfg.set_main_option("path_separator", "os")
@@ -53,6 +56,8 @@ def alembic_config(url: str, *, scripts: Path | None = None) -> Config:
 
 
 def _scripts(scripts: Path | None = None) -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(
         alembic_config("postgresql+psycopg://unused", scripts=scripts)
     )
@@ -94,6 +99,9 @@ def current_revision(engine: Engine) -> str | None:
 
     An `alembic_version` that Alembic cannot read (another application's table of that
     name) is a `SchemaOutOfDate` that says so."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.util.exc import CommandError
+
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
@@ -116,6 +124,8 @@ def _check_known(engine: Engine, *, scripts: Path | None = None) -> str | None:
     """The current revision, refusing one that no unitcat revision has (a foreign
     `alembic_version`, or a newer unitcat's) and, without one, tables of the catalogue's
     names that someone else created (a foreign `model` table)."""
+    from catalogue.db.schema import Base
+
     current = current_revision(engine)
     known = revisions(scripts=scripts)
     if current is not None and current not in known:
@@ -138,6 +148,9 @@ def _check_known(engine: Engine, *, scripts: Path | None = None) -> str | None:
 
 
 def _alembic(action: str, engine: Engine, revision: str, scripts: Path | None) -> None:
+    from alembic import command
+    from alembic.util.exc import CommandError
+
     url = engine.url.render_as_string(hide_password=False)
     try:
         getattr(command, action)(alembic_config(url, scripts=scripts), revision)
@@ -146,7 +159,7 @@ def _alembic(action: str, engine: Engine, revision: str, scripts: Path | None) -
 
 
 def _unknown_revision(
-    action: str, revision: str, exc: CommandError, scripts: Path | None = None
+    action: str, revision: str, exc: Exception, scripts: Path | None = None
 ) -> InputError:
     """The one line for a revision Alembic cannot go to (`db upgrade/downgrade nosuchrev`)."""
     known = revisions(scripts=scripts)
@@ -204,6 +217,8 @@ def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
     DATABASE_URL database) is upgraded to head when `upgrade_empty` is set; a
     database at another revision is never changed behind the user's back.
     """
+    if _at_head(engine):
+        return
     current = _check_known(engine)
     head = head_revision()
     if current == head:
@@ -223,6 +238,55 @@ def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
         f"the catalogue schema is at revision {current or 'none'} but this unitcat needs {head}; "
         "run `unitcat db upgrade`."
     )
+
+
+#: `revision = "0019"` / `down_revision: str | None = "0018"` at the start of a line of a script.
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\b[^=\n]*=(.*)$", re.MULTILINE)
+
+
+def scripts_head() -> str | None:
+    """The head revision, read from the scripts' text without importing Alembic.
+
+    Alembic finds it by importing every script, which costs a command that only
+    reads (`unitcat query`) more than its query; each script assigns `revision`
+    and `down_revision` as literals, as Alembic's template writes them. None when
+    a script does otherwise, or the scripts have no single head: the caller then
+    asks Alembic (`head_revision`), which also says what is wrong.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (script_location() / "versions").glob("*.py"):
+        found = _ASSIGNMENT.findall(path.read_text(encoding="utf-8"))
+        values = dict(found)
+        if len(found) != 2 or len(values) != 2:
+            return None
+        try:
+            revision = ast.literal_eval(values["revision"].strip())
+            down = ast.literal_eval(values["down_revision"].strip())
+        except (ValueError, SyntaxError):
+            return None
+        downs = (down,) if isinstance(down, str) else down
+        if not isinstance(revision, str) or not isinstance(downs, tuple | list | type(None)):
+            return None
+        revisions.add(revision)
+        parents.update(downs or ())
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the database is at the scripts' head, known without Alembic (the common case
+    of every command); anything else (no catalogue, another revision, a foreign or
+    unreadable `alembic_version`) is left to the full check, which names the fix."""
+    head = scripts_head()
+    if head is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:
+        return False
+    return found == [head]
 
 
 def ensure_readable(engine: Engine | None = None) -> None:
@@ -303,6 +367,9 @@ def downgrade_drops(engine: Engine, revision: str) -> DroppedData:
     one transaction that is rolled back: the answer holds for any revision,
     including columns a table revision removes.
     """
+    from alembic import command
+    from alembic.util.exc import CommandError
+
     url = engine.url.render_as_string(hide_password=False)
     with _migration_lock(engine), engine.connect() as conn:
         _check_known(engine)

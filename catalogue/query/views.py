@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Double, Integer, Text, column, table
+from sqlalchemy import Boolean, DateTime, Double, Integer, Table, Text, column, table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import TableClause
 
-from catalogue.db import schema
 from catalogue.measures import CRITERIA, IMPORTANCE_CLASS, SELECTIVE_CLASSES, UNIT_MEASURES
 
 
@@ -297,23 +296,45 @@ VIEWS: tuple[TableClause, ...] = (
     LAYER_BASELINES,
 )
 
-RUN = schema.Run.__table__
-MODEL = schema.Model.__table__
-LAYER = schema.Layer.__table__
-UNIT = schema.Unit.__table__
-DATASET = schema.Dataset.__table__
-IMAGE_CLASS = schema.ImageClass.__table__
-CLASS_GROUP = schema.ClassGroup.__table__
-UNIT_METRICS = schema.UnitMetrics.__table__
-UNIT_CLASS_STATS = schema.UnitClassStats.__table__
-UNIT_GROUP_METRICS = schema.UnitGroupMetrics.__table__
-UNIT_TOP_IMAGE = schema.UnitTopImage.__table__
-CONCEPT = schema.Concept.__table__
-DISSECTION = schema.Dissection.__table__
-AM_PANEL = schema.AMPanel.__table__
-PARTICIPANT = schema.Participant.__table__
-RATING = schema.Rating.__table__
-UNIT_ABLATION = schema.UnitAblation.__table__
-UNIT_ABLATION_CLASS = schema.UnitAblationClass.__table__
-CLASS_ABLATION_CURVE = schema.ClassAblationCurve.__table__
-CHANCE_METRICS = schema.ChanceMetrics.__table__
+#: The few columns of tables that a command reading only views shows beside them (`unitcat
+#: runs`: a run's model, dataset and parent's kind), declared here so that it need not import
+#: the ORM schema (tests check them against it).
+MODEL_NAME: TableClause = table("model", column("id", Integer), column("name", Text))
+DATASET_NAME: TableClause = table("dataset", column("id", Integer), column("name", Text))
+RUN_KIND: TableClause = table("run", column("id", Integer), column("kind", Text))
+
+#: The schema's tables by name (`RUN` is `schema.Run.__table__`), imported on first use
+#: (`__getattr__`): the ORM schema costs a command that reads only views (`unitcat runs`,
+#: `unitcat query`) about as much time as importing SQLAlchemy itself.
+_SCHEMA_TABLES: dict[str, str] = {
+    "RUN": "Run",
+    "MODEL": "Model",
+    "LAYER": "Layer",
+    "UNIT": "Unit",
+    "DATASET": "Dataset",
+    "IMAGE_CLASS": "ImageClass",
+    "CLASS_GROUP": "ClassGroup",
+    "UNIT_METRICS": "UnitMetrics",
+    "UNIT_CLASS_STATS": "UnitClassStats",
+    "UNIT_GROUP_METRICS": "UnitGroupMetrics",
+    "UNIT_TOP_IMAGE": "UnitTopImage",
+    "CONCEPT": "Concept",
+    "DISSECTION": "Dissection",
+    "AM_PANEL": "AMPanel",
+    "PARTICIPANT": "Participant",
+    "RATING": "Rating",
+    "UNIT_ABLATION": "UnitAblation",
+    "UNIT_ABLATION_CLASS": "UnitAblationClass",
+    "CLASS_ABLATION_CURVE": "ClassAblationCurve",
+    "CHANCE_METRICS": "ChanceMetrics",
+}
+
+
+def __getattr__(name: str) -> Table:
+    if name not in _SCHEMA_TABLES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from catalogue.db import schema
+
+    found: Table = getattr(schema, _SCHEMA_TABLES[name]).__table__
+    globals()[name] = found
+    return found

@@ -11,6 +11,7 @@ from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_current
 from catalogue.pipeline.demo import DemoPlan, choose_dataset, run_demo
 from ingest.cluster import cluster_option
+from ingest.output import OutputFormat, format_option
 from ingest.reporting import RichReporter, print_report
 
 
@@ -26,6 +27,7 @@ def demo(
         "paper scored ImageNet's) or test (held out).",
     ),
     cluster: str | None = cluster_option(),
+    fmt: OutputFormat = format_option(),
 ) -> None:
     """Train the demo CNN, extract, score, dissect and make AM panels, then print the headline query."""
     started = time.perf_counter()
@@ -33,5 +35,5 @@ def demo(
     ensure_current(engine)
     plan = DemoPlan(dataset=choose_dataset(dataset), split=split)
     with connect(cluster) as ray_cluster:
-        result = run_demo(engine, plan, RichReporter(), cluster=ray_cluster)
-    print_report(result, time.perf_counter() - started)
+        result = run_demo(engine, plan, RichReporter(fmt), cluster=ray_cluster)
+    print_report(result, time.perf_counter() - started, fmt)

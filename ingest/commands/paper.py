@@ -13,6 +13,7 @@ from catalogue.db.migrate import ensure_current
 from catalogue.pipeline.paper import PaperOptions, run_paper
 from ingest.cluster import cluster_option
 from ingest.commands.extract import split_names
+from ingest.output import OutputFormat, format_option
 from ingest.reporting import RichReporter, print_report
 
 
@@ -46,6 +47,7 @@ def paper(
         None, hidden=True, help="Outputs of a random-weight AlexNet (tests)."
     ),
     cluster: str | None = cluster_option(),
+    fmt: OutputFormat = format_option(),
 ) -> None:
     """AlexNet conv5, fc6, fc7, fc8 over ImageNet: extract, score (correct images, bus and car groups), dissect."""
     started = time.perf_counter()
@@ -65,5 +67,5 @@ def paper(
         broden_categories=tuple(split_names(broden_categories) or ()) or None,
     )
     with connect(cluster) as ray_cluster:
-        report = run_paper(engine, options, RichReporter(), cluster=ray_cluster)
-    print_report(report, time.perf_counter() - started)
+        report = run_paper(engine, options, RichReporter(fmt), cluster=ray_cluster)
+    print_report(report, time.perf_counter() - started, fmt)

@@ -6,9 +6,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import typer
 from rich.table import Table
 
+from ingest.commands.runs import origin_line
 from ingest.console import console
 
 
@@ -71,20 +71,7 @@ def provenance_lines(p: Mapping[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
-def origin_line(imported: Mapping[str, Any] | None) -> str | None:
-    """Where an imported run came from, in one line (None for a run made here)."""
-    if not imported:
-        return None
-    source = imported.get("source") or {}
-    return (
-        f"imported: run {imported.get('run_id')} of catalogue {source.get('catalogue')} on "
-        f"{source.get('host')} (dump {imported.get('dump')}, exported "
-        f"{str(imported.get('exported_at', ''))[:16]}, imported "
-        f"{str(imported.get('imported_at', ''))[:16]})"
-    )
-
-
-def show(run: str = typer.Argument(..., help="The run's id (or label).")) -> None:
+def show_run(run: str) -> None:
     """Print one run: parameters, status, timings, results and provenance."""
     from catalogue.db.engine import get_engine
     from catalogue.db.migrate import ensure_readable
