@@ -48,7 +48,6 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("error", "error", shown_in="rows"),
     Column("owner_host", "owner host", shown_in="rows"),
     Column("owner_pid", "owner pid", shown_in="rows"),
-    Column("origin", "origin", shown_in="rows"),
 )
 
 app = typer.Typer(help="List the runs in the catalogue, newest first.")
@@ -80,10 +79,7 @@ def runs(
         _check_kind(kind)
     engine = get_engine()
     ensure_readable(engine)
-    rows = [
-        {**r, "note": _note(r), "origin": origin_line(r.get("imported_from"))}
-        for r in run_records(engine, kinds=(kind,) if kind else ())
-    ]
+    rows = [{**r, "note": _note(r)} for r in run_records(engine, kinds=(kind,) if kind else ())]
     if not rows and fmt is OutputFormat.table:
         say("no runs yet: start with `unitcat ingest extract`.")
         return
