@@ -176,7 +176,6 @@ def plan_export(snap: Snapshot, selection: Selection) -> Plan:
         run_keys=content_keys(runs),
     )
     plan.lookups = _lookups(snap, plan)
-    plan.lookups["runs"] = {i: (runs[i],) for i in plan.run_ids}
     return plan
 
 
