@@ -11,17 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Integer, Select, column, func, select, table
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Engine, Select, func, select
 
 from catalogue.db.owner import owner_alive
 from catalogue.query.views import DATASET_NAME, MODEL_NAME, RUN_KIND, RUN_STATUS
 
 if TYPE_CHECKING:  # pandas only for the frames of the UI: `unitcat runs` needs none
     import pandas as pd
-
-#: Where an imported run came from (`catalogue.share`), beside the view's columns.
-_RUN_ORIGIN = table("run", column("id", Integer), column("imported_from", JSONB))
 
 #: The statuses a run reads as (the stored ones; `interrupted` also for a dead owner).
 RUN_STATES = ("running", "done", "failed", "interrupted")
@@ -30,7 +26,6 @@ RUN_STATES = ("running", "done", "failed", "interrupted")
 def _runs_statement(kinds: Sequence[str]) -> Select[Any]:
     rs = RUN_STATUS
     parent = RUN_KIND.alias("parent")
-    this = _RUN_ORIGIN.alias("this")
     statement = (
         select(
             rs.c.run_id.label("id"),
@@ -53,10 +48,9 @@ def _runs_statement(kinds: Sequence[str]) -> Select[Any]:
             rs.c.owner_pid,
             rs.c.owner_started_at,
             rs.c.recorded_status,
-            this.c.imported_from,
+            rs.c.imported_from,
         )
         .select_from(rs)
-        .join(this, this.c.id == rs.c.run_id)
         .outerjoin(MODEL_NAME, MODEL_NAME.c.id == rs.c.model_id)
         .outerjoin(DATASET_NAME, DATASET_NAME.c.id == rs.c.dataset_id)
         .outerjoin(parent, parent.c.id == rs.c.parent_id)
