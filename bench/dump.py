@@ -106,7 +106,7 @@ def write_baseline(engine: Any, models: int, layer_units: int) -> tuple[float, i
     import numpy as np
     from sqlalchemy import text
 
-    from catalogue.db.registry import load_model_record
+    from catalogue.db.identities import load_model_record
     from catalogue.db.results import write_unit_metrics
 
     rng = np.random.default_rng(1)

@@ -102,6 +102,10 @@ INGEST_COMMANDS = {
         "Baselines of a trained run's detector counts: random weights (--random-weights) and "
         "chance (--chance).",
     ),
+    "study": LazyCommand(
+        "ingest.commands.study:register",
+        "The 2-AFC study (IMI's protocol): build trials, export them, import responses.",
+    ),
 }
 
 app = typer.Typer(

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from catalogue.db.registry import LayerSpec, register_model
+from catalogue.db.identities import LayerSpec, register_model
 from catalogue.share.manifest import sha256_file
 from tests.cli import UNITCAT, unitcat
 from tests.lifecycle_builders import assert_one_line_fault

@@ -1,97 +1,50 @@
-"""Alembic, driven from code: upgrade, downgrade, the schema check at start, the views of a revision.
+"""Alembic, driven from code: upgrade, downgrade, and the schema check at start.
 
-The migration scripts live at the top of the repository (`migrations/`, with
-`alembic.ini` beside it, so `alembic -c alembic.ini upgrade head` works in a
-checkout) and are installed inside this package as `catalogue/migrations` and
-`catalogue/alembic.ini` (in the repository these two are symbolic links to the
-top-level ones). They are found through importlib.resources, so an installed
-wheel migrates a database with no repository anywhere; the Alembic
-configuration is built here, not read from the ini file.
+The scripts and what they hold (revisions, the views of a revision) are read through
+`catalogue.db.revisions`; this module runs them against a database, one migration at a
+time, and grants the reader role SELECT on what an upgrade created.
 """
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, column, func, inspect, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
+from catalogue.config import get_settings
+from catalogue.db import roles
+from catalogue.db.engine import get_engine, get_reader_engine
+from catalogue.db.revisions import (
+    alembic_config,
+    head_revision,
+    revision_views,
+    revisions,
+    script_location,
+    scripts_head,
+)
 from catalogue.errors import ConfigError, InputError, SchemaOutOfDate
 
-if TYPE_CHECKING:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-
-def script_location() -> Path:
-    """The folder of env.py and versions/, as installed with this package."""
-    folder = resources.files("catalogue") / "migrations"
-    if not isinstance(folder, Path) or not (folder / "env.py").is_file():
-        raise ConfigError(
-            f"unitcat's migration scripts are missing from {folder}; "
-            "reinstall unitcat (pip install --force-reinstall unitcat)."
-        )
-    return folder
-
-
-def alembic_config(url: str, *, scripts: Path | None = None) -> Config:
-    """An Alembic configuration for the database at `url` (scripts: another migrations folder)."""
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(scripts or script_location()))
-    cfg.set_main_option("path_separator", "os")
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    cfg.attributes["configure_logger"] = False
-    return cfg
-
-
-def _scripts(scripts: Path | None = None) -> ScriptDirectory:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(
-        alembic_config("postgresql+psycopg://unused", scripts=scripts)
-    )
-
-
-def head_revision(*, scripts: Path | None = None) -> str:
-    head = _scripts(scripts).get_current_head()
-    if head is None:
-        raise ConfigError(f"{scripts or script_location()} holds no revisions; reinstall unitcat.")
-    return head
-
-
-def revisions(*, scripts: Path | None = None) -> list[str]:
-    """Every revision id, from the first to the head."""
-    return [s.revision for s in reversed(list(_scripts(scripts).walk_revisions()))]
-
-
-def revision_views(revision: str = "head", *, scripts: Path | None = None) -> dict[str, str]:
-    """The views a database at `revision` has, name -> SELECT, from the revisions' literal SQL.
-
-    Each revision that touches views says so in module constants: `VIEWS` (the
-    views it creates) and `PREVIOUS_VIEWS` (the views it drops, as they were).
-    """
-    views: dict[str, str] = {}
-    for script in reversed(list(_scripts(scripts).walk_revisions("base", revision))):
-        for name in getattr(script.module, "PREVIOUS_VIEWS", {}):
-            if name not in views:
-                raise ConfigError(
-                    f"revision {script.revision} replaces view {name}, which no earlier "
-                    "revision created."
-                )
-            del views[name]
-        views.update(getattr(script.module, "VIEWS", {}))
-    return views
+__all__ = [
+    "DroppedData",
+    "alembic_config",
+    "current_revision",
+    "downgrade",
+    "downgrade_drops",
+    "ensure_current",
+    "ensure_readable",
+    "head_revision",
+    "revision_views",
+    "revisions",
+    "script_location",
+    "scripts_head",
+    "upgrade",
+]
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -193,9 +146,6 @@ def upgrade(engine: Engine, revision: str = "head", *, scripts: Path | None = No
 def _grant_reader(engine: Engine) -> None:
     """The reader may SELECT what the upgrade created, also when it ran as a role other than
     the owner (whose default privileges cover the rest)."""
-    from catalogue.config import get_settings
-    from catalogue.db import roles
-
     settings = get_settings()
     reader = roles.READER_ROLE
     if settings.reader_url:
@@ -240,40 +190,6 @@ def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
     )
 
 
-#: `revision = "0019"` / `down_revision: str | None = "0018"` at the start of a line of a script.
-_ASSIGNMENT = re.compile(r"^(revision|down_revision)\b[^=\n]*=(.*)$", re.MULTILINE)
-
-
-def scripts_head() -> str | None:
-    """The head revision, read from the scripts' text without importing Alembic.
-
-    Alembic finds it by importing every script, which costs a command that only
-    reads (`unitcat query`) more than its query; each script assigns `revision`
-    and `down_revision` as literals, as Alembic's template writes them. None when
-    a script does otherwise, or the scripts have no single head: the caller then
-    asks Alembic (`head_revision`), which also says what is wrong.
-    """
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in (script_location() / "versions").glob("*.py"):
-        found = _ASSIGNMENT.findall(path.read_text(encoding="utf-8"))
-        values = dict(found)
-        if len(found) != 2 or len(values) != 2:
-            return None
-        try:
-            revision = ast.literal_eval(values["revision"].strip())
-            down = ast.literal_eval(values["down_revision"].strip())
-        except (ValueError, SyntaxError):
-            return None
-        downs = (down,) if isinstance(down, str) else down
-        if not isinstance(revision, str) or not isinstance(downs, tuple | list | type(None)):
-            return None
-        revisions.add(revision)
-        parents.update(downs or ())
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
-
-
 def _at_head(engine: Engine) -> bool:
     """Whether the database is at the scripts' head, known without Alembic (the common case
     of every command); anything else (no catalogue, another revision, a foreign or
@@ -298,9 +214,6 @@ def ensure_readable(engine: Engine | None = None) -> None:
     check runs as the reader on a DATABASE_URL server (user SQL may have no other
     credentials) and as the owner on the embedded one.
     """
-    from catalogue.config import get_settings
-    from catalogue.db.engine import get_engine, get_reader_engine
-
     if get_settings().database_url is None:
         ensure_current(engine or get_engine())
         return
@@ -327,6 +240,11 @@ class DroppedData:
         """Human ratings among the dropped rows: they cannot be computed again."""
         return self.tables.get("rating", 0)
 
+    @property
+    def twoafc_answers(self) -> int:
+        """People's 2-AFC answers among the dropped rows: they cannot be computed again."""
+        return self.tables.get("twoafc_response", 0)
+
     def __bool__(self) -> bool:
         return bool(self.tables or self.columns)
 
@@ -341,6 +259,11 @@ class DroppedData:
         text = ", ".join(parts)
         if self.ratings:
             text += f"; including {self.ratings:,} human ratings, which cannot be recomputed"
+        if self.twoafc_answers:
+            text += (
+                f"; including {self.twoafc_answers:,} people's 2-AFC answers, which cannot "
+                "be recomputed"
+            )
         return text
 
 

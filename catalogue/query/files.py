@@ -103,9 +103,13 @@ def _image_roots(engine: Engine, run_id: int) -> list[Path]:
 
 def imported_images(dataset: str) -> Path:
     """The folder of a dataset's images that `unitcat import` wrote."""
-    from catalogue.share.images import dataset_folder
-
     return get_settings().artifacts_dir / "imported" / "images" / dataset_folder(dataset)
+
+
+def dataset_folder(dataset: str) -> str:
+    """A dataset's folder name under `artifacts/imported/images/` (its name made safe)."""
+    safe = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in dataset).strip(".")
+    return (safe or "dataset").replace(":", "_")
 
 
 def _image_path(key: str | None, roots: Iterable[Path]) -> str | None:

@@ -150,6 +150,19 @@ def run_name(run: Mapping[str, Any]) -> str:
     return f"#{run['id']} {label}".strip()
 
 
+def origin_line(imported: Mapping[str, Any] | None) -> str | None:
+    """Where an imported run came from, in one line (None for a run made here)."""
+    if not imported:
+        return None
+    source = imported.get("source") or {}
+    return (
+        f"imported: run {imported.get('run_id')} of catalogue {source.get('catalogue')} on "
+        f"{source.get('host')} (dump {imported.get('dump')}, exported "
+        f"{str(imported.get('exported_at', ''))[:16]}, imported "
+        f"{str(imported.get('imported_at', ''))[:16]})"
+    )
+
+
 def _missing(value: object) -> bool:
     """NaN or NA, as a frame holds a missing id (pandas is loaded by then: a frame's caller)."""
     import pandas as pd

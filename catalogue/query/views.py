@@ -2,7 +2,7 @@
 
 Declarations only: queries select from these, so that a column name is written
 once here and checked against the database in the tests (a renamed view column
-fails there, not on a user's screen). Column names are DESIGN.md's contract.
+fails there, not on a user's screen). Column names are docs/DESIGN.md's contract.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy import Boolean, DateTime, Double, Integer, Table, Text, column, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import TableClause
 
-from catalogue.measures import CRITERIA, IMPORTANCE_CLASS, SELECTIVE_CLASSES, UNIT_MEASURES
+from catalogue.measures import CRITERIA, SELECTIVE_CLASSES, UNIT_MEASURES
 
 
 def _measure_columns() -> list[Any]:
@@ -53,6 +53,10 @@ _UNIT_CATALOGUE_TAIL: tuple[tuple[str, Any], ...] = (
     ("share_yes", Double),
     ("rating_consensus", Boolean),
     ("rating_top_name", Text),
+    ("human_2afc_accuracy", Double),
+    ("human_2afc_n", Integer),
+    ("human_2afc_ci_low", Double),
+    ("human_2afc_ci_high", Double),
 )
 
 
@@ -278,9 +282,6 @@ LAYER_BASELINES: TableClause = table(
         ("chance_sd", Double),
     ),
 )
-
-#: The measures `selectivity_vs_importance` correlates with importance.
-IMPORTANCE_MEASURES: tuple[str, ...] = tuple(IMPORTANCE_CLASS)
 
 #: Every view declared here (the tests check each against the database).
 VIEWS: tuple[TableClause, ...] = (

@@ -200,13 +200,9 @@ def top_image_relative(dataset: str, key: str) -> PurePosixPath | None:
     pure = PurePosixPath(key)
     if pure.is_absolute() or ".." in pure.parts or not pure.parts:
         return None
+    from catalogue.query.files import dataset_folder
+
     return PurePosixPath(dataset_folder(dataset)) / pure
-
-
-def dataset_folder(dataset: str) -> str:
-    """A dataset's folder name under `artifacts/imported/images/` (its name made safe)."""
-    safe = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in dataset).strip(".")
-    return (safe or "dataset").replace(":", "_")
 
 
 def panel_relative(data: bytes) -> PurePosixPath:

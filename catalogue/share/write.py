@@ -1,7 +1,7 @@
 """The import's writes: identity rows merged by key, runs, results by binary COPY.
 
 Every function takes the `Connection` of the import's one transaction. Merging follows
-the registry's rules (`catalogue.db.registry`): a model is the same model when its name
+the rules of `catalogue.db.identities`: a model is the same model when its name
 is and its weights checksum does not differ; a dataset when its name is and its class
 keys, in order, are the same; a layer's unit count must agree. Anything else is refused
 with one line that names the way out (`--rename`, `--rename-dataset`).

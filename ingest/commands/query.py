@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from catalogue.db.console import run_readonly
 from catalogue.db.engine import get_reader_engine
 from catalogue.db.migrate import ensure_readable
+from catalogue.db.readonly import run_readonly
 from catalogue.errors import InputError
 from ingest.output import OutputFormat, format_option, print_table, say, write_csv, write_json
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from ingest.commands.runs import origin_line
+from catalogue.query.runs import origin_line
 from ingest.console import console
 
 

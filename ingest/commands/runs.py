@@ -12,7 +12,7 @@ import typer
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_readable
 from catalogue.errors import InputError
-from catalogue.query.runs import run_records
+from catalogue.query.runs import origin_line, run_records
 from ingest.output import Column, OutputFormat, Rows, format_option, say, write_rows
 
 STATUS_COLOUR = {"done": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
@@ -108,16 +108,3 @@ def _note(run: Mapping[str, Any]) -> str:
         who = f"pid {run['owner_pid']} on {run['owner_host']}"
         return who if run["status"] == "running" else f"{who} is gone"
     return run["error"] or origin_line(run.get("imported_from")) or ""
-
-
-def origin_line(imported: Mapping[str, Any] | None) -> str | None:
-    """Where an imported run came from, in one line (None for a run made here)."""
-    if not imported:
-        return None
-    source = imported.get("source") or {}
-    return (
-        f"imported: run {imported.get('run_id')} of catalogue {source.get('catalogue')} on "
-        f"{source.get('host')} (dump {imported.get('dump')}, exported "
-        f"{str(imported.get('exported_at', ''))[:16]}, imported "
-        f"{str(imported.get('imported_at', ''))[:16]})"
-    )

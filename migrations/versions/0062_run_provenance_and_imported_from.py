@@ -8,8 +8,8 @@
   imported run came from — the exporting catalogue, its host, the run's id there, when
   it was exported and imported (`catalogue.share`).
 
-Revision ID: 0030
-Revises: 0019
+Revision ID: 0062
+Revises: 0061
 Create Date: 2026-12-07
 """
 
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0030"
-down_revision: str | None = "0019"
+revision: str = "0062"
+down_revision: str | None = "0061"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,8 +4,8 @@ Views dropped and created: run_status, with the SQL that catalogue.db.views
 generated when this revision was written (literal SQL: never edit it; a changed
 view is a new revision).
 
-Revision ID: 0031
-Revises: 0030
+Revision ID: 0063
+Revises: 0062
 Create Date: 2026-12-07
 """
 
@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0031"
-down_revision: str | None = "0030"
+revision: str = "0063"
+down_revision: str | None = "0062"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: The views as revision 0030 left them, name -> SELECT in creation order:
+#: The views as revision 0062 left them, name -> SELECT in creation order:
 #: dropped by upgrade, restored by downgrade.
 PREVIOUS_VIEWS: dict[str, str] = {
     "run_status": """
