@@ -6,7 +6,8 @@ class curves, its chance and random-weights baselines, AM panels, ratings with t
 analysis — every pipeline the real one.
 
 `view_rows`: every view's rows, ids aside, for comparing two catalogues: id columns
-dropped, run ids inside parameters dropped, floats to 12 significant digits (averages
+dropped, run ids inside parameters dropped, where an imported run came from
+(`imported_from`, NULL in the catalogue it was made in) dropped, floats to 12 significant digits (averages
 and correlations sum in the order the server meets the rows, which differs with the
 ids), rows sorted.
 """
@@ -24,8 +25,18 @@ from sqlalchemy import Engine, text
 
 from catalogue.db.views import VIEWS
 from catalogue.share.keys import RUN_ID_PARAMS
+from tests.twoafc_fixtures import TwoAFCCatalogue
 
 TRAINED_LAYERS = ("conv4", "conv5", "fc6")
+
+
+@dataclass
+class AnsweredStudy:
+    """A scored catalogue with a 2-AFC study answered by three participants."""
+
+    url: str
+    built: TwoAFCCatalogue
+    study: str
 
 
 @dataclass
@@ -108,7 +119,8 @@ def build_shared_catalogue(
 
 
 def _is_id(column: str) -> bool:
-    return column == "id" or column.endswith("_id") or column == "baseline_of"
+    """Columns that differ between catalogues by design: ids, and an imported run's origin."""
+    return column == "id" or column.endswith("_id") or column in ("baseline_of", "imported_from")
 
 
 def _plain(value: Any) -> Any:

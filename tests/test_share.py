@@ -100,7 +100,7 @@ def test_a_dump_describes_itself_with_checksums_counts_and_keys_not_ids(
         assert manifest["files"][f"{table}.parquet"]["rows"] > 0, table
     images = [n for n in manifest["files"] if n.startswith("images/")]
     assert {manifest["files"][n]["table"] for n in images} == {
-        "images:top_image",
+        "images:image",
         "images:am_panel",
     }
     assert not (shared_dump.parent / "shared.partial").exists()
@@ -125,14 +125,16 @@ def test_croissant_describes_every_file_and_a_reader_loads_its_records(shared_du
 # ------------------------------------------------------------------------------ round trips
 
 
-@pytest.mark.parametrize("source", ["shared", "ui"])
+@pytest.mark.parametrize("source", ["shared", "ui", "twoafc"])
 def test_import_into_an_empty_catalogue_gives_every_view_the_same_rows_and_again_nothing(
     source: str,
     request: pytest.FixtureRequest,
     empty: Engine,
     tmp_path: Path,
 ) -> None:
-    built = request.getfixturevalue("shared_catalogue" if source == "shared" else "catalogue")
+    built = request.getfixturevalue(
+        {"shared": "shared_catalogue", "ui": "catalogue", "twoafc": "twoafc_catalogue"}[source]
+    )
     dump = request.getfixturevalue(f"{source}_dump")
     engine = _engine(built.url)
     expected = view_rows(engine)
@@ -280,7 +282,7 @@ def test_duckdb_and_pandas_give_the_headline_query_on_the_parquet_files(
 def test_image_columns_read_back_as_the_same_encoded_bytes(
     catalogue: UICatalogue, ui_dump: Path, tmp_path: Path
 ) -> None:
-    files = sorted((ui_dump / "images").glob("top_image-*.parquet"))
+    files = sorted((ui_dump / "images").glob("image-*.parquet"))
     table = pq.read_table(files)
     assert table.num_rows > 0
     for row in table.to_pylist():

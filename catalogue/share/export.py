@@ -44,6 +44,7 @@ from catalogue.share.read import (
     Plan,
     Selection,
     Snapshot,
+    chosen_studies,
     plan_export,
     resolve,
     select_sql,
@@ -200,16 +201,11 @@ def _write_images(
     engine: Engine, snap: Snapshot, plan: Plan, folder: Path, options: ExportOptions
 ) -> list[tuple[str, int, str]]:
     written: list[tuple[str, int, str]] = []
-    top = dump_images.ImageFiles(folder, "top_image", options.max_image_file_bytes)
-    rows = snap.table(
-        "SELECT DISTINCT t.run_id, d.name AS dataset, t.image_key, t.class_index "
-        "FROM unit_top_image t JOIN run r ON r.id = t.run_id JOIN dataset d ON d.id = r.dataset_id "
-        f"WHERE t.run_id = ANY({plan.ids(plan.run_ids)}) AND t.rank <= {int(options.images_per_unit)} "
-        "AND t.image_key IS NOT NULL ORDER BY t.run_id, t.image_key"
-    ).to_pylist()
+    top = dump_images.ImageFiles(folder, "image", options.max_image_file_bytes)
+    rows = snap.table(_image_sql(plan, options.images_per_unit)).to_pylist()
     for row in dump_images.encoded_top_images(engine, (dump_images.TopImage(**r) for r in rows)):
         top.add(row)
-    written += [(name, n, "top_image") for name, n in top.close()]
+    written += [(name, n, "image") for name, n in top.close()]
     panels = dump_images.ImageFiles(folder, "am_panel", options.max_image_file_bytes)
     keys = plan.lookups["layer"]
     for row in snap.table(
@@ -230,6 +226,31 @@ def _write_images(
         )
     written += [(name, n, "am_panel") for name, n in panels.close()]
     return written
+
+
+def _image_sql(plan: Plan, per_unit: int) -> str:
+    """Each image the dump shows once, by (dataset, key): the top and the least activating
+    `per_unit` ranks of each unit, and every image of the exported 2-AFC trials (with the
+    scoring run whose images they are, and a class where a ranked row gives one)."""
+    runs, ranks = plan.ids(plan.run_ids), int(per_unit)
+    ranked = [
+        f"SELECT t.run_id, d.name AS dataset, t.image_key, t.class_index, {i} AS source "
+        f"FROM {table} t JOIN run r ON r.id = t.run_id JOIN dataset d ON d.id = r.dataset_id "
+        f"WHERE t.run_id = ANY({runs}) AND t.rank <= {ranks} AND t.image_key IS NOT NULL"
+        for i, table in enumerate(("unit_top_image", "unit_bottom_image"))
+    ]
+    trials = (
+        "SELECT s.score_run_id, d.name, k.key, NULL::integer, 2 FROM twoafc_trial tr "
+        "JOIN twoafc_study s ON s.id = tr.study_id JOIN run r ON r.id = s.score_run_id "
+        "JOIN dataset d ON d.id = r.dataset_id CROSS JOIN LATERAL unnest(ARRAY[tr.max_query_key, "
+        "tr.min_query_key] || tr.max_reference_keys || tr.min_reference_keys) AS k(key) "
+        f"WHERE tr.study_id IN ({chosen_studies(plan)}) AND k.key IS NOT NULL"
+    )
+    return (
+        "SELECT run_id, dataset, image_key, class_index FROM (SELECT DISTINCT ON (dataset, "
+        f"image_key) * FROM ({' UNION ALL '.join([*ranked, trials])}) a "
+        "ORDER BY dataset, image_key, source, run_id) b ORDER BY run_id, image_key"
+    )
 
 
 def _sync(folder: Path) -> None:

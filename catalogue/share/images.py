@@ -140,7 +140,7 @@ def top_images_of_runs(rows: Iterable[TopImage]) -> dict[int, list[TopImage]]:
 
 
 def encoded_top_images(engine: Engine, rows: Iterable[TopImage]) -> Iterator[dict[str, Any]]:
-    """Each distinct top image as a row of `images/top_image-*.parquet`, read where the UI
+    """Each distinct top image as a row of `images/image-*.parquet`, read where the UI
     finds it (`catalogue.query.files.attach_images`); a missing one stops the export."""
     from catalogue.query.files import attach_images
 

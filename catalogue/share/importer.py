@@ -9,7 +9,9 @@
    A run the catalogue has finished keeps its rows, so importing the same dump twice
    changes nothing. Imported runs keep their provenance and record where they came
    from (`run.imported_from`).
-3. Images (top images, AM panels) are staged beside their place under
+   The 2-AFC studies follow (`catalogue.share.twoafc`): by name, with their trials,
+   tasks dealt and answers.
+3. Images (units' images, 2-AFC stimuli, AM panels) are staged beside their place under
    `UNITCAT_HOME/artifacts/imported/` and moved there just before the commit.
 
 Killed at any point (`kill -9`), the server rolls the transaction back: the catalogue is
@@ -47,6 +49,7 @@ from catalogue.share.images import (
 from catalogue.share.keys import RUN_ID_PARAMS, local_params
 from catalogue.share.load import Dump, open_dump
 from catalogue.share.spec import BY_NAME, RESULTS, DumpTable
+from catalogue.share.twoafc import Studies
 
 #: (table, rows written so far)
 Progress = Callable[[str, int], None]
@@ -54,10 +57,11 @@ Progress = Callable[[str, int], None]
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """Names to give the dump's models and datasets here (`old -> new`)."""
+    """Names to give the dump's models, datasets and 2-AFC studies here (`old -> new`)."""
 
     rename: Mapping[str, str] = field(default_factory=dict)
     rename_datasets: Mapping[str, str] = field(default_factory=dict)
+    rename_studies: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -150,7 +154,8 @@ class _Import:
         for table in RESULTS:
             self._results(table)
         self._ratings()
-        self._top_images()
+        self._studies()
+        self._images()
         return self.result
 
     # -------------------------------------------------------------- identity
@@ -377,8 +382,15 @@ class _Import:
             for k, path in zip(keys, batch["path"].to_pylist(), strict=True)
         ]
 
-    def _top_images(self) -> None:
-        for batch in self.dump.image_batches("top_image"):
+    def _studies(self) -> None:
+        studies = Studies(
+            self.conn, self.dump, self.runs, self.participants, self._unit_ids,
+            self.options.rename_studies,
+        )  # fmt: skip
+        self.result.rows.update(studies.run())
+
+    def _images(self) -> None:
+        for batch in self.dump.image_batches("image"):
             for row in batch.to_pylist():
                 dataset = self.dataset_names.get(row["dataset"], row["dataset"])
                 relative = top_image_relative(dataset, row["image_key"])

@@ -1,6 +1,6 @@
 """`manifest.json`: what a dump is, and the checks an import makes before it writes anything.
 
-    {"format": "unitcat-dump", "format_version": 1, "unitcat_version": "0.1.0",
+    {"format": "unitcat-dump", "format_version": 2, "unitcat_version": "0.1.0",
      "schema_revision": "0063", "created_at": "…", "source": {…}, "selection": {…},
      "files": {"unit_metrics.parquet": {"table": "unit_metrics", "rows": 1000000,
                "bytes": 123456789, "sha256": "…"}, …}}
@@ -24,7 +24,7 @@ from typing import Any
 from catalogue.errors import InputError
 
 FORMAT = "unitcat-dump"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CROISSANT = "croissant.json"
 _CHUNK = 1 << 20

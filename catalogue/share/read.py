@@ -222,6 +222,11 @@ def _lookups(snap: Snapshot, plan: Plan) -> dict[str, dict[int, tuple[Any, ...]]
         "concept": lookup("SELECT id, probe, category, name FROM concept"),
         "group": lookup("SELECT id, name, version FROM class_group"),
         "participant": lookup("SELECT id, code FROM participant"),
+        "study": lookup("SELECT id, name FROM twoafc_study"),
+        "trial": lookup(
+            "SELECT t.id, s.name, t.task, t.position FROM twoafc_trial t "
+            "JOIN twoafc_study s ON s.id = t.study_id"
+        ),
         "run": {i: (plan.run_keys[i],) for i in plan.run_ids},
     }
 
@@ -229,10 +234,19 @@ def _lookups(snap: Snapshot, plan: Plan) -> dict[str, dict[int, tuple[Any, ...]]
 # ------------------------------------------------------------------------------ the tables
 
 
+def chosen_studies(plan: Plan) -> str:
+    """The ids of the 2-AFC studies the plan exports, as SQL: a study goes with the scoring
+    run of its exemplars (every study when everything is exported)."""
+    if plan.selection.everything:
+        return "SELECT id FROM twoafc_study"
+    return f"SELECT id FROM twoafc_study WHERE score_run_id = ANY({plan.ids(plan.run_ids)})"
+
+
 def _where(table: DumpTable, plan: Plan) -> str:
     """Which rows of `table` the plan exports."""
     models, runs = plan.ids(plan.model_ids), plan.ids(plan.run_ids)
     everything = plan.selection.everything
+    studies = chosen_studies(plan)
     return {
         "model": f"t.id = ANY({models})",
         "layer": f"t.model_id = ANY({models})",
@@ -246,10 +260,18 @@ def _where(table: DumpTable, plan: Plan) -> str:
         "participant": "true"
         if everything
         else "t.id IN (SELECT participant_id FROM rating r JOIN unit u ON u.id = r.unit_id "
-        f"JOIN layer l ON l.id = u.layer_id WHERE l.model_id = ANY({models}))",
+        f"JOIN layer l ON l.id = u.layer_id WHERE l.model_id = ANY({models}) "
+        f"UNION SELECT participant_id FROM twoafc_assignment WHERE study_id IN ({studies}) "
+        "UNION SELECT r.participant_id FROM twoafc_response r JOIN twoafc_trial tr "
+        f"ON tr.id = r.trial_id WHERE tr.study_id IN ({studies}))",
         "run": f"t.id = ANY({runs})",
         "rating": f"u.layer_id IN (SELECT id FROM layer WHERE model_id = ANY({models}))",
         "unit_rating_analysis": f"u.layer_id IN (SELECT id FROM layer WHERE model_id = ANY({models}))",
+        "twoafc_study": f"t.id IN ({studies})",
+        "twoafc_trial": f"t.study_id IN ({studies})",
+        "twoafc_assignment": f"t.study_id IN ({studies})",
+        "twoafc_response": "t.trial_id IN (SELECT id FROM twoafc_trial "
+        f"WHERE study_id IN ({studies}))",
     }.get(table.table, f"t.run_id = ANY({runs})")
 
 
@@ -321,15 +343,17 @@ def resolve(batch: pa.Table, table: DumpTable, plan: Plan, schema: pa.Schema) ->
         names = ("model", "layer") if ref.kind == "unit" else ref.columns()
         for out, array in zip(names, map_ids(batch.column(name), lookup, len(names)), strict=True):
             columns[out] = array
-    if table.table == "run":
+    if table.table in ("run", "twoafc_study"):
         _portable_runs(columns, plan)
     arrays = [columns[f.name] for f in schema]
     return pa.Table.from_arrays(arrays, schema=None, names=schema.names).cast(schema)
 
 
 def _portable_runs(columns: dict[str, pa.Array], plan: Plan) -> None:
-    """Run ids in params and stats replaced by content keys."""
+    """Run ids in params and stats (a run's; a study's params) replaced by content keys."""
     for name in ("params", "stats"):
+        if name not in columns:
+            continue
         values = columns[name].to_pylist()
         columns[name] = pa.array(
             [

@@ -14,6 +14,8 @@ key that means the same everywhere (`REFERENCES`):
 | a concept | `probe`, `category`, `concept` |
 | a participant | `participant` (their code) |
 | an AM panel (rated) | `panel_run`: the key of its AM run (the unit is the rating's) |
+| a 2-AFC study | `study` (its name) |
+| a 2-AFC trial | `study`, `task`, `position` |
 
 Class columns (`*_class`, `class_index`) stay class indices of the run's dataset, as in
 the database. Every other column is the database column, named and typed as there
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import ARRAY, Boolean, DateTime, Float, Integer, String
+from sqlalchemy import ARRAY, Boolean, DateTime, Float, Integer, SmallInteger, String
 from sqlalchemy.dialects.postgresql import JSONB
 
 from catalogue.db.schema import Base
@@ -45,6 +47,8 @@ REFERENCES: dict[str, tuple[str, ...]] = {
     "participant": ("participant",),
     "run": ("run",),
     "panel": ("panel_run",),
+    "study": ("study",),
+    "trial": ("study", "task", "position"),
 }
 
 
@@ -109,7 +113,12 @@ class DumpTable:
 
 
 #: Key columns that are not strings.
-KEY_TYPES: dict[str, pa.DataType] = {"unit": pa.int32(), "group_version": pa.int32()}
+KEY_TYPES: dict[str, pa.DataType] = {
+    "unit": pa.int32(),
+    "group_version": pa.int32(),
+    "task": pa.int32(),
+    "position": pa.int32(),
+}
 
 
 def arrow_type(sql_type: Any) -> pa.DataType:
@@ -120,6 +129,8 @@ def arrow_type(sql_type: Any) -> pa.DataType:
         return pa.list_(arrow_type(sql_type.item_type))
     if isinstance(sql_type, Boolean):
         return pa.bool_()
+    if isinstance(sql_type, SmallInteger):
+        return pa.int16()
     if isinstance(sql_type, Integer):
         return pa.int32()
     if isinstance(sql_type, Float):
@@ -200,7 +211,7 @@ IDENTITY: tuple[DumpTable, ...] = (
     DumpTable(
         "participant",
         ("participant",),
-        "The people who rated AM panels, by their code.",
+        "The people who rated AM panels or answered 2-AFC trials, by their code.",
         rename={"code": "participant"},
         drop=("id",),
         per_run=False,
@@ -249,6 +260,13 @@ RESULTS: tuple[DumpTable, ...] = (
         "unit_top_image",
         ("run", "model", "layer", "unit", "rank"),
         "Each unit's most active images (keys as the run read them).",
+        refs=_PER_UNIT,
+    ),
+    DumpTable(
+        "unit_bottom_image",
+        ("run", "model", "layer", "unit", "rank"),
+        "Each unit's least active images (rank 1 = least active; ties in a fixed "
+        "pseudo-random order): the minimal side of a 2-AFC trial.",
         refs=_PER_UNIT,
     ),
     DumpTable(
@@ -317,7 +335,49 @@ RATINGS: tuple[DumpTable, ...] = (
     ),
 )
 
-TABLES: tuple[DumpTable, ...] = IDENTITY + RESULTS + RATINGS
+_STUDY = Ref("study")
+
+#: The 2-AFC study of natural exemplars: studies by name, trials by (study, task, position),
+#: people by code; a study belongs to the scoring run its exemplars come from.
+TWOAFC: tuple[DumpTable, ...] = (
+    DumpTable(
+        "twoafc_study",
+        ("study",),
+        "2-AFC studies: name, the scoring run of their exemplars, parameters (units, seed, "
+        "batches, task size, catch trials), number of tasks.",
+        refs={"score_run_id": Ref("run", "score_run")},
+        rename={"name": "study"},
+        drop=("id",),
+        per_run=False,
+    ),
+    DumpTable(
+        "twoafc_trial",
+        ("study", "task", "position"),
+        "Each trial at its place in its task: the unit, catch or not, the two queries and "
+        "the references in the order shown (image indices, keys, activations).",
+        refs={"study_id": _STUDY, "unit_id": _UNIT},
+        drop=("id",),
+        per_run=False,
+    ),
+    DumpTable(
+        "twoafc_assignment",
+        ("study", "participant"),
+        "The task each participant was dealt in a study.",
+        refs={"study_id": _STUDY, "participant_id": Ref("participant")},
+        per_run=False,
+    ),
+    DumpTable(
+        "twoafc_response",
+        ("study", "task", "position", "participant"),
+        "Each answer: whether the participant chose the strongly activating query, with "
+        "confidence (1-3) and response time.",
+        refs={"trial_id": Ref("trial"), "participant_id": Ref("participant")},
+        drop=("id",),
+        per_run=False,
+    ),
+)
+
+TABLES: tuple[DumpTable, ...] = IDENTITY + RESULTS + RATINGS + TWOAFC
 BY_NAME: dict[str, DumpTable] = {t.table: t for t in TABLES}
 
 #: Tables kept by triggers from the rows above: rebuilt by the importing catalogue.
@@ -332,7 +392,7 @@ DERIVED: tuple[str, ...] = (
 #: The image files: one row per image, PNG bytes in Hugging Face's image struct.
 IMAGE_STRUCT = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
 IMAGES: dict[str, pa.Schema] = {
-    "top_image": pa.schema(
+    "image": pa.schema(
         [
             pa.field("dataset", pa.string()),
             pa.field("image_key", pa.string()),
@@ -351,6 +411,7 @@ IMAGES: dict[str, pa.Schema] = {
     ),
 }
 IMAGE_DESCRIPTIONS: dict[str, str] = {
-    "top_image": "The images of units' top images (each image once, by dataset and key), as PNG.",
+    "image": "The images units' rows name (top and least activating images, 2-AFC stimuli), "
+    "each once by dataset and key, as stored (PNG for a bundled dataset).",
     "am_panel": "The AM panels as PNG, one per unit and AM run.",
 }

@@ -85,6 +85,9 @@ def import_(
     rename_dataset: list[str] = typer.Option(
         [], "--rename-dataset", help="OLD=NEW: import the dump's dataset OLD as NEW."
     ),
+    rename_study: list[str] = typer.Option(
+        [], "--rename-study", help="OLD=NEW: import the dump's 2-AFC study OLD as NEW."
+    ),
 ) -> None:
     """Merge a dump into this catalogue: every check before writing, then all of it in one
     transaction; what the catalogue has already is kept (importing again changes nothing)."""
@@ -95,6 +98,7 @@ def import_(
     options = ImportOptions(
         rename=_pairs(rename, "--rename"),
         rename_datasets=_pairs(rename_dataset, "--rename-dataset"),
+        rename_studies=_pairs(rename_study, "--rename-study"),
     )
     engine = get_engine()
     ensure_current(engine)
