@@ -312,7 +312,7 @@ def test_a_missing_image_stops_the_export_in_one_line_and_no_images_does_without
         line = assert_one_line_fault(unitcat("export", str(tmp_path / "c"), env=env), 2)
     finally:
         moved.rename(key)
-    assert f"top image {first!r}" in line
+    assert f"image {first!r} of run" in line
     assert not (tmp_path / "c").exists()
 
 

@@ -151,7 +151,7 @@ def encoded_top_images(engine: Engine, rows: Iterable[TopImage]) -> Iterator[dic
         for image, found in zip(images, frame["image"], strict=True):
             if not isinstance(found, str) and not hasattr(found, "save"):  # None or NaN
                 raise InputError(
-                    f"top image {image.image_key!r} of run {run_id} (dataset {image.dataset}) "
+                    f"image {image.image_key!r} of run {run_id} (dataset {image.dataset}) "
                     "is not readable on this machine; make the dataset's images readable where "
                     "the run read them, or export with --no-images."
                 )

@@ -125,7 +125,8 @@ def import_(
         f"imported {len(result.runs_new)} runs ({len(result.runs_present)} the catalogue had, "
         f"{len(result.runs_replaced)} it had not finished), {len(result.models.new)} new models"
         f"{merged}, {result.rows.get('unit_metrics', 0):,} unit scores, "
-        f"{result.rows.get('rating', 0):,} ratings, {result.images:,} images from {dump} "
+        f"{result.rows.get('rating', 0):,} ratings, "
+        f"{result.rows.get('twoafc_response', 0):,} 2-AFC answers, {result.images:,} images from {dump} "
         f"({result.seconds:.1f} s).",
         highlight=False,
     )
