@@ -6,7 +6,8 @@
 - `manifest`, `croissant`: `manifest.json` (format, versions, checksums) and
   `croissant.json` (ML Commons Croissant metadata);
 - `read`, `images`, `export`: the export (`export_catalogue`);
-- `load`, `columns`, `write`, `importer`: the import (`import_dump`).
+- `load`, `columns`, `write`, `twoafc`, `importer`: the import (`import_dump`; `twoafc`
+  merges the 2-AFC studies).
 
 docs/DUMP_FORMAT.md describes the files.
 """
