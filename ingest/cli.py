@@ -21,7 +21,17 @@ COMMANDS = {
         {"ignore_unknown_options": True},
     ),
     "runs": LazyCommand(
-        "ingest.commands.runs:runs", "List the runs in the catalogue, newest first."
+        "ingest.commands.runs:app", "List the runs in the catalogue, newest first."
+    ),
+    "export": LazyCommand(
+        "ingest.commands.share:export",
+        "Write the catalogue (or some models and runs) as Parquet files with manifest.json and "
+        "croissant.json, readable by DuckDB, pandas and Hugging Face datasets.",
+    ),
+    "import": LazyCommand(
+        "ingest.commands.share:import_",
+        "Merge a dump into this catalogue: every check before writing, then all of it in one "
+        "transaction; what the catalogue has already is kept (importing again changes nothing).",
     ),
     "demo": LazyCommand(
         "ingest.commands.demo:demo",

@@ -82,8 +82,43 @@ def demo_run(engine: Any) -> dict[str, Any]:
         "n_scored": int((score["stats"] or {}).get("n_images", 0)),
         "all_images": bool((score["params"] or {}).get("all_images", False)),
         "n_extracted": int((extract.get("stats") or {}).get("n_images", 0)),
+        "extract_id": extract.get("id"),
         "accuracy": (extract.get("stats") or {}).get("accuracy"),
     }
+
+
+def machine(engine: Any, extract_id: int | None) -> dict[str, Any]:
+    """The provenance of the demo's extraction run: the machine, threads and versions that
+    decided which images were classified correctly (`catalogue.provenance`)."""
+    from catalogue.query.run_details import run_details
+
+    return run_details(engine, extract_id)["provenance"] if extract_id is not None else {}
+
+
+def machine_line(fig: dict[str, Any]) -> str:
+    """Where the figures came from, and why another machine's differ."""
+    p = fig.get("machine") or {}
+    differ = (
+        "Figures differ across CPUs: floating-point kernels and thread counts change a few "
+        "activations, so which images are classified correctly, and every count after it; "
+        "the same machine gives the same figures twice."
+    )
+    if not p:
+        return (
+            f"These figures came from a catalogue made before runs recorded their machine. {differ}"
+        )
+    m, v, t = p.get("machine") or {}, p.get("versions") or {}, p.get("torch") or {}
+    threads = (
+        f" with {t['threads']} thread{'s' if t['threads'] != 1 else ''}" if t.get("threads") else ""
+    )
+    return (
+        f"These figures came from one `make demo` on {m.get('cpu')} ({m.get('usable_cpus')} of "
+        f"{m.get('cpu_count')} CPUs usable{', ' + p['device'] if p.get('device') else ''}), "
+        f"torch {v.get('torch')}"
+        f"{threads}, numpy {v.get('numpy')}, Python {v.get('python')}, PostgreSQL "
+        f"{v.get('postgresql')} (`unitcat runs show {fig['run'].get('extract_id')}` prints "
+        f"the extraction's provenance). {differ}"
+    )
 
 
 def test_accuracy(model: str) -> float | None:
@@ -172,6 +207,7 @@ def collect(engine: Any) -> dict[str, Any]:
     return {
         "run": run,
         "test_accuracy": test_accuracy(run["model"]),
+        "machine": machine(engine, run.get("extract_id")),
         "layers": report.layers,
         "undefined": report.undefined,
         "n_misleading": report.n_misleading,
@@ -290,6 +326,7 @@ def render(fig: dict[str, Any]) -> str:
             if fig["test_accuracy"] is not None
             else ")."
         ),
+        machine_line(fig),
         "Per layer, the units each criterion calls an object detector. Constant units "
         "(every activation equal) are counted apart and left out of the other columns; "
         "— : the layer was not dissected, or the criterion's measure is undefined for its "

@@ -257,9 +257,16 @@ def build_ui_catalogue(engine: Engine, url: str, folder: Path, *, seed: int = 0)
     score = score_extraction(engine, extract.id, groups={"bus": list(BUS)})
     score_all = score_extraction(engine, extract.id, layers=["fc6"], all_images=True)
 
-    with engine.connect() as conn:  # thumbnails: only the top images need files
+    with engine.connect() as conn:  # only the images units show need files: top and bottom
         shown = (
-            conn.execute(text("SELECT DISTINCT image_index FROM unit_top_image")).scalars().all()
+            conn.execute(
+                text(
+                    "SELECT image_index FROM unit_top_image "
+                    "UNION SELECT image_index FROM unit_bottom_image"
+                )
+            )
+            .scalars()
+            .all()
         )
     _write_images(image_root, [keys[i] for i in shown], labels[shown])
 

@@ -22,7 +22,8 @@ is left.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,17 +287,61 @@ def binary_copy_data(
     return _fixed_rows(data, null, types)
 
 
+def _length(table: str, columns: Mapping[str, Any]) -> int:
+    lengths = {len(v) for v in columns.values() if not np.isscalar(v) and v is not None}
+    if len(lengths) > 1:
+        raise ValueError(f"columns for {table} have different lengths: {sorted(lengths)}")
+    return lengths.pop() if lengths else 0
+
+
+def _write_binary(
+    copy: Any, columns: Mapping[str, Any], names: Sequence[str], types: Sequence[BinaryType], n: int
+) -> None:
+    prepared = [_broadcast(columns[c], n) for c in names]
+    for start in range(0, n, _CHUNK_ROWS):
+        part = [
+            (v[start : start + _CHUNK_ROWS], m[start : start + _CHUNK_ROWS]) for v, m in prepared
+        ]
+        copy.write(binary_copy_data(part, types, names))
+
+
+@contextmanager
+def binary_copy(
+    conn: Connection, table: str, names: Sequence[str]
+) -> Iterator[Callable[[Mapping[str, Any]], int]]:
+    """One binary COPY into `table` fed in parts: yields `write(columns) -> rows`, which takes
+    column arrays as `copy_columns` does. One statement however many parts, so statement
+    triggers run once (a trigger that looks up every unit a statement touched costs the
+    same for one part as for all of them)."""
+    types = table_types(table, list(names))
+    if types is None:
+        raise ValueError(f"{table} ({', '.join(names)}) has a column without a binary layout")
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in names)
+    )
+    with raw.cursor() as cur, cur.copy(statement) as copy:
+        copy.write(_SIGNATURE)
+
+        def write(columns: Mapping[str, Any]) -> int:
+            n = _length(table, columns)
+            if n:
+                _write_binary(copy, columns, names, types, n)
+            return n
+
+        yield write
+        copy.write(_TRAILER)
+
+
 def copy_columns(conn: Connection, table: str, columns: Mapping[str, Any]) -> int:
     """COPY column arrays of equal length (numpy arrays, masked arrays, lists with None, or
     scalars broadcast) into `table`, within the transaction of `conn`. NaN, masked entries
     and None are NULL."""
     names = list(columns)
-    lengths = {len(v) for v in columns.values() if not np.isscalar(v) and v is not None}
-    if not lengths:
+    n = _length(table, columns)
+    if not n:
         return 0
-    if len(lengths) != 1:
-        raise ValueError(f"columns for {table} have different lengths: {sorted(lengths)}")
-    (n,) = lengths
     types = table_types(table, names)
     if types is None:
         arrays = [
@@ -308,19 +353,5 @@ def copy_columns(conn: Connection, table: str, columns: Mapping[str, Any]) -> in
             for c in names
         ]
         return copy_rows(conn, table, names, zip(*arrays, strict=True))
-    prepared = [_broadcast(columns[c], n) for c in names]
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in names)
-    )
-    with raw.cursor() as cur, cur.copy(statement) as copy:
-        copy.write(_SIGNATURE)
-        for start in range(0, n, _CHUNK_ROWS):
-            part = [
-                (v[start : start + _CHUNK_ROWS], m[start : start + _CHUNK_ROWS])
-                for v, m in prepared
-            ]
-            copy.write(binary_copy_data(part, types, names))
-        copy.write(_TRAILER)
-    return n
+    with binary_copy(conn, table, names) as write:
+        return write(columns)

@@ -60,6 +60,7 @@ from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, te
 from sqlalchemy.exc import DBAPIError
 
 import catalogue
+from catalogue import provenance as run_provenance
 from catalogue.db.owner import ProcessOwner, owner_alive, this_process
 from catalogue.db.schema import RUN_KINDS, RUN_RESULT_TABLES, Base, Run
 from catalogue.errors import InputError, NotFound, RunLost
@@ -107,6 +108,7 @@ class RunHandle:
     finished_elsewhere: bool = False
     pending: dict[str, Any] = field(default_factory=dict, repr=False)
     previous_owner: dict[str, Any] = field(default_factory=dict, repr=False)
+    provenance: dict[str, Any] = field(default_factory=dict, repr=False)
     started: float = field(default_factory=time.monotonic)
     completed: bool = False
     _last_alive_check: float = field(default_factory=time.monotonic, repr=False)
@@ -116,6 +118,7 @@ class RunHandle:
     ) -> None:
         """Replace the run's results with what `write(conn, run_id)` writes, in one transaction
         on the owner session (so no other process can have taken the run over)."""
+        self.pending["provenance"] = {**self.provenance, "torch": run_provenance.torch_state()}
         try:
             with self.conn.begin():
                 self._require_lock()
@@ -209,9 +212,13 @@ def recorded_run(
     dataset_id: int | None = None,
     parent_id: int | None = None,
     h5_path: str | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> Iterator[RunHandle]:
     """Own the run (waiting for another owner), record it as running, done when `complete` is
-    called, failed on an exception (interrupted on Ctrl-C) — see the module docstring."""
+    called, failed on an exception (interrupted on Ctrl-C) — see the module docstring.
+
+    `provenance`: what only the caller knows (seed, device, dataset fingerprint), merged
+    into what `catalogue.provenance.gather` records of this process and machine."""
     if kind not in RUN_KINDS:
         raise ValueError(f"unknown run kind {kind!r}")
     key = run_key(kind, params)
@@ -226,6 +233,7 @@ def recorded_run(
     conn = engine.connect()
     try:
         before = _acquire(conn, kind, key)
+        values["provenance"] = _provenance(conn, dataset_id, provenance)
         handle = _start(engine, conn, kind, key, dict(params), values, before)
     except BaseException:
         _release(conn, key)
@@ -361,8 +369,32 @@ def _start(
                 )
             )
     return RunHandle(
-        engine=engine, id=run_id, kind=kind, key=key, conn=conn, owner=owner, **handle_args
+        engine=engine,
+        id=run_id,
+        kind=kind,
+        key=key,
+        conn=conn,
+        owner=owner,
+        provenance=values["provenance"],
+        **handle_args,
     )
+
+
+def _provenance(
+    conn: Connection, dataset_id: int | None, extra: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """`catalogue.provenance.gather` with the server's version and, where the caller gave no
+    dataset fingerprint, the class keys of the run's dataset."""
+    extra = dict(extra or {})
+    if dataset_id is not None and "dataset" not in extra:
+        keys = conn.execute(
+            text("SELECT key FROM image_class WHERE dataset_id = :d ORDER BY class_index"),
+            {"d": dataset_id},
+        ).scalars()
+        extra["dataset"] = run_provenance.dataset_fingerprint(list(keys))
+    gathered = run_provenance.gather(run_provenance.server_version(conn), extra)
+    conn.commit()
+    return gathered
 
 
 def _changed(seen: _Seen, row: Any) -> bool:

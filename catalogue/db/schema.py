@@ -181,6 +181,10 @@ class Run(Base):
     baseline_of: Mapped[int | None] = mapped_column(
         ForeignKey("run.id", ondelete="SET NULL"), index=True
     )
+    #: what made the run's numbers: versions, machine, threads, seeds (`catalogue.provenance`)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    #: where an imported run came from (`catalogue.share`); NULL for a run made here
+    imported_from: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 def _measure_column(kind: str) -> Any:

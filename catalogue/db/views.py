@@ -481,7 +481,8 @@ WHERE EXISTS (SELECT 1 FROM unit_metrics um WHERE um.run_id = r.id)
 """
 
 
-# Every run with the status it reads as: `running` while its owner's session holds the
+# Every run with the status it reads as, its provenance (`catalogue.provenance`) and, for an
+# imported run, where it came from (`catalogue.share`): `running` while its owner's session holds the
 # run's advisory lock (keyed by the run key's first 16 hex digits: classid the first 8,
 # objid the next 8), `interrupted` when it is recorded as running but nobody holds the lock
 # (its process or the server died); `catalogue.db.runs` explains why the lock is the lease.
@@ -516,7 +517,9 @@ SELECT
     r.code_version,
     r.h5_path,
     r.error,
-    r.stats
+    r.stats,
+    r.provenance,
+    r.imported_from
 FROM run r
 LEFT JOIN held h
     ON h.hi = CASE WHEN r.key ~ '^[0-9a-f]{16}'

@@ -63,6 +63,7 @@ from catalogue.pipeline.defaults import EXTRACT_BATCH_SIZE
 from catalogue.pipeline.lifecycle import Step, finished_run, run_step
 from catalogue.pipeline.reload import check_same_weights, dataset_for_run, model_for_run
 from catalogue.pipeline.source import ExtractionSource, check_layers, extraction_source
+from catalogue.provenance import dataset_fingerprint
 from catalogue.query.models import model_identity
 from catalogue.store import ActivationStore
 
@@ -163,7 +164,14 @@ def ablate_into_catalogue(
     device = resolve_device_for(cluster, device)
     plan = plan_ablation(engine, extract_run, layers, value=value, images=images, curves=curves)
     spec = plan.source.run_spec(
-        "ablate", plan.params, f"ablate {', '.join(plan.layers)} ({value})", h5_path=plan.out_path
+        "ablate",
+        plan.params,
+        f"ablate {', '.join(plan.layers)} ({value})",
+        h5_path=plan.out_path,
+        provenance={
+            "device": device,
+            "dataset": dataset_fingerprint(plan.source.dataset.class_keys, int(plan.rows.size)),
+        },
     )
     existing = finished_run(engine, spec) if reuse else None
     if existing is not None:

@@ -336,6 +336,7 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
                 label=f"AM {plan.model.name} {plan.layer}",
                 model_id=plan.model_id,
                 parent_id=reference.run_id if reference else None,
+                provenance={"seed": plan.seed, "device": plan.device},
             ),
             lambda step: _make_panels(plan, step, panels, artifacts, database),
             write=lambda conn, run_id, made: _write_panels(conn, run_id, made, artifacts),

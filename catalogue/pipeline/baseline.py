@@ -380,7 +380,12 @@ def chance_baseline(
 
     step = run_step(
         engine,
-        source.run_spec("chance", params, f"chance ({repeats} label permutations)"),
+        source.run_spec(
+            "chance",
+            params,
+            f"chance ({repeats} label permutations)",
+            provenance={"seed": seed, "device": device},
+        ),
         compute,
         write=write,
         stats=lambda _r: {"n_images": n_images, "repeats": repeats, "layers": names},

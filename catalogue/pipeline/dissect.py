@@ -69,7 +69,7 @@ def dissect_into_catalogue(
     With `cluster`, probe-image shards are Ray tasks; the rows are the same.
     """
     _check_options(batch_size, workers, quantile, iou_threshold, top_n)
-    resolve_device_for(cluster, device)
+    resolved = resolve_device_for(cluster, device)
     probe = _open_probe(probe_dir, categories=categories, split=split, limit=limit)
     infos = _conv_layers(model, layers)
     names = [i.name for i in infos]
@@ -99,7 +99,9 @@ def dissect_into_catalogue(
     label = f"{model.name} on probe {_probe_name(probe)}"
     step = run_step(
         engine,
-        RunSpec("dissect", params, label=label, model_id=record.id),
+        RunSpec(
+            "dissect", params, label=label, model_id=record.id, provenance={"device": resolved}
+        ),
         compute,
         write=write,
         stats=lambda results: _stats(results) | {"n_images": len(probe)},

@@ -37,6 +37,7 @@ from catalogue.extraction.plan import check_images
 from catalogue.models import ModelInfo
 from catalogue.pipeline.defaults import EXTRACT_BATCH_SIZE
 from catalogue.pipeline.lifecycle import RunSpec, Step, run_step
+from catalogue.provenance import dataset_fingerprint
 
 MAX_SKIPPED_LISTED = 1000
 
@@ -81,7 +82,7 @@ def extract_into_catalogue(
     has the same parameters, so either path reuses the other's finished file.
     """
     check_options(batch_size, workers, shard_images)
-    resolve_device_for(cluster, device)
+    resolved = resolve_device_for(cluster, device)
     plan = plan_extraction(
         model, dataset, layers, reduce=reduce, keep_maps=keep_maps, limit=limit, autocast=autocast
     )
@@ -101,7 +102,7 @@ def extract_into_catalogue(
 
     step = run_step(
         engine,
-        _run_spec(engine, model, dataset, plan, out),
+        _run_spec(engine, model, dataset, plan, out, resolved),
         extract,
         stats=_stats,
         on_progress=on_progress,
@@ -141,9 +142,15 @@ def _output(
 
 
 def _run_spec(
-    engine: Engine, model: ModelInfo, dataset: ImageDataset, plan: ExtractionPlan, out: Path
+    engine: Engine,
+    model: ModelInfo,
+    dataset: ImageDataset,
+    plan: ExtractionPlan,
+    out: Path,
+    device: str,
 ) -> RunSpec:
-    """Register the model and the dataset (the run refers to them) and describe the run."""
+    """Register the model and the dataset (the run refers to them) and describe the run,
+    with the device and the dataset's fingerprint in its provenance."""
     with engine.begin() as conn:
         model_record = register_model_info(conn, model, plan.layers)
         dataset_record = register_dataset(
@@ -161,6 +168,10 @@ def _run_spec(
         model_id=model_record.id,
         dataset_id=dataset_record.id,
         h5_path=str(out),
+        provenance={
+            "device": device,
+            "dataset": dataset_fingerprint(dataset.class_keys, plan.n_images),
+        },
     )
 
 

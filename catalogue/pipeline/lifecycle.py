@@ -45,6 +45,9 @@ class RunSpec:
     dataset_id: int | None = None
     parent_id: int | None = None
     h5_path: str | None = None
+    provenance: Mapping[str, Any] | None = None
+    """What only the pipeline knows of how the run was made (device, seed, the dataset's
+    fingerprint), recorded with the process's and machine's provenance."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ def run_step(
         dataset_id=spec.dataset_id,
         parent_id=spec.parent_id,
         h5_path=spec.h5_path,
+        provenance=spec.provenance,
     ) as run:
         if run.finished_elsewhere:  # another process ran it while this one waited
             return StepResult(run.id, None, reused=True)

@@ -33,6 +33,7 @@ from catalogue.measures import CSI_TOP_N, GROUP_MEASURES, TOP_N_CLASSES
 from catalogue.pipeline.defaults import SCORE_BLOCK_UNITS
 from catalogue.pipeline.lifecycle import RunSpec, Step, run_step
 from catalogue.pipeline.source import ExtractionSource, check_layers, extraction_source
+from catalogue.provenance import dataset_fingerprint
 from catalogue.scoring import ScoreContext, score_in_blocks
 from catalogue.selectivity import BOTTOM_IMAGES, LayerScores
 from catalogue.selectivity.inputs import check_scorable
@@ -74,6 +75,10 @@ class ScoringPlan:
     @property
     def n_images(self) -> int:
         return int(self.rows.sum())
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The scored images' fingerprint: how many, and the classes they come from."""
+        return dataset_fingerprint(self.source.dataset.class_keys, self.n_images)
 
     def result(self, run_id: int, reused: bool) -> ScoreResult:
         return ScoreResult(run_id, self.n_images, dict(self.layers), reused=reused)
@@ -134,7 +139,7 @@ def score_extraction(
 
     step = run_step(
         engine,
-        _run_spec(plan, all_images),
+        _run_spec(plan, all_images, device),
         score,
         write=lambda conn, run_id, results: _write(conn, run_id, plan, results),
         stats=lambda _results: {"n_images": plan.n_images, "layers": list(plan.layers)},
@@ -203,7 +208,8 @@ def _scored_rows(store: Any, rows: np.ndarray | None, all_images: bool) -> np.nd
     return mask
 
 
-def _run_spec(plan: ScoringPlan, all_images: bool) -> RunSpec:
+def _run_spec(plan: ScoringPlan, all_images: bool, device: str) -> RunSpec:
+    """The scoring run, with the device and the fingerprint of the images it scored."""
     model, dataset = plan.source.model, plan.source.dataset
     return RunSpec(
         "score",
@@ -213,6 +219,7 @@ def _run_spec(plan: ScoringPlan, all_images: bool) -> RunSpec:
         dataset_id=dataset.id,
         parent_id=plan.source.run.id,
         h5_path=str(plan.source.path),
+        provenance={"device": device, "dataset": plan.fingerprint()},
     )
 
 

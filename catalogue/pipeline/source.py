@@ -42,10 +42,17 @@ class ExtractionSource:
         return dict(self.run.params or {})
 
     def run_spec(
-        self, kind: str, params: dict[str, Any], what: str, *, h5_path: Path | None = None
+        self,
+        kind: str,
+        params: dict[str, Any],
+        what: str,
+        *,
+        h5_path: Path | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> RunSpec:
         """A run computed from this extraction's activations (its parent), labelled
-        ``<model>: <what>``; its file is the extraction's unless it writes its own."""
+        ``<model>: <what>``; its file is the extraction's unless it writes its own;
+        ``provenance`` as in `RunSpec`."""
         return RunSpec(
             kind,
             params,
@@ -54,6 +61,7 @@ class ExtractionSource:
             dataset_id=self.run.dataset_id,
             parent_id=self.run.id,
             h5_path=str(h5_path or self.path),
+            provenance=provenance,
         )
 
     @contextmanager

@@ -68,10 +68,13 @@ def bundled_image(name: str, source: str | None, key: str) -> Any:
 
 def _image_roots(engine: Engine, run_id: int) -> list[Path]:
     """Folders that image keys of a scoring run may be relative to: its extraction run's
-    dataset source and its dataset's registered source."""
+    dataset source, its dataset's registered source, and where `unitcat import` put the
+    images of a dump (`catalogue.share.images`)."""
     parent = RUN.alias("parent")
     statement = (
-        select(RUN.c.params, parent.c.params.label("parent_params"), DATASET.c.source)
+        select(
+            RUN.c.params, parent.c.params.label("parent_params"), DATASET.c.source, DATASET.c.name
+        )
         .select_from(
             RUN.outerjoin(parent, parent.c.id == RUN.c.parent_id).outerjoin(
                 DATASET, DATASET.c.id == RUN.c.dataset_id
@@ -91,6 +94,8 @@ def _image_roots(engine: Engine, run_id: int) -> list[Path]:
                 candidates.append(value)
     if row.source:
         candidates.append(row.source)
+    if row.name:
+        candidates.append(str(imported_images(row.name)))
     roots: list[Path] = []
     for value in dict.fromkeys(candidates):
         path = Path(value).expanduser()
@@ -113,6 +118,17 @@ def confined(path: Path, roots: Iterable[Path]) -> Path | None:
         return resolved if inside and resolved.is_file() else None
     except (OSError, RuntimeError, ValueError):  # a loop of links, a NUL byte
         return None
+
+
+def imported_images(dataset: str) -> Path:
+    """The folder of a dataset's images that `unitcat import` wrote."""
+    return get_settings().artifacts_dir / "imported" / "images" / dataset_folder(dataset)
+
+
+def dataset_folder(dataset: str) -> str:
+    """A dataset's folder name under `artifacts/imported/images/` (its name made safe)."""
+    safe = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in dataset).strip(".")
+    return (safe or "dataset").replace(":", "_")
 
 
 def _image_path(key: str | None, roots: Iterable[Path]) -> str | None:

@@ -48,6 +48,7 @@ def _runs_statement(kinds: Sequence[str]) -> Select[Any]:
             rs.c.owner_pid,
             rs.c.owner_started_at,
             rs.c.recorded_status,
+            rs.c.imported_from,
         )
         .select_from(rs)
         .outerjoin(MODEL_NAME, MODEL_NAME.c.id == rs.c.model_id)
@@ -147,6 +148,19 @@ def run_name(run: Mapping[str, Any]) -> str:
     if baseline_of is not None and not _missing(baseline_of):
         label = f"{label}, baseline of #{int(baseline_of)}"
     return f"#{run['id']} {label}".strip()
+
+
+def origin_line(imported: Mapping[str, Any] | None) -> str | None:
+    """Where an imported run came from, in one line (None for a run made here)."""
+    if not imported:
+        return None
+    source = imported.get("source") or {}
+    return (
+        f"imported: run {imported.get('run_id')} of catalogue {source.get('catalogue')} on "
+        f"{source.get('host')} (dump {imported.get('dump')}, exported "
+        f"{str(imported.get('exported_at', ''))[:16]}, imported "
+        f"{str(imported.get('imported_at', ''))[:16]})"
+    )
 
 
 def _missing(value: object) -> bool:

@@ -207,6 +207,8 @@ RUN_STATUS: TableClause = table(
         ("h5_path", Text),
         ("error", Text),
         ("stats", JSONB),
+        ("provenance", JSONB),
+        ("imported_from", JSONB),
     ),
 )
 

@@ -1,4 +1,5 @@
-"""`unitcat runs`: what has been computed, with status, timing and errors."""
+"""`unitcat runs`: what has been computed, with status, timing and errors; `unitcat runs show N`:
+one run with its provenance (`ingest.commands.run_show`, loaded when it runs)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typer
 from catalogue.db.engine import get_engine
 from catalogue.db.migrate import ensure_readable
 from catalogue.errors import InputError
-from catalogue.query.runs import run_records
+from catalogue.query.runs import origin_line, run_records
 from ingest.output import Column, OutputFormat, Rows, format_option, say, write_rows
 
 STATUS_COLOUR = {"done": "green", "failed": "red", "running": "yellow", "interrupted": "magenta"}
@@ -49,14 +50,31 @@ RUN_COLUMNS: tuple[Column, ...] = (
     Column("owner_pid", "owner pid", shown_in="rows"),
 )
 
+app = typer.Typer(help="List the runs in the catalogue, newest first.")
 
+
+@app.command("show")
+def show(run: str = typer.Argument(..., help="The run's id (or label).")) -> None:
+    """Print one run: parameters, status, timings, results and provenance."""
+    from ingest.commands.run_show import show_run
+
+    show_run(run)
+
+
+@app.callback(invoke_without_command=True)
 def runs(
+    ctx: typer.Context,
     kind: str | None = typer.Option(
         None, help="Only runs of this kind (extract, score, dissect, am)."
     ),
     fmt: OutputFormat = format_option(),
 ) -> None:
-    """List the runs in the catalogue, newest first."""
+    """List the runs in the catalogue, newest first.
+
+    `unitcat runs show N` prints one run with its provenance and, for an imported run,
+    where it came from."""
+    if ctx.invoked_subcommand is not None:
+        return
     if kind is not None:
         _check_kind(kind)
     engine = get_engine()
@@ -84,8 +102,9 @@ def _check_kind(kind: str) -> None:
 
 
 def _note(run: Mapping[str, Any]) -> str:
-    """The error of a failed run; who runs a running one; who ran an interrupted one."""
+    """The error of a failed run; who runs a running one; who ran an interrupted one; where an
+    imported one came from."""
     if run["status"] in ("running", "interrupted") and run["owner_pid"] is not None:
         who = f"pid {run['owner_pid']} on {run['owner_host']}"
         return who if run["status"] == "running" else f"{who} is gone"
-    return run["error"] or ""
+    return run["error"] or origin_line(run.get("imported_from")) or ""
