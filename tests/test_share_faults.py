@@ -183,11 +183,22 @@ def _hold_until_waiting(process: subprocess.Popen, engine: Engine, query: str) -
 
 
 def _gone(engine: Engine, pid: int) -> None:
-    with engine.connect() as conn:
-        while conn.execute(
-            text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
-        ).scalar_one():
-            time.sleep(0.05)
+    """Wait until the server has ended backend `pid`. Each look is a transaction of its own:
+    within one transaction pg_stat_activity is a snapshot and would show the backend forever."""
+
+    def alive() -> bool:
+        with engine.connect() as conn:
+            return bool(
+                conn.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
+                ).scalar_one()
+            )
+
+    for _ in range(6000):  # a guard against a hang, not a timing: the server ends it at once
+        if not alive():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"backend {pid} of the killed command is still there")
 
 
 def test_an_import_killed_midway_leaves_the_catalogue_as_it_was(
