@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
+from catalogue.config import get_settings
 from catalogue.db.identities import LayerSpec, register_model
 from catalogue.share.manifest import sha256_file
 from tests.cli import UNITCAT, unitcat
@@ -28,6 +29,12 @@ pytest_plugins = ("tests.share_fixtures",)
 
 def _env(url: str, home: Path) -> dict[str, str]:
     return {"DATABASE_URL": url, "UNITCAT_HOME": str(home)}
+
+
+def _catalogue_env(url: str) -> dict[str, str]:
+    """The environment of a command on the test catalogue: its UNITCAT_HOME is the one whose
+    artifacts hold the catalogue's AM panels (stored relative to it)."""
+    return _env(url, get_settings().home)
 
 
 def _nothing_written(engine: Engine) -> None:
@@ -252,7 +259,7 @@ def test_an_interrupted_export_leaves_no_folder_that_looks_complete(
 
     source = create_engine(catalogue.url, poolclass=NullPool)
     out = tmp_path / "out"
-    env = {**os.environ, **_env(catalogue.url, tmp_path / "home"), "COLUMNS": "200"}
+    env = {**os.environ, **_catalogue_env(catalogue.url), "COLUMNS": "200"}
     holder = source.connect()
     holder.execute(text("LOCK TABLE rating IN ACCESS EXCLUSIVE MODE"))
     process = subprocess.Popen(
@@ -276,7 +283,7 @@ def test_an_interrupted_export_leaves_no_folder_that_looks_complete(
     )
     assert "is not a unitcat dump" in line and "export again" in line
 
-    again = unitcat("export", str(out), env=_env(catalogue.url, tmp_path / "home"))
+    again = unitcat("export", str(out), env=_catalogue_env(catalogue.url))
     assert again.returncode == 0, again.stderr
     assert (out / "manifest.json").is_file() and not partial.exists()
 
@@ -287,7 +294,7 @@ def test_a_full_disk_stops_the_export_in_one_line_and_leaves_nothing(
     with small_filesystem(tmp_path / "small", "64k") as small:
         out = small / "dump"
         line = assert_one_line_fault(
-            unitcat("export", str(out), env=_env(catalogue.url, tmp_path / "home")), 4
+            unitcat("export", str(out), env=_catalogue_env(catalogue.url)), 4
         )
         assert f"the disk of {out} is full" in line
         assert list(small.iterdir()) == []
@@ -296,7 +303,7 @@ def test_a_full_disk_stops_the_export_in_one_line_and_leaves_nothing(
 def test_a_missing_image_stops_the_export_in_one_line_and_no_images_does_without(
     catalogue: UICatalogue, tmp_path: Path
 ) -> None:
-    env = _env(catalogue.url, tmp_path / "home")
+    env = _catalogue_env(catalogue.url)
     away = catalogue.panel_path.with_suffix(".away")
     catalogue.panel_path.rename(away)
     try:
@@ -330,7 +337,7 @@ def test_a_missing_image_stops_the_export_in_one_line_and_no_images_does_without
 def test_an_existing_folder_is_not_overwritten_unless_asked(
     catalogue: UICatalogue, tmp_path: Path
 ) -> None:
-    env = _env(catalogue.url, tmp_path / "home")
+    env = _catalogue_env(catalogue.url)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "mine.txt").write_text("keep")
     line = assert_one_line_fault(

@@ -169,13 +169,16 @@ def encoded_top_images(engine: Engine, rows: Iterable[TopImage]) -> Iterator[dic
 
 def panel_bytes(run_id: int, path: str) -> bytes:
     """An AM panel's PNG (stored relative to UNITCAT_HOME/artifacts, or absolute)."""
+    from catalogue.config import get_settings
     from catalogue.query.files import artifact_path
 
     found = artifact_path(path)
     if found is None:
+        where = get_settings().artifacts_dir / Path(path).expanduser()  # as UNITCAT_HOME reads it
         raise InputError(
-            f"the AM panel {path} of run {run_id} is missing; make AM panels again "
-            "(`unitcat ingest am`) or export with --no-images."
+            f"the AM panel {where} of run {run_id} is missing (or lies outside "
+            "UNITCAT_HOME/artifacts); make AM panels again (`unitcat ingest am`), run with the "
+            "UNITCAT_HOME that made them, or export with --no-images."
         )
     return Path(found).read_bytes()
 
