@@ -40,6 +40,8 @@ BAND = 4096
 #: units generated from one seed (the store's chunk width)
 UNIT_CHUNK = 16
 DATASET = "paper-scale-imagenet"
+#: how the catalogue names AlexNet with random weights of seed 0 (`catalogue.models.random_name`)
+MODEL = "alexnet@random-seed0"
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,8 @@ def register(engine: Any, shape: Shape, h5_path: Path) -> dict[str, int]:
     from catalogue.models.layers import list_layers
 
     model = load_model("alexnet", weights=None)
+    if model.name != MODEL:
+        raise RuntimeError(f"random-weights AlexNet is named {model.name}, not {MODEL}")
     infos = {i.name: i for i in list_layers(model, layers=[node for node, _ in shape.layers])}
     layers = [
         LayerSpec(

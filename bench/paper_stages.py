@@ -58,12 +58,6 @@ def _engine() -> Any:
     return get_engine()
 
 
-def _model_name() -> str:
-    from catalogue.models import random_name
-
-    return random_name("alexnet", 0)
-
-
 def stage_store(shape: Shape) -> dict[str, Any]:
     from catalogue.config import get_settings
 
@@ -120,7 +114,7 @@ def stage_unit(shape: Shape) -> dict[str, Any]:
 
     engine = _engine()
     layer, unit = _fc6_unit(shape)
-    t = _timed(lambda: unit_record(engine, find_unit(engine, _model_name(), layer, unit)))
+    t = _timed(lambda: unit_record(engine, find_unit(engine, paper_data.MODEL, layer, unit)))
     return {"unit": f"{layer}.{unit}", "cold_s": t["cold_s"], "warm_s": t["warm_s"]}
 
 
@@ -135,7 +129,7 @@ def stage_unit_page(shape: Shape) -> dict[str, Any]:
 
     engine = _engine()
     layer, unit = _fc6_unit(shape)
-    unit_id = find_unit(engine, _model_name(), layer, unit)
+    unit_id = find_unit(engine, paper_data.MODEL, layer, unit)
     run_id = int(unit_record(engine, unit_id)["run_id"])
     read = _timed(lambda: unit_activations(engine, unit_id, run_id), 2)
     at = AppTest.from_file(str(REPO / "ui" / "app.py"), default_timeout=1200)
