@@ -340,21 +340,37 @@ def test_views_keep_their_rows_on_the_test_catalogue(catalogue: UICatalogue) -> 
         engine.dispose()
 
 
-def test_the_table_revision_carries_the_summaries_sql_literally() -> None:
-    """The revision that made the summaries holds `catalogue.db.summaries`' SQL as it is
-    (a change there is a new revision)."""
+def _revision_module(pattern: str) -> Any:
     import importlib.util
 
-    from catalogue.db import summaries
-
-    path = next(migrate.script_location().glob("versions/*_summaries_kept_by_triggers.py"))
-    spec = importlib.util.spec_from_file_location("summaries_revision", path)
+    path = next(migrate.script_location().glob(f"versions/{pattern}"))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert [s.strip() for s in module.CREATE] == [s.strip() for s in summaries.CREATE]
-    assert [s.strip() for s in module.DROP] == [s.strip() for s in summaries.DROP]
-    assert [s.strip() for s in module.BACKFILL] == [s.strip() for s in summaries.BACKFILL]
+    return module
+
+
+def _created(statement: str) -> str:
+    """What a CREATE statement makes: 'FUNCTION name' or 'TRIGGER name'."""
+    words = statement.split("(")[0].split()
+    return " ".join(words[1:3]) if words[1] != "CONSTRAINT" else " ".join(words[2:4])
+
+
+def test_the_table_revisions_carry_the_summaries_sql_literally() -> None:
+    """The revision that made the summaries, with the functions a later revision replaced
+    or added, holds `catalogue.db.summaries`' SQL as it is (a change there is a new
+    revision)."""
+    from catalogue.db import summaries
+
+    made = _revision_module("*_summaries_kept_by_triggers.py")
+    by_range = _revision_module("*_unit_metrics_references_checked_by_range.py")
+    folded = {_created(s): s.strip() for s in made.CREATE}
+    folded |= {_created(s): s.strip() for s in by_range.FUNCTIONS}
+    assert folded == {_created(s): s.strip() for s in summaries.CREATE}
+    assert {_created(s) for s in by_range.PREVIOUS_FUNCTIONS} <= {_created(s) for s in made.CREATE}
+    assert {s.strip() for s in summaries.DROP} == {s.strip() for s in (*made.DROP, *by_range.DROP)}
+    assert [s.strip() for s in made.BACKFILL] == [s.strip() for s in summaries.BACKFILL]
 
 
 def test_unit_metrics_references_hold_per_statement(engine: Engine) -> None:
