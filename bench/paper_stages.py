@@ -139,20 +139,24 @@ def stage_unit_page(shape: Shape) -> dict[str, Any]:
     started = time.perf_counter()
     at.run()  # imports and component discovery
     first = time.perf_counter() - started
-    errors = [str(e.value) for e in at.exception]
     cold = []
     for _ in range(3):
         st.cache_data.clear()
         started = time.perf_counter()
         at.run()
         cold.append(time.perf_counter() - started)
-    errors += [str(e.value) for e in at.exception]
+    errors = [str(e.value) for e in (*at.exception, *at.error)]
+    title = f"{paper_data.MODEL} · {layer} · unit {unit}"
+    if title not in [h.value for h in at.header]:
+        errors.append(f"the page shows no header {title!r}")
+    charts = len(at.get("vega_lite_chart")) + len(at.get("arrow_vega_lite_chart"))
     return {
         "unit": f"{layer}.{unit}",
         "points": int(read["result"].values.size),
         "read_s": read["warm_s"],
         "first_s": first,
         "cold_s": statistics.median(cold),
+        "charts": charts,
         "errors": errors,
     }
 
