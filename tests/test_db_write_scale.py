@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from psycopg.errors import ForeignKeyViolation
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from catalogue.db.results import write_unit_metrics
 from catalogue.db.runs import recorded_run
 from tests.catalogue_builders import neutral_metrics, register_toy
 
 
-def _run(engine: Engine, model_id: int) -> int:
-    with recorded_run(engine, "score", {"n": model_id}, model_id=model_id) as run:
+def _run(engine: Engine, model_id: int, key: str = "") -> int:
+    with recorded_run(engine, "score", {"n": model_id, "key": key}, model_id=model_id) as run:
         run.complete()
         return run.id
 
@@ -107,3 +107,53 @@ def test_a_missing_unit_inside_a_range_with_holes_is_refused(engine: Engine) -> 
         write_unit_metrics(conn, run, kept, neutral_metrics(5), n_images=5)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM unit_metrics")).scalar_one() == 5
+
+
+@pytest.mark.parametrize("table", ["unit_class_stats", "unit_top_image"])
+def test_per_unit_result_rows_keep_their_references_per_statement(
+    engine: Engine, table: str
+) -> None:
+    """unit_class_stats and unit_top_image, without row-level foreign keys: a missing run or
+    unit is refused with the table's name, deleting a unit, a run or a model deletes rows."""
+    model, _ = register_toy(engine)
+    run = _run(engine, model.id)
+    other = _run(engine, model.id, "another run")
+    units = [int(u) for u in model.layer("fc6").unit_ids]
+    extra = {"unit_class_stats": "class_index", "unit_top_image": "rank"}[table]
+    more = ", image_index, class_index, activation" if table == "unit_top_image" else ""
+    values = ", 0, 0, 1.0" if table == "unit_top_image" else ""
+
+    def insert(conn, run_id: int, unit_ids: list[int], k: int = 1) -> None:
+        conn.execute(
+            text(
+                f"INSERT INTO {table} (run_id, unit_id, {extra}{more}) "
+                f"SELECT :r, u, :k{values} FROM unnest(CAST(:u AS integer[])) AS u"
+            ),
+            {"r": run_id, "u": unit_ids, "k": k},
+        )
+
+    with engine.begin() as conn:
+        for k in (1, 2):
+            insert(conn, run, units, k)
+        insert(conn, other, units[:2])
+    for bad_run, bad_unit, what in ((run + 100, units[0], "run_id"), (run, 10**6, "unit_id")):
+        with (
+            pytest.raises(IntegrityError, match=rf'"{table}" violates its references(.|\n)*{what}'),
+            engine.begin() as conn,
+        ):
+            insert(conn, bad_run, [bad_unit], 9)
+
+    def count() -> int:
+        with engine.connect() as conn:
+            return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+    assert count() == 14
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM unit WHERE id = :u"), {"u": units[0]})
+    assert count() == 11
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM run WHERE id = :r"), {"r": other})
+    assert count() == 10
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM model"))
+    assert count() == 0

@@ -239,10 +239,9 @@ class UnitClassStats(Base):
     __tablename__ = "unit_class_stats"
     __table_args__ = (Index(None, "unit_id"),)
 
-    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
-    unit_id: Mapped[int] = mapped_column(
-        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
-    )
+    # references run.id and unit.id (ON DELETE CASCADE), kept per statement as unit_metrics'
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     class_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     mean_activation: Mapped[float | None] = mapped_column(Double)
     frac_nonzero: Mapped[float | None] = mapped_column(Double)
@@ -279,10 +278,10 @@ class UnitTopImage(Base):
     __tablename__ = "unit_top_image"
     __table_args__ = (Index(None, "unit_id"),)
 
-    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
-    unit_id: Mapped[int] = mapped_column(
-        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
-    )
+    # references run.id and unit.id (ON DELETE CASCADE), kept per statement as unit_metrics'
+    # (catalogue.db.summaries): 100 rows per unit, a foreign key cost most of their writing
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     rank: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_index: Mapped[int] = mapped_column(Integer)
     image_key: Mapped[str | None] = mapped_column(Text)
