@@ -473,6 +473,11 @@ def main() -> None:
     device = "cpu" if device == "auto" else device
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is visible here; use --device cpu.")
+    if device == "cpu" and not args.tiny:
+        raise SystemExit(
+            "no GPU here: the full sizes are for a GPU's few minutes (hours on a CPU); "
+            "run `bench/gpu.py --tiny --device cpu` to check that it works."
+        )
     if device == "cuda":
         torch.backends.cudnn.benchmark = True
     sizes = Sizes.choose(args)
