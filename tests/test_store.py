@@ -149,7 +149,7 @@ def test_layers_are_chunked_in_tall_column_blocks(tmp_path):
         assert h5["layers/classifier.1"].chunks == (16, 16)
         assert h5["layers/features.3"].chunks == (16, 5)
         assert h5["layers/classifier.1"].compression == "lzf"
-        assert h5["layers/classifier.1"].shuffle
+        assert not h5["layers/classifier.1"].shuffle  # it split ReLU zeros' runs: bigger, slower
         assert h5["layers/classifier.1"].maxshape == (None, 70)
 
 
