@@ -24,16 +24,20 @@ to remember them and a failed run rolls them back with its rows:
   constraint trigger recomputes every marked run once, at commit. A view revision
   that replaces `layer_detectors` recomputes the whole cache (`REFRESH`).
 
-`unit_metrics` has no row-level foreign keys: PostgreSQL checks a foreign key with one
-lookup and one row lock per inserted row, which cost about 20 µs per row, half the time
-of writing a million scores (bench/db.py). The same rules are kept per statement instead:
-an insert or update of `unit_metrics` locks the runs and the layers its rows belong to
-(`FOR KEY SHARE`, as a foreign key would lock them, so they cannot be deleted until the
-writer commits) and fails with `foreign_key_violation` if a run or a unit is missing;
-deleting or truncating runs or units deletes their `unit_metrics` rows (ON DELETE
-CASCADE). Unlike a foreign key, an update of `run.id` or `unit.id` is not followed (ids
-are never updated), and a unit deleted by itself (not with its layer) while a writer
-that references it has not committed leaves that writer's rows behind.
+The tables of a scoring run's rows per unit (`UNIT_RESULT_TABLES`: `unit_metrics`,
+`unit_class_stats`, `unit_top_image`) have no row-level foreign keys: PostgreSQL checks a
+foreign key with one lookup and one row lock per inserted row, which cost about 20 µs per
+score (half the time of writing a million scores, bench/db.py) and 7 of the 9 µs of server
+time per top image (bench/paper_scale.py). The same rules are kept per statement instead:
+an insert or update locks the runs and the layers its rows belong to (`FOR KEY SHARE`, as
+a foreign key would lock them, so they cannot be deleted until the writer commits) and
+fails with `foreign_key_violation` if a run or a unit is missing; `lock_references` does
+that for a statement's runs and unit id range at once (a layer's units have consecutive
+ids), and a statement whose ids have holes is checked row by row. Deleting or truncating
+runs or units deletes their rows (ON DELETE CASCADE). Unlike a foreign key, an update of
+`run.id` or `unit.id` is not followed (ids are never updated), and a unit deleted by
+itself (not with its layer) while a writer that references it has not committed leaves
+that writer's rows behind.
 
 Nothing here holds a threshold or a measure name: the triggers copy rows, the views
 hold the definitions. The migration that created these carries this SQL literally;
