@@ -1,4 +1,5 @@
-"""Writing scores at a zoo's size: the per-statement reference checks and their locks.
+"""The catalogue at a zoo's size: per-statement reference checks, their locks, and detector
+counts answered from the partial indexes alone.
 
 `unit_metrics` has no row-level foreign keys; its statement trigger checks a statement's
 runs and the id range of its units at once (`lock_references`) and falls back to a
@@ -157,3 +158,30 @@ def test_per_unit_result_rows_keep_their_references_per_statement(
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM model"))
     assert count() == 0
+
+
+def test_a_detector_count_through_the_catalogue_view_needs_only_its_partial_index(
+    engine: Engine,
+) -> None:
+    """The headline query's count: PostgreSQL drops the view's joins a count does not read,
+    but fetches the columns they were on; each criterion's partial index includes them, so
+    the count can be an index-only scan (the plan with every other access path disabled)."""
+    from catalogue.query.report import HEADLINE_SQL
+
+    model, _ = register_toy(engine, layers=(("fc6", "fc", 6),))
+    metrics = neutral_metrics(6)
+    metrics["precision"] = np.array([0.8, 0.9, 0.1, 0.8, 0.76, 0.99])
+    metrics["false_alarm_rate"] = np.array([0.95, 0.5, 0.99, 0.95, 0.91, 0.97])
+    metrics["constant"] = np.array([False, False, False, True, False, False])
+    run = _run(engine, model.id)
+    with engine.begin() as conn:
+        write_unit_metrics(conn, run, model.layer("fc6").unit_ids, metrics, n_images=5)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE unit_metrics"))
+    with engine.begin() as conn:
+        for setting in ("enable_seqscan", "enable_bitmapscan"):  # left: index (only) scans
+            conn.execute(text(f"SET LOCAL {setting} = off"))
+        count = f"SELECT count(*) FROM ({HEADLINE_SQL}) AS headline"
+        plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {count}")))
+        assert "Index Only Scan using ix_unit_metrics_misleading_detectors" in plan, plan
+        assert conn.execute(text(count)).scalar_one() == 3  # units 0, 4 and 5
