@@ -39,12 +39,9 @@ import numpy as np
 import torch
 
 from catalogue.ablation import StoreFeed, evaluate, single_unit_masks
+from catalogue.ablation.blocks import AblateContext, ablate_block
 from catalogue.cluster import Cluster, UnitBlock, connect, map_blocks, unit_blocks
-from catalogue.cluster.ablate import AblateContext, ablate_block
-from catalogue.cluster.dissect import dissect_on_cluster
-from catalogue.cluster.extract import extract_on_cluster
 from catalogue.cluster.handles import ModelHandle
-from catalogue.cluster.score import ScoreContext, score_on_cluster
 from catalogue.data import ArrayImageDataset
 from catalogue.dissection import dissect
 from catalogue.extraction import extract_activations
@@ -52,6 +49,7 @@ from catalogue.models import ModelInfo, load_model, prepared
 from catalogue.pipeline.dissect import build_probe
 from catalogue.pipeline.scoring import TOP_IMAGES
 from catalogue.probe import ProbeSet
+from catalogue.scoring import ScoreContext, score_in_blocks
 from catalogue.selectivity import score_layer
 from catalogue.store import ActivationStore
 
@@ -75,10 +73,6 @@ def synthetic_images(n: int, transform: Any, n_classes: int = 1000) -> ArrayImag
 
 def _warm(model: ModelHandle, _block: UnitBlock) -> int:
     """A worker's start-up, timed apart from the steps: import what they import, load the model."""
-    import catalogue.cluster.ablate
-    import catalogue.cluster.dissect
-    import catalogue.cluster.extract
-    import catalogue.cluster.score  # noqa: F401
 
     model.load()  # kept by the worker for the steps (by its checksum)
     return os.getpid()
@@ -107,7 +101,7 @@ def score_there(cluster: Cluster, path: Path, device: str) -> None:
             device,
         )
         layers = {name: store.layer_shape(name)[1] for name in store.layer_names}
-    score_on_cluster(cluster, context, layers, block_units=BLOCK_UNITS)
+    score_in_blocks(cluster, context, layers, block_units=BLOCK_UNITS)
 
 
 def ablate_here(model: ModelInfo, path: Path, args: argparse.Namespace) -> np.ndarray:
@@ -174,12 +168,12 @@ def run(
         }
     else:
         steps = {
-            "extract": lambda: extract_on_cluster(
-                cluster, model, data, LAYERS, h5, shard_images=args.shard_images, **common
+            "extract": lambda: extract_activations(
+                model, data, LAYERS, h5, cluster=cluster, shard_images=args.shard_images, **common
             ),
             "score": lambda: score_there(cluster, h5, args.device),
-            "dissect": lambda: dissect_on_cluster(
-                cluster, model, LAYERS[:1], probe, device=args.device
+            "dissect": lambda: dissect(
+                model, LAYERS[:1], probe, device=args.device, cluster=cluster
             ),
             "ablate": lambda: ablated.append(ablate_there(cluster, model, h5, args)),
         }

@@ -151,7 +151,7 @@ def fmt(seconds: float) -> str:
 
 
 def previous_copy_columns(conn: Any, table: str, columns: Mapping[str, Any]) -> int:
-    """The COPY writer before the binary one: text COPY, every value converted in Python."""
+    """The previous COPY writer: text COPY, every value converted in Python."""
     from psycopg import sql
 
     def plain(value: Any) -> Any:
@@ -183,7 +183,7 @@ def previous_copy_columns(conn: Any, table: str, columns: Mapping[str, Any]) -> 
 def previous_write_unit_metrics(
     conn: Any, run_id: int, unit_ids: np.ndarray, metrics: Mapping[str, np.ndarray], n_images: int
 ) -> int:
-    """`write_unit_metrics` as it was before the binary writer (same columns, previous COPY)."""
+    """`write_unit_metrics` as it was before binary COPY (same columns, previous COPY)."""
     from catalogue.measures import UNIT_MEASURES
 
     columns: dict[str, object] = {"run_id": run_id, "unit_id": unit_ids, "n_images": n_images}
@@ -207,13 +207,13 @@ def model_name(i: int) -> str:
 
 def build(engine: Any, n_models: int, layer_units: int, baseline_models: int, seed: int) -> dict:
     """The catalogue, through the writers; the write figures."""
-    from catalogue.db.ratings import RatingRecord, ensure_participants, write_ratings
-    from catalogue.db.registry import (
+    from catalogue.db.identities import (
         LayerSpec,
         register_concepts,
         register_dataset,
         register_model,
     )
+    from catalogue.db.ratings import RatingRecord, ensure_participants, write_ratings
     from catalogue.db.results import write_dissection, write_unit_metrics
     from catalogue.db.runs import recorded_run
     from catalogue.dissection.labels import label_units
@@ -368,7 +368,30 @@ def create_previous_views(engine: Any, revision: str) -> list[str]:
         conn.execute(text("SET LOCAL search_path TO previous, public"))
         for name, select in selects.items():
             conn.execute(text(f"CREATE VIEW previous.{name} AS {select}"))
+            _pad_with_later_columns(conn, name, select)
     return list(selects)
+
+
+def _pad_with_later_columns(conn: Any, name: str, select: str) -> None:
+    """Give a previous view the columns later revisions appended to it, as NULLs, so that
+    the reads (which name every current column) run on both; its own columns are unchanged."""
+    from sqlalchemy import text
+
+    columns = (
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "WHERE a.attrelid = CAST(:view AS regclass) AND a.attnum > 0 AND NOT a.attisdropped "
+        "ORDER BY a.attnum"
+    )
+    now = conn.execute(text(columns), {"view": f"public.{name}"}).all()
+    then = {r[0] for r in conn.execute(text(columns), {"view": f"previous.{name}"})}
+    later = [f"NULL::{type_} AS {column}" for column, type_ in now if column not in then]
+    if later:
+        conn.execute(
+            text(
+                f"CREATE OR REPLACE VIEW previous.{name} AS "
+                f"SELECT p.*, {', '.join(later)} FROM ({select}) AS p"
+            )
+        )
 
 
 def query_times(

@@ -176,7 +176,7 @@ def write_store(path: Path, shape: Shape, on_band: Callable[[int], None] | None 
 def register(engine: Any, shape: Shape, h5_path: Path) -> dict[str, int]:
     """Register random-weights AlexNet (the paper's layers at the shape's widths) and the
     1,000-class dataset, and record the extraction run of `h5_path`; their ids."""
-    from catalogue.db.registry import LayerSpec, register_dataset, register_model
+    from catalogue.db.identities import LayerSpec, register_dataset, register_model
     from catalogue.db.runs import recorded_run
     from catalogue.models import load_model
     from catalogue.models.layers import list_layers

@@ -24,6 +24,7 @@ FULL: list[list[str]] = [
     ["ablate.py"],
     ["cluster.py"],
     ["paper_scale.py", "--fraction", "1/8"],
+    ["cli.py"],
 ]
 QUICK: list[list[str]] = [
     ["score.py", "--n", "20000", "--no-projection"],
@@ -45,6 +46,7 @@ QUICK: list[list[str]] = [
     ],
     ["paper_scale.py", "--fraction", "1/256", "--unit-scale", "1/64"],
     ["gpu.py", "--tiny", "--device", "cpu"],
+    ["cli.py", "--repeat", "5"],
 ]
 
 

@@ -109,7 +109,7 @@ def write_store(path: Path, n: int, units: int, seed: int = 0) -> np.ndarray:
 
 def build_catalogue(engine, h5: Path, units: int) -> tuple[int, int]:
     """Register the model and dataset, record the extraction run, score it; (unit_id, run_id)."""
-    from catalogue.db.registry import LayerSpec, register_dataset, register_model
+    from catalogue.db.identities import LayerSpec, register_dataset, register_model
     from catalogue.db.runs import recorded_run
     from catalogue.pipeline.scoring import score_extraction
 

@@ -20,6 +20,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from catalogue.errors import ConfigError
 
 DEFAULT_HOME = Path("~/.local/share/unitcat")
@@ -75,10 +78,6 @@ def get_settings() -> Settings:
 
 
 def _reader_url(reader: str, database_url: str | None) -> str:
-    from sqlalchemy.exc import ArgumentError
-
-    from catalogue.db.roles import same_database
-
     if database_url is None:
         raise ConfigError(
             "UNITCAT_READER_URL is set but DATABASE_URL is not; set DATABASE_URL to the "
@@ -97,6 +96,17 @@ def _reader_url(reader: str, database_url: str | None) -> str:
     return reader
 
 
+def same_database(a: str, b: str) -> bool:
+    """Whether two URLs name the same server and database (they may differ in user and password)."""
+    ua, ub = make_url(a), make_url(b)
+    return (ua.host, ua.port, ua.database, dict(ua.query)) == (
+        ub.host,
+        ub.port,
+        ub.database,
+        dict(ub.query),
+    )
+
+
 def normalise_database_url(url: str) -> str:
     """Accept ``postgres://`` and ``postgresql://`` URLs and use the psycopg 3 driver; a URL
     that does not parse is a ConfigError (which never repeats the URL: it may hold a password)."""
@@ -111,9 +121,6 @@ def normalise_database_url(url: str) -> str:
 
 
 def _parsed(url: str) -> str:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
         parsed = make_url(url)
         _ = parsed.port  # parsed lazily: a bad port or an unclosed [IPv6 address] fails here
@@ -133,7 +140,9 @@ def resolve_device(requested: str | None = None, *, here: bool = True) -> str:
     (`catalogue.cluster.Cluster.uses_gpus`), not by this machine's GPUs."""
     choice = (requested or get_settings().device).lower()
     if choice not in DEVICE_CHOICES:
-        raise ConfigError(f"device {choice!r} is not one of {', '.join(DEVICE_CHOICES)}.")
+        raise ConfigError(
+            f"device {choice!r} is not one of {', '.join(DEVICE_CHOICES)}.", argument="device"
+        )
     if not here:
         return choice
     import torch
@@ -142,6 +151,7 @@ def resolve_device(requested: str | None = None, *, here: bool = True) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if choice == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
-            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto."
+            "device cuda was asked for, but no CUDA GPU is visible; use cpu or auto.",
+            argument="device",
         )
     return choice

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from catalogue import __version__
 from catalogue.errors import UnitcatError
 
 EXIT_BUG = 1
@@ -244,8 +245,6 @@ def write_log(
     file; its path, or None if no folder could be written (the home's, else a temporary one)."""
     stamp = datetime.now().astimezone()
     name = f"unitcat-{stamp:%Y%m%d-%H%M%S}-{os.getpid()}.log"
-    from catalogue import __version__
-
     body = [
         f"unitcat {__version__}, Python {sys.version.split()[0]}, {stamp.isoformat(timespec='seconds')}",
         f"command: {' '.join(argv if argv is not None else sys.argv)}",

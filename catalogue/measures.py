@@ -1,8 +1,11 @@
-"""The per-unit measures, defined once.
+"""The per-unit measures, defined once, with the parameters their definitions depend on.
 
-Names are the contract of DESIGN.md ("The measures"): the Python keys returned
+Names are the contract of docs/DESIGN.md ("The measures"): the Python keys returned
 by `catalogue.selectivity.score_units`, the columns of `unit_metrics` and of the
-`unit_catalogue` view, and the labels the UI shows all come from this table.
+`unit_catalogue` view, and the labels the UI shows all come from this table. The
+numbers the definitions depend on (top-k, top-n, the CSI's images, the dissection
+quantile and IoU cut-off) are named here once: the scorer's and dissection's defaults,
+the stored top images, the criteria and the UI's definitions read them.
 """
 
 from __future__ import annotations
@@ -14,20 +17,59 @@ from typing import Any, Literal
 
 MeasureKind = Literal["float", "bool", "class"]
 
-# The parameters the measures depend on, named once: the scorer's and dissection's
-# defaults, the stored top images, the criteria and the UI's definitions read these.
-
 #: images in top-k precision (Zhou et al. 2015's 60): `precision`, `top60_threshold`
 TOP_K_PRECISION = 60
 #: images whose classes `classes_in_top100` counts; also the top images stored per unit
 TOP_N_CLASSES = 100
+#: the precision `recall_at_p95` must reach
+PRECISION_TARGET = 0.95
 #: images of Rafegas et al.'s class selectivity index
 CSI_TOP_N = 100
+#: share of the top images' weighted class frequencies the index's M classes must cover
+#: (1.0: M = the classes present)
+CSI_THRESHOLD = 1.0
 #: share of each unit's spatial activations over the probe set above its dissection
 #: threshold (Bau et al. 2017's top 0.005 quantile)
 DISSECTION_QUANTILE = 0.005
 #: IoU above which a unit detects a concept (Bau et al. 2017)
 IOU_DETECTOR_THRESHOLD = 0.04
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A number a definition depends on, named as the keyword argument that sets it
+    (`catalogue.selectivity.score_units`, `catalogue.dissection.unit_concept_iou`)."""
+
+    name: str
+    value: float
+    description: str
+
+    def text(self) -> str:
+        """E.g. "top_k = 60"."""
+        return f"{self.name} = {self.value:g}"
+
+
+#: Every parameter of the measures and of dissection, by keyword.
+PARAMETERS: dict[str, Parameter] = {
+    p.name: p
+    for p in (
+        Parameter("top_k", TOP_K_PRECISION, "images in top-k precision"),
+        Parameter("top_n_classes", TOP_N_CLASSES, "images whose distinct classes are counted"),
+        Parameter("precision_target", PRECISION_TARGET, "precision the recall must keep"),
+        Parameter("csi_top_n", CSI_TOP_N, "most active images of the class selectivity index"),
+        Parameter(
+            "csi_threshold", CSI_THRESHOLD, "share of the weighted frequencies M classes cover"
+        ),
+        Parameter(
+            "quantile",
+            DISSECTION_QUANTILE,
+            "share of a unit's spatial activations above its dissection threshold",
+        ),
+        Parameter("iou_threshold", IOU_DETECTOR_THRESHOLD, "IoU above which a unit detects"),
+    )
+}
+#: The parameters of network dissection (not a column of `unit_metrics`).
+DISSECTION_PARAMETERS: tuple[Parameter, ...] = (PARAMETERS["quantile"], PARAMETERS["iou_threshold"])
 
 
 @dataclass(frozen=True)
@@ -38,7 +80,15 @@ class Measure:
     description: str
     #: whether a higher value means "more selective" (None: not a selectivity score)
     higher_is_selective: bool | None = True
+    #: the parameters its definition depends on (`PARAMETERS`)
+    parameters: tuple[Parameter, ...] = ()
 
+    def parameter_text(self) -> str:
+        """The parameters in words, e.g. "top_k = 60" ("" for none)."""
+        return ", ".join(p.text() for p in self.parameters)
+
+
+_TOP_K = (PARAMETERS["top_k"],)
 
 UNIT_MEASURES: tuple[Measure, ...] = (
     Measure(
@@ -53,23 +103,34 @@ UNIT_MEASURES: tuple[Measure, ...] = (
     Measure(
         "precision",
         "float",
-        "Top-60 precision",
-        "Largest share of one class among the 60 most active images (Zhou et al. 2015); ties at the cut-off shared out.",
+        f"Top-{TOP_K_PRECISION} precision",
+        f"Largest share of one class among the {TOP_K_PRECISION} most active images (Zhou et "
+        "al. 2015); ties at the cut-off shared out.",
+        parameters=_TOP_K,
     ),
-    Measure("precision_class", "class", "Precision class", "The class with that share.", None),
+    Measure(
+        "precision_class",
+        "class",
+        "Precision class",
+        "The class with that share.",
+        None,
+        parameters=_TOP_K,
+    ),
     Measure(
         "top60_threshold",
         "float",
-        "Top-60 cut-off",
-        "Activation of the 60th most active image.",
+        f"Top-{TOP_K_PRECISION} cut-off",
+        f"Activation of the {TOP_K_PRECISION}th most active image.",
         None,
+        parameters=_TOP_K,
     ),
     Measure(
         "classes_in_top100",
         "float",
-        "Classes in top 100",
-        "Expected number of distinct classes among the 100 most active images.",
+        f"Classes in top {TOP_N_CLASSES}",
+        f"Expected number of distinct classes among the {TOP_N_CLASSES} most active images.",
         False,
+        parameters=(PARAMETERS["top_n_classes"],),
     ),
     Measure(
         "ccmas",
@@ -89,8 +150,10 @@ UNIT_MEASURES: tuple[Measure, ...] = (
     Measure(
         "recall_at_p95",
         "float",
-        "Recall at 95% precision",
-        "Highest recall over classes and thresholds with precision at least .95.",
+        f"Recall at {PRECISION_TARGET:.0%} precision",
+        "Highest recall over classes and thresholds with precision at least "
+        f"{str(PRECISION_TARGET).lstrip('0')}.",
+        parameters=(PARAMETERS["precision_target"],),
     ),
     Measure(
         "max_informedness",
@@ -130,7 +193,9 @@ UNIT_MEASURES: tuple[Measure, ...] = (
         "class_selectivity_index",
         "float",
         "Class selectivity index",
-        "Rafegas et al. (2020): (N - M) / (N - 1) over the 100 most active images, activation-weighted.",
+        f"Rafegas et al. (2020): (N - M) / (N - 1) over the {CSI_TOP_N} most active images, "
+        "activation-weighted.",
+        parameters=(PARAMETERS["csi_top_n"], PARAMETERS["csi_threshold"]),
     ),
     Measure(
         "constant",
@@ -171,6 +236,21 @@ CORRELATED_MEASURES: tuple[str, ...] = (
     "frac_zero",
     "mean_activation",
     "detector_bar",
+)
+
+#: Per-unit values beside the measures that `measure_correlations` also pairs with them:
+#: the best dissection IoU, human 2-AFC accuracy (`unit_catalogue` columns) and the overall
+#: accuracy drop when the unit is ablated (`unit_importance`), so that the view answers
+#: whether a selectivity measure predicts what people can tell about a unit.
+CORRELATED_BESIDE: tuple[str, ...] = ("best_iou", "human_2afc_accuracy", "ablation_drop")
+#: What might predict a unit's human 2-AFC accuracy: selectivity (precision, CCMAS, max
+#: informedness), dissection (best IoU) and importance (the accuracy drop when ablated).
+TWOAFC_PREDICTORS: tuple[str, ...] = (
+    "precision",
+    "ccmas",
+    "max_informedness",
+    "best_iou",
+    "ablation_drop",
 )
 
 #: Measures summarised per layer in `layer_summary` (localist as a 0/1 share).
@@ -338,14 +418,19 @@ RATING_CONSENSUS_SHARE = 0.8
 #: people who must have rated a unit's panel before its consensus is stated (NULL before:
 #: one "yes" is not a consensus). The paper gave each list to 5 or 6 participants.
 RATING_MIN_RATERS = 5
+#: The 2-AFC study: a participant's answers count once they answered at least this share of
+#: their catch trials correctly (IMI's exclusion threshold, Zimmermann et al. 2023).
+TWOAFC_CATCH_PASS_SHARE = 0.8
+#: z of the two-sided 95 % Wilson score interval of a unit's 2-AFC accuracy: Φ⁻¹(0.975).
+TWOAFC_INTERVAL_Z = 1.959963984540054
 
 CRITERIA: tuple[Criterion, ...] = (
     Criterion(
         "precision",
-        f"Top-60 precision > {PRECISION_ABOVE.value:g}",
+        f"Top-{TOP_K_PRECISION} precision > {PRECISION_ABOVE.value:g}",
         "Zhou et al. 2015",
-        "Object detectors by Zhou et al.'s criterion: one class holds most of the 60 most "
-        "active images.",
+        "Object detectors by Zhou et al.'s criterion: one class holds most of the "
+        f"{TOP_K_PRECISION} most active images.",
         (PRECISION_ABOVE,),
         class_column="precision_class",
         count_column="n_precision",
@@ -382,7 +467,7 @@ CRITERIA: tuple[Criterion, ...] = (
         "misleading",
         f"Precision > {PRECISION_ABOVE.value:g} but false-alarm rate > {FALSE_ALARM_ABOVE.value:g}",
         "Gale et al. 2020",
-        "Units that top-60 precision calls object detectors while most images above their "
+        f"Units that top-{TOP_K_PRECISION} precision calls object detectors while most images above their "
         "best threshold are of other classes (the paper's unit fc6.1199).",
         (PRECISION_ABOVE, FALSE_ALARM_ABOVE),
         class_column="precision_class",

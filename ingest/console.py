@@ -21,6 +21,7 @@ from rich.progress import (
 )
 
 from catalogue.faults import explain, write_log
+from ingest.options import cli_message
 
 console = Console()
 err_console = Console(stderr=True)
@@ -130,7 +131,7 @@ def _interrupted(exc: BaseException) -> bool:
 def report_fault(exc: BaseException) -> NoReturn:
     """Print the one line for `exc` (naming the log file with its details) and exit."""
     fault = explain(exc)
-    message = fault.message
+    message = cli_message(exc, fault.message)  # the library's argument names as flags
     if isinstance(exc, KeyboardInterrupt) and _signal_name:
         message = f"{_signal_name[-1]}: {message}"
     if fault.details:

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from catalogue import demo_cnn
 from catalogue.data import ImageDataset, resolve_dataset
-from catalogue.models import ModelInfo, load_demo_checkpoint
+from catalogue.models import ModelInfo, demo_cnn, load_demo_checkpoint
 
 TRAINED_LAYERS = ("conv4", "conv5", "fc6", "fc7")
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sqlalchemy import Engine
 
-from catalogue.db.registry import (
+from catalogue.db.identities import (
     DatasetRecord,
     LayerSpec,
     ModelRecord,

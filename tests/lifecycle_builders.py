@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine, text
 
-from catalogue.db.registry import LayerSpec, register_dataset, register_model
+from catalogue.db.identities import LayerSpec, register_dataset, register_model
 from catalogue.db.runs import recorded_run
 from catalogue.store import ActivationStore
 from catalogue.store import LayerSpec as StoreLayer

@@ -1,4 +1,4 @@
-"""A slow, literal implementation of DESIGN.md's measures, for the tests only.
+"""A slow, literal implementation of docs/DESIGN.md's measures, for the tests only.
 
 Straight from the definitions: loops over every class and every distinct
 threshold, exact rational arithmetic (`Fraction`), and for the expected-value
@@ -126,7 +126,7 @@ def reference_unit(
     csi_top_n: int = 100,
     csi_threshold: float = 1.0,
 ) -> dict[str, object]:
-    """Every column of DESIGN.md's unit_metrics for one unit."""
+    """Every column of docs/DESIGN.md's unit_metrics for one unit."""
     a = [float(v) for v in a]
     y = [int(c) for c in y]
     n = len(a)

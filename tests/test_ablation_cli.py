@@ -1,4 +1,4 @@
-"""The `unitcat` commands of issue 15 as a user runs them: ablate, baseline, and random
+"""The ablation and baseline `unitcat` commands as a user runs them: ablate, baseline, and random
 weights that are the same network in every command (seeded, named by the seed, --name)."""
 
 from __future__ import annotations
@@ -12,8 +12,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import Engine, text
 
-from catalogue import demo_cnn
+from catalogue.cluster import Cluster
+from catalogue.errors import ConfigError
+from catalogue.models import demo_cnn
+from catalogue.pipeline.ablate import ablate_into_catalogue
 from catalogue.pipeline.dissect import build_probe
+from ingest.options import cli_message
 from tests.ablation_fixtures import Scored
 from tests.cli import unitcat
 
@@ -142,3 +146,43 @@ def test_a_baseline_of_a_model_the_catalogue_cannot_load_takes_its_model(
         "--num-classes", "10", env=env,
     )  # fmt: skip
     assert "resnet18@random-seed0 has other weights" in message
+
+
+def _runs_by_kind(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT kind, count(*) FROM run GROUP BY kind")).all())
+
+
+@pytest.mark.usefixtures("demo_digits_checkpoint")
+def test_bad_ablation_options_are_refused_before_the_run_is_recorded(
+    engine: Engine, database_url: str, scored: Scored
+) -> None:
+    """Each in one line naming its flag, exit 2, and no ablation run written (not even a
+    failed one): repeated layers, negative workers, curve classes the run does not have,
+    images the run did not extract, and cuda on a cluster without GPUs."""
+    env = {"DATABASE_URL": database_url}
+    run = str(scored.extract_run)
+    before = _runs_by_kind(engine)
+    cases = [
+        (("--layers", "fc6,fc6"), "--layers names fc6 more than once"),
+        (("--layers", "fc6", "--workers", "-1"), "--workers must be 0 or more, got -1"),
+        (
+            ("--layers", "fc6", "--curve-classes", "0-999"),
+            f"--curve-classes 10, 11, 12 and 987 more are not class indices of run {run}",
+        ),
+        (("--layers", "conv5", "--dataset", "digits:train"), "are not in dataset digits:train"),
+    ]
+    for options, message in cases:
+        result = unitcat("ingest", "ablate", run, "--images", "20", *options, env=env)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert message in line, line
+    cpu_only = Cluster("local:1", "127.0.0.1:1", n_cpus=1, n_gpus=0, started_here=False)
+    with pytest.raises(ConfigError, match="has no GPUs") as refused:
+        ablate_into_catalogue(
+            engine, scored.extract_run, ["fc6"], device="cuda", cluster=cpu_only,
+            model=scored.model,
+        )  # fmt: skip
+    assert cli_message(refused.value).startswith("--device cuda was asked for")
+    assert _runs_by_kind(engine) == before

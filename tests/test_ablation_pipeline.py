@@ -244,10 +244,10 @@ def test_the_fast_path_equals_a_hook_and_a_full_forward_per_unit(
 def test_ablation_in_blocks_equals_one_pass_per_layer(
     engine: Engine, scored: Scored, value: str
 ) -> None:
-    """The cluster path's blocks (`catalogue.cluster.ablate`), run here one after the other
+    """The cluster path's blocks (`catalogue.ablation.blocks`), run here one after the other
     (``cluster=None``): the same counts, replacement values and curve points as one pass."""
     from catalogue.ablation import dataset_indices
-    from catalogue.cluster.ablate import AblateContext, ablate_block, ablate_in_blocks
+    from catalogue.ablation.blocks import AblateContext, ablate_block, ablate_in_blocks
     from catalogue.cluster.handles import ModelHandle
     from catalogue.pipeline.ablate import _layer_scores
 

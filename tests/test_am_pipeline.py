@@ -3,6 +3,7 @@ digits, real AM runs on the CPU, real PNG files, a real database and the real CL
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +18,13 @@ from catalogue.am import maximise_units
 from catalogue.config import get_settings
 from catalogue.data import load_digits
 from catalogue.db.engine import database_identity
-from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError, NotFound
 from catalogue.models import ModelInfo, load_demo_checkpoint, random_demo_model, renamed
+from catalogue.models.demo_cnn import train_demo
 from catalogue.pipeline.am import am_defaults, am_into_catalogue, panel_grid, parse_units
 from catalogue.pipeline.extract import extract_into_catalogue
 from catalogue.pipeline.scoring import score_extraction
+from ingest.options import cli_message
 from tests.cli import unitcat
 
 LAYERS = ["conv5", "fc6"]
@@ -223,18 +225,21 @@ def test_bad_requests_are_refused_before_anything_is_recorded(
         NotFound, match=r"no layer 'conv9' in the catalogue \(registered: conv5, fc6\)"
     ):
         am_into_catalogue(engine, model, "conv9", [0], **FAST)
-    with pytest.raises(NotFound, match=r"no layer 'fc7'.*--layers fc7"):  # a node, not extracted
+    with pytest.raises(NotFound, match=r"no layer 'fc7'") as unextracted:  # a node, not extracted
         am_into_catalogue(engine, model, "fc7", [0], **FAST)
+    assert re.search(r"no layer 'fc7'.*--layers fc7", cli_message(unextracted.value))
     with pytest.raises(NotFound, match="units 0–31; there is no unit 32"):
         am_into_catalogue(engine, model, "conv5", [0, 32], **FAST)
     # the extracted model's name, other weights (random weights are named by their seed)
     other = renamed(random_demo_model(seed=1), model.name)
     with pytest.raises(InputError, match="other weights"):
         am_into_catalogue(engine, other, "conv5", [0], **FAST)
-    with pytest.raises(InputError, match="--images must be 1–100"):
+    with pytest.raises(InputError, match="n_images must be 1–100") as too_many:
         am_into_catalogue(engine, model, "conv5", [0], **{**FAST, "n_images": 101})
-    with pytest.raises(InputError, match="--reduce"):
+    assert cli_message(too_many.value).startswith("--images must be 1–100")
+    with pytest.raises(InputError, match="reduce") as median:
         am_into_catalogue(engine, model, "conv5", [0], **{**FAST, "reduce": "median"})
+    assert "--reduce" in cli_message(median.value)
     assert _count(engine, "run") == n_runs
     assert _count(engine, "am_panel") == 0
 
@@ -242,8 +247,9 @@ def test_bad_requests_are_refused_before_anything_is_recorded(
 def test_an_unregistered_model_is_refused_with_the_command_to_run(
     engine: Engine, model: ModelInfo
 ) -> None:
-    with pytest.raises(NotFound, match=r"not in the catalogue; run `unitcat ingest extract"):
+    with pytest.raises(NotFound, match=r"not in the catalogue; extract it first") as unknown:
         am_into_catalogue(engine, model, "conv5", [0], **FAST)
+    assert "not in the catalogue; run `unitcat ingest extract" in cli_message(unknown.value)
     assert _count(engine, "run") == 0
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from sqlalchemy import Engine, text
 
-from catalogue.db.registry import LayerSpec, register_dataset, register_model
+from catalogue.db.identities import LayerSpec, register_dataset, register_model
 from catalogue.db.runs import recorded_run
 from catalogue.errors import ConfigError, InputError
 from catalogue.measures import CRITERIA, MEASURE_NAMES, NOT_CONSTANT

@@ -1,4 +1,4 @@
-"""Commands that must not lose or mix up data, and the small CLI items of issue 12:
+"""Commands that must not lose or mix up data, and small CLI behaviours:
 `db downgrade` asks before it drops tables, two databases sharing one UNITCAT_HOME keep
 their own AM panels, `db downgrade -1`, a query starting with `--`, `runs --kind bogus`,
 and reads that never create tables in an empty DATABASE_URL database."""

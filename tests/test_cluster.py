@@ -29,17 +29,17 @@ from sqlalchemy import Engine, create_engine, text
 from typer.testing import CliRunner
 
 from catalogue.cluster import Cluster, by_layer, connect, map_blocks, run_tasks, unit_blocks
-from catalogue.cluster.extract import extract_on_cluster
 from catalogue.cluster.handles import ModelHandle
 from catalogue.data import ArrayImageDataset, load_digits
-from catalogue.demo_cnn import train_demo
 from catalogue.errors import InputError
 from catalogue.extraction import extract_activations
 from catalogue.models import load_demo_checkpoint, random_demo_model, random_weights
+from catalogue.models.demo_cnn import train_demo
 from catalogue.pipeline.baseline import chance_baseline, random_weights_baseline
 from catalogue.pipeline.dissect import build_probe
 from catalogue.store import ActivationStore
 from catalogue.store.shards import Shard, shard_dir
+from ingest.options import cli_message
 from tests.cluster_datasets import GatedDataset
 from tests.cluster_gates import (
     GatedSums,
@@ -198,10 +198,10 @@ KILLED_DRIVER = """
 import sys
 from pathlib import Path
 from catalogue.cluster import connect
-from catalogue.cluster.extract import extract_on_cluster
 from catalogue.cluster.handles import ModelHandle
+from catalogue.extraction import extract_activations
 from catalogue.data import load_digits
-from catalogue.demo_cnn import train_demo
+from catalogue.models.demo_cnn import train_demo
 from catalogue.models import load_demo_checkpoint, random_demo_model
 from tests.cluster_datasets import GatedDataset
 
@@ -209,8 +209,8 @@ address, gate, out = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 model = random_demo_model()
 data = GatedDataset(load_digits("test", transform=model.transform), gate, int(sys.argv[4]))
 with connect(address) as cluster:
-    extract_on_cluster(cluster, model, data, {layers!r}, out, limit={n}, batch_size={batch},
-                       keep_maps=["conv5"], shard_images={shard})
+    extract_activations(model, data, {layers!r}, out, limit={n}, batch_size={batch},
+                        keep_maps=["conv5"], shard_images={shard}, cluster=cluster)
 """
 
 
@@ -221,9 +221,9 @@ def _gated_digits(gate: Path, index: int) -> GatedDataset:
 
 
 def _extract_gated(cluster: Cluster, data: GatedDataset, out: Path, **kwargs: Any) -> Any:
-    return extract_on_cluster(
-        cluster, random_demo_model(), data, LAYERS, out, limit=N_IMAGES, batch_size=BATCH,
-        keep_maps=["conv5"], shard_images=SHARD, **kwargs,
+    return extract_activations(
+        random_demo_model(), data, LAYERS, out, limit=N_IMAGES, batch_size=BATCH,
+        keep_maps=["conv5"], shard_images=SHARD, cluster=cluster, **kwargs,
     )  # fmt: skip
 
 
@@ -483,4 +483,4 @@ def test_a_bad_cluster_spec_is_one_clear_error(
     args = [a.format(checkpoint=checkpoint) for a in command]
     result = CliRunner().invoke(app, [*args, "--cluster", spec])
     assert isinstance(result.exception, InputError), result.output
-    assert "--cluster" in str(result.exception)
+    assert "--cluster" in cli_message(result.exception)  # the line the CLI prints

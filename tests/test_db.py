@@ -11,8 +11,8 @@ from scipy import stats
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from catalogue.db import migrate
-from catalogue.db.console import run_readonly
-from catalogue.db.registry import LayerSpec, register_class_groups, register_model
+from catalogue.db.identities import LayerSpec, register_class_groups, register_model
+from catalogue.db.readonly import run_readonly
 from catalogue.db.results import write_unit_metrics
 from catalogue.db.runs import recorded_run
 from catalogue.db.schema import Base

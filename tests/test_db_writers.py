@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, text
 
+from catalogue.db.identities import register_class_groups, register_concepts, unit_ids_by_key
 from catalogue.db.ratings import (
     AnalysisRecord,
     RatingRecord,
@@ -20,7 +21,6 @@ from catalogue.db.ratings import (
     set_participant_list,
     write_ratings,
 )
-from catalogue.db.registry import register_class_groups, register_concepts, unit_ids_by_key
 from catalogue.db.results import (
     PanelRow,
     have_panels,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from catalogue import demo_cnn
 from catalogue.errors import NotFound
+from catalogue.models import demo_cnn
 from catalogue.pipeline.demo import AM_UNITS, DEMO_LAYERS, DISSECT_LAYERS, DemoPlan, run_demo
 from catalogue.pipeline.summary import Progress
 
@@ -165,6 +165,13 @@ def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine, tmp_p
     assert tuple(baselines) == (len(DEMO_LAYERS),) * 3
     assert any(n.startswith("detectors: trained / random weights / chance") for n in first.notes)
     assert any(n.startswith("Spearman(selectivity") for n in first.notes)
+    with engine.connect() as conn:
+        trials, answers = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM twoafc_trial), (SELECT count(*) FROM twoafc_response)"
+            )
+        ).one()
+    assert trials > 0 and answers == 0  # the 2-AFC trials are built; nobody has answered
 
     _check_readme_figures(engine, report, tmp_path)
 
@@ -174,6 +181,7 @@ def test_demo_builds_every_part_and_a_second_run_reuses_it(engine: Engine, tmp_p
     assert any("reusing demo:digits" in n for n in second.notes)
     assert any("(reused)" in n for n in second.notes)
     assert sum("reusing AM panels" in n for n in second.notes) == len(AM_UNITS)
+    assert any(n.startswith("reusing 2-AFC study 'demo-2afc'") for n in second.notes)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM run")).scalar_one() == sum(kinds.values())
 

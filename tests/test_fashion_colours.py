@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from catalogue.data import FASHION_MNIST_DIR, is_bundled, resolve_dataset, to_tensor
+from catalogue.data.fashion_colours import load_fashion_mnist_colours
 from catalogue.errors import InputError
-from catalogue.fashion_colours import load_fashion_mnist_colours
 from tests.test_data import write_idx
 
 #: What each colour name means, written independently of the code: (hue range in degrees,
@@ -183,8 +183,7 @@ def test_the_demo_cnn_trains_on_colour_and_keeps_it(items_dir, tmp_path, monkeyp
     and a blue copy of one item reach the network differently), AM in colour."""
     from PIL import Image
 
-    from catalogue import demo_cnn
-    from catalogue.models import load_model
+    from catalogue.models import demo_cnn, load_model
     from catalogue.pipeline.am import am_defaults
 
     root, _ = items_dir

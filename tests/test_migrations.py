@@ -214,6 +214,58 @@ SEED: dict[str, list[dict[str, Any]]] = {
         for k, units, acc in ((0, [], 0.8), (1, [0], 0.4))
     ],
     "chance_metrics": [{**_metrics(1, precision=0.8), "repeat": r} for r in range(2)],
+    "unit_bottom_image": [
+        {
+            "run_id": 1,
+            "unit_id": 1,
+            "rank": 1,
+            "image_index": 7,
+            "image_key": "b.png",
+            "class_index": 2,
+            "activation": 0.0,
+        }
+    ],
+    "twoafc_study": [
+        {"id": 1, "name": "pilot", "score_run_id": 1, "params": {"seed": 0}, "n_tasks": 1}
+    ],
+    "twoafc_trial": [
+        {
+            "id": i + 1,
+            "study_id": 1,
+            "task": 1,
+            "position": i + 1,
+            "unit_id": i + 1,
+            "catch": catch,
+            "batch": 0,
+            "max_query_first": catch,
+            "max_query": 5,
+            "max_query_key": "a.png",
+            "max_query_activation": 3.5,
+            "min_query": 7,
+            "min_query_key": "b.png",
+            "min_query_activation": 0.0,
+            "max_references": [5],
+            "max_reference_keys": ["a.png"],
+            "max_reference_activations": [3.5],
+            "min_references": [7],
+            "min_reference_keys": ["b.png"],
+            "min_reference_activations": [0.0],
+        }
+        for i, catch in enumerate((False, True))
+    ],
+    "twoafc_assignment": [{"study_id": 1, "participant_id": 1, "task": 1}],
+    "twoafc_response": [
+        {
+            "id": t,
+            "trial_id": t,
+            "participant_id": 1,
+            "chose_max": True,
+            "confidence": 2,
+            "rt_ms": 812.5,
+            "source": "ui",
+        }
+        for t in (1, 2)
+    ],
 }
 
 
@@ -272,8 +324,7 @@ def empty_engine(database_factory: Callable[..., str]) -> Iterator[Engine]:
 
 def test_revisions_form_one_numbered_line() -> None:
     ids = migrate.revisions()
-    # numbered upwards along the chain from 0001; gaps are blocks reserved for parallel
-    # branches (WAVE2.md), closed when the lead renumbers at merge time
+    # numbered upwards along the chain from 0001 (a gap in the numbers is allowed)
     assert ids[0] == "0001"
     assert all(len(i) == 4 and i.isdigit() for i in ids)
     assert [int(i) for i in ids] == sorted({int(i) for i in ids})

@@ -22,10 +22,10 @@ from torch import nn
 
 from catalogue.am import maximise_units
 from catalogue.data import load_digits
-from catalogue.demo_cnn import DemoTransform
 from catalogue.dissection import dissect
 from catalogue.extraction import extract_activations
 from catalogue.models import ModelInfo, list_layers, prepared
+from catalogue.models.demo_cnn import DemoTransform
 from catalogue.probe import ProbeSet, make_probe
 
 HOOK_DICTS = (

@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from catalogue import demo_cnn
 from catalogue.errors import ConfigError, InputError, NotFound
 from catalogue.models import (
     build_extractor,
     default_layers,
+    demo_cnn,
     graph_nodes,
     hub_weights_path,
     list_layers,

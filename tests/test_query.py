@@ -114,7 +114,7 @@ def test_verdict_lines_flag_misleading_detectors_with_a_warning() -> None:
 
 
 def test_a_unit_that_fails_precision_gets_no_green_check_and_its_values() -> None:
-    """The issue's cases: a unit with precision .33 and informedness .23, and one with 84.7 %
+    """Two cases: a unit with precision .33 and informedness .23, and one with 84.7 %
     false alarms: each verdict names the rule, the threshold, the value and pass/fail."""
     record = {
         "precision": 0.33,

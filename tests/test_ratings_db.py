@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, text
 
-from catalogue.db.registry import register_dataset
+from catalogue.db.identities import register_dataset
 from catalogue.db.results import write_top_images
 from catalogue.db.runs import recorded_run
 from catalogue.errors import InputError

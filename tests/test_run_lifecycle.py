@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import Engine, text
 
 from catalogue.db.owner import owner_alive, this_process
@@ -17,6 +19,7 @@ from catalogue.db.runs import current_state, find_run, lock_key, recorded_run, r
 from catalogue.errors import InputError
 from catalogue.pipeline.scoring import score_extraction
 from catalogue.query.runs import list_runs, run_records
+from catalogue.store import ActivationStore
 from tests.cli import UNITCAT, unitcat
 from tests.lifecycle_builders import (
     assert_one_line_fault,
@@ -25,6 +28,8 @@ from tests.lifecycle_builders import (
     synthetic_extraction,
     wait_for,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _count(engine: Engine, sql: str, **params: object) -> int:
@@ -142,12 +147,13 @@ def test_an_interrupted_extraction_is_refused_at_once_with_the_fix(
             {"r": extract},
         )
     with pytest.raises(
-        InputError, match=r"was interrupted .*re-run the same `unitcat ingest extract`"
+        InputError, match=r"was interrupted .*run the same extraction again to resume it"
     ):
         score_extraction(engine, extract)
     result = unitcat("ingest", "score", str(extract))
     line = assert_one_line_fault(result, 2)
     assert "interrupted" in line and "to resume it" in line
+    assert "re-run the same `unitcat ingest extract` command" in line  # the CLI's words
     assert _count(engine, "SELECT count(*) FROM run WHERE kind = 'score'") == 0
 
 
@@ -304,6 +310,7 @@ def _catalogue_counts(engine: Engine) -> dict[str, int]:
         (("--batch-size", "0"), "--batch-size must be at least 1"),
         (("--workers", "-1"), "--workers must be 0 or more"),
         (("--layers", "nosuchlayer"), "nosuchlayer"),
+        (("--shard-images", "-1"), "--shard-images must be at least 1, got -1"),
     ],
 )
 def test_a_bad_extraction_option_writes_nothing(
@@ -421,3 +428,99 @@ def test_three_upgrades_of_a_fresh_catalogue_at_once_take_turns(
         out, err = process.communicate()
         assert process.returncode == 0, err
         assert f"schema at revision {migrate.head_revision()}" in out
+
+
+def test_a_strict_extraction_with_an_unreadable_image_writes_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Every image is opened before the model, dataset or run is recorded."""
+    folder = tmp_path / "tree"
+    for cls in ("cat", "dog", "eel"):
+        (folder / cls).mkdir(parents=True)
+        Image.new("RGB", (36, 40), (40, 90, 200)).save(folder / cls / "a.png")
+    (folder / "dog" / "zz_broken.jpg").write_bytes(b"garbage")
+    before = _catalogue_counts(engine)
+    result = unitcat("ingest", "extract", "--model", "resnet18", "--weights", "none",
+                     "--num-classes", "3", "--dataset", str(folder), "--layers", "fc",
+                     "--strict", "--out", str(tmp_path / "run.h5"))  # fmt: skip
+    line = assert_one_line_fault(result, 2)
+    assert "cannot read image dog/zz_broken.jpg" in line
+    assert _catalogue_counts(engine) == before
+    assert not (tmp_path / "run.h5").exists()
+
+
+TWICE = """
+import sys
+from pathlib import Path
+
+from catalogue.data import load_digits
+from catalogue.db.engine import get_engine
+from catalogue.models import random_demo_model
+from catalogue.pipeline.extract import extract_into_catalogue
+from tests.cluster_datasets import GatedDataset
+
+model = random_demo_model()
+data = GatedDataset(load_digits("test", transform=model.transform), Path(sys.argv[1]), 40)
+result = extract_into_catalogue(
+    get_engine(), model, data, ["fc6"], limit=64, batch_size=16, out_path=sys.argv[2]
+)
+print("elsewhere" if result.finished_elsewhere else "extracted", result.run_id, flush=True)
+"""
+
+
+def test_the_same_extraction_to_the_same_file_twice_waits_for_the_first(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The second finds the file open in the first, waits for the run, and finds it done."""
+    from tests.cluster_gates import waiting_pid
+
+    script, gate, out = tmp_path / "twice.py", tmp_path / "gate", tmp_path / "acts.h5"
+    script.write_text(TWICE)
+    gate.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, str(script), str(gate), str(out)],
+            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    first = start()
+    try:
+        waiting_pid(gate, first)  # the first holds the file open and the run's lock
+        second = start()
+        try:
+            seen = []
+            for line in second.stderr:  # the second says it waits (a line, not a time)
+                seen.append(line)
+                if "is already running" in line:
+                    break
+            assert any("waiting for it to finish" in line for line in seen), seen
+            (gate / "open").touch()
+            out_first, err_first = first.communicate()
+            out_second, err_second = second.communicate()
+        finally:
+            second.kill()
+    finally:
+        first.kill()
+    assert first.returncode == 0, err_first
+    assert second.returncode == 0, err_second
+    (run,) = run_records(engine)
+    assert out_first.split() == ["extracted", str(run["id"])]
+    assert out_second.split() == ["elsewhere", str(run["id"])]
+    assert run["status"] == "done"
+    with ActivationStore.open(out) as store:
+        assert store.is_complete and store.n_complete == 64
+
+
+def test_train_demo_keeps_the_checkpoint_that_runs_were_made_with(tmp_path: Path) -> None:
+    """Replacing it would leave those runs without their model: refused, naming the way out."""
+    checkpoint = tmp_path / "checkpoints" / "demo-digits.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"the weights the catalogue's runs were extracted with")
+    result = unitcat("ingest", "train-demo", "--dataset", "digits",
+                     env={"UNITCAT_HOME": str(tmp_path)})  # fmt: skip
+    line = assert_one_line_fault(result, 2)
+    assert f"the checkpoint {checkpoint} exists" in line
+    assert "--out FILE" in line and "--overwrite" in line
+    assert checkpoint.read_bytes() == b"the weights the catalogue's runs were extracted with"

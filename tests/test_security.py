@@ -1,4 +1,4 @@
-"""User SQL as a least-privilege reader: every probe of issue 12 refused, through `unitcat
+"""User SQL as a least-privilege reader: every probe of a hostile user refused, through `unitcat
 query` (a subprocess, as a user runs it) and the UI's SQL page (AppTest); nothing a
 statement does survives to the next on a pooled connection; the reader reads every
 view; the roles' SQL applied by hand; the embedded server's OS user without group root.
@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 from streamlit.testing.v1 import AppTest
 
 from catalogue.db import migrate, roles, server
-from catalogue.db.console import run_readonly
+from catalogue.db.readonly import run_readonly
 from catalogue.errors import ConfigError, InputError, ReadOnlyViolation
 from tests.catalogue_builders import register_toy
 from tests.cli import unitcat
@@ -61,7 +61,7 @@ def probes(drop_box: Path) -> dict[str, str]:
 
 
 PROBE_NAMES = list(probes(Path("/x")))
-#: the issue's list, each through a `unitcat query` subprocess (the rest run in-process and in the UI)
+#: the probes, each through a `unitcat query` subprocess (the rest run in-process and in the UI)
 CLI_PROBES = [n for n in PROBE_NAMES if n not in ("set_config role", "write")]
 
 
@@ -224,7 +224,7 @@ def test_reader_selects_every_table_and_view_also_after_migrations_recreate_them
 def test_reader_sees_run_status_by_the_owners_lock_and_cannot_take_it(
     engine: Engine, reader_engine: Engine
 ) -> None:
-    """`run_status` (issue 12's run lifecycle) reads pg_locks: as the reader it says
+    """`run_status` (the run lifecycle's status) reads pg_locks: as the reader it says
     `running` while the owner's session holds the run's advisory lock, `interrupted` once
     it is gone; the reader itself may not take that lock (it would fake a live owner)."""
     from catalogue.db.runs import lock_key, run_key

@@ -153,7 +153,7 @@ def test_a_model_travels_by_its_recipe_and_is_checked_on_arrival(
     with pytest.raises(ConfigError, match="other weights"):
         dataclasses.replace(handle, checksum="0" * 64).load()
 
-    from catalogue.demo_cnn import train_demo
+    from catalogue.models.demo_cnn import train_demo
 
     train_demo("digits", epochs=1, limit=64, out_path=tmp_path / "demo.pt")
     monkeypatch.chdir(tmp_path)

@@ -3,7 +3,7 @@ an HDF5 store scored by the real scoring pipeline, plus dissection, AM and ratin
 
 Each test sets DATABASE_URL to the module's catalogue and runs the real app
 script (ui/app.py) on one page, then reads what the page shows. Expected values
-come from the fixture's design (worked out from DESIGN.md's definitions) or from
+come from the fixture's design (worked out from docs/DESIGN.md's definitions) or from
 plain SQL over the tables, never from the code under test.
 """
 

@@ -1,4 +1,4 @@
-"""The UI as a workbench (issue 14), with AppTest on the real app and catalogue
+"""The UI as a workbench, with AppTest on the real app and catalogue
 (tests/ui_fixtures.py): state in the URL, unit permalinks and neighbours, related units,
 the Compare page, readable tables, figure downloads, the SQL page's catalog.
 
@@ -228,7 +228,7 @@ def test_previous_and_next_walk_the_layer(
 def test_the_class_to_highlight_is_part_of_the_unit_url(
     app: Callable[..., AppTest], catalogue: UICatalogue
 ) -> None:
-    """?highlight= (the measure the user came from, issue 13) is a known parameter of the
+    """?highlight= (the measure the user came from) is a known parameter of the
     Unit page's permalink, goes along to the previous and next unit, and a value that names
     no measure or preset says so."""
     run = catalogue.score_run
@@ -269,7 +269,7 @@ def test_the_class_to_highlight_is_part_of_the_unit_url(
 def test_the_constant_units_switch_lives_in_the_url(
     app: Callable[..., AppTest], catalogue: UICatalogue
 ) -> None:
-    """Issue 13's switch is a filter like the others (issue 14): a link reproduces it."""
+    """The constant-units switch is a filter like the others: a link reproduces it."""
     at = app("app_pages/search.py", include_constant="true")
     assert at.toggle(key="include_constant").value is True
     assert "22 units match" in _texts(at) and "ignores" not in _texts(at)

@@ -7,7 +7,7 @@ their pipelines need probe sets and models the UI tests do not.
 40 classes × 80 images; every 10th image is misclassified, so the default scoring run
 (correct images only) scores 72 images per class, 2,880 in all. Most units are ReLU'd
 noise; some are designed so that the measures put them in the paper's categories
-(the numbers follow from DESIGN.md's definitions, worked out below):
+(the numbers follow from docs/DESIGN.md's definitions, worked out below):
 
 - fc6.3, the paper's fc6.1199: 46 monarch images far above everything, the other 26 at
   1.0 together with 660 images of other classes; the rest 0. Top-60 precision =
@@ -41,7 +41,7 @@ from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.pool import NullPool
 
 from catalogue.db import schema
-from catalogue.db.registry import (
+from catalogue.db.identities import (
     LayerSpec,
     register_concepts,
     register_dataset,

@@ -19,8 +19,8 @@ import streamlit as st
 from sqlalchemy.exc import OperationalError
 
 from catalogue.errors import DatabaseUnavailable
-from ui import study
-from ui.app_pages import common
+from ui import connection, faults, queries, study
+from ui import urlstate as url
 
 ICON = Path(__file__).with_name("favicon.png")  # local: a :material/…: icon is fetched online
 
@@ -28,41 +28,39 @@ st.set_page_config(page_title="unitcat", page_icon=ICON, layout="wide")
 
 PAGES_DIR = Path(__file__).parent / "app_pages"
 if study.active():
-    page = st.navigation(
-        [st.Page(common.RATE_PAGE, title="Rate", url_path="rate")], position="hidden"
-    )
+    page = st.navigation([st.Page(url.RATE_PAGE, title="Rate", url_path="rate")], position="hidden")
     st.set_page_config(page_title="Rating study", page_icon=ICON, layout="wide")
     try:
         page.run()
     except (OperationalError, DatabaseUnavailable) as exc:
-        common.show_database_error(exc)
+        faults.show_database_error(exc)
     st.stop()
 
 pages = [
     # the default page is served at "/" (e.g. /?preset=misleading)
-    st.Page(common.SEARCH_PAGE, title="Search", icon=":material/search:", default=True),
-    st.Page(common.UNIT_PAGE, title="Unit", icon=":material/neurology:", url_path="unit"),
-    st.Page(common.COMPARE_PAGE, title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page(url.SEARCH_PAGE, title="Search", icon=":material/search:", default=True),
+    st.Page(url.UNIT_PAGE, title="Unit", icon=":material/neurology:", url_path="unit"),
+    st.Page(url.COMPARE_PAGE, title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page(
-        common.LAYERS_PAGE, title="Layers", icon=":material/stacked_bar_chart:", url_path="layers"
+        url.LAYERS_PAGE, title="Layers", icon=":material/stacked_bar_chart:", url_path="layers"
     ),
-    st.Page(common.MEASURES_PAGE, title="Measures", icon=":material/grid_on:", url_path="measures"),
-    st.Page(common.RUNS_PAGE, title="Runs", icon=":material/history:", url_path="runs"),
-    st.Page(common.SQL_PAGE, title="SQL", icon=":material/terminal:", url_path="sql"),
+    st.Page(url.MEASURES_PAGE, title="Measures", icon=":material/grid_on:", url_path="measures"),
+    st.Page(url.RUNS_PAGE, title="Runs", icon=":material/history:", url_path="runs"),
+    st.Page(url.SQL_PAGE, title="SQL", icon=":material/terminal:", url_path="sql"),
 ]
 if (PAGES_DIR / "rate.py").is_file():  # the human rating experiment (its own module)
     pages.append(
-        st.Page(common.RATE_PAGE, title="Rate", icon=":material/how_to_vote:", url_path="rate")
+        st.Page(url.RATE_PAGE, title="Rate", icon=":material/how_to_vote:", url_path="rate")
     )
 
 page = st.navigation(pages)
 st.set_page_config(page_icon=ICON, layout="wide")  # after navigation: a page icon is fetched online
-common.connect_or_stop()
-st.sidebar.caption(f"Catalogue: {common.database_caption()}")
-common.refresh_button()
+connection.connect_or_stop()
+st.sidebar.caption(f"Catalogue: {connection.database_caption()}")
+queries.refresh_button()
 try:
     page.run()
 except (OperationalError, DatabaseUnavailable) as exc:  # the server went away meanwhile
-    common.show_database_error(exc)
+    faults.show_database_error(exc)
 except Exception as exc:  # any other fault: one box with what to do, the details in a log file
-    common.show_fault(exc)
+    faults.show_fault(exc)

@@ -15,10 +15,13 @@ import pandas as pd
 
 from catalogue.measures import (
     CRITERIA_BY_KEY,
+    DISSECTION_PARAMETERS,
+    IOU_ABOVE,
     MEASURES_BY_NAME,
     UNIT_MEASURES,
     Condition,
     Criterion,
+    Measure,
 )
 from catalogue.query.units import Verdict
 
@@ -72,6 +75,34 @@ FALSE_POSITIVE_DESCRIPTION = (
     "The false-alarm rate divides the same FP by the images above the threshold instead, "
     "so the two are not complements of each other."
 )
+
+
+#: Where the exact definitions, tie rules and column names are written down.
+DESIGN_DOC = "docs/DESIGN.md in unitcat's repository"
+
+
+def measure_help(measure: Measure) -> str:
+    """A measure's definition with the parameters it depends on (a column's help text)."""
+    params = measure.parameter_text()
+    return f"{measure.description} Parameters: {params}." if params else measure.description
+
+
+def definitions_markdown() -> str:
+    """Every measure's definition and parameters, and dissection's, as a Markdown list: the
+    pages' "Definitions" (the exact ones, tie rules included: `DESIGN_DOC`)."""
+    lines = [
+        f"- **{m.label}** (`{m.name}`): {measure_help(m)}"
+        for m in UNIT_MEASURES
+        if m.kind != "class"
+    ]
+    dissection = ", ".join(p.text() for p in DISSECTION_PARAMETERS)
+    lines.append(
+        f"- **Dissection IoU** (`{IOU_ABOVE.column}`): the best concept's IoU with the region "
+        f"where the unit fires, its top `quantile` of activations over the probe set; a "
+        f"detector above `iou_threshold` (Bau et al. 2017; {dissection})"
+    )
+    lines.append(f'\nExact definitions, tie rules and column names: {DESIGN_DOC} ("The measures").')
+    return "\n".join(lines)
 
 
 def measure_rows(record: Mapping[str, Any]) -> pd.DataFrame:

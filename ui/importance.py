@@ -1,4 +1,4 @@
-"""Page sections about unit importance and baselines (issue 15), kept apart from the pages.
+"""Page sections about unit importance and baselines, kept apart from the pages.
 
 - `unit_section`: the Unit page's Ablation section: what removing the unit did to every
   class, sorted, its selective classes highlighted.
@@ -21,8 +21,7 @@ import streamlit as st
 from catalogue.errors import InputError, NotFound
 from catalogue.measures import CRITERIA_BY_KEY, SELECTIVE_CLASSES
 from catalogue.query import importance as importance_query
-from ui import figures, importance_plots, tables
-from ui.app_pages import common
+from ui import connection, figures, importance_plots, queries, tables
 
 ABLATE_HINT = (
     "`unitcat ingest ablate RUN --layers LAYER` removes each unit of a layer in turn and "
@@ -43,39 +42,41 @@ SELECTIVE_LABELS = {
 # ------------------------------------------------------------------------ cached reads
 
 
-@st.cache_data(ttl=common.TTL_S, show_spinner=False)
+@st.cache_data(ttl=queries.TTL_S, show_spinner=False)
 def _unit_importance(key: str, unit_id: int) -> pd.DataFrame:
-    return importance_query.unit_importance(common._engine_for(key), unit_id)
+    return importance_query.unit_importance(connection.engine_for(key), unit_id)
 
 
-@st.cache_data(ttl=common.TTL_S, show_spinner="Reading the ablation file …", max_entries=16)
+@st.cache_data(ttl=queries.TTL_S, show_spinner="Reading the ablation file …", max_entries=16)
 def _class_changes(key: str, run_id: int, unit_id: int) -> pd.DataFrame:
-    return importance_query.unit_class_changes(common._engine_for(key), run_id, unit_id)
+    return importance_query.unit_class_changes(connection.engine_for(key), run_id, unit_id)
 
 
-@st.cache_data(ttl=common.TTL_S, show_spinner=False)
+@st.cache_data(ttl=queries.TTL_S, show_spinner=False)
 def _layer_baselines(key: str, score_run_id: int) -> pd.DataFrame:
-    return importance_query.layer_baselines(common._engine_for(key), score_run_id)
+    return importance_query.layer_baselines(connection.engine_for(key), score_run_id)
 
 
-@st.cache_data(ttl=common.TTL_S, show_spinner=False)
+@st.cache_data(ttl=queries.TTL_S, show_spinner=False)
 def _ablation_runs(key: str, score_run_id: int) -> pd.DataFrame:
-    return importance_query.ablation_runs(common._engine_for(key), score_run_id)
+    return importance_query.ablation_runs(connection.engine_for(key), score_run_id)
 
 
-@st.cache_data(ttl=common.TTL_S, show_spinner=False)
+@st.cache_data(ttl=queries.TTL_S, show_spinner=False)
 def _curve_layers(key: str, ablate_run_id: int) -> list[str]:
-    return importance_query.curve_layers(common._engine_for(key), ablate_run_id)
+    return importance_query.curve_layers(connection.engine_for(key), ablate_run_id)
 
 
-@st.cache_data(ttl=common.TTL_S, show_spinner=False)
+@st.cache_data(ttl=queries.TTL_S, show_spinner=False)
 def _class_curves(key: str, ablate_run_id: int, layer: str) -> pd.DataFrame:
-    return importance_query.class_curves(common._engine_for(key), ablate_run_id, layer)
+    return importance_query.class_curves(connection.engine_for(key), ablate_run_id, layer)
 
 
-@st.cache_data(ttl=common.TTL_S, show_spinner=False)
+@st.cache_data(ttl=queries.TTL_S, show_spinner=False)
 def _correlations(key: str, ablate_run_id: int, layer: str | None) -> pd.DataFrame:
-    return importance_query.importance_correlations(common._engine_for(key), ablate_run_id, layer)
+    return importance_query.importance_correlations(
+        connection.engine_for(key), ablate_run_id, layer
+    )
 
 
 def _missing(value: Any) -> bool:

@@ -39,7 +39,12 @@ TOP60_LINE = "top-60 cut-off"
 
 def measure_label(name: str) -> str:
     """The UI label of a measure (catalogue.measures), or the column name itself."""
-    extra = {"best_iou": "Best dissection IoU", "share_yes": "Share of 'yes' ratings"}
+    extra = {
+        "best_iou": "Best dissection IoU",
+        "share_yes": "Share of 'yes' ratings",
+        "human_2afc_accuracy": "Human 2-AFC accuracy",
+        "ablation_drop": "Accuracy drop when ablated",
+    }
     measure = MEASURES_BY_NAME.get(name)
     return measure.label if measure is not None else extra.get(name, name)
 

@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from catalogue.measures import MEASURES_BY_NAME
+from ui.display import measure_help
 
 #: Labels of `unit_catalogue` columns that are not measures (the measures carry their own).
 COLUMN_LABELS: dict[str, str] = {
@@ -95,8 +96,9 @@ def label(name: str) -> str:
 
 
 def help_text(name: str) -> str | None:
+    """A measure column's definition with its parameters (`ui.display.measure_help`)."""
     measure = MEASURES_BY_NAME.get(name)
-    return measure.description if measure is not None else None
+    return measure_help(measure) if measure is not None else None
 
 
 def _missing(value: Any) -> bool:

@@ -164,12 +164,14 @@ def ablate_layer(
 
 
 # The phases of `ablate_layer`, for a caller that evaluates the configurations elsewhere
-# (blocks of them as cluster tasks: `catalogue.cluster.ablate`) and must give the same result.
+# (blocks of them as cluster tasks: `catalogue.ablation.blocks`) and must give the same result.
 
 
 def check_value(value: str) -> None:
     if value not in VALUES:
-        raise InputError(f"--value must be one of {', '.join(VALUES)}, got {value!r}.")
+        raise InputError(
+            f"value must be one of {', '.join(VALUES)}, got {value!r}.", argument="value"
+        )
 
 
 def layer_ablation(
@@ -261,7 +263,10 @@ def _curve_classes(curves: CurvePlan, sizes: np.ndarray) -> list[int]:
         return present
     bad = [c for c in curves.classes if not 0 <= int(c) < sizes.size]
     if bad:
-        raise InputError(f"curve classes {bad} are not class indices 0..{sizes.size - 1}.")
+        raise InputError(
+            f"curves.classes {bad} are not class indices 0..{sizes.size - 1}.",
+            argument="curves.classes",
+        )
     return [int(c) for c in dict.fromkeys(curves.classes) if sizes[int(c)] > 0]
 
 

@@ -125,11 +125,3 @@ def read_unit_profile(path: Path, layer: str, unit: int) -> UnitAblationProfile:
             class_names=names,
             value=str(g.attrs["value"]),
         )
-
-
-def read_layer_matrix(path: Path, layer: str) -> np.ndarray:
-    """The (U, C) accuracy-change matrix of a layer."""
-    with _open(path) as h5:
-        if layer not in h5["layers"]:
-            raise NotFound(f"{path.name} has no layer {layer!r}.")
-        return h5["layers"][layer]["accuracy_change"][...]

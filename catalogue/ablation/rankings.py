@@ -8,7 +8,7 @@ removed together for k = 1, 2, 4, 8, … (and finally every unit). Rankings:
 - ``class_mean``: the unit's mean activation over the images of c;
 - ``ccmas``: class-conditional mean activity selectivity for c,
   (mu_c - mu_notc) / (mu_c + mu_notc) (Morcos et al. 2018), NaN last;
-- ``precision``: the share of c among the unit's 60 most active images, ties at
+- ``precision``: the share of c among the unit's 60 (``TOP_K_PRECISION``) most active images, ties at
   the cut-off shared out in proportion as in the catalogue's ``precision``
   (Zhou et al. 2015);
 - ``random``: a seeded random order, the control.
@@ -28,9 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from catalogue.errors import InputError
+from catalogue.measures import TOP_K_PRECISION
 
 RANKINGS = ("ablation", "class_mean", "ccmas", "precision", "random")
-TOP_K = 60
+TOP_K = TOP_K_PRECISION
 
 
 def curve_ks(n_units: int, max_k: int | None = None) -> list[int]:

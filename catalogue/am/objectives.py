@@ -18,7 +18,6 @@ import torch
 
 from catalogue.errors import InputError
 
-KINDS = ("fc", "conv")
 REDUCTIONS = ("mean", "max")
 
 

@@ -11,7 +11,8 @@ instead of cataloguing another network under this one's name.
 A model without a recipe (a bare module wrapped with `ModelInfo.from_module`),
 or whose weights are not the ones its recipe loads (changed after loading, or a
 copy with another module), travels pickled through Ray's object store, once
-per call for all workers.
+per call for all workers. Work that runs here (``cluster=None``) takes the
+caller's model as it is (`LocalModel`; `handle_for` chooses).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from torch import nn
 
+from catalogue.cluster.session import Cluster
 from catalogue.errors import ConfigError
 from catalogue.models import ModelInfo, ModelRecipe, weights_checksum
 
@@ -86,3 +88,18 @@ class ModelHandle:
                 "weights file (a shared file system or the same torch hub cache)."
             )
         return module
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """The caller's model itself, for work that runs in this process: `load` returns it."""
+
+    model: ModelInfo
+
+    def load(self) -> ModelInfo:
+        return self.model
+
+
+def handle_for(model: ModelInfo, cluster: Cluster | None) -> ModelHandle | LocalModel:
+    """How work reaches ``model``: by its recipe on ``cluster``'s workers, as it is here."""
+    return ModelHandle.of(model) if cluster is not None else LocalModel(model)

@@ -1,4 +1,4 @@
-"""Connecting to Ray: ``--cluster local:N | auto | ADDRESS``, and what the cluster offers.
+"""Connecting to Ray: a cluster spec ``local:N | auto | ADDRESS``, and what the cluster offers.
 
 - ``local:N`` starts a Ray instance on this machine with N CPUs (and the
   GPUs torch sees) for one command, and stops it afterwards;
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from catalogue.config import get_settings
+from catalogue.config import get_settings, resolve_device
 from catalogue.errors import ClusterError, ConfigError, InputError
 
 _LOCAL = re.compile(r"local:(\d+)")
@@ -85,8 +85,9 @@ class Cluster:
         choice = (device or get_settings().device).lower()
         if choice == "cuda" and not self.n_gpus:
             raise ConfigError(
-                f"--device cuda was asked for but the Ray cluster {self.spec} has no GPUs; "
-                "use --device cpu or auto."
+                f"device cuda was asked for, but the Ray cluster {self.spec} has no GPUs; "
+                "use cpu or auto.",
+                argument="device",
             )
         return choice != "cpu" and self.n_gpus > 0
 
@@ -95,23 +96,36 @@ class Cluster:
         return {"cluster": self.spec, "cluster_cpus": self.n_cpus, "cluster_gpus": self.n_gpus}
 
 
+def resolve_device_for(cluster: Cluster | None, device: str | None) -> str:
+    """The device of work that runs here (`resolve_device`: auto becomes cpu or cuda), or on
+    ``cluster``: the choice, checked against the cluster's GPUs now, before a run is
+    recorded, and resolved by each worker on its own machine."""
+    if cluster is None:
+        return resolve_device(device)
+    choice = resolve_device(device, here=False)
+    cluster.uses_gpus(choice)
+    return choice
+
+
 def check_spec(spec: str) -> str:
     """The spec, stripped; an InputError unless it is local:N (N ≥ 1), auto or HOST:PORT."""
     text = spec.strip()
     if not text:
-        raise InputError("--cluster needs local:N, auto or a Ray head address.")
+        raise InputError("cluster needs local:N, auto or a Ray head address.", argument="cluster")
     if text.startswith("local"):
         match = _LOCAL.fullmatch(text)
         if match is None or int(match.group(1)) < 1:
             raise InputError(
-                f"--cluster {text!r}: write local:N with N ≥ 1 CPUs for a local Ray cluster."
+                f"cluster {text!r}: write local:N with N ≥ 1 CPUs for a local Ray cluster.",
+                argument="cluster",
             )
     elif text != "auto":
         host, _, port = text.split("://", 1)[-1].rpartition(":")
         if not host or not port.isdigit():
             raise InputError(
-                f"--cluster {text!r} is not a Ray head address; write HOST:PORT "
-                "(e.g. 10.0.0.5:6379), ray://HOST:PORT, auto or local:N."
+                f"cluster {text!r} is not a Ray head address; write HOST:PORT "
+                "(e.g. 10.0.0.5:6379), ray://HOST:PORT, auto or local:N.",
+                argument="cluster",
             )
     return text
 
@@ -136,7 +150,9 @@ def connect(spec: str | None) -> Iterator[Cluster | None]:
     try:
         import ray
     except ImportError as exc:  # pragma: no cover - ray is a dependency
-        raise ConfigError("--cluster needs the ray package: pip install ray.") from exc
+        raise ConfigError(
+            "a cluster needs the ray package: pip install ray.", argument="cluster"
+        ) from exc
     if ray.is_initialized():  # the pool stays for the connection's owner to close
         yield _describe(ray, text, started_here=False)
         return
@@ -157,7 +173,7 @@ def connect(spec: str | None) -> Iterator[Cluster | None]:
             ray.init(address=text, **options)
     except ConnectionError as exc:
         hint = (
-            "start one with `ray start --head`, or use --cluster local:N"
+            "start one with `ray start --head`, or use a local one (local:N)"
             if text == "auto"
             else "check the address (`ray status` on the head prints it)"
         )

@@ -2,7 +2,8 @@
 
 `run_tasks` is the one loop every cluster computation goes through
 (extraction's image shards, scoring's and ablation's unit blocks through
-`map_blocks`, dissection's probe shards):
+`map_blocks`, dissection's probe shards through `map_items`, which runs the
+same function here, item after item, without a cluster):
 
 - the items go to the cluster's pool of `Worker` actors (`Cluster.pool`), one
   item per worker at a time; the shared inputs (``context``: labels, row
@@ -167,6 +168,37 @@ def result_of(ref: Any, what: str) -> Any:
         ) from exc
 
 
+def map_items(
+    cluster: Cluster | None,
+    function: TaskFunction,
+    context: Any,
+    items: Sequence[Any],
+    *,
+    on_result: Callable[[int, Any], None] | None = None,
+    on_progress: Callable[[Mapping[int, int]], None] | None = None,
+) -> list[Any]:
+    """``function(context, item, progress)`` for every item: `run_tasks` on ``cluster``, or here,
+    one item after the other, without one — the same results, callbacks and progress reports
+    ({item index: amount done}), so a computation is written once for both."""
+    if cluster is not None:
+        return run_tasks(
+            cluster, function, context, items, on_result=on_result, on_progress=on_progress
+        )
+    done: dict[int, int] = {}
+    results = []
+    for i, item in enumerate(items):
+
+        def progress(amount: int, i: int = i) -> None:
+            done[i] = int(amount)
+            if on_progress is not None:
+                on_progress(dict(done))
+
+        results.append(function(context, item, progress))
+        if on_result is not None:
+            on_result(i, results[-1])
+    return results
+
+
 # ---------------------------------------------------------------- unit blocks
 @dataclass(frozen=True)
 class UnitBlock:
@@ -222,14 +254,7 @@ def map_blocks(
     result as arrays; the caller joins the blocks (`by_layer`) and writes them.
     Results come back in block order, so both paths give the same rows.
     """
-    if cluster is None:
-        results = []
-        for block in blocks:
-            results.append(compute(context, block))
-            if on_block is not None:
-                on_block(block)
-        return results
-    return run_tasks(
+    return map_items(
         cluster,
         _BlockCall(compute),
         context,

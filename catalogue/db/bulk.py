@@ -31,6 +31,8 @@ from psycopg import sql
 from sqlalchemy import Boolean, Connection, Float, Integer, SmallInteger, String
 from sqlalchemy.types import BigInteger, TypeEngine
 
+from catalogue.db.schema import Base
+
 #: the binary COPY signature, flags and header extension; the trailer
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 _TRAILER = b"\xff\xff"
@@ -108,8 +110,6 @@ def binary_type(column_type: TypeEngine[Any]) -> BinaryType | None:
 
 def table_types(table: str, columns: Sequence[str]) -> list[BinaryType] | None:
     """Binary layouts of `table`'s `columns` from the schema; None if any has none."""
-    from catalogue.db.schema import Base
-
     known = Base.metadata.tables.get(table)
     if known is None or any(c not in known.c for c in columns):
         return None

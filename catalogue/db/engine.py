@@ -3,7 +3,7 @@
 Two connections to one catalogue: the owner (`database_url`, `get_engine`), which
 ingest, migrations and the UI's own pages use, and the reader
 (`reader_database_url`, `get_reader_engine`), which user SQL uses
-(`catalogue.db.console`). On a DATABASE_URL server the reader is DATABASE_URL's
+(`catalogue.db.readonly`). On a DATABASE_URL server the reader is DATABASE_URL's
 server and database as the role `unitcat_reader` (password from libpq's own
 sources: ~/.pgpass, PGPASSWORD), or UNITCAT_READER_URL, which may differ from
 DATABASE_URL only in its user and password; see `catalogue.db.roles`.

@@ -1,4 +1,4 @@
-"""The SQL of the importance and baseline views (issue 15), generated from the registries.
+"""The SQL of the importance and baseline views, generated from the registries.
 
 `catalogue.db.views` assembles every view; these three are kept here:
 

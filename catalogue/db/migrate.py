@@ -1,12 +1,8 @@
-"""Alembic, driven from code: upgrade, downgrade, the schema check at start, the views of a revision.
+"""Alembic, driven from code: upgrade, downgrade, and the schema check at start.
 
-The migration scripts live at the top of the repository (`migrations/`, with
-`alembic.ini` beside it, so `alembic -c alembic.ini upgrade head` works in a
-checkout) and are installed inside this package as `catalogue/migrations` and
-`catalogue/alembic.ini` (in the repository these two are symbolic links to the
-top-level ones). They are found through importlib.resources, so an installed
-wheel migrates a database with no repository anywhere; the Alembic
-configuration is built here, not read from the ini file.
+The scripts and what they hold (revisions, the views of a revision) are read through
+`catalogue.db.revisions`; this module runs them against a database, one migration at a
+time, and grants the reader role SELECT on what an upgrade created.
 """
 
 from __future__ import annotations
@@ -14,79 +10,41 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, column, func, inspect, select, table, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from catalogue.db.schema import Base
+from catalogue.config import get_settings
+from catalogue.db import roles
+from catalogue.db.engine import get_engine, get_reader_engine
+from catalogue.db.revisions import (
+    alembic_config,
+    head_revision,
+    revision_views,
+    revisions,
+    script_location,
+    scripts_head,
+)
 from catalogue.errors import ConfigError, InputError, SchemaOutOfDate
 
-
-def script_location() -> Path:
-    """The folder of env.py and versions/, as installed with this package."""
-    folder = resources.files("catalogue") / "migrations"
-    if not isinstance(folder, Path) or not (folder / "env.py").is_file():
-        raise ConfigError(
-            f"unitcat's migration scripts are missing from {folder}; "
-            "reinstall unitcat (pip install --force-reinstall unitcat)."
-        )
-    return folder
-
-
-def alembic_config(url: str, *, scripts: Path | None = None) -> Config:
-    """An Alembic configuration for the database at `url` (scripts: another migrations folder)."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(scripts or script_location()))
-    cfg.set_main_option("path_separator", "os")
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    cfg.attributes["configure_logger"] = False
-    return cfg
-
-
-def _scripts(scripts: Path | None = None) -> ScriptDirectory:
-    return ScriptDirectory.from_config(
-        alembic_config("postgresql+psycopg://unused", scripts=scripts)
-    )
-
-
-def head_revision(*, scripts: Path | None = None) -> str:
-    head = _scripts(scripts).get_current_head()
-    if head is None:
-        raise ConfigError(f"{scripts or script_location()} holds no revisions; reinstall unitcat.")
-    return head
-
-
-def revisions(*, scripts: Path | None = None) -> list[str]:
-    """Every revision id, from the first to the head."""
-    return [s.revision for s in reversed(list(_scripts(scripts).walk_revisions()))]
-
-
-def revision_views(revision: str = "head", *, scripts: Path | None = None) -> dict[str, str]:
-    """The views a database at `revision` has, name -> SELECT, from the revisions' literal SQL.
-
-    Each revision that touches views says so in module constants: `VIEWS` (the
-    views it creates) and `PREVIOUS_VIEWS` (the views it drops, as they were).
-    """
-    views: dict[str, str] = {}
-    for script in reversed(list(_scripts(scripts).walk_revisions("base", revision))):
-        for name in getattr(script.module, "PREVIOUS_VIEWS", {}):
-            if name not in views:
-                raise ConfigError(
-                    f"revision {script.revision} replaces view {name}, which no earlier "
-                    "revision created."
-                )
-            del views[name]
-        views.update(getattr(script.module, "VIEWS", {}))
-    return views
+__all__ = [
+    "DroppedData",
+    "alembic_config",
+    "current_revision",
+    "downgrade",
+    "downgrade_drops",
+    "ensure_current",
+    "ensure_readable",
+    "head_revision",
+    "revision_views",
+    "revisions",
+    "script_location",
+    "scripts_head",
+    "upgrade",
+]
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -94,6 +52,9 @@ def current_revision(engine: Engine) -> str | None:
 
     An `alembic_version` that Alembic cannot read (another application's table of that
     name) is a `SchemaOutOfDate` that says so."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.util.exc import CommandError
+
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
@@ -116,6 +77,8 @@ def _check_known(engine: Engine, *, scripts: Path | None = None) -> str | None:
     """The current revision, refusing one that no unitcat revision has (a foreign
     `alembic_version`, or a newer unitcat's) and, without one, tables of the catalogue's
     names that someone else created (a foreign `model` table)."""
+    from catalogue.db.schema import Base
+
     current = current_revision(engine)
     known = revisions(scripts=scripts)
     if current is not None and current not in known:
@@ -138,6 +101,9 @@ def _check_known(engine: Engine, *, scripts: Path | None = None) -> str | None:
 
 
 def _alembic(action: str, engine: Engine, revision: str, scripts: Path | None) -> None:
+    from alembic import command
+    from alembic.util.exc import CommandError
+
     url = engine.url.render_as_string(hide_password=False)
     try:
         getattr(command, action)(alembic_config(url, scripts=scripts), revision)
@@ -146,7 +112,7 @@ def _alembic(action: str, engine: Engine, revision: str, scripts: Path | None) -
 
 
 def _unknown_revision(
-    action: str, revision: str, exc: CommandError, scripts: Path | None = None
+    action: str, revision: str, exc: Exception, scripts: Path | None = None
 ) -> InputError:
     """The one line for a revision Alembic cannot go to (`db upgrade/downgrade nosuchrev`)."""
     known = revisions(scripts=scripts)
@@ -180,9 +146,6 @@ def upgrade(engine: Engine, revision: str = "head", *, scripts: Path | None = No
 def _grant_reader(engine: Engine) -> None:
     """The reader may SELECT what the upgrade created, also when it ran as a role other than
     the owner (whose default privileges cover the rest)."""
-    from catalogue.config import get_settings
-    from catalogue.db import roles
-
     settings = get_settings()
     reader = roles.READER_ROLE
     if settings.reader_url:
@@ -204,6 +167,8 @@ def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
     DATABASE_URL database) is upgraded to head when `upgrade_empty` is set; a
     database at another revision is never changed behind the user's back.
     """
+    if _at_head(engine):
+        return
     current = _check_known(engine)
     head = head_revision()
     if current == head:
@@ -225,6 +190,21 @@ def ensure_current(engine: Engine, *, upgrade_empty: bool = True) -> None:
     )
 
 
+def _at_head(engine: Engine) -> bool:
+    """Whether the database is at the scripts' head, known without Alembic (the common case
+    of every command); anything else (no catalogue, another revision, a foreign or
+    unreadable `alembic_version`) is left to the full check, which names the fix."""
+    head = scripts_head()
+    if head is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:
+        return False
+    return found == [head]
+
+
 def ensure_readable(engine: Engine | None = None) -> None:
     """`ensure_current` for commands that only read (`runs`, `query`, the UI).
 
@@ -234,9 +214,6 @@ def ensure_readable(engine: Engine | None = None) -> None:
     check runs as the reader on a DATABASE_URL server (user SQL may have no other
     credentials) and as the owner on the embedded one.
     """
-    from catalogue.config import get_settings
-    from catalogue.db.engine import get_engine, get_reader_engine
-
     if get_settings().database_url is None:
         ensure_current(engine or get_engine())
         return
@@ -263,6 +240,11 @@ class DroppedData:
         """Human ratings among the dropped rows: they cannot be computed again."""
         return self.tables.get("rating", 0)
 
+    @property
+    def twoafc_answers(self) -> int:
+        """People's 2-AFC answers among the dropped rows: they cannot be computed again."""
+        return self.tables.get("twoafc_response", 0)
+
     def __bool__(self) -> bool:
         return bool(self.tables or self.columns)
 
@@ -277,6 +259,11 @@ class DroppedData:
         text = ", ".join(parts)
         if self.ratings:
             text += f"; including {self.ratings:,} human ratings, which cannot be recomputed"
+        if self.twoafc_answers:
+            text += (
+                f"; including {self.twoafc_answers:,} people's 2-AFC answers, which cannot "
+                "be recomputed"
+            )
         return text
 
 
@@ -303,6 +290,9 @@ def downgrade_drops(engine: Engine, revision: str) -> DroppedData:
     one transaction that is rolled back: the answer holds for any revision,
     including columns a table revision removes.
     """
+    from alembic import command
+    from alembic.util.exc import CommandError
+
     url = engine.url.render_as_string(hide_password=False)
     with _migration_lock(engine), engine.connect() as conn:
         _check_known(engine)

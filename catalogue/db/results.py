@@ -25,6 +25,7 @@ from catalogue.db.schema import (
     Model,
     Run,
     Unit,
+    UnitBottomImage,
     UnitClassStats,
     UnitGroupMetrics,
     UnitMetrics,
@@ -47,7 +48,7 @@ def write_unit_metrics(
     metrics: Mapping[str, np.ndarray],
     n_images: int,
 ) -> int:
-    """One `unit_metrics` row per unit: every measure of DESIGN.md, named as there."""
+    """One `unit_metrics` row per unit: every measure of docs/DESIGN.md, named as there."""
     missing = [m.name for m in UNIT_MEASURES if m.name not in metrics]
     if missing:
         raise InputError(f"scores are missing measures: {', '.join(missing)}")
@@ -104,6 +105,50 @@ def write_top_images(
     """`unit_top_image` rows from U × k arrays of image indices (into the run's images, as
     `labels` and `image_keys` are) and activations, rank 1 = most active; an index of -1
     (a unit with fewer than k images) writes no row."""
+    return _write_exemplars(
+        conn,
+        UnitTopImage.__tablename__,
+        run_id,
+        unit_ids,
+        image_indices,
+        activations,
+        labels,
+        image_keys,
+    )
+
+
+def write_bottom_images(
+    conn: Connection,
+    run_id: int,
+    unit_ids: np.ndarray,
+    image_indices: np.ndarray,
+    activations: np.ndarray,
+    labels: np.ndarray,
+    image_keys: Sequence[str] | None = None,
+) -> int:
+    """`unit_bottom_image` rows, as `write_top_images` but rank 1 = least active."""
+    return _write_exemplars(
+        conn,
+        UnitBottomImage.__tablename__,
+        run_id,
+        unit_ids,
+        image_indices,
+        activations,
+        labels,
+        image_keys,
+    )
+
+
+def _write_exemplars(
+    conn: Connection,
+    table: str,
+    run_id: int,
+    unit_ids: np.ndarray,
+    image_indices: np.ndarray,
+    activations: np.ndarray,
+    labels: np.ndarray,
+    image_keys: Sequence[str] | None,
+) -> int:
     image_indices = np.asarray(image_indices)
     units, columns = np.nonzero(image_indices >= 0)
     if not len(units):
@@ -114,7 +159,7 @@ def write_top_images(
     )
     return copy_columns(
         conn,
-        UnitTopImage.__tablename__,
+        table,
         {
             "run_id": run_id,
             "unit_id": np.asarray(unit_ids)[units],

@@ -46,6 +46,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL, make_url
 
+from catalogue.db.revisions import catalogue_relations
 from catalogue.errors import ConfigError
 
 OWNER_ROLE = "unitcat_owner"
@@ -90,17 +91,6 @@ def _check_name(name: str) -> str:
 def _array(names: Iterable[str]) -> str:
     quoted = ", ".join("'" + n.replace("'", "''") + "'" for n in sorted(set(names)))
     return f"ARRAY[{quoted}]::text[]"
-
-
-def catalogue_relations() -> list[str]:
-    """The names of every table and view any revision of the catalogue creates."""
-    from catalogue.db import migrate
-    from catalogue.db.schema import Base
-
-    names = set(Base.metadata.tables) | {"alembic_version"}
-    for revision in migrate.revisions():
-        names |= set(migrate.revision_views(revision))
-    return sorted(names)
 
 
 def cluster_sql(roles: Roles = Roles()) -> str:
@@ -259,17 +249,6 @@ def apply(engine: Engine, roles: Roles = Roles()) -> None:
                 "run `unitcat db roles --print` and have a superuser run that SQL in database "
                 f"{engine.url.database}."
             ) from None
-
-
-def same_database(a: str, b: str) -> bool:
-    """Whether two URLs name the same server and database (they may differ in user and password)."""
-    ua, ub = make_url(a), make_url(b)
-    return (ua.host, ua.port, ua.database, dict(ua.query)) == (
-        ub.host,
-        ub.port,
-        ub.database,
-        dict(ub.query),
-    )
 
 
 # ------------------------------------------------------------------ the reader check

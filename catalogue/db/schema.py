@@ -24,7 +24,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -33,27 +32,16 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
+from catalogue.db.base import Base
 from catalogue.measures import CRITERIA, NOT_CONSTANT, SELECTIVE_CLASSES, UNIT_MEASURES
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
 
 RUN_KINDS = ("extract", "score", "dissect", "am", "ablate", "chance")
 #: Stored statuses. `interrupted`: stopped by the user (Ctrl-C, SIGTERM); a `running` run
 #: whose owner is gone also *reads* as interrupted (the `run_status` view, `catalogue.db.runs`).
 RUN_STATUSES = ("running", "done", "failed", "interrupted")
 ESTIMATE_BINS = ("0-20", "20-40", "40-60", "60-80", "80-100")
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -226,7 +214,7 @@ def _detector_indexes() -> tuple[Index, ...]:
 
 
 class UnitMetrics(Base):
-    """One row per unit and scoring run, one column per measure (DESIGN.md)."""
+    """One row per unit and scoring run, one column per measure (docs/DESIGN.md)."""
 
     __tablename__ = "unit_metrics"
     __table_args__ = (Index(None, "unit_id"), *_detector_indexes())
@@ -290,6 +278,24 @@ class UnitTopImage(Base):
     # (catalogue.db.summaries): 100 rows per unit, a foreign key cost most of their writing
     run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     unit_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_index: Mapped[int] = mapped_column(Integer)
+    image_key: Mapped[str | None] = mapped_column(Text)
+    class_index: Mapped[int] = mapped_column(Integer)
+    activation: Mapped[float] = mapped_column(Double)
+
+
+class UnitBottomImage(Base):
+    """A unit's least activating images (rank 1 = least active), beside `unit_top_image`:
+    the minimally activating references and queries of a 2-AFC trial."""
+
+    __tablename__ = "unit_bottom_image"
+    __table_args__ = (Index(None, "unit_id"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
     rank: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_index: Mapped[int] = mapped_column(Integer)
     image_key: Mapped[str | None] = mapped_column(Text)
@@ -535,6 +541,7 @@ RUN_RESULT_TABLES: tuple[str, ...] = (
     "unit_class_stats",
     "unit_group_metrics",
     "unit_top_image",
+    "unit_bottom_image",
     "dissection",
     "am_panel",
     "unit_ablation",
@@ -542,3 +549,8 @@ RUN_RESULT_TABLES: tuple[str, ...] = (
     "class_ablation_curve",
     "chance_metrics",
 )
+
+# The 2-AFC study's tables live in their own module on the same metadata (`base`);
+# importing it here registers them wherever the schema is loaded (Alembic autogenerate,
+# the tests).
+from catalogue.db import twoafc_schema as _twoafc_schema  # noqa: E402, F401

@@ -2,7 +2,7 @@
 
 `catalogue.db.views` says what the views should be now; the revisions say, in
 literal SQL, what each revision created (`VIEWS`) and what it replaced
-(`PREVIOUS_VIEWS`), and `catalogue.db.migrate.revision_views` folds them into
+(`PREVIOUS_VIEWS`), and `catalogue.db.revisions.revision_views` folds them into
 the views a database at a revision has. This module compares the two and writes
 the revision that takes the head to the current views: the changed views and
 the views that read them are dropped (their head SQL kept for the downgrade)
@@ -15,9 +15,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Protocol
 
-from catalogue.db import migrate
-from catalogue.db.views import VIEWS, View
+from catalogue.db import revisions
+
+
+class View(Protocol):
+    """A view as `catalogue.db.views` defines it now: its name, its SELECT, the views it
+    reads, and the SQL that recomputes what is cached from it."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def select(self) -> str: ...
+    @property
+    def reads(self) -> tuple[str, ...]: ...
+    @property
+    def refresh(self) -> str | None: ...
 
 
 def normalised(sql: str) -> str:
@@ -153,7 +167,7 @@ def revision_for(
     message: str,
     head: str,
     head_views: Mapping[str, str],
-    current: Mapping[str, View] = VIEWS,
+    current: Mapping[str, View],
 ) -> tuple[str, str] | None:
     """(revision id, module source) taking the views from `head_views` to `current`;
     None when they already agree."""
@@ -169,16 +183,16 @@ def revision_for(
     return revision, render_revision(message, revision, head, previous, views, refresh)
 
 
-def make_revision(message: str, *, write: bool = False) -> str:
-    """The revision bringing the head's views up to the current ones, as text to print,
-    or (`write`) written to the migrations' versions folder; what to print either way."""
-    head = migrate.head_revision()
-    made = revision_for(message, head, migrate.revision_views(head))
+def make_revision(message: str, current: Mapping[str, View], *, write: bool = False) -> str:
+    """The revision bringing the head's views up to `current`, as text to print, or
+    (`write`) written to the migrations' versions folder; what to print either way."""
+    head = revisions.head_revision()
+    made = revision_for(message, head, revisions.revision_views(head), current)
     if made is None:
         return f"the views of revision {head} are the current ones; no revision needed.\n"
     revision, source = made
     if not write:
         return source
-    path = migrate.script_location() / "versions" / f"{revision}_{slug(message)}.py"
+    path = revisions.script_location() / "versions" / f"{revision}_{slug(message)}.py"
     path.write_text(source)
     return f"wrote {path.resolve()}\n"

@@ -1,7 +1,7 @@
 """The SQL views as they should be now, generated from the registries of `catalogue.measures`.
 
 The views are the catalogue's query surface (psql, pandas, the UI) and their
-column names are a contract (DESIGN.md). Their SQL is built here from
+column names are a contract (docs/DESIGN.md). Their SQL is built here from
 `UNIT_MEASURES` (a column per measure, class indices turned into names) and
 `CRITERIA` (a `layer_detectors` count per criterion with a `count_column`, the
 `misleading_detectors` filter, the dissection cut-off of `is_detector` and
@@ -42,13 +42,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from catalogue.db import summaries
+from catalogue.db import summaries, twoafc_views
 from catalogue.db.importance_views import (
     layer_baselines_select,
     selectivity_vs_importance_select,
     unit_importance_select,
 )
+from catalogue.db.view_revision import make_revision
 from catalogue.measures import (
+    CORRELATED_BESIDE,
     CORRELATED_MEASURES,
     CRITERIA,
     IMPORTANCE_CLASS,
@@ -140,13 +142,15 @@ def _unit_catalogue_tail(iou_above: Condition, consensus: float, min_raters: int
     rs.n_ratings,
     ({share})::double precision AS share_yes,
     CASE WHEN rs.n_ratings >= {int(min_raters)} THEN {share} >= {consensus!r} END AS rating_consensus,
-    rs.top_name AS rating_top_name"""
+    rs.top_name AS rating_top_name,
+    {twoafc_views.unit_catalogue_columns()}"""
 
 
 def _summary_joins(unit_id: str) -> str:
     return f"""LEFT JOIN unit_best_concept best ON best.unit_id = {unit_id}
 LEFT JOIN concept bc ON bc.id = best.concept_id
-LEFT JOIN unit_rating_stats rs ON rs.unit_id = {unit_id}"""
+LEFT JOIN unit_rating_stats rs ON rs.unit_id = {unit_id}
+{twoafc_views.unit_catalogue_join(unit_id)}"""
 
 
 def _unit_catalogue(
@@ -257,18 +261,31 @@ GROUP BY uc.run_id, uc.model, uc.layer, uc.layer_position, v.measure
 
 
 def measure_correlations_select(
-    correlated: Sequence[str] = CORRELATED_MEASURES, *, include_constant: bool = False
+    correlated: Sequence[str] = CORRELATED_MEASURES,
+    *,
+    include_constant: bool = False,
+    beside: Sequence[str] = CORRELATED_BESIDE,
 ) -> str:
-    """The `measure_correlations` SELECT (with constant units when `include_constant`)."""
+    """The `measure_correlations` SELECT (with constant units when `include_constant`):
+    every pair of `correlated` and `beside` (per-unit values that are not measures:
+    `unit_catalogue` columns, and the ablation drop from `unit_importance`)."""
+    ablation = twoafc_views.ABLATION_DROP
+    columns = [*correlated, *(m for m in beside if m != ablation)]
+    not_constant = "TRUE" if include_constant else NOT_CONSTANT.sql("ui")
+    dropped = (
+        f"\n    UNION ALL\n    {twoafc_views.ablation_drop_long(not_constant)}"
+        if ablation in beside
+        else ""
+    )
     return f"""
 WITH long AS (
     SELECT uc.run_id, uc.model, uc.layer, uc.unit_id, v.measure, v.value
     FROM unit_catalogue uc
     CROSS JOIN LATERAL (VALUES
-        {_unpivot(correlated)}
+        {_unpivot(columns)}
     ) AS v(measure, value)
     WHERE {_scored_units("uc", include_constant)}
-      AND v.value IS NOT NULL AND v.value <> 'NaN'::double precision
+      AND v.value IS NOT NULL AND v.value <> 'NaN'::double precision{dropped}
 ),
 pairs AS (
     SELECT a.run_id, a.model, a.layer, a.measure AS measure_a, b.measure AS measure_b,
@@ -556,12 +573,28 @@ def build_views(
     """
     by_key = {c.key: c for c in criteria}
     views = (
-        View("unit_catalogue", _unit_catalogue(measures, iou_above, consensus_share, min_raters)),
+        View("twoafc_participant_check", twoafc_views.participant_check_select()),
+        View(
+            "twoafc_unit_accuracy",
+            twoafc_views.unit_accuracy_select(),
+            ("twoafc_participant_check",),
+        ),
+        View("twoafc_unit_summary", twoafc_views.UNIT_SUMMARY, ("twoafc_unit_accuracy",)),
+        View(
+            "unit_catalogue",
+            _unit_catalogue(measures, iou_above, consensus_share, min_raters),
+            ("twoafc_unit_accuracy",),
+        ),
         View(
             "misleading_detectors", _misleading_detectors(by_key["misleading"]), ("unit_catalogue",)
         ),
         View("layer_summary", layer_summary_select(summarised), ("unit_catalogue",)),
-        View("measure_correlations", measure_correlations_select(correlated), ("unit_catalogue",)),
+        View("unit_importance", unit_importance_select(measures)),
+        View(
+            "measure_correlations",
+            measure_correlations_select(correlated),
+            ("unit_catalogue", "unit_importance"),
+        ),
         View("rating_summary", _rating_summary(consensus_share, min_raters)),
         View("rating_layer_summary", _RATING_LAYER_SUMMARY, ("rating_summary",)),
         View("dissection_summary", _dissection_summary(iou_above)),
@@ -571,7 +604,6 @@ def build_views(
             ("unit_catalogue",),
             refresh=summaries.REFRESH,
         ),
-        View("unit_importance", unit_importance_select(measures)),
         View(
             "selectivity_vs_importance",
             selectivity_vs_importance_select(importance_class),
@@ -604,9 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.revision is not None:
-        from catalogue.db.view_revision import make_revision
-
-        print(make_revision(args.revision, write=args.write), end="")
+        print(make_revision(args.revision, VIEWS, write=args.write), end="")
         return 0
     unknown = sorted(set(args.views) - set(VIEWS))
     if unknown:

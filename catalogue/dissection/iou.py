@@ -12,12 +12,13 @@ from catalogue.dissection.inputs import MaskBatch, is_array, map_batches, mask_b
 from catalogue.dissection.tally import DEFAULT_CHUNK_ELEMENTS, ConceptIoU, IoUTally
 from catalogue.dissection.thresholds import unit_thresholds
 from catalogue.errors import InputError
+from catalogue.measures import DISSECTION_QUANTILE
 
 
 def unit_concept_iou(
     maps: np.ndarray | torch.Tensor | Iterable[np.ndarray | torch.Tensor],
     masks: MaskBatch | Iterable[MaskBatch],
-    quantile: float = 0.005,
+    quantile: float = DISSECTION_QUANTILE,
     *,
     thresholds: np.ndarray | None = None,
     n_images: int | None = None,

@@ -1,4 +1,5 @@
-"""Unit labels: each unit's concepts ranked by IoU, and the detector flag (IoU > 0.04, Bau et al.)."""
+"""Unit labels: each unit's concepts ranked by IoU, and the detector flag (IoU above
+`catalogue.measures.IOU_DETECTOR_THRESHOLD`, 0.04 in Bau et al.)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from catalogue.dissection.tally import ConceptIoU
 from catalogue.errors import InputError
-from catalogue.measures import IOU_ABOVE
+from catalogue.measures import IOU_DETECTOR_THRESHOLD
 from catalogue.probe import Concept
 
 
@@ -92,7 +93,7 @@ def label_units(
     scores: ConceptIoU,
     concepts: Sequence[Concept],
     *,
-    iou_threshold: float = IOU_ABOVE.value,
+    iou_threshold: float = IOU_DETECTOR_THRESHOLD,
     top_n: int = 5,
 ) -> LayerDissection:
     """Rank each unit's concepts by IoU and flag detectors (IoU > iou_threshold)."""

@@ -2,9 +2,9 @@
 
 Pass one keeps every unit's largest activations (`RunningTopK`), from which
 the thresholds T_k follow; pass two tallies intersections and unions
-(`IoUTally`) with those thresholds. `ProbePasses` runs them over all probe
-images (`catalogue.dissection.dissect`) or over a range of them — a shard on
-a Ray worker (`catalogue.cluster.dissect`): the shards' top activations merge
+(`IoUTally`) with those thresholds. `ProbePasses` runs them over a range of
+probe images — a shard (`catalogue.dissection.dissect`: all images in one
+process, about two shards per worker on a Ray cluster): the shards' top activations merge
 into the same thresholds (the k-th largest of a union is the k-th largest of
 the parts' k largest) and their tallies, integer pixel counts, add up to the
 same sums, so a sharded dissection equals a one-process one.

@@ -12,12 +12,15 @@ import torch
 from catalogue.config import resolve_device
 from catalogue.dissection.inputs import as_maps, is_array, map_batches
 from catalogue.errors import InputError
+from catalogue.measures import DISSECTION_QUANTILE
 
 
 def threshold_rank(n_values: int, quantile: float) -> int:
     """k = ⌈quantile · n_values⌉, clipped to [1, n_values]: T is the k-th largest value."""
     if not 0 < quantile <= 1:
-        raise InputError(f"quantile must lie in (0, 1], got {quantile}; Bau et al. use 0.005.")
+        raise InputError(
+            f"quantile must lie in (0, 1], got {quantile}; Bau et al. use {DISSECTION_QUANTILE}."
+        )
     k = math.ceil(Fraction(repr(float(quantile))) * n_values)
     return min(max(k, 1), n_values)
 
@@ -78,7 +81,7 @@ class RunningTopK:
 
 def unit_thresholds(
     maps: np.ndarray | torch.Tensor | Iterable[np.ndarray | torch.Tensor],
-    quantile: float = 0.005,
+    quantile: float = DISSECTION_QUANTILE,
     *,
     n_images: int | None = None,
     batch_size: int = 64,

@@ -18,9 +18,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from catalogue import demo_cnn
 from catalogue.errors import InputError
+from catalogue.models import demo_cnn
 from catalogue.models.recipe import ModelRecipe
+from catalogue.models.state import preserved
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -83,10 +84,12 @@ class ModelInfo:
     def n_outputs(self) -> int:
         """Width of the model's output (number of classes), from one dummy forward."""
         if "n_outputs" not in self.extra:
-            from catalogue.models.contract import prepared
-
-            with prepared(self) as ready, torch.inference_mode():
-                out = ready.module(ready.dummy_input())
+            # `prepared(self)` with its defaults, which this module cannot import (it is
+            # built on ModelInfo): eval mode for one dummy forward, the module put back after
+            with preserved(self.module) as module, torch.inference_mode():
+                module.eval()
+                height, width = self.input_size
+                out = module(torch.zeros(1, 3, height, width, device=device_of(module)))
             if not isinstance(out, torch.Tensor) or out.ndim != 2:
                 raise InputError(
                     f"model {self.name} does not return a (batch × classes) tensor of logits."

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from catalogue import demo_cnn
 from catalogue.errors import InputError
+from catalogue.models import demo_cnn
 from catalogue.models.contract import prepared
 from catalogue.models.graph import graph_nodes, node_of, resolve_layer_names
 from catalogue.models.info import LayerInfo, ModelInfo

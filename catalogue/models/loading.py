@@ -23,8 +23,8 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from catalogue import demo_cnn
 from catalogue.errors import ConfigError, NotFound
+from catalogue.models import demo_cnn
 from catalogue.models.info import (
     ImageNetTransform,
     ModelInfo,
@@ -284,7 +284,7 @@ def _is_demo_checkpoint(path: Path) -> bool:
 
 @records_recipe
 def load_demo_checkpoint(path: str | Path, name: str | None = None) -> ModelInfo:
-    """A demo CNN from a checkpoint written by `catalogue.demo_cnn.train_demo`."""
+    """A demo CNN from a checkpoint written by `catalogue.models.demo_cnn.train_demo`."""
     path = Path(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -16,7 +16,7 @@ Two choices make a panel comparable with the unit's row in `unit_catalogue`:
   should beat;
 - for conv units the objective (and the stored activation) reduces the channel
   map the way that scoring run's extraction did (spatial max by default,
-  DESIGN.md), unless ``reduce`` says otherwise; with no scoring run the
+  docs/DESIGN.md), unless ``reduce`` says otherwise; with no scoring run the
   default is the spatial max too.
 
 The input format follows the model (`am_defaults`): the demo CNN takes grey
@@ -37,27 +37,33 @@ import math
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine
 
-from catalogue import demo_cnn
 from catalogue.am import METHOD, maximise_units, save_panel
 from catalogue.config import get_settings, resolve_device
 from catalogue.db.engine import database_identity
-from catalogue.db.registry import LayerRecord, ModelRecord, find_model
+from catalogue.db.identities import LayerRecord, ModelRecord, find_model
 from catalogue.db.results import PanelRow, ScoreReference, score_reference, write_am_panels
-from catalogue.db.runs import recorded_run
 from catalogue.errors import InputError, NotFound
-from catalogue.models import IMAGENET_MEAN, IMAGENET_STD, ImageNetTransform, ModelInfo
+from catalogue.models import IMAGENET_MEAN, IMAGENET_STD, ImageNetTransform, ModelInfo, demo_cnn
+from catalogue.pipeline.defaults import (
+    AM_LR,
+    AM_MAX_IMAGES,
+    AM_PANEL_SIDE,
+    AM_STEPS,
+    AM_UNITS_PER_BATCH,
+)
+from catalogue.pipeline.lifecycle import RunSpec, Step, run_step
 
-PANEL_SIDE = 10  # the paper's panels: 10 × 10 images
-MAX_IMAGES = PANEL_SIDE * PANEL_SIDE
+PANEL_SIDE = AM_PANEL_SIDE  # the paper's panels: 10 × 10 images
+MAX_IMAGES = AM_MAX_IMAGES
 REDUCE_CHOICES = ("auto", "mean", "max")
-DEFAULT_CONV_REDUCE = "max"  # the extraction default (DESIGN.md: spatial maximum)
+DEFAULT_CONV_REDUCE = "max"  # the extraction default (docs/DESIGN.md: spatial maximum)
 
 #: on_progress(unit-steps done, unit-steps in all); one unit-step = one Adam step of one unit's images
 AMProgress = Callable[[int, int], None]
@@ -113,20 +119,24 @@ def parse_units(text: str | None) -> list[int] | None:
         match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
         if match is None:
             raise InputError(
-                f"--units {text!r}: {part!r} is not a unit index or a range like 0-9; "
-                "write e.g. 0,1,5 or 0-9."
+                f"units {text!r}: {part!r} is not a unit index or a range like 0-9; "
+                "write e.g. 0,1,5 or 0-9.",
+                argument="units",
             )
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) is not None else first
         if last < first:
             raise InputError(
-                f"--units {text!r}: the range {part} runs backwards; write {last}-{first}."
+                f"units {text!r}: the range {part} runs backwards; write {last}-{first}.",
+                argument="units",
             )
         units.extend(range(first, last + 1))
     seen: set[int] = set()
     for unit in units:
         if unit in seen:
-            raise InputError(f"--units {text!r} names unit {unit} twice; give each unit once.")
+            raise InputError(
+                f"units {text!r} names unit {unit} twice; give each unit once.", argument="units"
+            )
         seen.add(unit)
     return units
 
@@ -178,6 +188,8 @@ class AMRunResult:
     reduce: str | None
     score_run_id: int | None
     panels: list[PanelResult]
+    #: made by another process while this one waited for the run (no panels here)
+    reused: bool = False
 
 
 @dataclass(frozen=True)
@@ -215,13 +227,13 @@ def plan_am(
     units: Sequence[int] | None = None,
     *,
     n_images: int = MAX_IMAGES,
-    steps: int = 256,
+    steps: int = AM_STEPS,
     image_size: int | None = None,
-    lr: float = 0.05,
+    lr: float = AM_LR,
     seed: int = 0,
     reduce: str = "auto",
     device: str | None = "auto",
-    units_per_batch: int = 4,
+    units_per_batch: int = AM_UNITS_PER_BATCH,
 ) -> AMPlan:
     """Check an AM request against the catalogue without running anything.
 
@@ -258,41 +270,49 @@ def plan_am(
     conv_reduce: str | None = None
     if layer_record.kind == "conv":
         conv_reduce = reduce if reduce != "auto" else _reference_reduce(reference)
-    params: dict[str, Any] = {
+    optimisation = {"n_images": n_images, "steps": steps, "image_size": side, "lr": lr}
+    return AMPlan(
+        model=model, model_id=record.id, layer=layer, kind=layer_record.kind, units=chosen,
+        unit_ids=unit_ids, defaults=defaults, image_size=side, n_images=n_images, steps=steps,
+        lr=lr, seed=seed, reduce=conv_reduce, device=device_name,
+        units_per_batch=units_per_batch, reference=reference,
+        params=_params(model, layer, chosen, defaults, conv_reduce, seed, optimisation),
+    )  # fmt: skip
+
+
+def _params(
+    model: ModelInfo,
+    layer: str,
+    units: list[int],
+    defaults: AMDefaults,
+    reduce: str | None,
+    seed: int,
+    optimisation: dict[str, Any],
+) -> dict[str, Any]:
+    """The run's identity: the weights, the units, the objective and the optimisation."""
+    return {
         "model": model.name,
         "checksum": model.checksum,
         "layer": layer,
-        "units": chosen,
+        "units": units,
         "method": METHOD,
-        "n_images": n_images,
-        "steps": steps,
-        "image_size": side,
-        "lr": lr,
+        **optimisation,
         "seed": seed,
-        "reduce": conv_reduce,
+        "reduce": reduce,
         "channels": defaults.channels,
         "input_channels": defaults.input_channels,
         "normalise": {"mean": list(defaults.mean), "std": list(defaults.std)},
     }
-    return AMPlan(
-        model=model,
-        model_id=record.id,
-        layer=layer,
-        kind=layer_record.kind,
-        units=chosen,
-        unit_ids=unit_ids,
-        defaults=defaults,
-        image_size=side,
-        n_images=n_images,
-        steps=steps,
-        lr=lr,
-        seed=seed,
-        reduce=conv_reduce,
-        device=device_name,
-        units_per_batch=units_per_batch,
-        reference=reference,
-        params=params,
-    )
+
+
+@dataclass
+class _Panels:
+    """The panels made so far: their results, the optimiser's parameters per unit, and the
+    files written beside their final names (moved into place by the run's transaction)."""
+
+    results: list[PanelResult] = field(default_factory=list)
+    params: dict[int, dict[str, Any]] = field(default_factory=dict)
+    staged: list[tuple[Path, Path]] = field(default_factory=list)
 
 
 def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) -> AMRunResult:
@@ -303,116 +323,113 @@ def run_am(engine: Engine, plan: AMPlan, on_progress: AMProgress | None = None) 
     PNGs are written next to their final names and moved into place inside
     the transaction that writes the rows.
     """
-    model, reference = plan.model, plan.reference
     artifacts = get_settings().artifacts_dir
     database = database_identity(engine)
-    rows, cols = panel_grid(plan.n_images)
-    steps = plan.steps
-    total = len(plan.units) * steps
-    with recorded_run(
-        engine,
-        "am",
-        plan.params,
-        label=f"AM {model.name} {plan.layer}",
-        model_id=plan.model_id,
-        parent_id=reference.run_id if reference else None,
-    ) as run:
-        staged: list[tuple[Path, Path]] = []
-        panels: list[PanelResult] = []
-        panel_params: dict[int, dict[str, Any]] = {}
-        try:
-            for start in range(0, len(plan.units), plan.units_per_batch):
-                run.check_alive()
-                chunk = plan.units[start : start + plan.units_per_batch]
-
-                def progress(
-                    done: int, of: int, start: int = start, width: int = len(chunk)
-                ) -> None:
-                    if on_progress is not None and of > 0:
-                        on_progress(start * steps + done * width * steps // of, total)
-
-                result = maximise_units(
-                    model,
-                    plan.layer,
-                    chunk,
-                    n_images=plan.n_images,
-                    steps=steps,
-                    image_size=plan.image_size,
-                    lr=plan.lr,
-                    seed=plan.seed,
-                    device=plan.device,
-                    normalise=plan.defaults.normalise,
-                    channels=plan.defaults.channels,  # type: ignore[arg-type]
-                    input_channels=plan.defaults.input_channels,
-                    reduce=plan.reduce or "mean",  # type: ignore[arg-type]
-                    batch_size=len(chunk) * plan.n_images,
-                    on_progress=progress,
-                )
-                for position, unit in enumerate(chunk):
-                    final = artifacts / panel_relative_path(
-                        model.name, plan.layer, unit, run.id, database
-                    )
-                    partial = final.with_name(f".{final.name}.partial")
-                    save_panel(result.images[position], partial, rows=rows, cols=cols)
-                    staged.append((partial, final))
-                    unit_id = plan.unit_ids[start + position]
-                    panel_params[unit_id] = result.params
-                    panels.append(
-                        PanelResult(
-                            unit=unit,
-                            unit_id=unit_id,
-                            path=final,
-                            activations=result.activations[position].astype(np.float64),
-                            dataset_max=reference.max_activation.get(unit_id)
-                            if reference
-                            else None,
-                        )
-                    )
-                del result
-
-            def write(conn: Connection, run_id: int) -> None:
-                write_am_panels(
-                    conn,
-                    run_id,
-                    (
-                        PanelRow(
-                            unit_id=p.unit_id,
-                            method=METHOD,
-                            params={**panel_params[p.unit_id], "unit": p.unit},
-                            path=str(p.path.relative_to(artifacts)),
-                            activations=p.activations.tolist(),
-                            dataset_max=p.dataset_max,
-                        )
-                        for p in panels
-                    ),
-                )
-                for partial, final in staged:
-                    os.replace(partial, final)
-
-            ratios = [r for r in (p.ratio for p in panels) if r is not None]
-            run.complete(
-                write,
-                stats={
-                    "n_panels": len(panels),
-                    "device": plan.device,
-                    "units_per_batch": plan.units_per_batch,
-                    "score_run": reference.run_id if reference else None,
-                    "mean_activation": float(np.mean([p.activations.mean() for p in panels])),
-                    "mean_ratio_to_dataset_max": float(np.mean(ratios)) if ratios else None,
-                },
-            )
-        finally:
-            for partial, _ in staged:
-                partial.unlink(missing_ok=True)
+    panels = _Panels()
+    reference = plan.reference
+    try:
+        step = run_step(
+            engine,
+            RunSpec(
+                "am",
+                plan.params,
+                label=f"AM {plan.model.name} {plan.layer}",
+                model_id=plan.model_id,
+                parent_id=reference.run_id if reference else None,
+            ),
+            lambda step: _make_panels(plan, step, panels, artifacts, database),
+            write=lambda conn, run_id, made: _write_panels(conn, run_id, made, artifacts),
+            stats=lambda made: _stats(plan, made),
+            on_progress=on_progress,
+        )
+    finally:
+        for partial, _ in panels.staged:
+            partial.unlink(missing_ok=True)
     return AMRunResult(
-        run_id=run.id,
-        model=model.name,
-        layer=plan.layer,
-        device=plan.device,
-        reduce=plan.reduce,
-        score_run_id=reference.run_id if reference else None,
-        panels=panels,
+        run_id=step.run_id, model=plan.model.name, layer=plan.layer, device=plan.device,
+        reduce=plan.reduce, score_run_id=reference.run_id if reference else None,
+        panels=panels.results if step.value is not None else [], reused=step.reused,
+    )  # fmt: skip
+
+
+def _make_panels(
+    plan: AMPlan, step: Step, panels: _Panels, artifacts: Path, database: str
+) -> _Panels:
+    """Maximise the plan's units ``units_per_batch`` at a time; each panel to a staged file."""
+    rows, cols = panel_grid(plan.n_images)
+    total = len(plan.units) * plan.steps
+    for start in range(0, len(plan.units), plan.units_per_batch):
+        step.check_alive()
+        chunk = plan.units[start : start + plan.units_per_batch]
+
+        def progress(done: int, of: int, start: int = start, width: int = len(chunk)) -> None:
+            if of > 0:
+                step.progress(start * plan.steps + done * width * plan.steps // of, total)
+
+        result = maximise_units(
+            plan.model, plan.layer, chunk, n_images=plan.n_images, steps=plan.steps,
+            image_size=plan.image_size, lr=plan.lr, seed=plan.seed, device=plan.device,
+            normalise=plan.defaults.normalise,
+            channels=plan.defaults.channels,  # type: ignore[arg-type]
+            input_channels=plan.defaults.input_channels,
+            reduce=plan.reduce or "mean",  # type: ignore[arg-type]
+            batch_size=len(chunk) * plan.n_images, on_progress=progress,
+        )  # fmt: skip
+        for position, unit in enumerate(chunk):
+            final = artifacts / panel_relative_path(
+                plan.model.name, plan.layer, unit, step.run_id, database
+            )
+            partial = final.with_name(f".{final.name}.partial")
+            save_panel(result.images[position], partial, rows=rows, cols=cols)
+            panels.staged.append((partial, final))
+            unit_id = plan.unit_ids[start + position]
+            panels.params[unit_id] = result.params
+            panels.results.append(
+                PanelResult(
+                    unit=unit,
+                    unit_id=unit_id,
+                    path=final,
+                    activations=result.activations[position].astype(np.float64),
+                    dataset_max=plan.reference.max_activation.get(unit_id)
+                    if plan.reference
+                    else None,
+                )
+            )
+        del result
+    return panels
+
+
+def _write_panels(conn: Connection, run_id: int, panels: _Panels, artifacts: Path) -> None:
+    write_am_panels(
+        conn,
+        run_id,
+        (
+            PanelRow(
+                unit_id=p.unit_id,
+                method=METHOD,
+                params={**panels.params[p.unit_id], "unit": p.unit},
+                path=str(p.path.relative_to(artifacts)),
+                activations=p.activations.tolist(),
+                dataset_max=p.dataset_max,
+            )
+            for p in panels.results
+        ),
     )
+    for partial, final in panels.staged:
+        os.replace(partial, final)
+
+
+def _stats(plan: AMPlan, panels: _Panels) -> dict[str, Any]:
+    ratios = [r for r in (p.ratio for p in panels.results) if r is not None]
+    reference = plan.reference
+    return {
+        "n_panels": len(panels.results),
+        "device": plan.device,
+        "units_per_batch": plan.units_per_batch,
+        "score_run": reference.run_id if reference else None,
+        "mean_activation": float(np.mean([p.activations.mean() for p in panels.results])),
+        "mean_ratio_to_dataset_max": float(np.mean(ratios)) if ratios else None,
+    }
 
 
 def am_into_catalogue(
@@ -440,39 +457,46 @@ def _check_options(
     checks = [
         (
             1 <= n_images <= MAX_IMAGES,
-            f"--images must be 1–{MAX_IMAGES} (a panel holds at most "
-            f"{PANEL_SIDE} × {PANEL_SIDE} images), got {n_images}.",
+            "n_images",
+            f"must be 1–{MAX_IMAGES} (a panel holds at most {PANEL_SIDE} × {PANEL_SIDE} "
+            f"images), got {n_images}.",
         ),
-        (steps >= 1, f"--steps must be at least 1, got {steps}."),
-        (lr > 0, f"--lr must be positive, got {lr}."),
-        (seed >= 0, f"--seed must be 0 or more, got {seed}."),
+        (steps >= 1, "steps", f"must be at least 1, got {steps}."),
+        (lr > 0, "lr", f"must be positive, got {lr}."),
+        (seed >= 0, "seed", f"must be 0 or more, got {seed}."),
         (
             reduce in REDUCE_CHOICES,
-            f"--reduce must be one of {', '.join(REDUCE_CHOICES)}, got {reduce!r}.",
+            "reduce",
+            f"must be one of {', '.join(REDUCE_CHOICES)}, got {reduce!r}.",
         ),
-        (units_per_batch >= 1, f"--units-per-batch must be at least 1, got {units_per_batch}."),
+        (units_per_batch >= 1, "units_per_batch", f"must be at least 1, got {units_per_batch}."),
         (
             image_size is None or image_size >= 2,
-            f"--image-size must be at least 2 pixels, got {image_size}.",
+            "image_size",
+            f"must be at least 2 pixels, got {image_size}.",
         ),
     ]
-    for ok, message in checks:
+    for ok, argument, rule in checks:
         if not ok:
-            raise InputError(message)
+            raise InputError(f"{argument} {rule}", argument=argument)
 
 
 def _registered_model(conn: Connection, model: ModelInfo) -> ModelRecord:
     record = find_model(conn, model.name)
     if record is None:
         raise NotFound(
-            f"model {model.name!r} is not in the catalogue; run `unitcat ingest extract --model "
-            f"{model.name} --dataset …` first, so that its units are registered."
+            f"model {model.name!r} is not in the catalogue; extract it first, so that its "
+            "units are registered.",
+            fix="extract it",
+            command=f"run `unitcat ingest extract --model {model.name} --dataset …`",
         )
     if record.checksum and model.checksum and record.checksum != model.checksum:
         raise InputError(
-            f"model {model.name!r} was extracted with other weights (checksum {record.checksum[:12]}, "
-            f"these are {model.checksum[:12]}); pass the same --weights / --weights-file as for "
-            "the extraction."
+            f"model {model.name!r} was extracted with other weights (checksum "
+            f"{record.checksum[:12]}, these are {model.checksum[:12]}); pass the model with the "
+            "weights it was extracted with.",
+            fix="pass the model with the weights it was extracted with",
+            command="pass the same --weights / --weights-file as for the extraction",
         )
     return record
 
@@ -481,8 +505,11 @@ def _registered_layer(record: ModelRecord, layer: str) -> LayerRecord:
     if layer not in record.layers:
         known = ", ".join(record.layers) or "none"
         raise NotFound(
-            f"model {record.name!r} has no layer {layer!r} in the catalogue (registered: {known}); "
-            f"extract it first with `unitcat ingest extract --model {record.name} --layers {layer} …`."
+            f"model {record.name!r} has no layer {layer!r} in the catalogue (registered: "
+            f"{known}); extract it first.",
+            fix="extract it first",
+            command=f"extract it first with `unitcat ingest extract --model {record.name} "
+            f"--layers {layer} …`",
         )
     return record.layers[layer]
 
@@ -493,14 +520,15 @@ def _check_units(layer: LayerRecord, units: Sequence[int] | None) -> list[int]:
     chosen = [int(u) for u in units]
     if not chosen:
         raise InputError(
-            "no units given; pass --units (e.g. 0,1,5 or 0-9) or leave it out for all."
+            "no units given; give some (e.g. 0,1,5 or 0-9) or none for all.", argument="units"
         )
     if len(set(chosen)) != len(chosen):
-        raise InputError(f"units repeat in {chosen}; give each unit once.")
+        raise InputError(f"units repeat in {chosen}; give each unit once.", argument="units")
     bad = [u for u in chosen if not 0 <= u < layer.n_units]
     if bad:
         raise NotFound(
-            f"layer {layer.name!r} has units 0–{layer.n_units - 1}; there is no unit {bad[0]}."
+            f"layer {layer.name!r} has units 0–{layer.n_units - 1}; there is no unit {bad[0]}.",
+            argument="units",
         )
     return chosen
 

@@ -1,7 +1,7 @@
 """Baselines for "N detectors in this layer": the same network with random weights, and chance.
 
 A count of "object detectors" means little alone: network dissection's IoU cut-off
-of .04 is one "even random excitation can achieve". Two baselines answer how many
+(`IOU_DETECTOR_THRESHOLD`, .04) is one "even random excitation can achieve". Two baselines answer how many
 detectors there would be without learning, and without any relation to the labels:
 
 - **random weights** (`random_weights_baseline`): the trained run's architecture
@@ -28,22 +28,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from catalogue.cluster import Cluster
 from catalogue.data import ImageDataset
 from catalogue.db.ablation import latest_done_run, link_baseline, write_chance_metrics
-from catalogue.db.registry import load_model_record_by_id
-from catalogue.db.runs import done_run_id, find_run, recorded_run
-from catalogue.db.schema import Model
+from catalogue.db.runs import find_run
 from catalogue.errors import InputError, NotFound
+from catalogue.measures import DISSECTION_QUANTILE, IOU_DETECTOR_THRESHOLD
 from catalogue.models import INIT_SEED, ModelInfo, random_name, random_weights
+from catalogue.pipeline.defaults import CHANCE_REPEATS, EXTRACT_BATCH_SIZE, SCORE_BLOCK_UNITS
+from catalogue.pipeline.dissect import DEFAULT_TOP_N, dissect_into_catalogue
+from catalogue.pipeline.extract import extract_into_catalogue
+from catalogue.pipeline.lifecycle import Step, run_step
 from catalogue.pipeline.reload import check_same_weights, dataset_for_run, model_for_run
+from catalogue.pipeline.scoring import DEFAULT_TOP_CLASSES, TOP_IMAGES, score_extraction
+from catalogue.pipeline.source import check_layers, extraction_source
 from catalogue.pipeline.summary import Progress
+from catalogue.query.models import model_identity
 from catalogue.selectivity import score_units
 from catalogue.store import ActivationStore
 
-DEFAULT_REPEATS = 10
+DEFAULT_REPEATS = CHANCE_REPEATS
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,10 @@ def trained_runs(engine: Engine, run: str | int) -> TrainedRuns:
             score = latest_done_run(conn, "score", parent_id=row.id)
             if score is None:
                 raise InputError(
-                    f"extraction run {row.id} has not been scored; run `unitcat ingest score "
-                    f"{row.id}` first (a baseline is compared with the trained scores)."
+                    f"extraction run {row.id} has not been scored; score it first (a baseline "
+                    "is compared with the trained scores).",
+                    fix="score it",
+                    command=f"run `unitcat ingest score {row.id}`",
                 )
         else:
             raise InputError(f"run {run} is a {row.kind} run; give an extraction or scoring run.")
@@ -105,6 +113,19 @@ class RandomBaselineResult:
 StepReporter = Callable[[str], Progress]
 
 
+@dataclass(frozen=True)
+class RandomNetwork:
+    """What a random-weights baseline runs: the random network, the trained run's images, the
+    rows its scoring scored, and the probe set of its dissection (None: no dissection)."""
+
+    trained: TrainedRuns
+    model: ModelInfo
+    data: ImageDataset
+    rows: np.ndarray
+    image_keys: list[str]
+    probe: Path | None
+
+
 def random_weights_baseline(
     engine: Engine,
     run: str | int,
@@ -114,7 +135,7 @@ def random_weights_baseline(
     model: ModelInfo | None = None,
     dataset: ImageDataset | str | None = None,
     device: str = "auto",
-    batch_size: int = 64,
+    batch_size: int = EXTRACT_BATCH_SIZE,
     workers: int = 0,
     dissect: bool = True,
     step: StepReporter | None = None,
@@ -122,116 +143,158 @@ def random_weights_baseline(
 ) -> RandomBaselineResult:
     """Extract, score (and dissect) the trained run's network with seeded random weights.
 
-    With ``cluster`` the three steps run on Ray, the random network loaded on the workers
-    by its recipe (`catalogue.models.loading.load_random_weights`)."""
-    from catalogue.pipeline.dissect import dissect_into_catalogue
-    from catalogue.pipeline.extract import extract_into_catalogue
-    from catalogue.pipeline.scoring import TOP_IMAGES, score_extraction
+    Everything is checked before the first of these runs is recorded (the trained runs, the
+    model's weights, the images, the probe set). With ``cluster`` the three steps run on
+    Ray, the random network loaded on the workers by its recipe
+    (`catalogue.models.loading.load_random_weights`)."""
+    net = plan_random_network(engine, run, seed=seed, name=name, model=model, dataset=dataset)
+    net = replace(net, probe=net.probe if dissect else None)
+    progress = step or (lambda _title: None)
+    extract_run = _extract_random(
+        engine, net, progress, device=device, batch_size=batch_size, workers=workers,
+        cluster=cluster,
+    )  # fmt: skip
+    score_run = _score_random(engine, net, extract_run, progress, cluster=cluster)
+    dissect_run = _dissect_random(engine, net, progress, device=device, cluster=cluster)
+    trained = net.trained
+    with engine.begin() as conn:
+        link_baseline(conn, extract_run, trained.extract.id)
+        link_baseline(conn, score_run, trained.score.id)
+        if dissect_run is not None and trained.dissect is not None:
+            link_baseline(conn, dissect_run, trained.dissect.id)
+    return RandomBaselineResult(net.model.name, extract_run, score_run, dissect_run, trained)
 
+
+def plan_random_network(
+    engine: Engine,
+    run: str | int,
+    *,
+    seed: int = INIT_SEED,
+    name: str | None = None,
+    model: ModelInfo | None = None,
+    dataset: ImageDataset | str | None = None,
+) -> RandomNetwork:
+    """Check a random-weights baseline of ``run`` and load what it runs; nothing is written."""
     trained = trained_runs(engine, run)
-    extract, score = trained.extract, trained.score
+    extract = trained.extract
     params = dict(extract.params or {})
-    with engine.connect() as conn:
-        record = conn.execute(
-            select(Model.name, Model.architecture).where(Model.id == extract.model_id)
-        ).one()
+    keys, names = _store_classes(Path(extract.h5_path))
+    identity = model_identity(engine, extract.model_id)
     if model is not None:  # the caller's copy (a weights file …), named as the catalogue has it
         check_same_weights(model, params, extract.id)
-        model = replace(model, name=record.name)
+        model = replace(model, name=identity.name)
     else:
-        store_classes = _store_classes(Path(extract.h5_path))
         model = model_for_run(
-            name=record.name,
-            architecture=record.architecture,
+            name=identity.name,
+            architecture=identity.architecture,
             weights=params.get("weights"),
             params=params,
-            n_classes=len(store_classes[0]),
+            n_classes=len(keys),
         )
     check_same_weights(model, params, extract.id)
     # named explicitly, so that its recipe (a Ray worker's copy) has the catalogue's name too
     random = random_weights(model, seed, name=name or random_name(model.name, seed))
-    keys, names = _store_classes(Path(extract.h5_path))
     data = (
         dataset
         if isinstance(dataset, ImageDataset)
         else dataset_for_run(params, model, class_keys=keys, class_names=names, spec=dataset)
     )
-    n_items = int(params.get("n_items") or len(data))
-    progress = step or (lambda _title: None)
-    extracted = extract_into_catalogue(
-        engine,
-        random,
-        data,
-        list(params.get("layers") or []) or None,
-        reduce=str(params.get("reduce") or "max"),
-        device=device,
-        batch_size=batch_size,
-        workers=workers,
-        limit=n_items if n_items < len(data) else None,
-        on_progress=progress(f"extract {random.name} over {n_items:,} images"),
-        cluster=cluster,
-    )
-    score_params = dict(score.params or {})
-    with ActivationStore.open(Path(extract.h5_path)) as trained_store:
-        rows = scored_rows(trained_store, score_params)
-        trained_keys = trained_store.image_keys
-    with ActivationStore.open(extracted.summary.path) as random_store:
-        if random_store.image_keys != trained_keys:
-            raise InputError(
-                f"the random-weights extraction of run {extract.id} holds other images than it; "
-                "the images of the trained run have changed."
-            )
-    score_progress = progress(f"score {random.name}")
-    scored = score_extraction(
-        engine,
-        extracted.run_id,
-        layers=score_params.get("layers"),
-        all_images=bool(score_params.get("all_images")),
-        n_top_classes=int(score_params.get("n_top_classes", 5)),
-        n_top_images=int(score_params.get("n_top_images", TOP_IMAGES)),
-        rows=rows,
-        rows_from=score.id,
-        reuse=True,
-        cluster=cluster,
-        on_progress=(lambda _l, d, t: score_progress(d, t)) if score_progress else None,
-    )
-    dissected = None
-    if dissect and trained.dissect is not None:
-        d = dict(trained.dissect.params or {})
-        probe = Path(str(d.get("probe", "")))
-        if not probe.is_dir():
-            raise NotFound(
-                f"the probe set {probe} of dissection run {trained.dissect.id} is missing; "
-                "rebuild it or run the baseline with --no-dissect."
-            )
-        dissected = dissect_into_catalogue(
-            engine,
-            random,
-            probe,
-            list(d.get("layers") or []),
-            categories=d.get("categories"),
-            split=d.get("split"),
-            limit=d.get("limit"),
-            quantile=float(d.get("quantile", 0.005)),
-            iou_threshold=float(d.get("iou_threshold", 0.04)),
-            top_n=int(d.get("top_n", 5)),
-            device=device,
-            on_progress=progress(f"dissect {random.name}"),
-            reuse=True,
-            cluster=cluster,
+    with ActivationStore.open(Path(extract.h5_path)) as store:
+        rows, image_keys = scored_rows(store, dict(trained.score.params or {})), store.image_keys
+    return RandomNetwork(trained, random, data, rows, image_keys, _probe_of(trained.dissect))
+
+
+def _probe_of(dissect: Any | None) -> Path | None:
+    """The probe set of the trained model's dissection (None without one), which must exist."""
+    if dissect is None:
+        return None
+    probe = Path(str((dissect.params or {}).get("probe", "")))
+    if not probe.is_dir():
+        raise NotFound(
+            f"the probe set {probe} of dissection run {dissect.id} is missing; rebuild it, or "
+            "leave the dissection out (dissect=False).",
+            fix="leave the dissection out (dissect=False)",
+            command="run the baseline with --no-dissect",
         )
-    with engine.begin() as conn:
-        link_baseline(conn, extracted.run_id, extract.id)
-        link_baseline(conn, scored.run_id, score.id)
-        if dissected is not None and trained.dissect is not None:
-            link_baseline(conn, dissected.run_id, trained.dissect.id)
-    return RandomBaselineResult(
-        model=random.name,
-        extract_run=extracted.run_id,
-        score_run=scored.run_id,
-        dissect_run=dissected.run_id if dissected is not None else None,
-        trained=trained,
-    )
+    return probe
+
+
+def _extract_random(
+    engine: Engine,
+    net: RandomNetwork,
+    progress: StepReporter,
+    *,
+    device: str,
+    batch_size: int,
+    workers: int,
+    cluster: Cluster | None,
+) -> int:
+    """The random network over the trained run's images, as the trained run extracted them."""
+
+    params = dict(net.trained.extract.params or {})
+    n_items = int(params.get("n_items") or len(net.data))
+    extracted = extract_into_catalogue(
+        engine, net.model, net.data, list(params.get("layers") or []) or None,
+        reduce=str(params.get("reduce") or "max"), device=device, batch_size=batch_size,
+        workers=workers, limit=n_items if n_items < len(net.data) else None,
+        on_progress=progress(f"extract {net.model.name} over {n_items:,} images"),
+        cluster=cluster,
+    )  # fmt: skip
+    with ActivationStore.open(extracted.summary.path) as random_store:
+        if random_store.image_keys != net.image_keys:
+            raise InputError(
+                f"the random-weights extraction of run {net.trained.extract.id} holds other "
+                "images than it; the images of the trained run have changed."
+            )
+    return extracted.run_id
+
+
+def _score_random(
+    engine: Engine,
+    net: RandomNetwork,
+    extract_run: int,
+    progress: StepReporter,
+    *,
+    cluster: Cluster | None,
+) -> int:
+    """The random network scored on the images the trained scoring run scored, as it did."""
+
+    score = net.trained.score
+    params = dict(score.params or {})
+    report = progress(f"score {net.model.name}")
+    scored = score_extraction(
+        engine, extract_run, layers=params.get("layers"),
+        all_images=bool(params.get("all_images")),
+        n_top_classes=int(params.get("n_top_classes", DEFAULT_TOP_CLASSES)),
+        n_top_images=int(params.get("n_top_images", TOP_IMAGES)), rows=net.rows,
+        rows_from=score.id, reuse=True, cluster=cluster,
+        on_progress=(lambda _l, d, t: report(d, t)) if report else None,
+    )  # fmt: skip
+    return scored.run_id
+
+
+def _dissect_random(
+    engine: Engine,
+    net: RandomNetwork,
+    progress: StepReporter,
+    *,
+    device: str,
+    cluster: Cluster | None,
+) -> int | None:
+    """The random network dissected with the trained model's newest dissection's settings."""
+
+    if net.probe is None or net.trained.dissect is None:
+        return None
+    d = dict(net.trained.dissect.params or {})
+    dissected = dissect_into_catalogue(
+        engine, net.model, net.probe, list(d.get("layers") or []),
+        categories=d.get("categories"), split=d.get("split"), limit=d.get("limit"),
+        quantile=float(d.get("quantile", DISSECTION_QUANTILE)),
+        iou_threshold=float(d.get("iou_threshold", IOU_DETECTOR_THRESHOLD)),
+        top_n=int(d.get("top_n", DEFAULT_TOP_N)), device=device,
+        on_progress=progress(f"dissect {net.model.name}"), reuse=True, cluster=cluster,
+    )  # fmt: skip
+    return dissected.run_id
 
 
 def _store_classes(path: Path) -> tuple[list[str], list[str]]:
@@ -271,7 +334,7 @@ def chance_baseline(
     seed: int = 0,
     layers: Sequence[str] | None = None,
     device: str | None = None,
-    block_units: int = 256,
+    block_units: int = SCORE_BLOCK_UNITS,
     on_progress: Progress | None = None,
     reuse: bool = False,
 ) -> ChanceResult:
@@ -280,67 +343,85 @@ def chance_baseline(
     ``on_progress(done, total)`` counts (unit block × repeat) scorings.
     """
     if repeats < 1:
-        raise InputError(f"--repeats must be at least 1, got {repeats}.")
+        raise InputError(f"repeats must be at least 1, got {repeats}.", argument="repeats")
+    if block_units < 1:
+        raise InputError(
+            f"block_units must be at least 1, got {block_units}.", argument="block_units"
+        )
     trained = trained_runs(engine, run)
-    extract, score = trained.extract, trained.score
-    score_params = dict(score.params or {})
-    path = Path(extract.h5_path or "")
-    if not path.is_file():
-        raise NotFound(f"the activation file of run {extract.id} is missing: {path}.")
-    with engine.connect() as conn:
-        model = load_model_record_by_id(conn, extract.model_id)
-    with ActivationStore.open(path) as store:
-        names = list(layers or score_params.get("layers") or store.layer_names)
-        unknown = [n for n in names if n not in store.layer_names]
-        if unknown:
-            raise NotFound(f"run {extract.id} has no layer {', '.join(unknown)}.")
-        rows = scored_rows(store, score_params)
-        labels = store.labels[rows]
-        params = {"score_run": score.id, "repeats": repeats, "seed": seed, "layers": names}
-        if reuse:
-            with engine.connect() as conn:
-                existing = done_run_id(conn, "chance", params)
-            if existing is not None:
-                return ChanceResult(existing, score.id, repeats, int(rows.sum()), names, True)
+    score = trained.score
+    source = extraction_source(engine, trained.extract.id, then="run its baselines")
+    with source.store() as store:
+        names = check_layers(
+            store, list(layers or (score.params or {}).get("layers") or store.layer_names),
+            source.run.id,
+        )  # fmt: skip
+        rows = scored_rows(store, dict(score.params or {}))
+        sizes = {name: store.layer_shape(name)[1] for name in names}
+        labels, n_classes = store.labels[rows], store.n_classes
+    n_images = int(rows.sum())
+    params = {"score_run": score.id, "repeats": repeats, "seed": seed, "layers": names}
+
+    def compute(step: Step) -> dict[str, list[dict[str, np.ndarray]]]:
         permutations = permuted_labels(labels, repeats, seed)
-        total = sum(-(-store.layer_shape(n)[1] // block_units) for n in names) * repeats
-        done = 0
-        with recorded_run(
-            engine,
-            "chance",
-            params,
-            label=f"{model.name}: chance ({repeats} label permutations)",
-            model_id=extract.model_id,
-            dataset_id=extract.dataset_id,
-            parent_id=extract.id,
-            h5_path=str(path),
-        ) as chance_run:
-            if chance_run.finished_elsewhere:  # another process ran it while this one waited
-                return ChanceResult(chance_run.id, score.id, repeats, int(rows.sum()), names, True)
-            results: dict[str, list[dict[str, np.ndarray]]] = {}
-            for name in names:
-                per_repeat: list[list[dict[str, np.ndarray]]] = [[] for _ in range(repeats)]
-                for _start, _stop, block in store.iter_unit_blocks(name, block_units, rows=rows):
-                    for r, permuted in enumerate(permutations):
-                        per_repeat[r].append(
-                            score_units(block, permuted, store.n_classes, device=device)
-                        )
-                        done += 1
-                        if on_progress is not None:
-                            on_progress(done, total)
-                results[name] = [_join(parts) for parts in per_repeat]
+        total = sum(-(-units // block_units) for units in sizes.values()) * repeats
+        with ActivationStore.open(source.path) as store:
+            return _chance_scores(
+                store, names, rows, permutations, n_classes, device=device,
+                block_units=block_units, progress=_counting(step.progress, total),
+            )  # fmt: skip
 
-            def write(conn: Connection, run_id: int) -> None:
-                for name, repeats_metrics in results.items():
-                    unit_ids = model.layer(name).unit_ids
-                    for r, metrics in enumerate(repeats_metrics):
-                        write_chance_metrics(conn, run_id, unit_ids, r, metrics, int(rows.sum()))
-                link_baseline(conn, run_id, score.id)
+    def write(conn: Connection, run_id: int, results: dict[str, Any]) -> None:
+        for name, repeats_metrics in results.items():
+            unit_ids = source.model.layer(name).unit_ids
+            for r, metrics in enumerate(repeats_metrics):
+                write_chance_metrics(conn, run_id, unit_ids, r, metrics, n_images)
+        link_baseline(conn, run_id, score.id)
 
-            chance_run.complete(
-                write, stats={"n_images": int(rows.sum()), "repeats": repeats, "layers": names}
-            )
-    return ChanceResult(chance_run.id, score.id, repeats, int(rows.sum()), names)
+    step = run_step(
+        engine,
+        source.run_spec("chance", params, f"chance ({repeats} label permutations)"),
+        compute,
+        write=write,
+        stats=lambda _r: {"n_images": n_images, "repeats": repeats, "layers": names},
+        on_progress=on_progress,
+        reuse=reuse,
+    )
+    return ChanceResult(step.run_id, score.id, repeats, n_images, names, step.reused)
+
+
+def _counting(progress: Callable[[int, int], None], total: int) -> Callable[[], None]:
+    """A step counter reporting ``(done, total)`` after each step."""
+    done = [0]
+
+    def advance() -> None:
+        done[0] += 1
+        progress(done[0], total)
+
+    return advance
+
+
+def _chance_scores(
+    store: ActivationStore,
+    names: Sequence[str],
+    rows: np.ndarray,
+    permutations: Sequence[np.ndarray],
+    n_classes: int,
+    *,
+    device: str | None,
+    block_units: int,
+    progress: Callable[[], None],
+) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Per layer and repeat, every measure of every unit against that repeat's labels."""
+    results: dict[str, list[dict[str, np.ndarray]]] = {}
+    for name in names:
+        per_repeat: list[list[dict[str, np.ndarray]]] = [[] for _ in permutations]
+        for _start, _stop, block in store.iter_unit_blocks(name, block_units, rows=rows):
+            for r, permuted in enumerate(permutations):
+                per_repeat[r].append(score_units(block, permuted, n_classes, device=device))
+                progress()
+        results[name] = [_join(parts) for parts in per_repeat]
+    return results
 
 
 def _join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -1,8 +1,8 @@
 """The newcomer's path: a real catalogue built offline from data on this machine.
 
 `make demo` (`unitcat demo`) trains the demo CNN (an AlexNet-shaped network,
-`catalogue.demo_cnn`) on Fashion-MNIST in ten colours (100 classes,
-`catalogue.fashion_colours`) — or on scikit-learn's digits where Debian's
+`catalogue.models.demo_cnn`) on Fashion-MNIST in ten colours (100 classes,
+`catalogue.data.fashion_colours`) — or on scikit-learn's digits where Debian's
 `dataset-fashion-mnist` is missing — extracts its conv and fully connected
 layers over the images it was trained on, scores every unit with every measure
 over the correctly classified ones, builds a probe set and dissects the conv
@@ -29,14 +29,19 @@ from typing import Any
 import torch
 from sqlalchemy import Engine
 
-from catalogue import demo_cnn
 from catalogue.cluster import Cluster
 from catalogue.data import FASHION_MNIST_DIR, resolve_dataset
 from catalogue.db.results import have_panels
 from catalogue.errors import ConfigError
-from catalogue.models import ModelInfo, load_model
+from catalogue.models import ModelInfo, demo_cnn, load_model
+from catalogue.pipeline.am import am_into_catalogue
+from catalogue.pipeline.defaults import AM_MAX_IMAGES
 from catalogue.pipeline.demo_importance import run_importance_steps
+from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
+from catalogue.pipeline.extract import extract_into_catalogue
+from catalogue.pipeline.scoring import score_extraction
 from catalogue.pipeline.summary import Progress, Reporter
+from catalogue.pipeline.twoafc.demo import build_demo_study
 from catalogue.query.report import RunReport, run_report
 
 DEMO_LAYERS = ("conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
@@ -63,7 +68,7 @@ class DemoPlan:
     threads: int = 1
     probe_images: int = 300
     probe_size: int = 64
-    am_images: int = 100
+    am_images: int = AM_MAX_IMAGES
     am_steps: int = 128
     ablate_images: int = 1000
     chance_repeats: int = 10
@@ -123,11 +128,6 @@ def run_demo(
 def _run_demo(
     engine: Engine, plan: DemoPlan, reporter: Reporter, cluster: Cluster | None
 ) -> RunReport:
-    from catalogue.pipeline.am import am_into_catalogue
-    from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
-    from catalogue.pipeline.extract import extract_into_catalogue
-    from catalogue.pipeline.scoring import score_extraction
-
     with reporter.step(f"train the demo CNN on {plan.dataset}") as progress:
         model, trained = trained_model(plan, progress)
     accuracy = model.extra.get("test_accuracy")
@@ -135,11 +135,32 @@ def _run_demo(
         f"{'trained' if trained else 'reusing'} {model.name}"
         + (f" (test accuracy {accuracy:.1%})" if accuracy is not None else "")
     )
+    extract_run, n_units = _extract(engine, plan, model, reporter, cluster)
+    score_run = _score(engine, extract_run, n_units, reporter, cluster)
+    _dissect(engine, plan, model, reporter, cluster)
+    _am_panels(engine, plan, model, reporter)
+    run_importance_steps(
+        engine,
+        model,
+        extract_run,
+        score_run,
+        reporter,
+        ablate_images=plan.ablate_images,
+        chance_repeats=plan.chance_repeats,
+        cluster=cluster,
+    )
+    build_demo_study(engine, score_run, reporter)  # trials only: no simulated answers
+    return run_report(engine, model.name, score_run)
+
+
+def _extract(
+    engine: Engine, plan: DemoPlan, model: ModelInfo, reporter: Reporter, cluster: Cluster | None
+) -> tuple[int, int]:
+    """The demo layers over the plan's split; the run and its number of units."""
 
     data = resolve_dataset(f"{plan.dataset}:{plan.split}", transform=model.transform)
-    with reporter.step(
-        f"extract {', '.join(DEMO_LAYERS)} over {len(data):,} {plan.split} images"
-    ) as progress:
+    title = f"extract {', '.join(DEMO_LAYERS)} over {len(data):,} {plan.split} images"
+    with reporter.step(title) as progress:
         extracted = extract_into_catalogue(
             engine, model, data, list(DEMO_LAYERS), on_progress=progress, cluster=cluster
         )
@@ -147,11 +168,16 @@ def _run_demo(
         f"run {extracted.run_id}: {extracted.summary.n_images:,} {plan.split} images, "
         f"accuracy {extracted.summary.accuracy:.1%}"
     )
+    return extracted.run_id, sum(model_layer_units(extracted))
 
-    with reporter.step(
-        "score every unit with every measure (correctly classified images)"
-    ) as progress:
-        n_units = sum(model_layer_units(extracted))
+
+def _score(
+    engine: Engine, extract_run: int, n_units: int, reporter: Reporter, cluster: Cluster | None
+) -> int:
+    """Every unit with every measure over the correctly classified images."""
+
+    title = "score every unit with every measure (correctly classified images)"
+    with reporter.step(title) as progress:
         done_before: dict[str, int] = {}
 
         def score_progress(layer: str, done: int, _total: int) -> None:
@@ -159,12 +185,19 @@ def _run_demo(
             progress(sum(done_before.values()), n_units)
 
         scored = score_extraction(
-            engine, extracted.run_id, on_progress=score_progress, reuse=True, cluster=cluster
+            engine, extract_run, on_progress=score_progress, reuse=True, cluster=cluster
         )
     reporter.note(
         f"run {scored.run_id}: {sum(scored.layers.values()):,} units over {scored.n_images:,} images"
         + (" (reused)" if scored.reused else "")
     )
+    return scored.run_id
+
+
+def _dissect(
+    engine: Engine, plan: DemoPlan, model: ModelInfo, reporter: Reporter, cluster: Cluster | None
+) -> None:
+    """A probe set of the demo's objects, and the conv layers dissected on it."""
 
     with reporter.step(f"build a probe set of {plan.probe_images} scenes") as progress:
         probe = build_probe(
@@ -185,6 +218,10 @@ def _run_demo(
         )
     reporter.note(f"run {dissected.run_id}: probe set {probe.directory}")
 
+
+def _am_panels(engine: Engine, plan: DemoPlan, model: ModelInfo, reporter: Reporter) -> None:
+    """AM panels for a handful of units (kept when they exist)."""
+
     for layer, units in AM_UNITS.items():
         if panels_exist(engine, model.name, layer, units):
             reporter.note(f"reusing AM panels of {layer} units {', '.join(map(str, units))}")
@@ -199,17 +236,6 @@ def _run_demo(
                 steps=plan.am_steps,
                 on_progress=progress,
             )
-    run_importance_steps(
-        engine,
-        model,
-        extracted.run_id,
-        scored.run_id,
-        reporter,
-        ablate_images=plan.ablate_images,
-        chance_repeats=plan.chance_repeats,
-        cluster=cluster,
-    )
-    return run_report(engine, model.name, scored.run_id)
 
 
 def model_layer_units(extracted: Any) -> list[int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,10 @@ from sqlalchemy import Engine
 from catalogue.cluster import Cluster
 from catalogue.measures import CRITERIA_BY_KEY
 from catalogue.models import ModelInfo
+from catalogue.pipeline.ablate import CurveOptions, ablate_into_catalogue
+from catalogue.pipeline.baseline import chance_baseline, random_weights_baseline
 from catalogue.pipeline.summary import Reporter
+from catalogue.query.importance import importance_correlations, layer_baselines
 
 #: one conv and one fc layer of the demo CNN (conv5 is also the dissected top conv layer)
 ABLATE_LAYERS = ("conv5", "fc6")
@@ -55,36 +59,8 @@ def run_importance_steps(
 
     With ``cluster``, the ablation and the random network's extraction, scoring and
     dissection run on Ray; the chance scoring runs here."""
-    from catalogue.pipeline.ablate import CurveOptions, ablate_into_catalogue
-    from catalogue.pipeline.baseline import chance_baseline, random_weights_baseline
-    from catalogue.query.importance import importance_correlations, layer_baselines
 
-    n_classes = model.n_outputs
-    with reporter.step(
-        f"ablate every unit of {', '.join(layers)} over {ablate_images:,} images "
-        f"(+ class curves for {min(CURVE_CLASSES, n_classes)} classes)"
-    ) as progress:
-        done: dict[str, tuple[int, int]] = {}
-
-        def on_ablate(layer: str, d: int, t: int) -> None:
-            done[layer] = (d, t)
-            progress(sum(x[0] for x in done.values()), sum(x[1] for x in done.values()))
-
-        ablated = ablate_into_catalogue(
-            engine,
-            extract_run,
-            list(layers),
-            images=ablate_images,
-            curves=CurveOptions(classes=list(range(min(CURVE_CLASSES, n_classes)))),
-            model=model,
-            on_progress=on_ablate,
-            reuse=True,
-            cluster=cluster,
-        )
-    reporter.note(
-        f"run {ablated.run_id}: {ablated.n_images:,} images"
-        + (" (reused)" if ablated.reused else "")
-    )
+    ablated = _ablate(engine, model, extract_run, reporter, layers, ablate_images, cluster)
     with reporter.step(f"chance: score against {chance_repeats} label permutations") as progress:
         chance = chance_baseline(
             engine, score_run, repeats=chance_repeats, on_progress=progress, reuse=True
@@ -103,6 +79,46 @@ def run_importance_steps(
     return ImportanceSummary(
         ablated.run_id, chance.run_id, random.score_run, baselines, correlations
     )
+
+
+def _ablate(
+    engine: Engine,
+    model: ModelInfo,
+    extract_run: int,
+    reporter: Reporter,
+    layers: Sequence[str],
+    n_images: int,
+    cluster: Cluster | None,
+) -> Any:
+    """Single-unit ablation of ``layers``, with class curves for the first classes."""
+
+    n_classes = model.n_outputs
+    with reporter.step(
+        f"ablate every unit of {', '.join(layers)} over {n_images:,} images "
+        f"(+ class curves for {min(CURVE_CLASSES, n_classes)} classes)"
+    ) as progress:
+        done: dict[str, tuple[int, int]] = {}
+
+        def on_ablate(layer: str, d: int, t: int) -> None:
+            done[layer] = (d, t)
+            progress(sum(x[0] for x in done.values()), sum(x[1] for x in done.values()))
+
+        ablated = ablate_into_catalogue(
+            engine,
+            extract_run,
+            list(layers),
+            images=n_images,
+            curves=CurveOptions(classes=list(range(min(CURVE_CLASSES, n_classes)))),
+            model=model,
+            on_progress=on_ablate,
+            reuse=True,
+            cluster=cluster,
+        )
+    reporter.note(
+        f"run {ablated.run_id}: {ablated.n_images:,} images"
+        + (" (reused)" if ablated.reused else "")
+    )
+    return ablated
 
 
 def _number(value: object, digits: int = 0) -> str:

@@ -2,9 +2,11 @@
 
 Everything that can be wrong with the request (an unknown layer, an empty
 folder, a model/dataset class mismatch, a bad option, an output path that is a
-folder or holds another run) is checked before the catalogue is touched: a bad
-request writes no dataset, model or run row. The HDF5 file's name is derived from the run's parameters, so running
-the same command again resumes the same file (see `catalogue.extraction`).
+folder or holds another run, with ``strict`` an unreadable image) is checked
+before the catalogue is touched: a bad request writes no dataset, model or run
+row. The HDF5 file's name is derived from the run's parameters, so running the
+same command again resumes the same file (see `catalogue.extraction`); the same
+extraction started twice at once waits for the first and finds it done.
 """
 
 from __future__ import annotations
@@ -12,24 +14,28 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
-from catalogue.cluster import Cluster
-from catalogue.config import get_settings, resolve_device
+from catalogue.cluster import Cluster, resolve_device_for
+from catalogue.config import get_settings
 from catalogue.data import ImageDataset
-from catalogue.db.registry import register_dataset, register_model_info
-from catalogue.db.runs import recorded_run, run_key
+from catalogue.db.identities import register_dataset, register_model_info
+from catalogue.db.runs import run_key
 from catalogue.extraction import (
+    ExtractionPlan,
     ExtractionSummary,
+    check_options,
     check_output,
-    check_runtime_options,
     extract_activations,
     plan_extraction,
 )
+from catalogue.extraction.plan import check_images
 from catalogue.models import ModelInfo
+from catalogue.pipeline.defaults import EXTRACT_BATCH_SIZE
+from catalogue.pipeline.lifecycle import RunSpec, Step, run_step
 
 MAX_SKIPPED_LISTED = 1000
 
@@ -55,7 +61,7 @@ def extract_into_catalogue(
     reduce: str = "max",
     keep_maps: bool | Sequence[str] = False,
     device: str = "auto",
-    batch_size: int = 64,
+    batch_size: int = EXTRACT_BATCH_SIZE,
     workers: int = 0,
     limit: int | None = None,
     strict: bool = False,
@@ -68,25 +74,59 @@ def extract_into_catalogue(
     """Extract `model` over `dataset` into the run's HDF5 file and record the run.
 
     With `cluster`, the images are extracted in shards of `shard_images` by Ray
-    actors (`catalogue.cluster.extract`); the file reads the same and the run
+    actors (`catalogue.extraction.shards`); the file reads the same and the run
     has the same parameters, so either path reuses the other's finished file.
     """
-    check_runtime_options(batch_size, workers)
-    device = resolve_device(device, here=cluster is None)
+    check_options(batch_size, workers, shard_images)
+    resolve_device_for(cluster, device)
     plan = plan_extraction(
         model, dataset, layers, reduce=reduce, keep_maps=keep_maps, limit=limit, autocast=autocast
     )
-    infos, params = plan.layers, plan.params
-    key = run_key("extract", params)
+    out = _output(model, dataset, plan, out_path)
+    if strict:
+        check_images(dataset, plan.n_images)
+
+    def extract(step: Step | None = None) -> ExtractionSummary:
+        return extract_activations(
+            model, dataset, [i.name for i in plan.layers], out,
+            reduce=reduce, keep_maps=plan.kept_maps, device=device, batch_size=batch_size,
+            workers=workers, limit=limit, strict=strict, autocast=autocast,
+            on_progress=step.progress if step is not None else on_progress,
+            cluster=cluster, shard_images=shard_images,
+        )  # fmt: skip
+
+    step = run_step(
+        engine,
+        _run_spec(engine, model, dataset, plan, out),
+        extract,
+        stats=_stats,
+        on_progress=on_progress,
+    )
+    if step.value is None:  # the file is complete: this reads its summary
+        return ExtractResult(step.run_id, extract(), finished_elsewhere=True)
+    return ExtractResult(step.run_id, step.value)
+
+
+def _output(
+    model: ModelInfo, dataset: ImageDataset, plan: ExtractionPlan, out_path: str | Path | None
+) -> Path:
+    """The run's file (by default named by its parameters), checked before anything is written."""
     if out_path is None:
+        key = run_key("extract", plan.params)
         out_path = (
             get_settings().runs_dir / f"{_slug(model.name)}-{_slug(dataset.name)}-{key[:10]}.h5"
         )
-    out_path = Path(out_path).resolve()
-    check_output(out_path, params)
+    out = Path(out_path).resolve()
+    check_output(out, plan.params)
+    return out
 
+
+def _run_spec(
+    engine: Engine, model: ModelInfo, dataset: ImageDataset, plan: ExtractionPlan, out: Path
+) -> RunSpec:
+    """Register the model and the dataset (the run refers to them) and describe the run."""
     with engine.begin() as conn:
-        model_record = register_model_info(conn, model, infos)
+        model_record = register_model_info(conn, model, plan.layers)
         dataset_record = register_dataset(
             conn,
             name=dataset.name,
@@ -95,52 +135,24 @@ def extract_into_catalogue(
             class_keys=list(dataset.class_keys),
             class_names=list(dataset.class_names),
         )
-    with recorded_run(
-        engine,
+    return RunSpec(
         "extract",
-        params,
+        plan.params,
         label=f"{model.name} on {dataset.name}",
         model_id=model_record.id,
         dataset_id=dataset_record.id,
-        h5_path=str(out_path),
-    ) as run:
-        extract = extract_activations
-        if cluster is not None:
-            from catalogue.cluster.extract import extract_on_cluster
-            from catalogue.store.shards import DEFAULT_SHARD_IMAGES
+        h5_path=str(out),
+    )
 
-            extract = partial(
-                extract_on_cluster, cluster, shard_images=shard_images or DEFAULT_SHARD_IMAGES
-            )
-        summary = extract(
-            model,
-            dataset,
-            [i.name for i in infos],
-            out_path,
-            reduce=reduce,
-            keep_maps=plan.kept_maps,
-            device=device,
-            batch_size=batch_size,
-            workers=workers,
-            limit=limit,
-            strict=strict,
-            autocast=autocast,
-            on_progress=run.watch(on_progress),
-        )
-        if run.finished_elsewhere:
-            return ExtractResult(run_id=run.id, summary=summary, finished_elsewhere=True)
-        run.complete(
-            stats={
-                "n_images": summary.n_images,
-                "n_skipped": summary.n_skipped,
-                "skipped": [
-                    {"key": k, "reason": r} for k, r in summary.skipped[:MAX_SKIPPED_LISTED]
-                ],
-                "accuracy": summary.accuracy,
-                "images_per_second": summary.images_per_second,
-                "resumed_from": summary.resumed_from,
-                "layers": {i.name: list(i.output_shape) for i in summary.layers},
-                **summary.runtime,
-            }
-        )
-    return ExtractResult(run_id=run.id, summary=summary)
+
+def _stats(summary: ExtractionSummary) -> dict[str, Any]:
+    return {
+        "n_images": summary.n_images,
+        "n_skipped": summary.n_skipped,
+        "skipped": [{"key": k, "reason": r} for k, r in summary.skipped[:MAX_SKIPPED_LISTED]],
+        "accuracy": summary.accuracy,
+        "images_per_second": summary.images_per_second,
+        "resumed_from": summary.resumed_from,
+        "layers": {i.name: list(i.output_shape) for i in summary.layers},
+        **summary.runtime,
+    }

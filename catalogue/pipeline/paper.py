@@ -20,11 +20,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from catalogue.cluster import Cluster
-from catalogue.data import resolve_dataset
+from catalogue.data import ImageDataset, resolve_dataset
 from catalogue.groups import PAPER_GROUPS
-from catalogue.models import load_model
+from catalogue.models import ModelInfo, load_model
 from catalogue.pipeline.dissect import dissect_into_catalogue
-from catalogue.pipeline.extract import extract_into_catalogue
+from catalogue.pipeline.extract import ExtractResult, extract_into_catalogue
 from catalogue.pipeline.scoring import score_extraction
 from catalogue.pipeline.summary import Reporter
 from catalogue.query.report import RunReport, run_report
@@ -77,16 +77,48 @@ def run_paper(
         class_names=model.class_names,
         mapping_file=options.class_map,
     )
-    layers = list(ALEXNET_LAYERS.values())
     reporter.note(
         "layers: " + ", ".join(f"{paper} = {node}" for paper, node in ALEXNET_LAYERS.items())
     )
+    extracted = _extract(engine, options, model, data, reporter, cluster)
+    groups = present_groups(list(data.class_keys))
+    reporter.note(
+        "class groups: "
+        + (", ".join(f"{g} ({len(m)} classes)" for g, m in groups.items()) or "none present")
+    )
+    score_run = _score(engine, options, extracted, groups, reporter, cluster)
+    if options.broden is not None:
+        with reporter.step("dissect conv5 on Broden") as progress:
+            dissected = dissect_into_catalogue(
+                engine,
+                model,
+                options.broden,
+                [ALEXNET_LAYERS["conv5"]],
+                categories=options.broden_categories,
+                device=options.device,
+                workers=options.workers,
+                on_progress=progress,
+                reuse=True,
+                cluster=cluster,
+            )
+        reporter.note(f"run {dissected.run_id}: conv5 dissected on {dissected.probe}")
+    return run_report(engine, model.name, score_run)
+
+
+def _extract(
+    engine: Engine,
+    options: PaperOptions,
+    model: ModelInfo,
+    data: ImageDataset,
+    reporter: Reporter,
+    cluster: Cluster | None,
+) -> ExtractResult:
     with reporter.step(f"extract AlexNet over {len(data):,} images") as progress:
         extracted = extract_into_catalogue(
             engine,
             model,
             data,
-            layers,
+            list(ALEXNET_LAYERS.values()),
             device=options.device,
             batch_size=options.batch_size,
             workers=options.workers,
@@ -99,12 +131,18 @@ def run_paper(
         f"run {extracted.run_id}: {summary.n_images:,} images, top-1 accuracy {summary.accuracy:.1%}, "
         f"{summary.n_skipped} skipped"
     )
-    groups = present_groups(list(data.class_keys))
-    reporter.note(
-        "class groups: "
-        + (", ".join(f"{g} ({len(m)} classes)" for g, m in groups.items()) or "none present")
-    )
-    total_units = sum(layer.n_units for layer in summary.layers)
+    return extracted
+
+
+def _score(
+    engine: Engine,
+    options: PaperOptions,
+    extracted: ExtractResult,
+    groups: dict[str, list[str]],
+    reporter: Reporter,
+    cluster: Cluster | None,
+) -> int:
+    total_units = sum(layer.n_units for layer in extracted.summary.layers)
     with reporter.step("score every unit (correctly classified images only)") as progress:
         done: dict[str, int] = {}
 
@@ -124,19 +162,4 @@ def run_paper(
     reporter.note(
         f"run {scored.run_id}: {total_units:,} units over {scored.n_images:,} correct images"
     )
-    if options.broden is not None:
-        with reporter.step("dissect conv5 on Broden") as progress:
-            dissected = dissect_into_catalogue(
-                engine,
-                model,
-                options.broden,
-                [ALEXNET_LAYERS["conv5"]],
-                categories=options.broden_categories,
-                device=options.device,
-                workers=options.workers,
-                on_progress=progress,
-                reuse=True,
-                cluster=cluster,
-            )
-        reporter.note(f"run {dissected.run_id}: conv5 dissected on {dissected.probe}")
-    return run_report(engine, model.name, scored.run_id)
+    return scored.run_id

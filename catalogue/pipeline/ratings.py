@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from catalogue.db.identities import unit_ids_by_key
 from catalogue.db.ratings import (
     AnalysisRecord,
     RatingRecord,
@@ -38,7 +39,6 @@ from catalogue.db.ratings import (
     set_participant_list,
     write_ratings,
 )
-from catalogue.db.registry import unit_ids_by_key
 from catalogue.errors import InputError, NotFound
 from catalogue.query.ratings import StudyPanel, answered_units
 from catalogue.ratings import (
@@ -198,7 +198,11 @@ def design_study(
     panels: Sequence[StudyPanel], *, list_size: int = 52, n_practice: int = 3, seed: int = 0
 ) -> StudyDesign:
     if not panels:
-        raise NotFound("there are no AM panels to rate yet; run `unitcat ingest am` first.")
+        raise NotFound(
+            "there are no AM panels to rate yet; make some first.",
+            fix="make some",
+            command="make some with `unitcat ingest am`",
+        )
     ids = sorted(p.panel_id for p in panels)
     n_practice = min(n_practice, max(0, len(ids) - 1))
     practice = sorted(ids[i] for i in _seeded_choice(len(ids), n_practice, seed))

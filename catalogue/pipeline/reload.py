@@ -7,8 +7,8 @@ checksum, and the run's dataset name and source; from these the usual cases
 load again by themselves: the demo CNN (``demo:<dataset>``), torchvision
 weights from the hub cache, seeded random weights (``…@random-seed<N>``), and a
 random-weights copy of any of these. Anything else (a weights file, a
-TorchScript file, a renamed model) is given by the caller (the CLI's
-``--model``/``--weights``/``--weights-file``). Either way the checksum must be
+TorchScript file, a renamed model) is given by the caller (on the command
+line: the model options). Either way the checksum must be
 the run's: other weights would answer for another network.
 """
 
@@ -18,10 +18,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from catalogue import demo_cnn
 from catalogue.data import ImageDataset, resolve_dataset
 from catalogue.errors import InputError, UnitcatError
-from catalogue.models import ModelInfo, load_model, random_weights
+from catalogue.models import ModelInfo, demo_cnn, load_model, random_weights
 from catalogue.models.loading import _torchvision_names
 
 _RANDOM = re.compile(r"random-seed(\d+)")
@@ -42,7 +41,11 @@ def model_for_run(
     input_size = int(size[0]) if size[0] else None
     hint = (
         f"cannot load model {name!r} again by itself ({architecture}, weights {weights}); "
-        "pass the extraction's --model (and --weights / --weights-file)."
+        "pass the model of the extraction."
+    )
+    fix, command = (
+        "pass the model of the extraction",
+        ("pass the extraction's --model (and --weights / --weights-file)"),
     )
     try:
         if random and "@" in name:
@@ -66,8 +69,8 @@ def model_for_run(
         if architecture in _torchvision_names() and weights and not weights.startswith("file:"):
             return _renamed(load_model(architecture, weights=weights), name)
     except UnitcatError as exc:
-        raise InputError(f"{hint} ({exc})") from exc
-    raise InputError(hint)
+        raise InputError(f"{hint} ({exc})", fix=fix, command=command) from exc
+    raise InputError(hint, fix=fix, command=command)
 
 
 def _renamed(model: ModelInfo, name: str) -> ModelInfo:
@@ -119,5 +122,7 @@ def dataset_for_run(
     detail = f" ({'; '.join(errors)})" if errors else ""
     raise InputError(
         f"cannot find the images of the extraction run (dataset {params.get('dataset')!r})"
-        f"{detail}; pass them with --dataset."
+        f"{detail}; give them as the dataset.",
+        fix="give them as the dataset",
+        command="pass them with --dataset",
     )

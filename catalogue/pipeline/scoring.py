@@ -2,7 +2,8 @@
 
 Reads the run's HDF5 file layer by layer in column blocks (so a 721,536 × 4,096
 layer never has to fit in memory), scores each block with
-`catalogue.selectivity.score_layer`, and writes `unit_metrics`,
+`catalogue.selectivity.score_layer` — here, or as Ray tasks with a ``cluster``
+(`catalogue.scoring`, the same blocks) — and writes `unit_metrics`,
 `unit_class_stats`, `unit_top_image` and `unit_group_metrics` for all layers in
 one transaction at the end. By default only the correctly classified images are
 scored, as in the paper.
@@ -12,38 +13,36 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine
 
-from catalogue.cluster import Cluster
-from catalogue.config import resolve_device
-from catalogue.db.registry import (
-    DatasetRecord,
-    ModelRecord,
-    load_dataset_record_by_id,
-    load_model_record_by_id,
-    register_class_groups,
-)
+from catalogue.cluster import Cluster, resolve_device_for
+from catalogue.db.identities import register_class_groups
 from catalogue.db.results import (
+    write_bottom_images,
     write_class_stats,
     write_group_metrics,
     write_top_images,
     write_unit_metrics,
 )
-from catalogue.db.runs import current_state, describe_owner, done_run_id, find_run, recorded_run
-from catalogue.errors import InputError, NotFound
+from catalogue.errors import InputError
 from catalogue.groups import group_class_indices
-from catalogue.measures import GROUP_MEASURES
-from catalogue.selectivity import LayerScores, score_layer
-from catalogue.store import ActivationStore
+from catalogue.measures import CSI_TOP_N, GROUP_MEASURES, TOP_N_CLASSES
+from catalogue.pipeline.defaults import SCORE_BLOCK_UNITS
+from catalogue.pipeline.lifecycle import RunSpec, Step, run_step
+from catalogue.pipeline.source import ExtractionSource, check_layers, extraction_source
+from catalogue.scoring import ScoreContext, score_in_blocks
+from catalogue.selectivity import BOTTOM_IMAGES, LayerScores
 
-DEFAULT_BLOCK_UNITS = 256
-#: Top images stored per unit: the 100 that `classes_in_top100` and Rafegas's index read
-#: (and the 60 of top-60 precision among them), so a reader can check both on the Unit page.
-TOP_IMAGES = 100
+DEFAULT_BLOCK_UNITS = SCORE_BLOCK_UNITS
+#: Top images stored per unit: the ones `classes_in_top100` (`TOP_N_CLASSES`) and Rafegas's
+#: index (`CSI_TOP_N`) read, and the top-60 of top-60 precision among them, so that a reader
+#: can check each on the Unit page.
+TOP_IMAGES = max(TOP_N_CLASSES, CSI_TOP_N)
+#: classes listed per unit in `unit_class_stats`' ranking
+DEFAULT_TOP_CLASSES = 5
 
 #: on_progress(layer, units_done, units_total)
 ScoreProgress = Callable[[str, int, int], None]
@@ -57,31 +56,26 @@ class ScoreResult:
     reused: bool = False
 
 
-def _extract_context(
-    engine: Engine, extract_run: str | int
-) -> tuple[object, ModelRecord, DatasetRecord]:
-    with engine.connect() as conn:
-        run = find_run(conn, extract_run, kind="extract")
-        if run.status != "done":  # a finished run being re-run still has its finished file
-            raise InputError(_not_done(run, current_state(conn, run)))
-        model = load_model_record_by_id(conn, run.model_id)
-        dataset = load_dataset_record_by_id(conn, run.dataset_id)
-    return run, model, dataset
+@dataclass(frozen=True)
+class ScoringPlan:
+    """A checked scoring request: the extraction, the layers, the images scored, the groups."""
 
+    source: ExtractionSource
+    layers: dict[str, int]  # layer → units
+    rows: np.ndarray  # boolean mask of the store's rows scored
+    labels: np.ndarray  # every row's class
+    image_keys: list[str]
+    n_classes: int
+    groups: Mapping[str, Sequence[str]]
+    group_indices: Mapping[str, Sequence[int]]
+    params: dict[str, Any]
 
-def _not_done(run: Any, state: str) -> str:
-    """Why an extraction run cannot be scored yet, and what to do; never a reason to wait."""
-    resume = "re-run the same `unitcat ingest extract` command to resume it, then score"
-    who = describe_owner(run)
-    if state == "running":
-        return (
-            f"extraction run {run.id} is still running ({who}); score it when it is done "
-            "(`unitcat runs` shows its status)."
-        )
-    if state == "interrupted":
-        gone = f" ({who}, now gone)" if run.owner_pid is not None else ""
-        return f"extraction run {run.id} was interrupted{gone}; {resume}."
-    return f"extraction run {run.id} failed ({run.error or 'no message'}); {resume}."
+    @property
+    def n_images(self) -> int:
+        return int(self.rows.sum())
+
+    def result(self, run_id: int, reused: bool) -> ScoreResult:
+        return ScoreResult(run_id, self.n_images, dict(self.layers), reused=reused)
 
 
 def score_extraction(
@@ -93,7 +87,7 @@ def score_extraction(
     groups: Mapping[str, Sequence[str]] | None = None,
     device: str | None = None,
     block_units: int = DEFAULT_BLOCK_UNITS,
-    n_top_classes: int = 5,
+    n_top_classes: int = DEFAULT_TOP_CLASSES,
     n_top_images: int = TOP_IMAGES,
     on_progress: ScoreProgress | None = None,
     reuse: bool = False,
@@ -107,203 +101,130 @@ def score_extraction(
     `rows` (a boolean mask over the store's rows) scores exactly those images instead,
     e.g. the ones a trained network's scoring run scored, for its random-weights
     baseline; `rows_from` names that run in the parameters.
-    With `cluster`, the blocks of units are Ray tasks (`catalogue.cluster.score`);
+    With `cluster`, the blocks of units are Ray tasks (`catalogue.scoring`);
     the rows are the same.
     Every option is checked before the run is recorded: a bad one writes nothing.
     """
     if block_units < 1:
-        raise InputError(f"--block-units must be at least 1, got {block_units}.")
-    device = resolve_device(device, here=cluster is None)
-    run, model, dataset = _extract_context(engine, extract_run)
-    path = Path(run.h5_path)
-    if not path.is_file():
-        raise NotFound(f"the activation file of run {run.id} is missing: {path}.")
-    with ActivationStore.open(path) as store:
-        if not store.is_complete:
-            raise InputError(f"{path} is incomplete; resume the extraction first.")
-        names = list(layers) if layers else store.layer_names
-        unknown = [n for n in names if n not in store.layer_names]
-        if unknown:
-            raise NotFound(
-                f"run {run.id} has no layer {', '.join(unknown)}; it has {', '.join(store.layer_names)}."
-            )
-        labels = store.labels
-        chosen = rows
-        if chosen is not None:
-            rows = np.asarray(chosen, dtype=bool)
-            if rows.shape != labels.shape:
-                raise InputError(f"a row mask of {rows.shape} for a store of {labels.shape} rows.")
-        else:
-            rows = np.ones(len(labels), dtype=bool) if all_images else store.correct.astype(bool)
-        if not rows.any():
-            raise InputError(
-                f"run {run.id} has no correctly classified images to score; use --all-images."
-            )
-        image_index = np.flatnonzero(rows)
-        scored_labels = labels[rows]
-        keys = store.image_keys
-        class_keys = store.class_keys
-        group_indices = group_class_indices(
-            groups or {}, class_keys, store.class_names, dataset=dataset.name
+        raise InputError(
+            f"block_units must be at least 1, got {block_units}.", argument="block_units"
         )
-        params = {
-            "extract_run": run.id,
+    device = resolve_device_for(cluster, device)
+    plan = plan_scoring(
+        engine, extract_run, layers=layers, all_images=all_images, groups=groups or {},
+        n_top_classes=n_top_classes, n_top_images=n_top_images, rows=rows, rows_from=rows_from,
+    )  # fmt: skip
+    context = ScoreContext(
+        path=str(plan.source.path.resolve()),
+        rows=plan.rows,
+        labels=plan.labels[plan.rows],
+        n_classes=plan.n_classes,
+        groups=plan.group_indices,
+        n_top_classes=n_top_classes,
+        n_top_images=n_top_images,
+        device=device,
+    )
+
+    def score(step: Step) -> dict[str, LayerScores]:
+        parts = score_in_blocks(
+            cluster, context, plan.layers, block_units=block_units, on_progress=step.progress
+        )
+        return {name: _concatenate(parts[name]) for name in plan.layers}
+
+    step = run_step(
+        engine,
+        _run_spec(plan, all_images),
+        score,
+        write=lambda conn, run_id, results: _write(conn, run_id, plan, results),
+        stats=lambda _results: {"n_images": plan.n_images, "layers": list(plan.layers)},
+        on_progress=on_progress,
+        reuse=reuse,
+        cluster=cluster,
+    )
+    return plan.result(step.run_id, step.reused)
+
+
+def plan_scoring(
+    engine: Engine,
+    extract_run: str | int,
+    *,
+    layers: Sequence[str] | None,
+    all_images: bool,
+    groups: Mapping[str, Sequence[str]],
+    n_top_classes: int,
+    n_top_images: int,
+    rows: np.ndarray | None,
+    rows_from: int | None,
+) -> ScoringPlan:
+    """Check a scoring request against the extraction run and its file; nothing is written."""
+    source = extraction_source(engine, extract_run)
+    run_id = source.run.id
+    with source.store() as store:
+        names = check_layers(store, list(layers) if layers else store.layer_names, run_id)
+        labels = store.labels
+        mask = _scored_rows(store, rows, all_images)
+        if not mask.any():
+            raise InputError(
+                f"run {run_id} has no correctly classified images to score; set all_images to "
+                "score every image.",
+                argument="all_images",
+            )
+        group_indices = group_class_indices(
+            groups, store.class_keys, store.class_names, dataset=source.dataset.name
+        )
+        params: dict[str, Any] = {
+            "extract_run": run_id,
             "layers": names,
             "all_images": all_images,
-            "groups": {g: list(k) for g, k in (groups or {}).items()},
+            "groups": {g: list(k) for g, k in groups.items()},
             "n_top_classes": n_top_classes,
             "n_top_images": n_top_images,
+            "n_bottom_images": BOTTOM_IMAGES,
         }
-        if chosen is not None:
+        if rows is not None:
             params["rows_from"] = rows_from
-        existing = None
-        if reuse:
-            with engine.connect() as conn:
-                existing = done_run_id(conn, "score", params)
-        if existing is not None:
-            return ScoreResult(
-                run_id=existing,
-                n_images=int(rows.sum()),
-                layers={n: store.layer_shape(n)[1] for n in names},
-                reused=True,
-            )
-        with recorded_run(
-            engine,
-            "score",
-            params,
-            label=f"{model.name} on {dataset.name}" + (" (all images)" if all_images else ""),
-            model_id=model.id,
-            dataset_id=dataset.id,
-            parent_id=run.id,
-            h5_path=str(path),
-        ) as score_run:
-            if score_run.finished_elsewhere:
-                return ScoreResult(
-                    run_id=score_run.id,
-                    n_images=int(rows.sum()),
-                    layers={n: store.layer_shape(n)[1] for n in names},
-                    reused=True,
-                )
-            watched = score_run.watch(on_progress)
-            results: dict[str, LayerScores] = {}
-            scored_here = names if cluster is None else []
-            if cluster is not None:
-                results = _score_on_cluster(
-                    cluster, store, names, rows, scored_labels, len(class_keys), group_indices,
-                    device=device, block_units=block_units, n_top_classes=n_top_classes,
-                    n_top_images=n_top_images, on_progress=watched,
-                )  # fmt: skip
-            for name in scored_here:
-                results[name] = _score_layer(
-                    store,
-                    name,
-                    rows,
-                    scored_labels,
-                    len(class_keys),
-                    group_indices,
-                    device=device,
-                    block_units=block_units,
-                    n_top_classes=n_top_classes,
-                    n_top_images=n_top_images,
-                    on_progress=watched,
-                )
-
-            def write(conn: Connection, run_id: int) -> None:
-                group_ids = register_class_groups(conn, dataset, groups or {}) if groups else {}
-                for name, scores in results.items():
-                    _write_layer(
-                        conn,
-                        run_id,
-                        model.layer(name).unit_ids,
-                        scores,
-                        image_index,
-                        labels,
-                        keys,
-                        group_ids,
-                    )
-
-            stats = {"n_images": int(rows.sum()), "layers": names}
-            score_run.complete(write, stats=stats | (cluster.describe() if cluster else {}))
-    return ScoreResult(
-        run_id=score_run.id,
-        n_images=int(rows.sum()),
-        layers={n: r.n_units for n, r in results.items()},
-    )
+        return ScoringPlan(
+            source, {n: store.layer_shape(n)[1] for n in names}, mask, labels, store.image_keys,
+            len(store.class_keys), groups, group_indices, params,
+        )  # fmt: skip
 
 
-def _score_layer(
-    store: ActivationStore,
-    layer: str,
-    rows: np.ndarray,
-    labels: np.ndarray,
-    n_classes: int,
-    groups: Mapping[str, Sequence[int]],
-    *,
-    device: str | None,
-    block_units: int,
-    n_top_classes: int,
-    n_top_images: int,
-    on_progress: ScoreProgress | None,
-) -> LayerScores:
-    n_units = store.layer_shape(layer)[1]
-    parts: list[LayerScores] = []
-    done = 0
-    if on_progress:
-        on_progress(layer, 0, n_units)
-    for _start, _stop, values in store.iter_unit_blocks(layer, block_units, rows=rows):
-        parts.append(
-            score_layer(
-                values,
-                labels,
-                n_classes,
-                groups=groups,
-                n_top_classes=n_top_classes,
-                n_top_images=n_top_images,
-                device=device,
-            )
+def _scored_rows(store: Any, rows: np.ndarray | None, all_images: bool) -> np.ndarray:
+    labels = store.labels
+    if rows is None:
+        return np.ones(len(labels), dtype=bool) if all_images else store.correct.astype(bool)
+    mask = np.asarray(rows, dtype=bool)
+    if mask.shape != labels.shape:
+        raise InputError(
+            f"a row mask of {mask.shape} for a store of {labels.shape} rows.", argument="rows"
         )
-        done += values.shape[1]
-        if on_progress:
-            on_progress(layer, done, n_units)
-    return _concatenate(parts)
+    return mask
 
 
-def _score_on_cluster(
-    cluster: Cluster,
-    store: ActivationStore,
-    names: Sequence[str],
-    rows: np.ndarray,
-    labels: np.ndarray,
-    n_classes: int,
-    groups: Mapping[str, Sequence[int]],
-    *,
-    device: str | None,
-    block_units: int,
-    n_top_classes: int,
-    n_top_images: int,
-    on_progress: ScoreProgress | None,
-) -> dict[str, LayerScores]:
-    """The same blocks as `_score_layer`, scored by Ray tasks and joined in the same order."""
-    from catalogue.cluster.score import ScoreContext, score_on_cluster
-
-    context = ScoreContext(
-        str(store.path.resolve()),
-        rows,
-        labels,
-        n_classes,
-        groups,
-        n_top_classes,
-        n_top_images,
-        device,
+def _run_spec(plan: ScoringPlan, all_images: bool) -> RunSpec:
+    model, dataset = plan.source.model, plan.source.dataset
+    return RunSpec(
+        "score",
+        plan.params,
+        label=f"{model.name} on {dataset.name}" + (" (all images)" if all_images else ""),
+        model_id=model.id,
+        dataset_id=dataset.id,
+        parent_id=plan.source.run.id,
+        h5_path=str(plan.source.path),
     )
-    parts = score_on_cluster(
-        cluster,
-        context,
-        {name: store.layer_shape(name)[1] for name in names},
-        block_units=block_units,
-        on_progress=on_progress,
-    )
-    return {name: _concatenate(parts[name]) for name in names}
+
+
+def _write(
+    conn: Connection, run_id: int, plan: ScoringPlan, results: Mapping[str, LayerScores]
+) -> None:
+    groups = plan.groups
+    group_ids = register_class_groups(conn, plan.source.dataset, groups) if groups else {}
+    image_index = np.flatnonzero(plan.rows)
+    for name, scores in results.items():
+        _write_layer(
+            conn, run_id, plan.source.model.layer(name).unit_ids, scores, image_index,
+            plan.labels, plan.image_keys, group_ids,
+        )  # fmt: skip
 
 
 def _concatenate(parts: list[LayerScores]) -> LayerScores:
@@ -331,7 +252,11 @@ def _concatenate(parts: list[LayerScores]) -> LayerScores:
             for g in parts[0].group_metrics
         },
         class_counts=parts[0].class_counts,
+        **{f: np.concatenate([getattr(p, f) for p in parts]) for f in _BOTTOM_FIELDS},
     )
+
+
+_BOTTOM_FIELDS = ("bottom_image_index", "bottom_image_activation", "bottom_image_class")
 
 
 def _write_layer(
@@ -355,6 +280,16 @@ def _write_layer(
         unit_ids,
         np.where(top >= 0, image_index[np.maximum(top, 0)], -1),
         scores.top_image_activation,
+        labels,
+        image_keys,
+    )
+    bottom = scores.bottom_image_index
+    write_bottom_images(
+        conn,
+        run_id,
+        unit_ids,
+        np.where(bottom >= 0, image_index[np.maximum(bottom, 0)], -1),
+        scores.bottom_image_activation,
         labels,
         image_keys,
     )

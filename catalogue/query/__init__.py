@@ -13,6 +13,7 @@ One job per module, all SQLAlchemy Core over the views (`views`) and tables of
 - `report`: what a pipeline run reports (detector counts and the headline query).
 - `examples`: example queries for the SQL page (the headline built from the criteria).
 - `runs`: the runs and how a scoring run is named.
+- `models`: a registered model's name, architecture and weights label (to load it again).
 - `ratings`: the rating study's reads and the paper's Table 1.
 - `files`: image files, bundled images, artifacts and the run's HDF5 store.
 - `importance`: ablation per unit and class, class-ablation curves, selectivity against

@@ -1,6 +1,6 @@
 """Example queries over the views, offered on the UI's SQL page (and a start for psql).
 
-They are text a user edits and runs read-only (`catalogue.db.console.run_readonly`);
+They are text a user edits and runs read-only (`catalogue.db.readonly.run_readonly`);
 the headline's thresholds come from `catalogue.measures.CRITERIA`.
 """
 

@@ -1,6 +1,6 @@
 """Run a Core statement and return its rows as a DataFrame with the statement's column names.
 
-The UI, a notebook and `psql` then see the same names (DESIGN.md), and a result
+The UI, a notebook and `psql` then see the same names (docs/DESIGN.md), and a result
 with no rows still has its columns.
 """
 

@@ -158,13 +158,3 @@ def importance_correlations(
     if layer is not None:
         statement = statement.where(s.c.layer == layer)
     return read_frame(engine, statement.order_by(s.c.layer_position, s.c.layer, s.c.measure))
-
-
-def importance_values(engine: Engine, ablate_run_id: int, layer: str | None = None) -> pd.DataFrame:
-    """`unit_importance` rows of an ablation run (for scatter plots of a measure against
-    the drop on the unit's selective class)."""
-    t = UNIT_IMPORTANCE
-    statement = select(t).where(t.c.run_id == int(ablate_run_id))
-    if layer is not None:
-        statement = statement.where(t.c.layer == layer)
-    return read_frame(engine, statement.order_by(t.c.layer_position, t.c.unit))

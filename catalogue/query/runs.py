@@ -9,14 +9,15 @@ how that is known). On this host the owner's pid and start time are checked too.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import Engine, Select, func, select
 
 from catalogue.db.owner import owner_alive
-from catalogue.query.frame import read_frame
-from catalogue.query.views import DATASET, MODEL, RUN, RUN_STATUS, UNIT_METRICS
+from catalogue.query.views import DATASET_NAME, MODEL_NAME, RUN_KIND, RUN_STATUS
+
+if TYPE_CHECKING:  # pandas only for the frames of the UI: `unitcat runs` needs none
+    import pandas as pd
 
 #: The statuses a run reads as (the stored ones; `interrupted` also for a dead owner).
 RUN_STATES = ("running", "done", "failed", "interrupted")
@@ -24,15 +25,15 @@ RUN_STATES = ("running", "done", "failed", "interrupted")
 
 def _runs_statement(kinds: Sequence[str]) -> Select[Any]:
     rs = RUN_STATUS
-    parent = RUN.alias("parent")
+    parent = RUN_KIND.alias("parent")
     statement = (
         select(
             rs.c.run_id.label("id"),
             rs.c.kind,
             rs.c.status,
             rs.c.label,
-            MODEL.c.name.label("model"),
-            DATASET.c.name.label("dataset"),
+            MODEL_NAME.c.name.label("model"),
+            DATASET_NAME.c.name.label("dataset"),
             rs.c.parent_id,
             parent.c.kind.label("parent_kind"),
             rs.c.started_at,
@@ -49,8 +50,8 @@ def _runs_statement(kinds: Sequence[str]) -> Select[Any]:
             rs.c.recorded_status,
         )
         .select_from(rs)
-        .outerjoin(MODEL, MODEL.c.id == rs.c.model_id)
-        .outerjoin(DATASET, DATASET.c.id == rs.c.dataset_id)
+        .outerjoin(MODEL_NAME, MODEL_NAME.c.id == rs.c.model_id)
+        .outerjoin(DATASET_NAME, DATASET_NAME.c.id == rs.c.dataset_id)
         .outerjoin(parent, parent.c.id == rs.c.parent_id)
         .order_by(rs.c.started_at.desc(), rs.c.run_id.desc())
     )
@@ -85,6 +86,8 @@ def list_runs(
     engine: Engine, kinds: Sequence[str] = (), statuses: Sequence[str] = ()
 ) -> pd.DataFrame:
     """`run_records` as a frame (the Runs page)."""
+    from catalogue.query.frame import read_frame
+
     frame = read_frame(engine, _runs_statement(kinds))
     if not frame.empty:
         frame["status"] = [_read_as(r) for r in frame.to_dict("records")]
@@ -95,6 +98,9 @@ def list_runs(
 
 def score_runs(engine: Engine) -> pd.DataFrame:
     """Scoring runs that have results: id, a readable name, model, dataset, units scored."""
+    from catalogue.query.frame import read_frame
+    from catalogue.query.views import DATASET, MODEL, RUN, UNIT_METRICS
+
     n_units = (
         select(UNIT_METRICS.c.run_id, func.count().label("n_units"))
         .group_by(UNIT_METRICS.c.run_id)
@@ -138,6 +144,13 @@ def run_name(run: Mapping[str, Any]) -> str:
         if which not in label:
             label = f"{label} {which}".strip()
     baseline_of = run.get("baseline_of")
-    if baseline_of is not None and not pd.isna(baseline_of):
+    if baseline_of is not None and not _missing(baseline_of):
         label = f"{label}, baseline of #{int(baseline_of)}"
     return f"#{run['id']} {label}".strip()
+
+
+def _missing(value: object) -> bool:
+    """NaN or NA, as a frame holds a missing id (pandas is loaded by then: a frame's caller)."""
+    import pandas as pd
+
+    return bool(pd.isna(value))

@@ -14,7 +14,13 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Engine, and_, select
 
 from catalogue.errors import NotFound
-from catalogue.measures import CRITERIA, FLOAT_MEASURES, Criterion
+from catalogue.measures import (
+    CRITERIA,
+    FLOAT_MEASURES,
+    TOP_K_PRECISION,
+    TOP_N_CLASSES,
+    Criterion,
+)
 from catalogue.query.files import UnitActivations, artifact_path, attach_images
 from catalogue.query.frame import read_frame
 from catalogue.query.runs import run_name
@@ -363,9 +369,9 @@ def unit_class_table(acts: UnitActivations, top_images: pd.DataFrame | None = No
     for rank in ("rank_by_informedness", "rank_by_mean"):
         frame[rank] = frame[rank].where(frame[rank] > 0).astype("Int64")
     top = top_images if top_images is not None else pd.DataFrame(columns=["rank", "class_index"])
-    for k in (60, 100):
+    for column, k in (("in_top60", TOP_K_PRECISION), ("in_top100", TOP_N_CLASSES)):
         tally = top.loc[top["rank"] <= k, "class_index"].value_counts()
-        frame[f"in_top{k}"] = frame["class_index"].map(tally).fillna(0).astype(np.int64)
+        frame[column] = frame["class_index"].map(tally).fillna(0).astype(np.int64)
     order = frame.sort_values(
         ["rank_by_informedness", "class_index"], na_position="last", kind="stable"
     )

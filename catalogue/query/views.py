@@ -2,19 +2,18 @@
 
 Declarations only: queries select from these, so that a column name is written
 once here and checked against the database in the tests (a renamed view column
-fails there, not on a user's screen). Column names are DESIGN.md's contract.
+fails there, not on a user's screen). Column names are docs/DESIGN.md's contract.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Double, Integer, Text, column, table
+from sqlalchemy import Boolean, DateTime, Double, Integer, Table, Text, column, table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import TableClause
 
-from catalogue.db import schema
-from catalogue.measures import CRITERIA, IMPORTANCE_CLASS, SELECTIVE_CLASSES, UNIT_MEASURES
+from catalogue.measures import CRITERIA, SELECTIVE_CLASSES, UNIT_MEASURES
 
 
 def _measure_columns() -> list[Any]:
@@ -54,6 +53,10 @@ _UNIT_CATALOGUE_TAIL: tuple[tuple[str, Any], ...] = (
     ("share_yes", Double),
     ("rating_consensus", Boolean),
     ("rating_top_name", Text),
+    ("human_2afc_accuracy", Double),
+    ("human_2afc_n", Integer),
+    ("human_2afc_ci_low", Double),
+    ("human_2afc_ci_high", Double),
 )
 
 
@@ -278,9 +281,6 @@ LAYER_BASELINES: TableClause = table(
     ),
 )
 
-#: The measures `selectivity_vs_importance` correlates with importance.
-IMPORTANCE_MEASURES: tuple[str, ...] = tuple(IMPORTANCE_CLASS)
-
 #: Every view declared here (the tests check each against the database).
 VIEWS: tuple[TableClause, ...] = (
     UNIT_CATALOGUE,
@@ -297,23 +297,45 @@ VIEWS: tuple[TableClause, ...] = (
     LAYER_BASELINES,
 )
 
-RUN = schema.Run.__table__
-MODEL = schema.Model.__table__
-LAYER = schema.Layer.__table__
-UNIT = schema.Unit.__table__
-DATASET = schema.Dataset.__table__
-IMAGE_CLASS = schema.ImageClass.__table__
-CLASS_GROUP = schema.ClassGroup.__table__
-UNIT_METRICS = schema.UnitMetrics.__table__
-UNIT_CLASS_STATS = schema.UnitClassStats.__table__
-UNIT_GROUP_METRICS = schema.UnitGroupMetrics.__table__
-UNIT_TOP_IMAGE = schema.UnitTopImage.__table__
-CONCEPT = schema.Concept.__table__
-DISSECTION = schema.Dissection.__table__
-AM_PANEL = schema.AMPanel.__table__
-PARTICIPANT = schema.Participant.__table__
-RATING = schema.Rating.__table__
-UNIT_ABLATION = schema.UnitAblation.__table__
-UNIT_ABLATION_CLASS = schema.UnitAblationClass.__table__
-CLASS_ABLATION_CURVE = schema.ClassAblationCurve.__table__
-CHANCE_METRICS = schema.ChanceMetrics.__table__
+#: The few columns of tables that a command reading only views shows beside them (`unitcat
+#: runs`: a run's model, dataset and parent's kind), declared here so that it need not import
+#: the ORM schema (tests check them against it).
+MODEL_NAME: TableClause = table("model", column("id", Integer), column("name", Text))
+DATASET_NAME: TableClause = table("dataset", column("id", Integer), column("name", Text))
+RUN_KIND: TableClause = table("run", column("id", Integer), column("kind", Text))
+
+#: The schema's tables by name (`RUN` is `schema.Run.__table__`), imported on first use
+#: (`__getattr__`): the ORM schema costs a command that reads only views (`unitcat runs`,
+#: `unitcat query`) about as much time as importing SQLAlchemy itself.
+_SCHEMA_TABLES: dict[str, str] = {
+    "RUN": "Run",
+    "MODEL": "Model",
+    "LAYER": "Layer",
+    "UNIT": "Unit",
+    "DATASET": "Dataset",
+    "IMAGE_CLASS": "ImageClass",
+    "CLASS_GROUP": "ClassGroup",
+    "UNIT_METRICS": "UnitMetrics",
+    "UNIT_CLASS_STATS": "UnitClassStats",
+    "UNIT_GROUP_METRICS": "UnitGroupMetrics",
+    "UNIT_TOP_IMAGE": "UnitTopImage",
+    "CONCEPT": "Concept",
+    "DISSECTION": "Dissection",
+    "AM_PANEL": "AMPanel",
+    "PARTICIPANT": "Participant",
+    "RATING": "Rating",
+    "UNIT_ABLATION": "UnitAblation",
+    "UNIT_ABLATION_CLASS": "UnitAblationClass",
+    "CLASS_ABLATION_CURVE": "ClassAblationCurve",
+    "CHANCE_METRICS": "ChanceMetrics",
+}
+
+
+def __getattr__(name: str) -> Table:
+    if name not in _SCHEMA_TABLES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from catalogue.db import schema
+
+    found: Table = getattr(schema, _SCHEMA_TABLES[name]).__table__
+    globals()[name] = found
+    return found

@@ -1,14 +1,15 @@
-"""Selectivity measures of hidden units: DESIGN.md "The measures", computed exactly and fast.
+"""Selectivity measures of hidden units: docs/DESIGN.md "The measures", computed exactly and fast.
 
 Entry points:
 
 - `score_units(activations, labels, n_classes, ...)` → {column: (U,) array} for every
   column of ``unit_metrics``;
-- `score_layer(..., groups=..., n_top_classes=5, n_top_images=100)` → `LayerScores`, adding
-  the rows of ``unit_class_stats``, ``unit_top_image`` and ``unit_group_metrics``.
+- `score_layer(..., groups=..., n_top_classes=5, n_top_images=TOP_N_CLASSES)` → `LayerScores`, adding
+  the rows of ``unit_class_stats``, ``unit_top_image``, ``unit_bottom_image`` (the least
+  active images, `catalogue.selectivity.exemplars`) and ``unit_group_metrics``.
 
 Definitions follow the paper under review ("Are there any 'object detectors' in the
-hidden layers of CNNs…", Sec. 2 and appendix) and DESIGN.md. Per unit: activations a_i of
+hidden layers of CNNs…", Sec. 2 and appendix) and docs/DESIGN.md. Per unit: activations a_i of
 the N scored images (the caller chooses them, by default the correctly classified ones),
 labels y_i in 0..C-1, n_c images in class c. A threshold t selects {i : a_i >= t}; the
 candidate thresholds are the distinct activation values.
@@ -35,7 +36,7 @@ candidate thresholds are the distinct activation values.
   (Youden's J; Powers 2003); ties to the lowest class, then the highest threshold. Each J
   is one correctly rounded division of exact integers, so equal values tie exactly.
   ``recall_at_mi`` = TP/n_c, ``specificity_at_mi`` = TN/(N - n_c) and
-  ``false_alarm_rate`` = FP/(TP + FP) at that point (the paper's reading; see DESIGN.md).
+  ``false_alarm_rate`` = FP/(TP + FP) at that point (the paper's reading; see docs/DESIGN.md).
 - ``frac_zero`` (a == 0, either sign), ``mean_activation``, ``max_activation``.
 - ``constant``: every scored activation equal (a dead unit); its other measures then
   describe the class sizes, not the unit.
@@ -85,6 +86,7 @@ image): the scorer's peak is about the budget plus the caller's own array.
 """
 
 from catalogue.measures import MEASURE_NAMES
+from catalogue.selectivity.exemplars import BOTTOM_IMAGES, bottom_images
 from catalogue.selectivity.scores import (
     CLASS_STAT_COLUMNS,
     TOP_IMAGE_COLUMNS,
@@ -97,10 +99,12 @@ from catalogue.selectivity.scores import (
 METRIC_COLUMNS: tuple[str, ...] = MEASURE_NAMES
 
 __all__ = [
+    "BOTTOM_IMAGES",
     "CLASS_STAT_COLUMNS",
     "METRIC_COLUMNS",
     "TOP_IMAGE_COLUMNS",
     "LayerScores",
+    "bottom_images",
     "score_layer",
     "score_units",
 ]

@@ -19,6 +19,13 @@ import torch
 
 from catalogue.config import resolve_device
 from catalogue.errors import InputError
+from catalogue.measures import (
+    CSI_THRESHOLD,
+    CSI_TOP_N,
+    PRECISION_TARGET,
+    TOP_K_PRECISION,
+    TOP_N_CLASSES,
+)
 
 #: Bytes of scorer memory per (unit × image) of a block: the float32 block, its sort
 #: keys and the compacted part above each unit's minimum.
@@ -40,11 +47,11 @@ CPU_BUDGET_BYTES = 512 * 2**20
 class Options:
     """The parameters of the measures (see `score_units`)."""
 
-    top_k: int = 60
-    top_n_classes: int = 100
-    precision_target: float = 0.95
-    csi_top_n: int = 100
-    csi_threshold: float = 1.0
+    top_k: int = TOP_K_PRECISION
+    top_n_classes: int = TOP_N_CLASSES
+    precision_target: float = PRECISION_TARGET
+    csi_top_n: int = CSI_TOP_N
+    csi_threshold: float = CSI_THRESHOLD
 
     def check(self) -> None:
         for name in ("top_k", "top_n_classes", "csi_top_n"):

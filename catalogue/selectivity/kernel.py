@@ -1,4 +1,4 @@
-"""Every measure of DESIGN.md for a block of units at once, in torch (CPU or CUDA).
+"""Every measure of docs/DESIGN.md for a block of units at once, in torch (CPU or CUDA).
 
 A block is B units × N images (float32, one unit per row). The cost is one
 sort of the part of each row that matters and a few passes over it, never an
@@ -304,7 +304,7 @@ def score_block(
     """All unit measures (and, with `detail`, the layer extras) for one block.
 
     x: (B, N) float32 contiguous, one unit per row. Returns (B,) tensors keyed by
-    DESIGN.md's column names (plus "_..." keys for the `Detail` outputs) and the head
+    docs/DESIGN.md's column names (plus "_..." keys for the `Detail` outputs) and the head
     width, the sorted positions per unit that the block needed (its density). Rows are
     scored in chunks of at most `max_region` (unit × head position) elements.
     """

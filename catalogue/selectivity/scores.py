@@ -14,7 +14,16 @@ import numpy as np
 import torch
 
 from catalogue.errors import InputError
-from catalogue.measures import GROUP_MEASURES, UNIT_MEASURES
+from catalogue.measures import (
+    CSI_THRESHOLD,
+    CSI_TOP_N,
+    GROUP_MEASURES,
+    PRECISION_TARGET,
+    TOP_K_PRECISION,
+    TOP_N_CLASSES,
+    UNIT_MEASURES,
+)
+from catalogue.selectivity.exemplars import BOTTOM_IMAGES, bottom_images
 from catalogue.selectivity.inputs import (
     REGION_BYTES,
     Activations,
@@ -55,16 +64,16 @@ def score_units(
     labels: Any,
     n_classes: int,
     *,
-    top_k: int = 60,
-    top_n_classes: int = 100,
-    precision_target: float = 0.95,
-    csi_top_n: int = 100,
-    csi_threshold: float = 1.0,
+    top_k: int = TOP_K_PRECISION,
+    top_n_classes: int = TOP_N_CLASSES,
+    precision_target: float = PRECISION_TARGET,
+    csi_top_n: int = CSI_TOP_N,
+    csi_threshold: float = CSI_THRESHOLD,
     device: str | None = None,
     block_units: int | None = None,
     memory_budget: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every measure of DESIGN.md for every unit: column name → array of length U.
+    """Every measure of docs/DESIGN.md for every unit: column name → array of length U.
 
     Args:
         activations: N images × U units; numpy array, torch tensor, memory map or
@@ -114,6 +123,9 @@ class LayerScores:
         top_image_index, top_image_activation, top_image_class: (U, n_top_images)
             most active images, descending, ties broken by lower image index
             (padded with -1 / NaN when there are fewer images).
+        bottom_image_index, bottom_image_activation, bottom_image_class:
+            (U, n_bottom_images) least active images, ascending
+            (`catalogue.selectivity.exemplars`: ties in a fixed pseudo-random order).
         group_metrics: group name → column of ``unit_group_metrics`` → (U,).
         class_counts: (C,) images per class among the scored images.
     """
@@ -125,6 +137,9 @@ class LayerScores:
     top_image_class: np.ndarray
     group_metrics: dict[str, dict[str, np.ndarray]]
     class_counts: np.ndarray
+    bottom_image_index: np.ndarray
+    bottom_image_activation: np.ndarray
+    bottom_image_class: np.ndarray
 
     @property
     def n_units(self) -> int:
@@ -162,12 +177,13 @@ def score_layer(
     *,
     groups: Mapping[str, Sequence[int]] | None = None,
     n_top_classes: int = 5,
-    n_top_images: int = 100,
-    top_k: int = 60,
-    top_n_classes: int = 100,
-    precision_target: float = 0.95,
-    csi_top_n: int = 100,
-    csi_threshold: float = 1.0,
+    n_top_images: int = TOP_N_CLASSES,
+    n_bottom_images: int = BOTTOM_IMAGES,
+    top_k: int = TOP_K_PRECISION,
+    top_n_classes: int = TOP_N_CLASSES,
+    precision_target: float = PRECISION_TARGET,
+    csi_top_n: int = CSI_TOP_N,
+    csi_threshold: float = CSI_THRESHOLD,
     device: str | None = None,
     block_units: int | None = None,
     memory_budget: int | None = None,
@@ -178,12 +194,17 @@ def score_layer(
         groups: group name → class indices (e.g. bus → school bus, trolleybus,
             minibus), each scored as one class against all others.
         n_top_classes: classes kept per unit by informedness and by mean.
-        n_top_images: images kept per unit.
+        n_top_images: most active images kept per unit.
+        n_bottom_images: least active images kept per unit (a 2-AFC trial needs 10).
         (others as in `score_units`)
     """
     for name, value in (("n_top_classes", n_top_classes), ("n_top_images", n_top_images)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{name} must be a positive integer; got {value!r}.")
+    if isinstance(n_bottom_images, bool) or not isinstance(n_bottom_images, int):
+        raise InputError(f"n_bottom_images must be an integer; got {n_bottom_images!r}.")
+    if n_bottom_images < 0:
+        raise InputError(f"n_bottom_images must be 0 or more; got {n_bottom_images}.")
     options = Options(top_k, top_n_classes, precision_target, csi_top_n, csi_threshold)
     raw = _score(
         activations,
@@ -197,7 +218,13 @@ def score_layer(
         n_top_images=n_top_images,
         n_top_classes=n_top_classes,
     )
-    return LayerScores(**raw)
+    bottom = bottom_images(activations, labels, n_bottom_images)
+    return LayerScores(
+        **raw,
+        bottom_image_index=bottom.index,
+        bottom_image_activation=bottom.activation,
+        bottom_image_class=bottom.image_class,
+    )
 
 
 def _score(

@@ -73,24 +73,6 @@ def unpack_values(key: np.ndarray) -> np.ndarray:
     return np.subtract(np.float32(0.0), bits.view(np.float32), dtype=np.float32)
 
 
-def sort_descending(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Rows of x (B, W float32) sorted descending, ties by lower index: (values, indices)."""
-    if not numpy_for(x):
-        return torch.sort(x, dim=1, descending=True, stable=True)
-    a = x.numpy()
-    values = np.empty_like(a)
-    index = np.empty(a.shape, dtype=np.int64)
-
-    def work(lo: int, hi: int) -> None:
-        key = packed_keys(a[lo:hi], np.arange(a.shape[1]))
-        key.sort(axis=1)
-        np.bitwise_and(key, LOW32, out=index[lo:hi])
-        values[lo:hi] = unpack_values(key)
-
-    _over_row_chunks(a.shape[0], work)
-    return torch.from_numpy(values), torch.from_numpy(index)
-
-
 @dataclass
 class Head:
     """The first `width` sorted positions of each row (see `sort_head`)."""

@@ -1,7 +1,7 @@
 """The HDF5 activation store: one file per extraction run.
 
 Why this layout: extraction produces activations image by image (rows) while
-the scorer reads them unit by unit (columns) — every measure in DESIGN.md is a
+the scorer reads them unit by unit (columns) — every measure in docs/DESIGN.md is a
 function of one unit's activations over all images. Each layer is therefore an
 (N images × U units) float32 dataset chunked in tall, narrow blocks
 (``chunk_rows × 16`` = 4096 × 16 floats = 256 KiB by default, lzf):

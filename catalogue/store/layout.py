@@ -10,12 +10,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
+import catalogue
 from catalogue.errors import InputError, NotFound
 
 FORMAT = "unitcat-activations"
@@ -50,10 +52,6 @@ def now() -> str:
 
 def library_versions() -> dict[str, str]:
     """Versions that determine the numbers in a store (recorded as an attribute)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import catalogue
-
     versions = {"unitcat": catalogue.__version__, "h5py": h5py.__version__, "numpy": np.__version__}
     for package in ("torch", "torchvision"):
         try:

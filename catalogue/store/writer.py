@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -218,10 +217,3 @@ class ActivationStore(BandWriter):
         h5.flush()
         h5.attrs["status"] = "complete"
         h5.flush()
-
-    def set_attr(self, name: str, value: Any) -> None:
-        """Record an extra run attribute (JSON-encoded unless it is a str or number)."""
-        self._require_writable()
-        if not isinstance(value, str | int | float):
-            value = json.dumps(value, sort_keys=True, default=str)
-        self._h5.attrs[name] = value

@@ -2,42 +2,33 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import typer
-from rich.table import Table
 
-from catalogue.ablation import RANKINGS, VALUES
-from catalogue.cluster import connect
-from catalogue.db.engine import get_engine
-from catalogue.db.migrate import ensure_current
-from catalogue.errors import InputError
-from catalogue.models import load_model
-from catalogue.pipeline.ablate import CurveOptions, ablate_into_catalogue
-from ingest.cluster import cluster_option
-from ingest.commands.extract import split_names
-from ingest.commands.model_options import name_option, weights_seed_option
+from catalogue.pipeline.defaults import EXTRACT_BATCH_SIZE
 from ingest.console import console, progress
+from ingest.options import (
+    BatchSize,
+    ClusterSpec,
+    Device,
+    Name,
+    NumClasses,
+    RunDataset,
+    RunModel,
+    Weights,
+    WeightsFile,
+    WeightsSeed,
+    Workers,
+    load_model,
+    open_catalogue,
+    parse_classes,
+    split_names,
+)
 
 
 def register(app: typer.Typer) -> None:
     app.command("ablate")(ablate)
-
-
-def parse_classes(text: str | None) -> list[int] | None:
-    """``all`` (or nothing) → None; ``0,3,7`` or ``0-9`` → class indices."""
-    if text is None or text.strip().lower() in ("", "all"):
-        return None
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        lo, sep, hi = part.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
-            raise InputError(
-                f"--curve-classes takes class indices like 0,3,7 or 0-9, not {text!r}."
-            )
-        out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
-    return out
 
 
 def ablate(
@@ -48,7 +39,7 @@ def ablate(
         ..., "--layers", help="Comma-separated layers of the run, e.g. conv4,fc6."
     ),
     value: str = typer.Option(
-        "zero", "--value", help=f"Replace each unit's whole activation by: {' or '.join(VALUES)}."
+        "zero", "--value", help="Replace each unit's whole activation by: zero or mean."
     ),
     images: str = typer.Option(
         "all",
@@ -58,8 +49,11 @@ def ablate(
     curves: bool = typer.Option(
         True, "--curves/--no-curves", help="Also the class-ablation curves (Bau et al. 2020)."
     ),
-    curve_rankings: str = typer.Option(
-        ",".join(RANKINGS), "--curve-rankings", help="Rankings of the units for each class."
+    curve_rankings: str | None = typer.Option(
+        None,
+        "--curve-rankings",
+        help="Rankings of the units for each class, comma-separated: ablation, class_mean, "
+        "ccmas, precision, random (default: every ranking).",
     ),
     curve_classes: str | None = typer.Option(
         None, "--curve-classes", help="Classes with curves: all (default), 0,3,7 or 0-9."
@@ -68,36 +62,23 @@ def ablate(
         None, "--curve-max-k", help="Remove up to this many units (default: every unit)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random ranking (the curves' control)."),
-    model: str | None = typer.Option(
-        None,
-        "--model",
-        help="The extraction's model, when it cannot be loaded again from the catalogue "
-        "(a weights file, a TorchScript file).",
-    ),
-    weights: str | None = typer.Option(None, "--weights", help="With --model: its weights."),
-    weights_file: Path | None = typer.Option(
-        None, "--weights-file", help="With --model: a weights file."
-    ),
-    num_classes: int | None = typer.Option(
-        None, "--num-classes", help="With --model: output classes."
-    ),
-    weights_seed: int = weights_seed_option(),
-    name: str | None = name_option("the --model (as the extraction registered it)"),
-    dataset: str | None = typer.Option(
-        None,
-        "--dataset",
-        help="The run's images, when they cannot be found again by the run's dataset name.",
-    ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images per batch."),
-    workers: int = typer.Option(0, "--workers", help="Image-decoding worker processes."),
+    model: RunModel = None,
+    weights: Weights = None,
+    weights_file: WeightsFile = None,
+    num_classes: NumClasses = None,
+    weights_seed: WeightsSeed = 0,
+    name: Name = None,
+    dataset: RunDataset = None,
+    device: Device = "auto",
+    batch_size: BatchSize = EXTRACT_BATCH_SIZE,
+    workers: Workers = 0,
     block_units: int | None = typer.Option(
         None,
         "--block-units",
         help="With --cluster: configurations per Ray task (default: each layer split evenly "
         "over the workers).",
     ),
-    cluster: str | None = cluster_option(),
+    cluster: ClusterSpec = None,
 ) -> None:
     """Replace each unit of LAYERS by 0 (or its mean), one at a time, and record every class's accuracy.
 
@@ -106,28 +87,24 @@ def ablate(
     precision, max-informedness, CCMAS and detector-bar classes (view unit_importance), and the
     class-ablation curves (class_ablation_curve).
     """
-    engine = get_engine()
-    ensure_current(engine)
+    from catalogue.cluster import connect
+    from catalogue.pipeline.ablate import CurveOptions, ablate_into_catalogue
+
+    engine = open_catalogue()
     info = None
     if model is not None:
         info = load_model(
-            model,
-            weights=weights,
-            weights_file=weights_file,
-            num_classes=num_classes,
-            seed=weights_seed,
-            name=name,
-        )
+            model, weights=weights, weights_file=weights_file, num_classes=num_classes,
+            seed=weights_seed, name=name,
+        )  # fmt: skip
+    rankings = split_names(curve_rankings)
     options = (
-        CurveOptions(
-            rankings=split_names(curve_rankings) or [],
-            classes=parse_classes(curve_classes),
-            max_k=curve_max_k,
-            seed=seed,
-        )
+        CurveOptions(classes=parse_classes(curve_classes), max_k=curve_max_k, seed=seed)
         if curves
         else None
     )
+    if options is not None and rankings is not None:
+        options = CurveOptions(rankings, options.classes, options.max_k, options.seed)
     with connect(cluster) as ray_cluster, progress() as bar:
         tasks: dict[str, int] = {}
 
@@ -137,21 +114,16 @@ def ablate(
             bar.update(tasks[layer], completed=done, total=total)
 
         result = ablate_into_catalogue(
-            engine,
-            run,
-            split_names(layers) or [],
-            value=value,
-            images=images,
-            curves=options,
-            model=info,
-            dataset=dataset,
-            device=device,
-            batch_size=batch_size,
-            workers=workers,
-            on_progress=on_progress,
-            cluster=ray_cluster,
-            block_units=block_units,
-        )
+            engine, run, split_names(layers) or [], value=value, images=images, curves=options,
+            model=info, dataset=dataset, device=device, batch_size=batch_size, workers=workers,
+            on_progress=on_progress, cluster=ray_cluster, block_units=block_units,
+        )  # fmt: skip
+    _report(result)
+
+
+def _report(result: Any) -> None:
+    from rich.table import Table
+
     table = Table(
         "layer",
         "units",

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from typing import Any
 
 import typer
-from rich.table import Table
 
-from catalogue.db.engine import get_engine
-from catalogue.db.migrate import ensure_current
-from catalogue.models import load_model
-from catalogue.pipeline.am import MAX_IMAGES, parse_units, plan_am, run_am
-from ingest.commands.model_options import name_option, weights_seed_option
+from catalogue.pipeline.defaults import AM_LR, AM_MAX_IMAGES, AM_STEPS, AM_UNITS_PER_BATCH
 from ingest.console import console, progress
+from ingest.options import (
+    Device,
+    ModelSpec,
+    Name,
+    NumClasses,
+    Weights,
+    WeightsFile,
+    WeightsSeed,
+    load_model,
+    open_catalogue,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -21,11 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 def am(
-    model: str = typer.Option(
-        ...,
-        "--model",
-        help="The extracted model: torchvision name (alexnet …), demo[:dataset], or a model file.",
-    ),
+    model: ModelSpec,
     layer: str = typer.Option(
         ..., "--layer", help="A layer of the model in the catalogue (conv5, features.10 …)."
     ),
@@ -35,68 +37,51 @@ def am(
         help="Unit indices: 0,1,5 or 0-9 or 0-3,7 (default: every unit of the layer).",
     ),
     images: int = typer.Option(
-        MAX_IMAGES, "--images", help="AM images per unit (the paper's 10 × 10 panel holds 100)."
+        AM_MAX_IMAGES,
+        "--images",
+        help="AM images per unit (the paper's 10 × 10 panel holds 100).",
     ),
-    steps: int = typer.Option(256, "--steps", help="Gradient-ascent steps."),
+    steps: int = typer.Option(AM_STEPS, "--steps", help="Gradient-ascent steps."),
     image_size: int | None = typer.Option(
         None, "--image-size", help="Image side in pixels (default: the model's input size)."
     ),
-    lr: float = typer.Option(0.05, "--lr", help="Adam learning rate."),
+    lr: float = typer.Option(AM_LR, "--lr", help="Adam learning rate."),
     seed: int = typer.Option(0, "--seed", help="Seed of each unit's starting images and jitter."),
     reduce: str = typer.Option(
         "auto",
         "--reduce",
         help="Conv units: auto (as the unit was scored; spatial max by default), mean or max.",
     ),
-    device: str = typer.Option("auto", "--device", help="auto (GPU when available), cpu or cuda."),
+    device: Device = "auto",
     units_per_batch: int = typer.Option(
-        4, "--units-per-batch", help="Units optimised together (batch = units × images)."
+        AM_UNITS_PER_BATCH,
+        "--units-per-batch",
+        help="Units optimised together (batch = units × images).",
     ),
-    weights: str | None = typer.Option(
-        None,
-        "--weights",
-        help="The weights used for the extraction: none, DEFAULT or an enum name.",
-    ),
-    weights_file: Path | None = typer.Option(
-        None, "--weights-file", help="The weights file used for the extraction."
-    ),
-    weights_seed: int = weights_seed_option(),
-    name: str | None = name_option(),
-    num_classes: int | None = typer.Option(
-        None, "--num-classes", help="Output classes of a random or file model."
-    ),
+    weights: Weights = None,
+    weights_file: WeightsFile = None,
+    weights_seed: WeightsSeed = 0,
+    name: Name = None,
+    num_classes: NumClasses = None,
 ) -> None:
     """Generate AM panels for units of LAYER and record them for the Rate page (re-running replaces them)."""
+    from catalogue.pipeline.am import parse_units, plan_am, run_am
+
     unit_list = parse_units(units)
-    engine = get_engine()
-    ensure_current(engine)
+    engine = open_catalogue()
     info = load_model(
-        model,
-        weights=weights,
-        weights_file=weights_file,
-        num_classes=num_classes,
-        seed=weights_seed,
-        name=name,
-    )
+        model, weights=weights, weights_file=weights_file, num_classes=num_classes,
+        seed=weights_seed, name=name,
+    )  # fmt: skip
     plan = plan_am(
-        engine,
-        info,
-        layer,
-        unit_list,
-        n_images=images,
-        steps=steps,
-        image_size=image_size,
-        lr=lr,
-        seed=seed,
-        reduce=reduce,
-        device=device,
-        units_per_batch=units_per_batch,
-    )
+        engine, info, layer, unit_list, n_images=images, steps=steps, image_size=image_size,
+        lr=lr, seed=seed, reduce=reduce, device=device, units_per_batch=units_per_batch,
+    )  # fmt: skip
     started = time.perf_counter()
     with progress() as bar:
         task = bar.add_task(
-            f"AM {info.name} {layer}: {len(plan.units)} units × {steps} steps",
-            total=len(plan.units) * steps,
+            f"AM {info.name} {layer}: {len(plan.units)} units × {plan.steps} steps",
+            total=len(plan.units) * plan.steps,
             rate="",
         )
 
@@ -106,9 +91,22 @@ def am(
             bar.update(task, completed=done, total=total, rate=f"{rate:,.1f} unit-steps/s")
 
         result = run_am(engine, plan, on_progress)
+    _report(result)
+
+
+def _report(result: Any) -> None:
+    from rich.table import Table
+
+    if result.reused:
+        console.print(
+            f"run {result.run_id} was made by another unitcat process while this one waited; "
+            "its panels are in the catalogue.",
+            highlight=False,
+        )
+        return
     table = Table(title=f"AM panels of {result.model} {result.layer} (run {result.run_id})")
-    for name in ("unit", "mean AM activation", "min", "dataset max", "mean / dataset max"):
-        table.add_column(name, justify="right")
+    for column in ("unit", "mean AM activation", "min", "dataset max", "mean / dataset max"):
+        table.add_column(column, justify="right")
     table.add_column("panel")
     shown = result.panels[:20]
     for p in shown:

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import typer
-from rich.table import Table
 
-from catalogue.cluster import connect
-from catalogue.db.engine import get_engine
-from catalogue.db.migrate import ensure_current
-from catalogue.errors import InputError
-from catalogue.models import load_model
-from catalogue.pipeline.baseline import (
-    DEFAULT_REPEATS,
-    chance_baseline,
-    random_weights_baseline,
-    trained_runs,
-)
-from catalogue.query.importance import layer_baselines
-from ingest.cluster import cluster_option
-from ingest.commands.model_options import name_option
+from catalogue.pipeline.defaults import CHANCE_REPEATS, EXTRACT_BATCH_SIZE
 from ingest.console import console, progress
+from ingest.options import (
+    BatchSize,
+    ClusterSpec,
+    Device,
+    NumClasses,
+    RunDataset,
+    RunModel,
+    Weights,
+    WeightsFile,
+    Workers,
+    load_model,
+    open_catalogue,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -48,39 +47,32 @@ def baseline(
         "--seed",
         help="Seed of the random weights (named <model>@random-seed<N>) / of the permutations.",
     ),
-    repeats: int = typer.Option(
-        DEFAULT_REPEATS, "--repeats", help="Label permutations (--chance)."
-    ),
-    name: str | None = name_option("the random-weights model"),
-    model: str | None = typer.Option(
+    repeats: int = typer.Option(CHANCE_REPEATS, "--repeats", help="Label permutations (--chance)."),
+    name: str | None = typer.Option(
         None,
-        "--model",
-        help="The trained run's model, when it cannot be loaded again from the catalogue "
-        "(a weights file, a checkpoint elsewhere, a TorchScript file).",
+        "--name",
+        help="Catalogue name of the random-weights model (default: <model>@random-seed<N>).",
     ),
-    weights: str | None = typer.Option(None, "--weights", help="With --model: its weights."),
-    weights_file: Path | None = typer.Option(
-        None, "--weights-file", help="With --model: a weights file."
-    ),
-    num_classes: int | None = typer.Option(
-        None, "--num-classes", help="With --model: output classes."
-    ),
+    model: RunModel = None,
+    weights: Weights = None,
+    weights_file: WeightsFile = None,
+    num_classes: NumClasses = None,
     dissect: bool = typer.Option(
         True, "--dissect/--no-dissect", help="Dissect the random network where the trained one was."
     ),
-    dataset: str | None = typer.Option(
-        None, "--dataset", help="The run's images, when they cannot be found by its dataset name."
-    ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Images per forward pass."),
-    workers: int = typer.Option(0, "--workers", help="Image-decoding worker processes."),
-    cluster: str | None = cluster_option(),
+    dataset: RunDataset = None,
+    device: Device = "auto",
+    batch_size: BatchSize = EXTRACT_BATCH_SIZE,
+    workers: Workers = 0,
+    cluster: ClusterSpec = None,
 ) -> None:
     """Baselines of a trained run's detector counts: random weights (--random-weights) and chance (--chance)."""
+    from catalogue.errors import InputError
+    from catalogue.pipeline.baseline import trained_runs
+
     if not (random_weights or chance):
         raise InputError("choose a baseline: --random-weights, --chance, or both.")
-    engine = get_engine()
-    ensure_current(engine)
+    engine = open_catalogue()
     trained_runs(engine, run)  # a wrong run is one line, before any progress bar
     score_run = None
     if random_weights:
@@ -89,51 +81,62 @@ def baseline(
             info = load_model(
                 model, weights=weights, weights_file=weights_file, num_classes=num_classes
             )
-        with connect(cluster) as ray_cluster, progress() as bar:
-
-            def step(title: str):
-                task = bar.add_task(title, total=None, rate="")
-                return lambda done, total: bar.update(task, completed=done, total=total)
-
-            result = random_weights_baseline(
-                engine,
-                run,
-                seed=seed,
-                name=name,
-                model=info,
-                dataset=dataset,
-                device=device,
-                batch_size=batch_size,
-                workers=workers,
-                dissect=dissect,
-                step=step,
-                cluster=ray_cluster,
-            )
-        score_run = result.trained.score.id
-        dissected = f", dissection run {result.dissect_run}" if result.dissect_run else ""
-        console.print(
-            f"{result.model}: extraction run {result.extract_run}, scoring run "
-            f"{result.score_run}{dissected} (baselines of runs {result.trained.extract.id}, "
-            f"{result.trained.score.id}).",
-            highlight=False,
-        )
+        score_run = _random_weights(
+            engine, run, seed=seed, name=name, model=info, dataset=dataset, device=device,
+            batch_size=batch_size, workers=workers, dissect=dissect, cluster=cluster,
+        )  # fmt: skip
     if chance:
-        with progress() as bar:
-            task = bar.add_task(f"score against permuted labels × {repeats}", total=None, rate="")
-            done = chance_baseline(
-                engine,
-                run,
-                repeats=repeats,
-                seed=seed,
-                device=device,
-                on_progress=lambda d, t: bar.update(task, completed=d, total=t),
-            )
-        score_run = done.score_run
-        console.print(
-            f"chance run {done.run_id}: {done.repeats} permutations of {done.n_images:,} labels "
-            f"(baseline of scoring run {done.score_run}).",
-            highlight=False,
+        score_run = _chance(engine, run, repeats=repeats, seed=seed, device=device)
+    _report(engine, score_run)
+
+
+def _random_weights(engine: Any, run: str, *, cluster: str | None, **options: Any) -> int:
+    from catalogue.cluster import connect
+    from catalogue.pipeline.baseline import random_weights_baseline
+
+    with connect(cluster) as ray_cluster, progress() as bar:
+
+        def step(title: str) -> Any:
+            task = bar.add_task(title, total=None, rate="")
+            return lambda done, total: bar.update(task, completed=done, total=total)
+
+        result = random_weights_baseline(engine, run, step=step, cluster=ray_cluster, **options)
+    dissected = f", dissection run {result.dissect_run}" if result.dissect_run else ""
+    console.print(
+        f"{result.model}: extraction run {result.extract_run}, scoring run "
+        f"{result.score_run}{dissected} (baselines of runs {result.trained.extract.id}, "
+        f"{result.trained.score.id}).",
+        highlight=False,
+    )
+    return int(result.trained.score.id)
+
+
+def _chance(engine: Any, run: str, *, repeats: int, seed: int, device: str) -> int:
+    from catalogue.pipeline.baseline import chance_baseline
+
+    with progress() as bar:
+        task = bar.add_task(f"score against permuted labels × {repeats}", total=None, rate="")
+        done = chance_baseline(
+            engine,
+            run,
+            repeats=repeats,
+            seed=seed,
+            device=device,
+            on_progress=lambda d, t: bar.update(task, completed=d, total=t),
         )
+    console.print(
+        f"chance run {done.run_id}: {done.repeats} permutations of {done.n_images:,} labels "
+        f"(baseline of scoring run {done.score_run}).",
+        highlight=False,
+    )
+    return done.score_run
+
+
+def _report(engine: Any, score_run: int | None) -> None:
+    from rich.table import Table
+
+    from catalogue.query.importance import layer_baselines
+
     frame = layer_baselines(engine, score_run)
     table = Table("layer", "criterion", "trained", "random weights", "chance (mean ± sd)")
     for row in frame.itertuples():

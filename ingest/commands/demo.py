@@ -6,12 +6,8 @@ import time
 
 import typer
 
-from catalogue.cluster import connect
-from catalogue.db.engine import get_engine
-from catalogue.db.migrate import ensure_current
-from catalogue.pipeline.demo import DemoPlan, choose_dataset, run_demo
-from ingest.cluster import cluster_option
-from ingest.reporting import RichReporter, print_report
+from ingest.options import ClusterSpec, open_catalogue
+from ingest.output import OutputFormat, format_option
 
 
 def demo(
@@ -25,13 +21,17 @@ def demo(
         help="Images to extract and score: train (the images the network learnt, as the "
         "paper scored ImageNet's) or test (held out).",
     ),
-    cluster: str | None = cluster_option(),
+    cluster: ClusterSpec = None,
+    fmt: OutputFormat = format_option(),
 ) -> None:
     """Train the demo CNN, extract, score, dissect and make AM panels, then print the headline query."""
+    from catalogue.cluster import connect
+    from catalogue.pipeline.demo import DemoPlan, choose_dataset, run_demo
+    from ingest.reporting import RichReporter, print_report
+
     started = time.perf_counter()
-    engine = get_engine()
-    ensure_current(engine)
+    engine = open_catalogue()
     plan = DemoPlan(dataset=choose_dataset(dataset), split=split)
     with connect(cluster) as ray_cluster:
-        result = run_demo(engine, plan, RichReporter(), cluster=ray_cluster)
-    print_report(result, time.perf_counter() - started)
+        result = run_demo(engine, plan, RichReporter(fmt), cluster=ray_cluster)
+    print_report(result, time.perf_counter() - started, fmt)

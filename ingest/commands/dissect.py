@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.table import Table
 
-from catalogue.cluster import connect
-from catalogue.db.engine import get_engine
-from catalogue.db.migrate import ensure_current
-from catalogue.measures import IOU_ABOVE
-from catalogue.models import load_model
-from catalogue.pipeline.dissect import build_probe, dissect_into_catalogue
-from ingest.cluster import cluster_option
-from ingest.commands.extract import split_names
-from ingest.commands.model_options import name_option, weights_seed_option
+from catalogue.measures import DISSECTION_QUANTILE, IOU_DETECTOR_THRESHOLD
+from catalogue.pipeline.defaults import DISSECT_BATCH_SIZE
 from ingest.console import console, progress
+from ingest.options import (
+    BatchSize,
+    ClusterSpec,
+    Device,
+    ModelSpec,
+    Name,
+    NumClasses,
+    Weights,
+    WeightsFile,
+    WeightsSeed,
+    Workers,
+    load_model,
+    open_catalogue,
+    split_names,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -25,51 +33,44 @@ def register(app: typer.Typer) -> None:
 
 
 def dissect(
-    model: str = typer.Option(
-        ..., "--model", help="torchvision name, demo[:dataset], or a model file."
-    ),
+    model: ModelSpec,
     probe: Path = typer.Option(
         ..., "--probe", help="A Broden-format directory (Broden, or one from make-probe)."
     ),
     layers: str = typer.Option(
         ..., "--layers", help="Comma-separated conv layers, e.g. conv5 or features.11."
     ),
-    weights: str | None = typer.Option(
-        None, help="none (random), DEFAULT, or a weights enum name."
-    ),
-    weights_file: Path | None = typer.Option(
-        None, help="Weights file instead of the torch hub cache."
-    ),
-    num_classes: int | None = typer.Option(None, help="Output classes of a random or file model."),
-    weights_seed: int = weights_seed_option(),
-    name: str | None = name_option(),
+    weights: Weights = None,
+    weights_file: WeightsFile = None,
+    num_classes: NumClasses = None,
+    weights_seed: WeightsSeed = 0,
+    name: Name = None,
     categories: str | None = typer.Option(
         None, help="Only these concept categories, e.g. object,color."
     ),
     split: str | None = typer.Option(None, help="Only probe images of this split."),
     limit: int | None = typer.Option(None, help="Only the first N probe images."),
     quantile: float = typer.Option(
-        0.005, help="Top quantile of each unit's activations that counts as firing."
+        DISSECTION_QUANTILE, help="Top quantile of each unit's activations that counts as firing."
     ),
     iou_threshold: float = typer.Option(
-        IOU_ABOVE.value, help="IoU above which a unit is a detector (Bau, Zhou et al. 2017)."
+        IOU_DETECTOR_THRESHOLD,
+        help="IoU above which a unit is a detector (Bau, Zhou et al. 2017).",
     ),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    batch_size: int = typer.Option(32, help="Probe images per forward pass."),
-    workers: int = typer.Option(0, help="Image-decoding worker processes."),
-    cluster: str | None = cluster_option(),
+    device: Device = "auto",
+    batch_size: BatchSize = DISSECT_BATCH_SIZE,
+    workers: Workers = 0,
+    cluster: ClusterSpec = None,
 ) -> None:
     """Label conv units with the probe-set concepts whose masks their activation maps overlap best."""
-    engine = get_engine()
-    ensure_current(engine)
+    from catalogue.cluster import connect
+    from catalogue.pipeline.dissect import dissect_into_catalogue
+
+    engine = open_catalogue()
     info = load_model(
-        model,
-        weights=weights,
-        weights_file=weights_file,
-        num_classes=num_classes,
-        seed=weights_seed,
-        name=name,
-    )
+        model, weights=weights, weights_file=weights_file, num_classes=num_classes,
+        seed=weights_seed, name=name,
+    )  # fmt: skip
     with connect(cluster) as ray_cluster, progress() as bar:
         tasks: list[int] = []  # added on the first progress: a refused model is one line
 
@@ -79,21 +80,17 @@ def dissect(
             bar.update(tasks[0], completed=done, total=total)
 
         result = dissect_into_catalogue(
-            engine,
-            info,
-            probe,
-            split_names(layers) or [],
-            categories=split_names(categories),
-            split=split,
-            limit=limit,
-            quantile=quantile,
-            iou_threshold=iou_threshold,
-            batch_size=batch_size,
-            device=device,
-            workers=workers,
-            on_progress=on_progress,
+            engine, info, probe, split_names(layers) or [], categories=split_names(categories),
+            split=split, limit=limit, quantile=quantile, iou_threshold=iou_threshold,
+            batch_size=batch_size, device=device, workers=workers, on_progress=on_progress,
             cluster=ray_cluster,
-        )
+        )  # fmt: skip
+    _report(result, iou_threshold)
+
+
+def _report(result: Any, iou_threshold: float) -> None:
+    from rich.table import Table
+
     table = Table(
         "layer", "units", f"detectors (IoU > {iou_threshold:g})", "unique concepts", "by category"
     )
@@ -120,10 +117,12 @@ def make_probe(
     overwrite: bool = typer.Option(False, help="Rebuild even if the directory holds a probe set."),
 ) -> None:
     """Build a probe set in Broden's format: scenes of objects with object and colour masks."""
+    from catalogue.pipeline.dissect import build_probe
+
     probe = build_probe(
         source, n_images=images, image_size=size, seed=seed, out_dir=out, overwrite=overwrite
     )
-    categories = {}
+    categories: dict[str, int] = {}
     for c in probe.concepts:
         categories[c.category] = categories.get(c.category, 0) + 1
     summary = ", ".join(f"{n} {c}" for c, n in sorted(categories.items()))

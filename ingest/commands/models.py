@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from catalogue import demo_cnn
-from catalogue.models import default_layers, list_layers, load_model
 from ingest.console import console, progress
+from ingest.options import NumClasses, Weights, WeightsFile
 
 
 def register(app: typer.Typer) -> None:
@@ -23,24 +21,18 @@ def layers(
         ...,
         help="torchvision model name (alexnet, vgg16, resnet18 …), demo[:dataset], or a model file.",
     ),
-    weights: str | None = typer.Option(
-        None,
-        "--weights",
-        help="none (random), DEFAULT, or an enum name such as AlexNet_Weights.IMAGENET1K_V1.",
-    ),
-    weights_file: Path | None = typer.Option(
-        None,
-        "--weights-file",
-        help="Read the weights from this file instead of the torch hub cache.",
-    ),
-    num_classes: int | None = typer.Option(
-        None, "--num-classes", help="Output classes of a random/file model."
-    ),
+    weights: Weights = None,
+    weights_file: WeightsFile = None,
+    num_classes: NumClasses = None,
     input_size: int | None = typer.Option(
         None, "--input-size", help="Square input side (default: the model's)."
     ),
 ) -> None:
     """List a model's layers (feature-extraction node names) with output shape and unit count."""
+    from rich.table import Table
+
+    from catalogue.models import default_layers, list_layers, load_model
+
     info = load_model(
         model,
         weights=weights,
@@ -96,8 +88,31 @@ def train_demo(
         "--fashion-mnist-dir",
         help="Folder with the Fashion-MNIST idx files (default: Debian's).",
     ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Checkpoint file (default: $UNITCAT_HOME/checkpoints/demo-<dataset>.pt, which "
+        "--model demo:<dataset> loads).",
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace an existing checkpoint (runs extracted with it can then no longer load "
+        "their model by themselves).",
+    ),
 ) -> None:
     """Train the small AlexNet-shaped demo CNN on the CPU and save its checkpoint."""
+    from catalogue.models import demo_cnn
+
+    path = out if out is not None else demo_cnn.checkpoint_path(dataset)
+    if path.exists() and not overwrite:
+        from catalogue.errors import InputError
+
+        raise InputError(
+            f"the checkpoint {path} exists, and the runs extracted with it load their model "
+            "from it to be ablated or given baselines; keep it and train into another file "
+            "with --out FILE, or replace it with --overwrite."
+        )
     with progress() as bar:
         task = bar.add_task(f"training demo CNN on {dataset}", total=None, rate="")
 
@@ -114,6 +129,7 @@ def train_demo(
             epochs=epochs,
             seed=seed,
             threads=threads,
+            out_path=out,
             fashion_mnist_dir=fashion_mnist_dir,
             on_progress=report,
         )
@@ -122,6 +138,5 @@ def train_demo(
         f"after {result.epochs} epoch(s) on {result.n_train:,} ({result.seconds:.0f} s)",
         highlight=False,
     )
-    console.print(
-        f"checkpoint: {result.checkpoint}  (use it as: --model demo:{dataset})", highlight=False
-    )
+    use = f"--model demo:{dataset}" if out is None else f"--model {result.checkpoint}"
+    console.print(f"checkpoint: {result.checkpoint}  (use it as: {use})", highlight=False)

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import typer
 
-from catalogue.cluster import connect
-from catalogue.db.engine import get_engine
-from catalogue.db.migrate import ensure_current
-from catalogue.pipeline.paper import PaperOptions, run_paper
-from ingest.cluster import cluster_option
-from ingest.commands.extract import split_names
-from ingest.reporting import RichReporter, print_report
+from ingest.options import BatchSize, ClusterSpec, Device, open_catalogue, split_names
+from ingest.output import OutputFormat, format_option
 
 
 def register(app: typer.Typer) -> None:
@@ -25,7 +20,7 @@ def paper(
         ..., help="ImageNet folder: one folder per WordNet id (e.g. the validation set)."
     ),
     broden: Path | None = typer.Option(None, help="Broden directory: also dissect conv5."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    device: Device = "auto",
     weights: str = typer.Option(
         "DEFAULT", help="AlexNet weights (DEFAULT = IMAGENET1K_V1 from the torch hub cache)."
     ),
@@ -36,7 +31,7 @@ def paper(
         None,
         help="index,key,name CSV (or LOC_synset_mapping.txt) when the folder lacks some classes.",
     ),
-    batch_size: int = typer.Option(128, help="Images per forward pass."),
+    batch_size: BatchSize = 128,
     workers: int = typer.Option(4, help="Image-decoding worker processes."),
     limit: int | None = typer.Option(None, help="Only the first N images (a quick look)."),
     broden_categories: str | None = typer.Option(
@@ -45,12 +40,16 @@ def paper(
     num_classes: int | None = typer.Option(
         None, hidden=True, help="Outputs of a random-weight AlexNet (tests)."
     ),
-    cluster: str | None = cluster_option(),
+    cluster: ClusterSpec = None,
+    fmt: OutputFormat = format_option(),
 ) -> None:
     """AlexNet conv5, fc6, fc7, fc8 over ImageNet: extract, score (correct images, bus and car groups), dissect."""
+    from catalogue.cluster import connect
+    from catalogue.pipeline.paper import PaperOptions, run_paper
+    from ingest.reporting import RichReporter, print_report
+
     started = time.perf_counter()
-    engine = get_engine()
-    ensure_current(engine)
+    engine = open_catalogue()
     options = PaperOptions(
         imagenet=imagenet,
         broden=broden,
@@ -65,5 +64,5 @@ def paper(
         broden_categories=tuple(split_names(broden_categories) or ()) or None,
     )
     with connect(cluster) as ray_cluster:
-        report = run_paper(engine, options, RichReporter(), cluster=ray_cluster)
-    print_report(report, time.perf_counter() - started)
+        report = run_paper(engine, options, RichReporter(fmt), cluster=ray_cluster)
+    print_report(report, time.perf_counter() - started, fmt)

@@ -4,19 +4,19 @@ panels into the catalogue, and the paper's Table 1 from them."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
-from sqlalchemy import Engine
 
-from catalogue.db.engine import get_engine
-from catalogue.db.migrate import ensure_current
 from catalogue.measures import RATING_CONSENSUS_SHARE
-from catalogue.pipeline.ratings import analyse_ratings, import_ratings
-from catalogue.query.ratings import rating_counts, table1
-from catalogue.ratings import CSV_COLUMNS, parse_ratings_csv
-from catalogue.wordnet import NameMatcher, wordnet_available
+from catalogue.ratings import CSV_COLUMNS
 from ingest.console import console
+from ingest.options import open_catalogue
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from catalogue.wordnet import NameMatcher
 
 WORDNET_HELP = (
     "Match names through WordNet hypernyms (--wordnet: required; --no-wordnet: plain words). "
@@ -48,9 +48,11 @@ def ratings(
     wordnet: bool | None = typer.Option(None, "--wordnet/--no-wordnet", help=WORDNET_HELP),
 ) -> None:
     """Import a ratings CSV (all lines or none), then recompute the analysis and print Table 1."""
+    from catalogue.pipeline.ratings import import_ratings
+    from catalogue.ratings import parse_ratings_csv
+
     rows = parse_ratings_csv(file)
-    engine = get_engine()
-    ensure_current(engine)
+    engine = open_catalogue()
     matcher = _matcher(wordnet)
     summary = import_ratings(engine, rows, label=f"ratings CSV {file}")
     console.print(
@@ -65,8 +67,9 @@ def analyse(
     wordnet: bool | None = typer.Option(None, "--wordnet/--no-wordnet", help=WORDNET_HELP),
 ) -> None:
     """Recompute the name analysis of every rated unit (e.g. after installing WordNet) and print Table 1."""
-    engine = get_engine()
-    ensure_current(engine)
+    from catalogue.query.ratings import rating_counts
+
+    engine = open_catalogue()
     if rating_counts(engine).n_ratings == 0:
         console.print(NO_RATINGS, highlight=False)
         return
@@ -79,12 +82,17 @@ def _n(count: int, noun: str) -> str:
 
 def _matcher(wordnet: bool | None) -> NameMatcher:
     """The name matcher; without a choice, WordNet when it loads, else words (and we say so)."""
+    from catalogue.wordnet import NameMatcher, wordnet_available
+
     if wordnet is None:
         wordnet = wordnet_available()
     return NameMatcher(use_wordnet=wordnet)
 
 
 def _analyse_and_report(engine: Engine, matcher: NameMatcher) -> None:
+    from catalogue.pipeline.ratings import analyse_ratings
+    from catalogue.query.ratings import rating_counts
+
     n_units = analyse_ratings(engine, matcher=matcher)
     if n_units == 0:
         console.print(NO_RATINGS, highlight=False)
@@ -110,7 +118,11 @@ def share_text(value: float | None, se: float | None = None) -> str:
     return f"{value:.1%} (±{se:.1%})"
 
 
-def _table1(engine: Engine) -> Table:
+def _table1(engine: Engine) -> Any:
+    from rich.table import Table
+
+    from catalogue.query.ratings import table1
+
     consensus = f"≥ {RATING_CONSENSUS_SHARE:.0%} 'yes'"
     table = Table(
         title="Table 1: are the AM images familiar objects? (Gale et al., sec. 3.2)",

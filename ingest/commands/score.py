@@ -6,14 +6,9 @@ from pathlib import Path
 
 import typer
 
-from catalogue.cluster import connect
-from catalogue.db.engine import get_engine
-from catalogue.db.migrate import ensure_current
-from catalogue.groups import load_groups
-from catalogue.pipeline.scoring import score_extraction
-from ingest.cluster import cluster_option
-from ingest.commands.extract import split_names
+from catalogue.pipeline.defaults import SCORE_BLOCK_UNITS
 from ingest.console import console, progress
+from ingest.options import ClusterSpec, open_catalogue, split_names
 
 
 def register(app: typer.Typer) -> None:
@@ -37,13 +32,17 @@ def score(
         None, help="auto, cpu or cuda (default: UNITCAT_DEVICE or auto)."
     ),
     block_units: int = typer.Option(
-        256, help="Units read and scored at a time (bounds memory; one Ray task with --cluster)."
+        SCORE_BLOCK_UNITS,
+        help="Units read and scored at a time (bounds memory; one Ray task with --cluster).",
     ),
-    cluster: str | None = cluster_option(),
+    cluster: ClusterSpec = None,
 ) -> None:
     """Score every unit of RUN with every measure and write the results in one transaction."""
-    engine = get_engine()
-    ensure_current(engine)
+    from catalogue.cluster import connect
+    from catalogue.groups import load_groups
+    from catalogue.pipeline.scoring import score_extraction
+
+    engine = open_catalogue()
     group_map = load_groups(groups) if groups else None
     with connect(cluster) as ray_cluster, progress() as bar:
         tasks: dict[str, int] = {}

@@ -8,9 +8,10 @@ leave it serving the port. The child runs in its own session, so a Ctrl+C in the
 terminal reaches it once, through us.
 
 Once the child has stopped, this process leaves at once (`os._exit` after
-flushing): the CLI has imported torch and the pipelines, whose interpreter
-teardown takes seconds on a loaded machine and made a supervisor's stop time
-out (the cause of the flaky `test_unitcat_ui_serves_the_app`).
+flushing), with no interpreter teardown between the server's exit and ours, so a
+supervisor that stops `unitcat ui` sees it gone when the server is. Until then it
+imports no more than the light commands do (neither streamlit, which runs in the
+child, nor torch).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """unit_metrics: constant (dead) units and Gale et al.'s detector bar
 
-Adds three measures of DESIGN.md to unit_metrics: `constant` (every scored
+Adds three measures of docs/DESIGN.md to unit_metrics: `constant` (every scored
 activation equal), `detector_bar` (the highest min(TP/n_c, TP/(TP+FP)) over
 classes and thresholds) and `detector_bar_class`, with an index on
 `detector_bar` for the Search preset.

@@ -27,7 +27,7 @@ Costs that grew with the catalogue or with a run's rows
 The SQL is catalogue/db/summaries.py's, carried literally.
 
 Revision ID: 0040
-Revises: 0019
+Revises: 0061
 Create Date: 2026-12-07
 """
 
@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0040"
-down_revision: str | None = "0019"
+down_revision: str | None = "0061"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -16,9 +16,8 @@ import streamlit as st
 from catalogue.errors import InputError, NotFound
 from catalogue.measures import UNIT_MEASURES
 from catalogue.query.units import layer_units
-from ui import figures, plots, tables
+from ui import connection, faults, figures, plots, queries, tables
 from ui import urlstate as url
-from ui.app_pages import common
 from ui.display import MEASURE_CLASS
 
 MIN_UNITS, MAX_UNITS = 2, 4
@@ -27,9 +26,9 @@ N_THUMBNAILS = 10
 
 st.title("Compare units")
 notes = st.container()
-key = common.engine_key()
-common.stop_if_empty(common.overview(key))
-options = common.filter_options(key)
+key = connection.engine_key()
+faults.stop_if_empty(queries.overview(key))
+options = queries.filter_options(key)
 
 
 def _requested() -> list[int]:
@@ -45,10 +44,10 @@ def _requested() -> list[int]:
     ids: list[int] = []
     for text in st.query_params.get_all("unit"):
         try:
-            model, layer, index = common.parse_unit_ref(
+            model, layer, index = url.parse_unit_ref(
                 text, options.models, options.layers, default_model
             )
-            ids.append(common.find_unit(key, model, layer, index))
+            ids.append(queries.find_unit(key, model, layer, index))
         except (ValueError, NotFound) as exc:
             url.note(f"`unit={text}`: {exc}.")
     ids += url.initial_list("unit_id", parse=url.as_int)
@@ -58,12 +57,12 @@ def _requested() -> list[int]:
 def _record(unit_id: int, run_id: int | None) -> dict[str, Any] | None:
     """The unit's record in the chosen run, else its newest (None: no such unit)."""
     try:
-        return common.unit_record(key, unit_id, run_id)
+        return queries.unit_record(key, unit_id, run_id)
     except NotFound:
         if run_id is None:
             return None
     try:
-        return common.unit_record(key, unit_id, None)
+        return queries.unit_record(key, unit_id, None)
     except NotFound:
         return None
 
@@ -80,7 +79,7 @@ def _picker() -> None:
     refs = [
         f"{layer}.{i}"
         for layer in options.layers.get(model, [])
-        for i in range(layer_units(common.engine(), model, layer))
+        for i in range(layer_units(connection.engine(), model, layer))
     ]
     picked = st.multiselect(
         "Units", refs, max_selections=MAX_UNITS, key="compare_pick", placeholder="e.g. fc6.3"
@@ -111,7 +110,7 @@ runs = {
 st.caption(
     "Units: "
     + " · ".join(
-        f"[{n}]({common.unit_url(r['model'], r['layer'], r['unit'], r.get('run_id'))})"
+        f"[{n}]({url.unit_url(r['model'], r['layer'], r['unit'], r.get('run_id'))})"
         for n, r in zip(names, records, strict=True)
     )
     + (f" — scoring run {next(iter(runs))}" if len(runs) == 1 and None not in runs else "")
@@ -155,7 +154,7 @@ for r in records:
         activations.append(None)
         continue
     try:
-        activations.append(common.unit_activations(key, int(r["unit_id"]), int(run_id)))
+        activations.append(queries.unit_activations(key, int(r["unit_id"]), int(run_id)))
     except (NotFound, InputError) as exc:
         activations.append(exc)
 values = [a.values for a in activations if a is not None and not isinstance(a, Exception)]
@@ -201,7 +200,7 @@ for col, n, r in zip(columns, names, records, strict=True):
         st.markdown(f"**{n}**")
         run_id = r.get("run_id")
         run_id = None if run_id is None or pd.isna(run_id) else int(run_id)
-        details = common.unit_details(key, int(r["unit_id"]), run_id)
+        details = queries.unit_details(key, int(r["unit_id"]), run_id)
         top = details.get("top_images", pd.DataFrame())
         readable = top[top["image"].notna()].head(N_THUMBNAILS) if not top.empty else top
         st.caption("Top images")

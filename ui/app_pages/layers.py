@@ -13,9 +13,8 @@ import streamlit as st
 
 from catalogue.measures import SUMMARISED_MEASURES
 from catalogue.query.layers import detector_criteria
-from ui import display, figures, importance, plots, tables
+from ui import controls, display, figures, importance, plots, queries, tables
 from ui import urlstate as url
-from ui.app_pages import common
 
 FIGURE2_MEASURES = (
     "precision",
@@ -40,8 +39,8 @@ st.caption(
     "number of units each criterion of the literature calls an object detector."
 )
 notes = st.container()
-key, run_id = common.require_score_run()
-include_constant = common.include_constant_switch()
+key, run_id = controls.require_score_run()
+include_constant = controls.include_constant_switch()
 
 wanted = url.initial_list("measure", choices=SUMMARISED_MEASURES, key="layer_measures")
 measures = st.multiselect(
@@ -55,7 +54,7 @@ if list(measures) == list(FIGURE2_MEASURES):
     url.keep_list("measure", [])
 else:
     url.keep_list("measure", measures)
-summary = common.layer_summary(key, run_id, tuple(measures), include_constant)
+summary = queries.layer_summary(key, run_id, tuple(measures), include_constant)
 if summary.empty:
     st.info("No measures to summarise for this run.")
 else:
@@ -94,14 +93,14 @@ show = c2.radio(
     key="layer_show",
 )
 url.keep("show", show, default="count")
-url.check_known({"run_id", "measure", "mi", "show", common.INCLUDE_CONSTANT_PARAM}, where=notes)
+url.check_known({"run_id", "measure", "mi", "show", controls.INCLUDE_CONSTANT_PARAM}, where=notes)
 
-counts = common.layer_detector_counts(key, run_id, float(mi_cutoff), include_constant)
+counts = queries.layer_detector_counts(key, run_id, float(mi_cutoff), include_constant)
 criteria = detector_criteria(float(mi_cutoff))
 labels = [(c.key, display.criterion_short_label(c)) for c in criteria]
-dissected = common.dissection_summary(key)
+dissected = queries.dissection_summary(key)
 dissected_layers = set(zip(dissected.get("model", []), dissected.get("layer", []), strict=True))
-rated = common.rated_layers(key)
+rated = queries.rated_layers(key)
 missing: dict[str, set[str]] = {"iou": set(), "consensus": set()}
 for record in counts.to_dict("records"):
     where = (record["model"], record["layer"])
@@ -160,7 +159,7 @@ for _key, column in labels:
             column, help="Units the criterion calls detectors (share of the layer's units)."
         )
 st.dataframe(styler, hide_index=True, column_config=config, key="detector_table")
-note = common.constant_caption(int(counts["n_constant"].sum()), include_constant)
+note = controls.constant_caption(int(counts["n_constant"].sum()), include_constant)
 if note:
     st.caption(
         f"{tables.label('n_constant')}: units whose every activation is equal. {note} The "

@@ -12,9 +12,8 @@ import streamlit as st
 
 from catalogue.measures import CORRELATED_MEASURES, FLOAT_MEASURES
 from catalogue.query.layers import pooled_correlations
-from ui import figures, importance, plots
+from ui import controls, display, figures, importance, plots, queries, twoafc_sections
 from ui import urlstate as url
-from ui.app_pages import common
 
 ALL_LAYERS = "all layers"
 MAX_POINTS = 20_000
@@ -24,16 +23,18 @@ st.caption(
     "Table 3 of the paper: correlations between the measures over units, and a scatter "
     "of any two (click a point to open the unit)."
 )
+with st.expander("Definitions"):
+    st.markdown(display.definitions_markdown())
 notes = st.container()
-key, run_id = common.require_score_run()
-include_constant = common.include_constant_switch()
+key, run_id = controls.require_score_run()
+include_constant = controls.include_constant_switch()
 
-options = common.filter_options(key)
-values_all = common.measure_values(key, run_id, CORRELATED_MEASURES, (), include_constant)
+options = queries.filter_options(key)
+values_all = queries.measure_values(key, run_id, CORRELATED_MEASURES, (), include_constant)
 n_constant = int(
-    common.measure_values(key, run_id, ("frac_zero",), (), True)["constant"].fillna(False).sum()
+    queries.measure_values(key, run_id, ("frac_zero",), (), True)["constant"].fillna(False).sum()
 )
-note = common.constant_caption(n_constant, include_constant)
+note = controls.constant_caption(n_constant, include_constant)
 if note:
     st.caption(note)
 layers = values_all.sort_values("layer_position")["layer"].drop_duplicates().tolist()
@@ -61,7 +62,7 @@ if layer == ALL_LAYERS:
     pairs = pooled_correlations(values_all)
     st.caption(f"Over all {len(values_all):,} units of the run (pairwise-complete).")
 else:
-    pairs = common.measure_correlations(key, run_id, layer, include_constant)
+    pairs = queries.measure_correlations(key, run_id, layer, include_constant)
     source = "with constant units" if include_constant else "from the `measure_correlations` view"
     st.caption(f"Layer {layer}, {source}.")
 if pairs.empty or pairs[method].isna().all():
@@ -77,6 +78,9 @@ else:
         st.dataframe(pairs, hide_index=True, key="corr_table")
 
 importance.measures_section(key, run_id, None if layer == ALL_LAYERS else layer)
+twoafc_sections.measures_section(
+    key, run_id, None if layer == ALL_LAYERS else layer, include_constant
+)
 
 st.subheader("Scatter")
 s1, s2 = st.columns(2)
@@ -96,8 +100,10 @@ y = s2.selectbox(
     key="scatter_y",
 )
 url.keep("y", y, default="max_informedness")
-url.check_known({"run_id", "layer", "method", "x", "y", common.INCLUDE_CONSTANT_PARAM}, where=notes)
-points = common.measure_values(
+url.check_known(
+    {"run_id", "layer", "method", "x", "y", controls.INCLUDE_CONSTANT_PARAM}, where=notes
+)
+points = queries.measure_values(
     key,
     run_id,
     tuple(dict.fromkeys((x, y))),
@@ -111,7 +117,7 @@ if len(points) > MAX_POINTS:
 if points.empty:
     st.info("No unit has both measures.")
     st.stop()
-chart_key = common.next_widget_key("scatter")
+chart_key = controls.next_widget_key("scatter")
 event = figures.show(
     plots.scatter_chart(points, x, y, extra_tooltip={"precision_class": "precision class"}),
     name=f"unitcat-run{run_id}-{x}-vs-{y}",
@@ -122,6 +128,6 @@ event = figures.show(
 selection = (event or {}).get("selection") or {}  # a dict-like VegaLiteState
 picked = selection.get("unit") or []
 if picked:
-    common.consume_widget_key("scatter")
+    controls.consume_widget_key("scatter")
     # by its permalink, the class of the x measure highlighted
-    common.open_unit(int(picked[0]["unit_id"]), picked[0].get("run_id"), highlight=x)
+    url.open_unit(int(picked[0]["unit_id"]), picked[0].get("run_id"), highlight=x)

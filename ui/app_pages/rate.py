@@ -14,7 +14,8 @@ rated twice. The code is kept in the URL (``?participant=…``) so that
 reloading the browser tab does not ask for it again. Practice trials are
 skipped for a participant who already has stored ratings.
 
-In study mode (ui/study.py) this page is all a participant sees. The estimate bins
+With ?protocol=2afc the page runs the 2-AFC study of natural exemplars instead
+(ui/twoafc_rate.py). In study mode (ui/study.py) this page is all a participant sees. The estimate bins
 read as the paper's (0-20% … 80-100%) but without shared edges (0–20%, 21–40% …);
 the stored values stay the paper's bin names. Panels are shown at their native size.
 """
@@ -39,8 +40,7 @@ from catalogue.pipeline.ratings import (
 from catalogue.query.files import artifact_path
 from catalogue.query.ratings import StudyPanel, answered_units, study_panels
 from catalogue.ratings import ESTIMATE_BINS, MAX_NAMES, estimate_label
-from ui import study
-from ui.app_pages import common
+from ui import connection, study, twoafc_rate
 
 # The questions exactly as the paper's appendix 5 words them.
 Q1 = "Can you identify multiple examples of an everyday object, place or animal?"
@@ -271,5 +271,9 @@ def _run(engine: Engine) -> None:
     )
 
 
-st.title("Rate AM panels")
-_run(common.engine())
+if twoafc_rate.requested():  # the 2-AFC protocol (?protocol=2afc): ui/twoafc_rate.py
+    twoafc_rate.run(connection.engine())
+else:
+    twoafc_rate.links(connection.engine())
+    st.title("Rate AM panels")
+    _run(connection.engine())

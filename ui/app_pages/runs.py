@@ -14,9 +14,8 @@ import streamlit as st
 
 from catalogue.db.schema import RUN_KINDS
 from catalogue.query.runs import RUN_STATES as RUN_STATUSES
-from ui import tables
+from ui import connection, queries, tables
 from ui import urlstate as url
-from ui.app_pages import common
 
 MAX_DETAILED = 50
 
@@ -68,7 +67,7 @@ def _key_value_table(rows: list[tuple[str, str]], title: str, key: str) -> None:
 st.title("Runs")
 st.caption("Every command that wrote to the catalogue; re-running one replaces its results.")
 notes = st.container()
-key = common.engine_key()
+key = connection.engine_key()
 
 c1, c2 = st.columns(2)
 kinds = c1.multiselect(
@@ -86,7 +85,7 @@ statuses = c2.multiselect(
 )
 url.keep_list("status", statuses)
 url.check_known({"kind", "status"}, where=notes)
-runs = common.list_runs(key, tuple(kinds), tuple(statuses))
+runs = queries.list_runs(key, tuple(kinds), tuple(statuses))
 if runs.empty:
     if kinds or statuses:
         st.info("No run matches these filters.")

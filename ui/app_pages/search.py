@@ -15,9 +15,8 @@ import streamlit as st
 from catalogue.errors import InputError
 from catalogue.measures import CLASS_MEASURES, FLOAT_MEASURES, MEASURES_BY_NAME
 from catalogue.query.search import EXTRA_NUMERIC, PRESETS, SORTABLE, UnitFilter
-from ui import tables
+from ui import connection, controls, faults, queries, tables
 from ui import urlstate as url
-from ui.app_pages import common
 from ui.plots import measure_label
 
 MAX_COMPARED = 4
@@ -33,10 +32,10 @@ st.caption(
 )
 notes = st.container()
 
-key = common.engine_key()
-common.stop_if_empty(common.overview(key))
-options = common.filter_options(key)
-ranges = common.measure_ranges(key)
+key = connection.engine_key()
+faults.stop_if_empty(queries.overview(key))
+options = queries.filter_options(key)
+ranges = queries.measure_ranges(key)
 
 preset_keys: list[str | None] = [None, *PRESETS]
 preset = st.selectbox(
@@ -49,7 +48,7 @@ preset = st.selectbox(
 url.keep("preset", preset)
 if preset is not None:
     st.caption(PRESETS[preset].description)
-include_constant = common.include_constant_switch()
+include_constant = controls.include_constant_switch()
 
 c1, c2, c3 = st.columns(3)
 models = c1.multiselect(
@@ -183,7 +182,7 @@ url.keep("limit", limit, default=DEFAULT_LIMIT)
 
 url.check_known(
     {"preset", "model", "layer", "run", "class", "class_of", "concept", "localist", "filter"}
-    | {"sort", "order", "limit", common.INCLUDE_CONSTANT_PARAM}
+    | {"sort", "order", "limit", controls.INCLUDE_CONSTANT_PARAM}
     | {f"{side}_{m}" for m in numeric for side in ("min", "max")},
     where=notes,
 )
@@ -201,7 +200,7 @@ flt = UnitFilter(
     include_constant=include_constant,
 )
 try:
-    result = common.search_units(key, flt, order_by, descending, limit)
+    result = queries.search_units(key, flt, order_by, descending, limit)
 except InputError as exc:
     st.warning(str(exc))
     st.stop()
@@ -209,7 +208,7 @@ except InputError as exc:
 frame = result.frame
 shown = f" (showing the first {len(frame):,})" if result.truncated else ""
 st.subheader(f"{result.total:,} unit{'s' if result.total != 1 else ''} match{shown}")
-left_out = common.constant_caption(result.n_constant_left_out, False)
+left_out = controls.constant_caption(result.n_constant_left_out, False)
 if left_out:
     st.caption(left_out)
 
@@ -257,7 +256,7 @@ config = tables.column_config(
     },
 )
 
-table_key = common.next_widget_key("search_results")
+table_key = controls.next_widget_key("search_results")
 event = st.dataframe(
     tables.readable(display),
     column_config=config,
@@ -272,8 +271,8 @@ if cells:
     row_index, column = cells[0]
     if column in ("open", "model", "layer", "unit"):
         row = frame.iloc[int(row_index)]
-        common.consume_widget_key("search_results")
-        common.open_unit(
+        controls.consume_widget_key("search_results")
+        url.open_unit(
             int(row["unit_id"]),
             row["run_id"],
             model=row["model"],
@@ -289,16 +288,16 @@ if len(ticked) > MAX_COMPARED:
 elif len(ticked) >= 2:
     if b1.button(f"Compare {len(ticked)} units", type="primary", key="compare"):
         picked = frame.iloc[ticked]
-        common.consume_widget_key("search_results")
+        controls.consume_widget_key("search_results")
         st.switch_page(
-            common.COMPARE_PAGE,
-            query_params=common.compare_params(picked.to_dict("records")),
+            url.COMPARE_PAGE,
+            query_params=url.compare_params(picked.to_dict("records")),
         )
 else:
     b2.caption("Tick 2–4 rows to compare the units side by side.")
 
 if result.truncated:
-    everything = common.search_units(key, flt, order_by, descending, None).frame
+    everything = queries.search_units(key, flt, order_by, descending, None).frame
 else:
     everything = frame
 st.download_button(

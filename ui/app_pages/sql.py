@@ -1,4 +1,4 @@
-"""SQL: a read-only console on the catalogue (catalogue.db.console.run_readonly).
+"""SQL: a read-only console on the catalogue (catalogue.db.readonly.run_readonly).
 
 The statement runs as the SELECT-only reader role, in a READ ONLY transaction
 that is rolled back, on a connection that keeps no state: PostgreSQL itself
@@ -15,12 +15,11 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from catalogue.config import get_settings
-from catalogue.db.console import run_readonly
+from catalogue.db.readonly import run_readonly
 from catalogue.errors import InputError, ReadOnlyViolation, UnitcatError
 from catalogue.query.examples import EXAMPLES
-from ui import tables
+from ui import connection, queries, tables
 from ui import urlstate as url
-from ui.app_pages import common
 
 MAX_ROWS = 5000
 CUSTOM = "— your own query —"
@@ -61,7 +60,7 @@ def _with_unit_links(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, objec
         return frame, {}
     run = frame["run_id"] if "run_id" in frame.columns else [None] * len(frame)
     links = [
-        common.unit_url(m, la, int(u), r) if pd.notna(u) and str(u).lstrip("-").isdigit() else None
+        url.unit_url(m, la, int(u), r) if pd.notna(u) and str(u).lstrip("-").isdigit() else None
         for m, la, u, r in zip(frame["model"], frame["layer"], frame["unit"], run, strict=True)
     ]
     shown = frame.copy()
@@ -76,7 +75,7 @@ def _with_unit_links(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, objec
 
 def _catalog() -> None:
     """The views and tables a query can read, with their columns (as the reader sees them)."""
-    columns = common.relation_columns(common.engine_key(), get_settings().reader_url)
+    columns = queries.relation_columns(connection.engine_key(), get_settings().reader_url)
     with st.expander("Views and tables, with their columns", expanded=False):
         if columns.empty:
             st.caption("The catalogue has no views yet (`unitcat db upgrade`).")
@@ -101,7 +100,7 @@ st.caption(
     "tables. Statements that write are refused."
 )
 try:
-    engine = common.reader_engine()
+    engine = connection.reader_engine()
 except UnitcatError as exc:  # e.g. a DATABASE_URL server without the reader role
     st.error(f"**User SQL is unavailable.** {exc}", icon=":material/lock:")
     st.stop()

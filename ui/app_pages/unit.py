@@ -4,7 +4,7 @@ Opened by its permalink (?model=…&layer=…&unit=…&run_id=…; the internal 
 still works) from Search, Measures, Compare or a shared link, or by picking model,
 layer and unit here. The highlighted class is ?class=…, else the class of the measure
 or preset the user came from (?highlight=…, or ?preset=…), else the MI class
-(ui/unit_nav.py).
+(`ui.urlstate`; its neighbours and related units: `ui.related`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ import pandas as pd
 import streamlit as st
 
 from catalogue.errors import InputError, NotFound
-from catalogue.measures import RATING_CONSENSUS_SHARE, RATING_MIN_RATERS
+from catalogue.measures import (
+    MEASURES_BY_NAME,
+    RATING_CONSENSUS_SHARE,
+    RATING_MIN_RATERS,
+    TOP_K_PRECISION,
+    TOP_N_CLASSES,
+)
 from catalogue.query.files import UnitActivations
 from catalogue.query.units import (
     detector_verdicts,
@@ -25,34 +31,44 @@ from catalogue.query.units import (
     threshold_counts,
     unit_class_table,
 )
-from ui import display, figures, importance, plots, tables, unit_nav
+from ui import (
+    connection,
+    display,
+    faults,
+    figures,
+    importance,
+    plots,
+    queries,
+    related,
+    tables,
+    twoafc_sections,
+)
 from ui import urlstate as url
-from ui.app_pages import common
 
-#: The cut-offs of the top images the measures count: top-60 precision, and
-#: classes in the top 100 (with Rafegas's index).
-TOP_CUTS = (60, 100)
+#: The cut-offs of the top images the measures count: top-k precision, and the classes
+#: in the top n (with Rafegas's index).
+TOP_CUTS = (TOP_K_PRECISION, TOP_N_CLASSES)
 
 
 def _picker(key: str) -> None:
     """Choose a unit by model, layer and index when the page was opened without one."""
-    options = common.filter_options(key)
+    options = queries.filter_options(key)
     if not options.models:
-        st.info(common.EMPTY_MESSAGE)
+        st.info(faults.EMPTY_MESSAGE)
         st.stop()
     c1, c2, c3, c4 = st.columns([2, 2, 1, 1])
     model = c1.selectbox("Model", options.models, key="pick_model")
     layer = c2.selectbox("Layer", options.layers.get(model, []), key="pick_layer")
-    n_units = layer_units(common.engine(), model, layer) if layer else 0
+    n_units = layer_units(connection.engine(), model, layer) if layer else 0
     unit = c3.number_input("Unit", 0, max(n_units - 1, 0), 0, key="pick_unit")
     c4.write("")
     if c4.button("Open", key="pick_open", type="primary"):
         try:
-            common.find_unit(key, model, layer, int(unit))  # exists?
+            queries.find_unit(key, model, layer, int(unit))  # exists?
         except NotFound as exc:
             st.warning(str(exc))
             return
-        st.query_params.from_dict(common.unit_params(model, layer, int(unit)))
+        st.query_params.from_dict(url.unit_params(model, layer, int(unit)))
         st.rerun()
 
 
@@ -71,7 +87,7 @@ def _activations(key: str, record: dict[str, Any], run_id: int | None) -> UnitAc
     if run_id is None:
         return None
     try:
-        return common.unit_activations(key, int(record["unit_id"]), run_id)
+        return queries.unit_activations(key, int(record["unit_id"]), run_id)
     except (NotFound, InputError, OSError):
         return None
 
@@ -109,7 +125,9 @@ def _measures(record: dict[str, Any], acts: UnitActivations | None) -> None:
         height="content",
         column_config={
             "Measure": st.column_config.Column(
-                width=250, help="Definitions: DESIGN.md, the paper's §2."
+                width=250,
+                help=f"Definitions (with their parameters) below the table; exact ones, tie "
+                f"rules included: {display.DESIGN_DOC}; the paper's §2.",
             ),
             "Value": st.column_config.Column(width=60),
             "Threshold": st.column_config.Column(width=70),
@@ -122,6 +140,8 @@ def _measures(record: dict[str, Any], acts: UnitActivations | None) -> None:
         "False-positive rate: FP/(N − n_c) = 1 − specificity, the share of the other "
         "classes' images at or above it. Same FP, different denominators: not complements."
     )
+    with st.expander("Definitions"):
+        st.markdown(display.definitions_markdown())
     st.markdown("**Is it an object detector?**")
     if record.get("constant"):
         st.info("No verdicts for a constant unit: its activation says nothing about classes.")
@@ -169,7 +189,7 @@ def _highlight_default(record: dict[str, Any]) -> tuple[int, str]:
     """The class to highlight first and the measure it is the class of: that of the measure
     the user came from (?highlight=…, else ?preset=…: precision class from the precision
     preset), else the MI class."""
-    column = display.highlight_class_column(unit_nav.came_from())
+    column = display.highlight_class_column(url.came_from())
     for name in dict.fromkeys((column, "mi_class", "precision_class")):
         value = record.get(f"{name}_index")
         if not _missing(value):
@@ -278,16 +298,17 @@ def _top_images(frame: pd.DataFrame, record: dict[str, Any]) -> None:
         st.info("No top images recorded for this unit and run.")
         return
     first, last = TOP_CUTS
+    precision = MEASURES_BY_NAME["precision"].label
     n = len(frame)
     st.caption(
-        f"{n} most active scored images, ties broken by lower image index. Top-60 precision "
-        f"counts ranks 1–{first}; classes in the top 100 (and Rafegas's index) count "
+        f"{n} most active scored images, ties broken by lower image index. {precision} "
+        f"counts ranks 1–{first}; classes in the top {last} (and Rafegas's index) count "
         f"ranks 1–{last}."
         + ("" if n >= last else f" Only {n} are stored for this run (re-score to keep {last}).")
     )
     for low, high, title in (
-        (1, first, f"Ranks 1–{first}: the images top-60 precision counts"),
-        (first + 1, last, f"Ranks {first + 1}–{last}: with the first {first}, the top 100"),
+        (1, first, f"Ranks 1–{first}: the images {precision.lower()} counts"),
+        (first + 1, last, f"Ranks {first + 1}–{last}: with the first {first}, the top {last}"),
     ):
         part = frame[(frame["rank"] >= low) & (frame["rank"] <= high)]
         if part.empty:
@@ -397,20 +418,20 @@ def _ratings(summary: dict[str, Any] | None, ratings: pd.DataFrame) -> None:
 
 st.title("Unit")
 notes = st.container()
-key = common.engine_key()
-common.stop_if_empty(common.overview(key))
+key = connection.engine_key()
+faults.stop_if_empty(queries.overview(key))
 
-unit_id, run_id = unit_nav.requested_unit(key)
+unit_id, run_id = url.requested_unit(key)
 if unit_id is None:
-    url.check_known(unit_nav.UNIT_PARAMS, where=notes)
+    url.check_known(url.UNIT_PARAMS, where=notes)
     st.caption("Open a unit from Search or Measures, or pick one:")
     _picker(key)
     st.stop()
 
 try:
-    record = common.unit_record(key, unit_id, run_id)
+    record = queries.unit_record(key, unit_id, run_id)
 except NotFound as exc:
-    url.check_known(unit_nav.UNIT_PARAMS, where=notes)
+    url.check_known(url.UNIT_PARAMS, where=notes)
     st.warning(str(exc))
     _picker(key)
     st.stop()
@@ -418,15 +439,15 @@ except NotFound as exc:
 run_id = (
     None if record.get("run_id") is None or pd.isna(record["run_id"]) else int(record["run_id"])
 )
-address = common.unit_address(key, unit_id)
+address = queries.unit_address(key, unit_id)
 if address is not None:
-    unit_nav.canonical_address(address, run_id)
+    url.canonical_address(address, run_id)
 st.header(f"{record['model']} · {record['layer']} · unit {record['unit']}")
 if record.get("constant"):
     _constant_banner(record)
-unit_nav.neighbour_buttons(key, unit_id, run_id)
+related.neighbour_buttons(key, unit_id, run_id)
 
-runs = common.unit_runs(key, unit_id)
+runs = queries.unit_runs(key, unit_id)
 if len(runs) > 1:
     names = dict(zip(runs["id"].astype(int), runs["name"], strict=True))
     chosen = st.selectbox(
@@ -444,7 +465,7 @@ elif run_id is not None:
 else:
     st.caption("This unit has not been scored; dissection, AM and ratings are shown below.")
 
-details = common.unit_details(key, unit_id, run_id)
+details = queries.unit_details(key, unit_id, run_id)
 acts = _activations(key, record, run_id)
 if acts is not None:
     details["class_table"] = unit_class_table(acts, details.get("top_images"))
@@ -488,6 +509,7 @@ with tabs[5]:
     _ratings(details["rating_summary"], details["ratings"])
 
 importance.unit_section(key, unit_id)
+twoafc_sections.unit_section(key, unit_id)
 
-unit_nav.related_units(key, record, run_id)
-url.check_known(unit_nav.UNIT_PARAMS, where=notes)
+related.related_units(key, record, run_id)
+url.check_known(url.UNIT_PARAMS, where=notes)

@@ -1,10 +1,10 @@
-"""Scoring on a Ray cluster: blocks of units as tasks, each reading its columns from the store.
+"""Scoring in blocks of units: here, or as Ray tasks, each reading its columns from the store.
 
-Each task opens the run's store (on a file system the workers share), reads
-its block of units over the scored images and scores it with
-`catalogue.selectivity.score_layer`, exactly as the one-process loop does
-block by block (`catalogue.pipeline.scoring`); the blocks come back in order
-and are joined into the same per-layer scores.
+Each block opens the run's store (on a Ray cluster: on a file system the
+workers share), reads its block of units over the scored images and scores
+it with `catalogue.selectivity.score_layer`; the blocks come back in order and
+are joined into the per-layer scores (`catalogue.pipeline.scoring`). Without a
+cluster the same blocks run here, one after the other (`map_blocks`).
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def score_block(context: ScoreContext, block: UnitBlock) -> LayerScores:
     )
 
 
-def score_on_cluster(
-    cluster: Cluster,
+def score_in_blocks(
+    cluster: Cluster | None,
     context: ScoreContext,
     layer_units: Mapping[str, int],
     *,

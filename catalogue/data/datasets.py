@@ -1,5 +1,5 @@
 """Labelled image sets behind one interface: image-folder trees, Fashion-MNIST, digits
-(and, in `catalogue.fashion_colours`, Fashion-MNIST in ten colours).
+(and, in `catalogue.data.fashion_colours`, Fashion-MNIST in ten colours).
 
 Every dataset is a torch ``Dataset`` of `Sample`s (image tensor, label, key,
 position) with ``name``, ``class_keys`` and ``class_names`` for the catalogue.
@@ -122,6 +122,21 @@ def collate_samples(samples: Sequence[Sample]) -> Batch:
     )
 
 
+#: what reading an unreadable image raises (PIL, numpy and the file system)
+UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}"
+
+
+def _unreadable(key: str, exc: BaseException) -> InputError:
+    return InputError(
+        f"cannot read image {key} ({_reason(exc)}); fix or remove it, or run without --strict "
+        "to skip it."
+    )
+
+
 class ImageDataset(torch.utils.data.Dataset):
     """Base class: subclasses implement ``__len__``, `key`, `label` and `load_image`."""
 
@@ -155,16 +170,22 @@ class ImageDataset(torch.utils.data.Dataset):
         label = self.label(index)
         try:
             image = self.transform(self.load_image(index))
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            reason = (
-                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}"
-            )
+        except UNREADABLE as exc:
             if self.strict:
-                raise InputError(
-                    f"cannot read image {key} ({reason}); fix or remove it, or run without --strict to skip it."
-                ) from exc
-            return Sample(None, label, key, index, reason)
+                raise _unreadable(key, exc) from exc
+            return Sample(None, label, key, index, _reason(exc))
         return Sample(image, label, key, index)
+
+    def check_image(self, index: int) -> None:
+        """Raise the one-line error a strict run stops on if image ``index`` cannot be read.
+
+        A strict extraction checks every image this way before it records anything;
+        subclasses whose images live in files read only what tells a broken file apart
+        (`ImageFolderDataset`: the header), not the whole image."""
+        try:
+            self.load_image(index)
+        except UNREADABLE as exc:
+            raise _unreadable(self.key(index), exc) from exc
 
     def describe(self) -> dict[str, Any]:
         """What the catalogue records about the dataset."""
@@ -449,7 +470,6 @@ class ImageFolderDataset(ImageDataset):
         self.source = str(root.resolve())
         self.class_keys = keys
         self.class_names = names
-        self.present_classes = folders
 
     @staticmethod
     def _class_list(
@@ -488,73 +508,10 @@ class ImageFolderDataset(ImageDataset):
             image.load()
             return image.convert("RGB")
 
-
-# ---------------------------------------------------------------- resolution
-def resolve_dataset(
-    spec: str,
-    *,
-    transform: Transform | None = None,
-    class_keys: Sequence[str] | None = None,
-    class_names: Sequence[str] | None = None,
-    mapping_file: str | Path | None = None,
-    strict: bool = False,
-    fashion_mnist_dir: str | Path | None = None,
-) -> ImageDataset:
-    """A dataset from a CLI string.
-
-    ``digits[:train|test|all]`` (test by default), ``fashion-mnist[:train|test|all]``
-    (test by default), ``fashion-mnist-colours[-seed<n>][:train|test|all]`` (the
-    100-class set of `catalogue.fashion_colours`, test by default), or a path to an
-    image-folder tree. ``class_keys`` /
-    ``class_names`` are the model's classes (used to order folder classes).
-    """
-    text = spec.strip()
-    base, _, split = text.partition(":")
-    lowered = base.lower()
-    colour_seed = _colour_seed(base)
-    if colour_seed is not None and not Path(text).exists():
-        from catalogue.fashion_colours import load_fashion_mnist_colours
-
-        return load_fashion_mnist_colours(
-            (split or "test").lower(),
-            seed=colour_seed,
-            root=fashion_mnist_dir,
-            transform=transform,
-            strict=strict,
-        )
-    if (
-        lowered in ("digits", "fashion-mnist", "fashion_mnist", "fashionmnist")
-        and not Path(text).exists()
-    ):
-        split = (split or "test").lower()
-        if lowered == "digits":
-            return load_digits(split, transform=transform, strict=strict)
-        return load_fashion_mnist(split, root=fashion_mnist_dir, transform=transform, strict=strict)
-    path = Path(text).expanduser()
-    if path.exists():
-        return ImageFolderDataset(
-            path,
-            transform=transform,
-            class_keys=class_keys,
-            class_names=class_names,
-            mapping_file=mapping_file,
-            strict=strict,
-        )
-    raise InputError(
-        f"dataset {spec!r} is not digits[:split], fashion-mnist[:split], "
-        "fashion-mnist-colours[:split] or an existing image folder."
-    )
-
-
-def _colour_seed(base: str) -> int | None:
-    """The seed of a ``fashion-mnist-colours[-seed<n>]`` name, None for any other name."""
-    from catalogue.fashion_colours import parse_name
-
-    return parse_name(base)
-
-
-def is_bundled(name: str) -> bool:
-    """Whether a dataset name (``digits:test``, ``fashion-mnist-colours:train`` …) is one
-    whose images ship in a package rather than as files (`resolve_dataset` rebuilds it)."""
-    base = name.partition(":")[0]
-    return base.lower() in BUNDLED_NAMES or _colour_seed(base) is not None
+    def check_image(self, index: int) -> None:
+        """The header of the image file (fast; a file damaged further in fails when it is read)."""
+        try:
+            with Image.open(self.root / self.files[index][0]) as image:
+                image.verify()
+        except UNREADABLE as exc:
+            raise _unreadable(self.key(index), exc) from exc

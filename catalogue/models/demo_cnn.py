@@ -28,6 +28,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from catalogue.config import get_settings
+from catalogue.data import resolve_dataset
 from catalogue.errors import InputError
 
 ARCHITECTURE = "demo_cnn"
@@ -134,13 +136,11 @@ class DemoTrainResult:
 
 def checkpoint_path(dataset: str) -> Path:
     """Where the demo checkpoint for ``dataset`` lives: ``$UNITCAT_HOME/checkpoints/demo-<dataset>.pt``."""
-    from catalogue.config import get_settings
-
     return get_settings().checkpoints_dir / f"demo-{dataset}.pt"
 
 
 def _rgb_arrays(dataset: Any, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """All images of a colour dataset (`catalogue.fashion_colours`) as uint8 (N, size, size, 3)."""
+    """All images of a colour dataset (`catalogue.data.fashion_colours`) as uint8 (N, size, size, 3)."""
     images = dataset.rgb_images()
     if images.shape[1:3] != (size, size):
         images = np.stack(
@@ -225,8 +225,6 @@ def _train(
     fashion_mnist_dir: str | Path | None,
     on_progress: Callable[[int, int, dict[str, float]], None] | None,
 ) -> DemoTrainResult:
-    from catalogue.data import resolve_dataset
-
     if dataset not in DEMO_DATASETS:
         raise InputError(f"the demo CNN trains on {' or '.join(DEMO_DATASETS)}, not {dataset!r}.")
     epochs = DEFAULT_EPOCHS[dataset] if epochs is None else int(epochs)

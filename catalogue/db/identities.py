@@ -38,6 +38,7 @@ from catalogue.db.schema import (
     Unit,
 )
 from catalogue.errors import InputError, NotFound
+from catalogue.groups import group_class_indices
 
 #: (model name, layer name, unit index): how people and files name a unit
 UnitKey = tuple[str, str, int]
@@ -313,8 +314,6 @@ def register_class_groups(
     of an earlier run keep joining to the members that run used. Giving a group the
     members of an existing version reuses that version.
     """
-    from catalogue.groups import group_class_indices
-
     indices = group_class_indices(
         groups, dataset.class_keys, dataset.class_names, dataset=dataset.name
     )

@@ -1,4 +1,4 @@
-"""Ablation on a Ray cluster: blocks of a layer's configurations as tasks, counted on the workers.
+"""Ablation in blocks of a layer's configurations: here, one after the other, or as Ray tasks.
 
 Single-unit ablation evaluates 1 + U configurations of a layer (no unit
 replaced, then each unit alone: `catalogue.ablation.single_unit_masks`); the
@@ -126,7 +126,7 @@ def _layer_work(
 
 
 def replacement_block(context: AblateContext, block: UnitBlock) -> np.ndarray:
-    """(U,) each unit's mean over the images, for ``--value mean`` (runs on a worker)."""
+    """(U,) each unit's mean over the images, for ``value="mean"`` (runs on a worker)."""
     with _layer_work(context, block.layer) as (_tail, feed, _target):
         return layer_means(feed, block.stop)
 

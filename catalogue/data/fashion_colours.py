@@ -50,11 +50,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from catalogue.data import ImageDataset, Transform, load_fashion_mnist
+from catalogue.data.datasets import ImageDataset, Transform, load_fashion_mnist
 from catalogue.errors import InputError
 
 NAME = "fashion-mnist-colours"
-SIZE = 32
 PAD = 2  # 28 + 2 × 2 = 32
 DEFAULT_SEED = 0
 SPLITS = ("train", "test", "all")
