@@ -1,7 +1,8 @@
 """The GPU measurements in one command: extraction, scoring, dissection and ablation on a card.
 
-Meant for the few minutes a machine with a GPU is at hand (the whole run takes well
-under 8 minutes on one H100-class card); with ``--tiny --device cpu`` it runs in
+Meant for the few minutes a machine with a GPU is at hand (its default sizes are chosen
+to take under 8 minutes on one H100-class card; not yet measured on one); with
+``--tiny --device cpu`` it runs in
 seconds on any machine, so it is known to work before a GPU is ever lent. Every
 network has seeded random weights (nothing is downloaded); every input is generated.
 Each figure is set against a baseline measured in the same run:

@@ -4,8 +4,8 @@ Views dropped and created: layer_baselines, layer_detectors, with the SQL that c
 generated when this revision was written (literal SQL: never edit it; a changed
 view is a new revision).
 
-Revision ID: 0041
-Revises: 0040
+Revision ID: 0063
+Revises: 0062
 Create Date: 2026-12-07
 """
 
@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0041"
-down_revision: str | None = "0040"
+revision: str = "0063"
+down_revision: str | None = "0062"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: The views as revision 0040 left them, name -> SELECT in creation order:
+#: The views as revision 0062 left them, name -> SELECT in creation order:
 #: dropped by upgrade, restored by downgrade.
 PREVIOUS_VIEWS: dict[str, str] = {
     "layer_detectors": """

@@ -26,7 +26,7 @@ Costs that grew with the catalogue or with a run's rows
 
 The SQL is catalogue/db/summaries.py's, carried literally.
 
-Revision ID: 0040
+Revision ID: 0062
 Revises: 0061
 Create Date: 2026-12-07
 """
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0040"
+revision: str = "0062"
 down_revision: str | None = "0061"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
