@@ -23,6 +23,7 @@ FULL: list[list[str]] = [
     ["db.py"],
     ["ablate.py"],
     ["cluster.py"],
+    ["paper_scale.py", "--fraction", "1/8"],
     ["cli.py"],
 ]
 QUICK: list[list[str]] = [
@@ -43,8 +44,17 @@ QUICK: list[list[str]] = [
         "--ablate-block",
         "8",
     ],
+    ["paper_scale.py", "--fraction", "1/256", "--unit-scale", "1/64"],
+    ["gpu.py", "--tiny", "--device", "cpu"],
     ["cli.py", "--repeat", "5"],
 ]
+
+
+def with_gpu(commands: list[list[str]]) -> list[list[str]]:
+    """`bench/gpu.py` at its full sizes where a GPU is visible (it is for a GPU's minutes)."""
+    import torch
+
+    return [*commands, ["gpu.py"]] if torch.cuda.is_available() else commands
 
 
 def main() -> int:
@@ -52,7 +62,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     args = parser.parse_args()
     failed = []
-    for command in QUICK if args.quick else FULL:
+    for command in QUICK if args.quick else with_gpu(FULL):
         print(f"\n=== bench/{' '.join(command)}", flush=True)
         started = time.perf_counter()
         result = subprocess.run([sys.executable, str(HERE / command[0]), *command[1:]], check=False)

@@ -24,16 +24,20 @@ to remember them and a failed run rolls them back with its rows:
   constraint trigger recomputes every marked run once, at commit. A view revision
   that replaces `layer_detectors` recomputes the whole cache (`REFRESH`).
 
-`unit_metrics` has no row-level foreign keys: PostgreSQL checks a foreign key with one
-lookup and one row lock per inserted row, which cost about 20 µs per row, half the time
-of writing a million scores (bench/db.py). The same rules are kept per statement instead:
-an insert or update of `unit_metrics` locks the runs and the layers its rows belong to
-(`FOR KEY SHARE`, as a foreign key would lock them, so they cannot be deleted until the
-writer commits) and fails with `foreign_key_violation` if a run or a unit is missing;
-deleting or truncating runs or units deletes their `unit_metrics` rows (ON DELETE
-CASCADE). Unlike a foreign key, an update of `run.id` or `unit.id` is not followed (ids
-are never updated), and a unit deleted by itself (not with its layer) while a writer
-that references it has not committed leaves that writer's rows behind.
+The tables of a scoring run's rows per unit (`UNIT_RESULT_TABLES`: `unit_metrics`,
+`unit_class_stats`, `unit_top_image`) have no row-level foreign keys: PostgreSQL checks a
+foreign key with one lookup and one row lock per inserted row, which cost about 20 µs per
+score (half the time of writing a million scores, bench/db.py) and 7 of the 9 µs of server
+time per top image (bench/paper_scale.py). The same rules are kept per statement instead:
+an insert or update locks the runs and the layers its rows belong to (`FOR KEY SHARE`, as
+a foreign key would lock them, so they cannot be deleted until the writer commits) and
+fails with `foreign_key_violation` if a run or a unit is missing; `lock_references` does
+that for a statement's runs and unit id range at once (a layer's units have consecutive
+ids), and a statement whose ids have holes is checked row by row. Deleting or truncating
+runs or units deletes their rows (ON DELETE CASCADE). Unlike a foreign key, an update of
+`run.id` or `unit.id` is not followed (ids are never updated), and a unit deleted by
+itself (not with its layer) while a writer that references it has not committed leaves
+that writer's rows behind.
 
 Nothing here holds a threshold or a measure name: the triggers copy rows, the views
 hold the definitions. The migration that created these carries this SQL literally;
@@ -42,35 +46,57 @@ a change here is a new revision.
 
 from __future__ import annotations
 
-#: Recompute the best dissection concept of some units (NULL: of every unit).
+#: Recompute the best dissection concept of some units (NULL: of every unit). Two
+#: statements, not one with ``units IS NULL OR …``: a function's plan is made once for any
+#: argument, and that condition made it scan every dissection row for a layer's units
+#: (quadratic in the catalogue's size; bench/db.py).
 REFRESH_UNIT_BEST_CONCEPT = """
 CREATE FUNCTION refresh_unit_best_concept(units integer[]) RETURNS void
-LANGUAGE sql AS $$
-DELETE FROM unit_best_concept WHERE units IS NULL OR unit_id = ANY (units);
-INSERT INTO unit_best_concept (unit_id, run_id, concept_id, iou)
-SELECT DISTINCT ON (dn.unit_id) dn.unit_id, dn.run_id, dn.concept_id, dn.iou
-FROM dissection dn
-WHERE units IS NULL OR dn.unit_id = ANY (units)
-ORDER BY dn.unit_id, dn.iou DESC, dn.run_id DESC, dn.concept_id;
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF units IS NULL THEN
+        DELETE FROM unit_best_concept;
+        INSERT INTO unit_best_concept (unit_id, run_id, concept_id, iou)
+        SELECT DISTINCT ON (dn.unit_id) dn.unit_id, dn.run_id, dn.concept_id, dn.iou
+        FROM dissection dn
+        ORDER BY dn.unit_id, dn.iou DESC, dn.run_id DESC, dn.concept_id;
+    ELSE
+        DELETE FROM unit_best_concept WHERE unit_id = ANY (units);
+        INSERT INTO unit_best_concept (unit_id, run_id, concept_id, iou)
+        SELECT DISTINCT ON (dn.unit_id) dn.unit_id, dn.run_id, dn.concept_id, dn.iou
+        FROM dissection dn
+        WHERE dn.unit_id = ANY (units)
+        ORDER BY dn.unit_id, dn.iou DESC, dn.run_id DESC, dn.concept_id;
+    END IF;
+END
 $$
 """
 
-#: Recompute the rating counts of some units (NULL: of every unit).
-REFRESH_UNIT_RATING_STATS = """
+#: Recompute the rating counts of some units (NULL: of every unit); two statements, as above.
+_RATING_COUNTS = """
+        INSERT INTO unit_rating_stats (unit_id, n_ratings, n_yes, top_name)
+        SELECT
+            rt.unit_id,
+            count(*)::integer,
+            sum(rt.answer::integer)::integer,
+            (SELECT n.name FROM rating r2, unnest(r2.names) AS n(name)
+             WHERE r2.unit_id = rt.unit_id AND r2.answer
+             GROUP BY n.name ORDER BY count(*) DESC, n.name LIMIT 1)
+        FROM rating rt"""
+
+REFRESH_UNIT_RATING_STATS = f"""
 CREATE FUNCTION refresh_unit_rating_stats(units integer[]) RETURNS void
-LANGUAGE sql AS $$
-DELETE FROM unit_rating_stats WHERE units IS NULL OR unit_id = ANY (units);
-INSERT INTO unit_rating_stats (unit_id, n_ratings, n_yes, top_name)
-SELECT
-    rt.unit_id,
-    count(*)::integer,
-    sum(rt.answer::integer)::integer,
-    (SELECT n.name FROM rating r2, unnest(r2.names) AS n(name)
-     WHERE r2.unit_id = rt.unit_id AND r2.answer
-     GROUP BY n.name ORDER BY count(*) DESC, n.name LIMIT 1)
-FROM rating rt
-WHERE units IS NULL OR rt.unit_id = ANY (units)
-GROUP BY rt.unit_id;
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF units IS NULL THEN
+        DELETE FROM unit_rating_stats;{_RATING_COUNTS}
+        GROUP BY rt.unit_id;
+    ELSE
+        DELETE FROM unit_rating_stats WHERE unit_id = ANY (units);{_RATING_COUNTS}
+        WHERE rt.unit_id = ANY (units)
+        GROUP BY rt.unit_id;
+    END IF;
+END
 $$
 """
 
@@ -119,41 +145,108 @@ END
 $$
 """
 
-#: The foreign keys of `unit_metrics`, checked per statement (inside its trigger, where the
-#: transition table `new_rows` is seen): lock the runs and layers of the new rows as a
-#: foreign key would, and refuse rows whose run or unit is missing.
+#: Lock the runs, and the layers of the units with ids lo..hi, as foreign keys would
+#: (FOR KEY SHARE), and say whether a statement's references hold without looking at its
+#: rows one by one: every run exists and so does every unit id from lo to hi (hence every
+#: unit of the rows). A writer sends a layer's rows at a time and a layer's units have
+#: consecutive ids, so its statements pass here; a range with holes, or much wider than
+#: the rows, returns false and the rows are checked one by one.
+LOCK_REFERENCES = """
+CREATE FUNCTION lock_references(runs integer[], lo integer, hi integer, n bigint)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    n_units bigint;
+    layers integer[];
+BEGIN
+    IF n = 0 THEN
+        RETURN true;
+    END IF;
+    PERFORM 1 FROM run WHERE id = ANY (runs) FOR KEY SHARE;
+    IF (SELECT count(*) FROM run WHERE id = ANY (runs)) < cardinality(runs)
+            OR hi::bigint - lo + 1 > 2 * n THEN
+        RETURN false;
+    END IF;
+    SELECT count(*), array_agg(DISTINCT layer_id) INTO n_units, layers
+    FROM unit WHERE id BETWEEN lo AND hi;
+    IF n_units < hi::bigint - lo + 1 THEN
+        RETURN false;
+    END IF;
+    PERFORM 1 FROM layer WHERE id = ANY (layers) FOR KEY SHARE;
+    RETURN true;
+END
+$$
+"""
+
+#: The foreign keys of a table of `UNIT_RESULT_TABLES`, checked per statement (inside its
+#: trigger, where the transition table `new_rows` is seen): `lock_references` over the rows'
+#: runs and unit id range, else row by row: lock the runs and layers of the new rows as a
+#: foreign key would, and refuse rows whose run or unit is missing. (Row by row, with the
+#: rows joined to `unit`, this took about 5 µs of the 10 µs per row of writing scores;
+#: bench/db.py.)
 _CHECK_REFERENCES = """
-        PERFORM 1 FROM run WHERE id IN (SELECT run_id FROM new_rows) FOR KEY SHARE;
-        PERFORM 1 FROM layer
-        WHERE id IN (SELECT u.layer_id FROM unit u WHERE u.id IN (SELECT unit_id FROM new_rows))
-        FOR KEY SHARE;
-        SELECT n.run_id, n.unit_id, r.id IS NULL AS no_run INTO missing
-        FROM new_rows n
-        LEFT JOIN run r ON r.id = n.run_id
-        LEFT JOIN unit u ON u.id = n.unit_id
-        WHERE r.id IS NULL OR u.id IS NULL
-        LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'insert or update on table "unit_metrics" violates its references'
-                USING ERRCODE = 'foreign_key_violation',
-                DETAIL = CASE WHEN missing.no_run
-                    THEN format('Key (run_id)=(%s) is not present in table "run".', missing.run_id)
-                    ELSE format('Key (unit_id)=(%s) is not present in table "unit".', missing.unit_id)
-                    END;
+        SELECT ARRAY(SELECT DISTINCT run_id FROM new_rows), min(unit_id), max(unit_id), count(*)
+        INTO runs, lo, hi, n FROM new_rows;
+        IF NOT lock_references(runs, lo, hi, n) THEN
+            PERFORM 1 FROM run WHERE id IN (SELECT run_id FROM new_rows) FOR KEY SHARE;
+            PERFORM 1 FROM layer
+            WHERE id IN (SELECT u.layer_id FROM unit u WHERE u.id IN (SELECT unit_id FROM new_rows))
+            FOR KEY SHARE;
+            SELECT nr.run_id, nr.unit_id, r.id IS NULL AS no_run INTO missing
+            FROM new_rows nr
+            LEFT JOIN run r ON r.id = nr.run_id
+            LEFT JOIN unit u ON u.id = nr.unit_id
+            WHERE r.id IS NULL OR u.id IS NULL
+            LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION 'insert or update on table "%" violates its references', TG_TABLE_NAME
+                    USING ERRCODE = 'foreign_key_violation',
+                    DETAIL = CASE WHEN missing.no_run
+                        THEN format('Key (run_id)=(%s) is not present in table "run".', missing.run_id)
+                        ELSE format('Key (unit_id)=(%s) is not present in table "unit".', missing.unit_id)
+                        END;
+            END IF;
         END IF;"""
 
-#: ON DELETE CASCADE of `unit_metrics`' references, per statement.
-UNIT_METRICS_OWNER_DELETED = """
-CREATE FUNCTION unit_metrics_owner_deleted() RETURNS trigger
+#: The tables of a scoring run's rows per unit that keep their references to `run` and
+#: `unit` per statement instead of by row-level foreign keys: a foreign key costs a lookup
+#: and a row lock per row written (about 7 µs of the 9 µs per row of the paper's top images
+#: at 721,536 images, bench/paper_scale.py; half the time of writing a million scores).
+UNIT_RESULT_TABLES: tuple[str, ...] = ("unit_metrics", "unit_class_stats", "unit_top_image")
+
+
+def _delete_results(where: str) -> str:
+    return "".join(f"\n        DELETE FROM {t}{where};" for t in UNIT_RESULT_TABLES)
+
+
+#: ON DELETE CASCADE of the references of `UNIT_RESULT_TABLES`, per statement.
+UNIT_RESULTS_OWNER_DELETED = f"""
+CREATE FUNCTION unit_results_owner_deleted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'TRUNCATE' THEN
-        DELETE FROM unit_metrics;
-    ELSIF TG_TABLE_NAME = 'run' THEN
-        DELETE FROM unit_metrics WHERE run_id IN (SELECT id FROM old_rows);
-    ELSE
-        DELETE FROM unit_metrics WHERE unit_id IN (SELECT id FROM old_rows);
+    IF TG_OP = 'TRUNCATE' THEN{_delete_results("")}
+    ELSIF TG_TABLE_NAME = 'run' THEN{_delete_results(" WHERE run_id IN (SELECT id FROM old_rows)")}
+    ELSE{_delete_results(" WHERE unit_id IN (SELECT id FROM old_rows)")}
     END IF;
+    RETURN NULL;
+END
+$$
+"""
+
+_REFERENCE_VARIABLES = """
+DECLARE
+    missing record;
+    runs integer[];
+    lo integer;
+    hi integer;
+    n bigint;"""
+
+#: The references of the other tables of `UNIT_RESULT_TABLES` (unit_metrics' own trigger
+#: also follows its changes for the `layer_detectors` cache).
+UNIT_RESULTS_CHANGED = f"""
+CREATE FUNCTION unit_results_changed() RETURNS trigger
+LANGUAGE plpgsql AS $${_REFERENCE_VARIABLES}
+BEGIN{_CHECK_REFERENCES}
     RETURN NULL;
 END
 $$
@@ -161,12 +254,10 @@ $$
 
 UNIT_METRICS_CHANGED = f"""
 CREATE FUNCTION unit_metrics_changed() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    missing record;
+LANGUAGE plpgsql AS $${_REFERENCE_VARIABLES}
 BEGIN
     IF TG_OP = 'INSERT' THEN{_CHECK_REFERENCES}
-        PERFORM mark_layer_detectors_stale(ARRAY(SELECT DISTINCT run_id FROM new_rows));
+        PERFORM mark_layer_detectors_stale(runs);
     ELSIF TG_OP = 'DELETE' THEN
         PERFORM mark_layer_detectors_stale(ARRAY(SELECT DISTINCT run_id FROM old_rows));
     ELSIF TG_OP = 'UPDATE' THEN{_CHECK_REFERENCES}
@@ -278,8 +369,10 @@ CREATE: tuple[str, ...] = (
     REFRESH_LAYER_DETECTORS,
     MARK_LAYER_DETECTORS_STALE,
     REFRESH_STALE_LAYER_DETECTORS,
-    UNIT_METRICS_OWNER_DELETED,
+    UNIT_RESULTS_OWNER_DELETED,
+    LOCK_REFERENCES,
     UNIT_METRICS_CHANGED,
+    UNIT_RESULTS_CHANGED,
     DISSECTION_CHANGED,
     RATING_CHANGED,
     IDENTITY_CHANGED,
@@ -287,20 +380,32 @@ CREATE: tuple[str, ...] = (
     *_statement_triggers("dissection", "dissection_changed"),
     *_statement_triggers("rating", "rating_changed"),
     *(
+        statement
+        for t in UNIT_RESULT_TABLES[1:]
+        for statement in (
+            f"CREATE TRIGGER {t}_references_insert AFTER INSERT ON {t} "
+            "REFERENCING NEW TABLE AS new_rows "
+            "FOR EACH STATEMENT EXECUTE FUNCTION unit_results_changed()",
+            f"CREATE TRIGGER {t}_references_update AFTER UPDATE ON {t} "
+            "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+            "FOR EACH STATEMENT EXECUTE FUNCTION unit_results_changed()",
+        )
+    ),
+    *(
         f"CREATE TRIGGER {t}_summaries_update AFTER UPDATE ON {t} "
         "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
         "FOR EACH STATEMENT EXECUTE FUNCTION unit_identity_changed()"
         for t in ("model", "layer", "unit")
     ),
     *(
-        f"CREATE TRIGGER {t}_unit_metrics_delete AFTER DELETE ON {t} "
+        f"CREATE TRIGGER {t}_unit_results_delete AFTER DELETE ON {t} "
         "REFERENCING OLD TABLE AS old_rows "
-        "FOR EACH STATEMENT EXECUTE FUNCTION unit_metrics_owner_deleted()"
+        "FOR EACH STATEMENT EXECUTE FUNCTION unit_results_owner_deleted()"
         for t in ("run", "unit")
     ),
     *(
-        f"CREATE TRIGGER {t}_unit_metrics_truncate AFTER TRUNCATE ON {t} "
-        "FOR EACH STATEMENT EXECUTE FUNCTION unit_metrics_owner_deleted()"
+        f"CREATE TRIGGER {t}_unit_results_truncate AFTER TRUNCATE ON {t} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION unit_results_owner_deleted()"
         for t in ("run", "unit")
     ),
     "CREATE CONSTRAINT TRIGGER layer_detectors_stale_refresh AFTER INSERT ON layer_detectors_stale "
@@ -317,9 +422,14 @@ BACKFILL: tuple[str, ...] = (
 DROP: tuple[str, ...] = (
     "DROP TRIGGER layer_detectors_stale_refresh ON layer_detectors_stale",
     *(
-        f"DROP TRIGGER {t}_unit_metrics_{event} ON {t}"
+        f"DROP TRIGGER {t}_unit_results_{event} ON {t}"
         for t in ("unit", "run")
         for event in ("truncate", "delete")
+    ),
+    *(
+        f"DROP TRIGGER {t}_references_{event} ON {t}"
+        for t in reversed(UNIT_RESULT_TABLES[1:])
+        for event in ("update", "insert")
     ),
     *(f"DROP TRIGGER {t}_summaries_update ON {t}" for t in ("unit", "layer", "model")),
     *(
@@ -330,8 +440,10 @@ DROP: tuple[str, ...] = (
     "DROP FUNCTION unit_identity_changed()",
     "DROP FUNCTION rating_changed()",
     "DROP FUNCTION dissection_changed()",
+    "DROP FUNCTION unit_results_changed()",
     "DROP FUNCTION unit_metrics_changed()",
-    "DROP FUNCTION unit_metrics_owner_deleted()",
+    "DROP FUNCTION lock_references(integer[], integer, integer, bigint)",
+    "DROP FUNCTION unit_results_owner_deleted()",
     "DROP FUNCTION refresh_stale_layer_detectors()",
     "DROP FUNCTION mark_layer_detectors_stale(integer[])",
     "DROP FUNCTION refresh_layer_detectors(integer[])",

@@ -408,7 +408,15 @@ _CACHE_FOLLOWS: frozenset[str] = frozenset(
 
 
 def _layer_detectors_live(criteria: Sequence[Criterion], run: str) -> str:
-    """The per-layer counts and medians of the units of scoring run `run`."""
+    """The per-layer counts and medians of the units of scoring run `run`.
+
+    The same rows as grouping `unit_catalogue` by layer, but reached from the run's own
+    `unit_metrics` rows: each row finds its layer and its best IoU by one index lookup
+    (scalar subqueries, so the plan never scans every unit of the catalogue), the layer
+    and model names are joined once per layer. A hash join of `unit_catalogue` read the
+    whole `unit` and `unit_best_concept` tables for every run: a cost that grew with the
+    catalogue, not the run (bench/db.py).
+    """
     live = NOT_CONSTANT.sql()
     counts = [c for c in criteria if c.count_column]
     unfollowed = sorted({col for c in counts for col in c.columns} - _CACHE_FOLLOWS)
@@ -417,25 +425,54 @@ def _layer_detectors_live(criteria: Sequence[Criterion], run: str) -> str:
             f"layer_detectors would count {', '.join(unfollowed)}, which the triggers of "
             "catalogue.db.summaries do not follow; make them follow it first."
         )
-    count_sql = ",\n        ".join(
+    by_name = {m.name: m for m in UNIT_MEASURES}
+    named = sorted(
+        {
+            col
+            for c in counts
+            for col in c.columns
+            if col in by_name and by_name[col].kind == "class"
+        }
+    )
+    if named:
+        raise ValueError(f"layer_detectors cannot count on class columns ({', '.join(named)}).")
+    count_sql = ",\n            ".join(
         f"count(*) FILTER (WHERE {live} AND {c.sql()})::integer AS {c.count_column}" for c in counts
     )
-    medians = ",\n        ".join(
+    medians = ",\n            ".join(
         f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {m}) FILTER (WHERE {live}) AS median_{m}"
         for m in _LAYER_MEDIANS
     )
     return f"""SELECT
-        run_id,
-        model,
-        layer,
-        layer_position,
-        count(*)::integer AS n_units,
-        count(*) FILTER (WHERE constant IS TRUE)::integer AS n_constant,
-        {count_sql},
-        {medians}
-    FROM unit_catalogue
-    WHERE run_id = {run}
-    GROUP BY run_id, model, layer, layer_position"""
+        s.run_id,
+        m.name AS model,
+        l.name AS layer,
+        l.position AS layer_position,
+        s.n_units,
+        s.n_constant,
+        {", ".join(f"s.{c.count_column}" for c in counts)},
+        {", ".join(f"s.median_{m}" for m in _LAYER_MEDIANS)}
+    FROM (
+        SELECT
+            run_id,
+            layer_id,
+            count(*)::integer AS n_units,
+            count(*) FILTER (WHERE constant IS TRUE)::integer AS n_constant,
+            {count_sql},
+            {medians}
+        FROM (
+            SELECT
+                um.*,
+                (SELECT u.layer_id FROM unit u WHERE u.id = um.unit_id) AS layer_id,
+                (SELECT best.iou FROM unit_best_concept best WHERE best.unit_id = um.unit_id)
+                    AS best_iou
+            FROM unit_metrics um
+            WHERE um.run_id = {run}
+        ) units
+        GROUP BY run_id, layer_id
+    ) s
+    JOIN layer l ON l.id = s.layer_id
+    JOIN model m ON m.id = l.model_id"""
 
 
 _LAYER_MEDIANS: tuple[str, ...] = ("max_informedness", "false_alarm_rate", "recall_at_mi")

@@ -1,7 +1,7 @@
 """`manifest.json`: what a dump is, and the checks an import makes before it writes anything.
 
     {"format": "unitcat-dump", "format_version": 2, "unitcat_version": "0.1.0",
-     "schema_revision": "0063", "created_at": "…", "source": {…}, "selection": {…},
+     "schema_revision": "0073", "created_at": "…", "source": {…}, "selection": {…},
      "files": {"unit_metrics.parquet": {"table": "unit_metrics", "rows": 1000000,
                "bytes": 123456789, "sha256": "…"}, …}}
 

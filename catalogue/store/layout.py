@@ -160,8 +160,7 @@ def create_file(
             maxshape=(None, layer.n_units),
             dtype=np.float32,
             chunks=(chunk_rows, units),
-            compression="lzf",
-            shuffle=True,
+            compression="lzf",  # no shuffle: it splits ReLU zeros' runs (see catalogue.store)
         )
         ds.attrs["kind"] = layer.kind
         ds.attrs["n_units"] = layer.n_units

@@ -117,7 +117,13 @@ class StoreReader:
         if n and stop > start:
             ds.read_direct(block, source_sel=np.s_[0:n, start:stop])
         selection = self._row_selection(rows)
-        return block if selection is None else block[selection]
+        if selection is None:
+            return block
+        if selection.dtype == bool:
+            # a mask of every row (all images correct) costs no copy; np.compress copies the
+            # rows of a partial mask about twice as fast as boolean indexing
+            return block if selection.all() else np.compress(selection, block, axis=0)
+        return block[selection]
 
     def read_rows(self, layer: str, start: int, stop: int) -> np.ndarray:
         """Every unit of ``layer`` for the complete rows ``start:stop``: (rows × U) float32.

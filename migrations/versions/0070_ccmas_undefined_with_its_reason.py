@@ -20,7 +20,7 @@ CCMAS > .9) becomes NULL; its class NULL.
 A downgrade drops the columns and constraints; the NULLed values stay NULL.
 
 Revision ID: 0070
-Revises: 0061
+Revises: 0063
 Create Date: 2026-12-07
 """
 
