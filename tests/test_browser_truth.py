@@ -11,9 +11,6 @@ tests/ui_fixtures.py, driven by headless Debian Chromium as in tests/test_browse
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,17 +19,12 @@ import pytest
 from PIL import Image
 
 from tests.test_browser import (  # noqa: F401  (fixtures)
-    APP,
-    REPO,
-    SCREENSHOTS,
     WAIT_MS,
-    _check,
-    _free_port,
     _goto,
     _settle,
+    _start_app,
     _start_unitcat_ui,
     _stop,
-    _wait_healthy,
     browser,
     screenshots,
 )
@@ -45,34 +37,9 @@ def big_server(
     big_catalogue: BigCatalogue,  # noqa: F811
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    port = _free_port()
-    log = tmp_path_factory.mktemp("streamlit-big") / "server.log"
-    env = {**os.environ, "DATABASE_URL": big_catalogue.url}
-    env.pop("UNITCAT_STUDY", None)
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(APP),
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-        "--client.toolbarMode",
-        "viewer",
-    ]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    process, base = _start_app(big_catalogue.url, tmp_path_factory.mktemp("streamlit-big"))
     try:
-        _wait_healthy(port, process, log)
-        yield f"http://127.0.0.1:{port}"
+        yield base
     finally:
         _stop(process)
 
