@@ -18,7 +18,8 @@ process:
 - ``unit``: one unit (fc6.1199) through `catalogue.query` (`find_unit`, `unit_record`);
 - ``unit_page``: the Unit page's script for that unit (AppTest, caches cleared), whose
   jitter plot stands for every scored image;
-- ``export``: ``unitcat export`` of the catalogue, when that command exists.
+- ``export``: ``unitcat export --no-images`` of the catalogue (the generated images
+  exist only as activations, so there are no image files to carry).
 
 and prints one table per fraction: wall seconds, CPU seconds, peak resident memory of the
 stage's process (the PostgreSQL server's own memory is not in it), disk written, rows
@@ -178,18 +179,6 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def export_available(env: dict[str, str]) -> bool:
-    """Whether this checkout's `unitcat` has an ``export`` command."""
-    probe = subprocess.run(
-        [sys.executable, "-m", "ingest.cli", "export", "--help"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        check=False,
-    )
-    return probe.returncode == 0
-
-
 def check_disk(home: Path, shape: Shape) -> str:
     """Refuse a run that would fill the disk; the estimate it is based on."""
     need = int(shape.raw_bytes * STORE_RATIO + shape.n_units * DB_BYTES_PER_UNIT) + (1 << 30)
@@ -240,11 +229,8 @@ class FractionRun:
         self.stage(engine, "check", self.bench_stage("check", *check))
         for name in ("headline", "unit", "unit_page"):
             self.stage(engine, name, self.bench_stage(name))
-        if export_available(self.env):
-            out = self.home / "export"
-            self.stage(engine, "export", self.cli("export", str(out)), folder=out)
-        else:
-            self.stages.append(Stage("export", note="not available (no `unitcat export`)"))
+        out = self.home / "export"
+        self.stage(engine, "export", self.cli("export", str(out), "--no-images"), folder=out)
 
     def stage(self, engine: Any, name: str, command: list[str], folder: Path | None = None) -> None:
         rows, size = result_rows(engine), database_bytes(engine)

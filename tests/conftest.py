@@ -199,15 +199,21 @@ def database_factory(
 
 @pytest.fixture(scope="session")
 def database_template(
-    database_factory: Callable[..., str], admin_url: str
+    database_factory: Callable[..., str], admin_url: str, unitcat_home: Path
 ) -> Callable[[Callable[[str], T]], tuple[str, T]]:
     """Build a catalogue once per session: `make(build)` runs `build(url)` in a new migrated
     database and returns (that database's name, what `build` returned); databases cloned from
-    it (`database_factory(clone_of=name)`) start with its rows, in milliseconds."""
+    it (`database_factory(clone_of=name)`) start with its rows, in milliseconds.
+
+    `build` runs with the session's UNITCAT_HOME whatever the test that first asks for the
+    catalogue has set: what it writes relative to the home (AM panels under artifacts/) must
+    be where every later test looks."""
 
     def make(build: Callable[[str], T]) -> tuple[str, T]:
         url = database_factory()
-        built = build(url)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("UNITCAT_HOME", str(unitcat_home))
+            built = build(url)
         name = make_url(url).database
         assert name is not None
         # CREATE DATABASE … TEMPLATE needs the source without sessions

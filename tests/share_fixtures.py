@@ -22,41 +22,52 @@ def shared_catalogue(
     database_factory: Callable[..., str],
     trained_checkpoint: Path,
     tmp_path_factory: pytest.TempPathFactory,
+    unitcat_home: Path,
 ) -> SharedCatalogue:
+    """Built with the session's UNITCAT_HOME (its AM panels are stored relative to it)."""
     url = database_factory()
     engine = create_engine(url, poolclass=NullPool)
     try:
-        return build_shared_catalogue(
-            engine, url, trained_checkpoint, tmp_path_factory.mktemp("shared")
-        )
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("UNITCAT_HOME", str(unitcat_home))
+            return build_shared_catalogue(
+                engine, url, trained_checkpoint, tmp_path_factory.mktemp("shared")
+            )
     finally:
         engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def shared_dump(
-    shared_catalogue: SharedCatalogue, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """The whole shared catalogue exported (with images)."""
+def _export(url: str, out: Path, home: Path) -> Path:
+    """The catalogue at `url` exported to `out` (with images) as the session's UNITCAT_HOME
+    sees it, whatever home the test that first asks for the dump has set (its AM panels
+    are stored relative to the session home's artifacts)."""
     from catalogue.share.export import export_catalogue
 
-    out = tmp_path_factory.mktemp("dumps") / "shared"
-    engine = create_engine(shared_catalogue.url, poolclass=NullPool)
-    export_catalogue(engine, out)
-    engine.dispose()
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("UNITCAT_HOME", str(home))
+            export_catalogue(engine, out)
+    finally:
+        engine.dispose()
     return out
+
+
+@pytest.fixture(scope="session")
+def shared_dump(
+    shared_catalogue: SharedCatalogue,
+    tmp_path_factory: pytest.TempPathFactory,
+    unitcat_home: Path,
+) -> Path:
+    """The whole shared catalogue exported (with images)."""
+    out = tmp_path_factory.mktemp("dumps") / "shared"
+    return _export(shared_catalogue.url, out, unitcat_home)
 
 
 @pytest.fixture(scope="module")
-def ui_dump(catalogue: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def ui_dump(catalogue: Any, tmp_path_factory: pytest.TempPathFactory, unitcat_home: Path) -> Path:
     """The UI test catalogue exported (with its image files and AM panel)."""
-    from catalogue.share.export import export_catalogue
-
-    out = tmp_path_factory.mktemp("dumps") / "ui"
-    engine = create_engine(catalogue.url, poolclass=NullPool)
-    export_catalogue(engine, out)
-    engine.dispose()
-    return out
+    return _export(catalogue.url, tmp_path_factory.mktemp("dumps") / "ui", unitcat_home)
 
 
 @pytest.fixture(scope="module")
@@ -89,20 +100,22 @@ def twoafc_catalogue(
 
 
 @pytest.fixture(scope="module")
-def twoafc_dump(twoafc_catalogue: AnsweredStudy, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def twoafc_dump(
+    twoafc_catalogue: AnsweredStudy, tmp_path_factory: pytest.TempPathFactory, unitcat_home: Path
+) -> Path:
     """The 2-AFC catalogue exported (with its images)."""
-    from catalogue.share.export import export_catalogue
-
     out = tmp_path_factory.mktemp("dumps") / "twoafc"
-    engine = create_engine(twoafc_catalogue.url, poolclass=NullPool)
-    export_catalogue(engine, out)
-    engine.dispose()
-    return out
+    return _export(twoafc_catalogue.url, out, unitcat_home)
 
 
 @pytest.fixture
-def empty(database_factory: Callable[..., str]) -> Iterator[Engine]:
-    """A fresh catalogue at the newest schema."""
+def empty(
+    database_factory: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Engine]:
+    """A fresh catalogue at the newest schema, with a UNITCAT_HOME of its own: the images
+    and AM panels an import writes stay with it, so another test's catalogue of the same
+    dataset never finds them in place of its own (missing) files."""
+    monkeypatch.setenv("UNITCAT_HOME", str(tmp_path / "empty-home"))
     engine = create_engine(database_factory(), poolclass=NullPool)
     yield engine
     engine.dispose()

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from catalogue.config import get_settings
 from catalogue.db.identities import LayerSpec, register_model
 from catalogue.share.manifest import sha256_file
 from tests.cli import UNITCAT, unitcat
@@ -31,10 +30,18 @@ def _env(url: str, home: Path) -> dict[str, str]:
     return {"DATABASE_URL": url, "UNITCAT_HOME": str(home)}
 
 
-def _catalogue_env(url: str) -> dict[str, str]:
-    """The environment of a command on the test catalogue: its UNITCAT_HOME is the one whose
-    artifacts hold the catalogue's AM panels (stored relative to it)."""
-    return _env(url, get_settings().home)
+def _artifacts(catalogue: UICatalogue) -> Path:
+    """The artifacts folder the test catalogue's AM panel was made in (its stored path,
+    am/…/fc6_3.png, is relative to it)."""
+    return catalogue.panel_path.parents[2]
+
+
+def _catalogue_env(catalogue: UICatalogue, home: Path) -> dict[str, str]:
+    """The environment of a command on the test catalogue with a UNITCAT_HOME of the test's
+    own that holds a copy of the catalogue's AM panels (stored relative to a home's
+    artifacts), so that what one test moves or imports there no other test sees."""
+    shutil.copytree(_artifacts(catalogue) / "am", home / "artifacts" / "am", dirs_exist_ok=True)
+    return _env(catalogue.url, home)
 
 
 def _nothing_written(engine: Engine) -> None:
@@ -259,7 +266,7 @@ def test_an_interrupted_export_leaves_no_folder_that_looks_complete(
 
     source = create_engine(catalogue.url, poolclass=NullPool)
     out = tmp_path / "out"
-    env = {**os.environ, **_catalogue_env(catalogue.url), "COLUMNS": "200"}
+    env = {**os.environ, **_catalogue_env(catalogue, tmp_path / "home"), "COLUMNS": "200"}
     holder = source.connect()
     holder.execute(text("LOCK TABLE rating IN ACCESS EXCLUSIVE MODE"))
     process = subprocess.Popen(
@@ -283,7 +290,7 @@ def test_an_interrupted_export_leaves_no_folder_that_looks_complete(
     )
     assert "is not a unitcat dump" in line and "export again" in line
 
-    again = unitcat("export", str(out), env=_catalogue_env(catalogue.url))
+    again = unitcat("export", str(out), env=_catalogue_env(catalogue, tmp_path / "home"))
     assert again.returncode == 0, again.stderr
     assert (out / "manifest.json").is_file() and not partial.exists()
 
@@ -294,7 +301,7 @@ def test_a_full_disk_stops_the_export_in_one_line_and_leaves_nothing(
     with small_filesystem(tmp_path / "small", "64k") as small:
         out = small / "dump"
         line = assert_one_line_fault(
-            unitcat("export", str(out), env=_catalogue_env(catalogue.url)), 4
+            unitcat("export", str(out), env=_catalogue_env(catalogue, tmp_path / "home")), 4
         )
         assert f"the disk of {out} is full" in line
         assert list(small.iterdir()) == []
@@ -303,15 +310,13 @@ def test_a_full_disk_stops_the_export_in_one_line_and_leaves_nothing(
 def test_a_missing_image_stops_the_export_in_one_line_and_no_images_does_without(
     catalogue: UICatalogue, tmp_path: Path
 ) -> None:
-    env = _catalogue_env(catalogue.url)
-    away = catalogue.panel_path.with_suffix(".away")
-    catalogue.panel_path.rename(away)
-    try:
-        line = assert_one_line_fault(unitcat("export", str(tmp_path / "a"), env=env), 2)
-        without = unitcat("export", str(tmp_path / "b"), "--no-images", env=env)
-    finally:
-        away.rename(catalogue.panel_path)
-    assert f"the AM panel {catalogue.panel_path} of run {catalogue.am_run} is missing" in line
+    home = tmp_path / "home"
+    env = _catalogue_env(catalogue, home)
+    panel = home / "artifacts" / catalogue.panel_path.relative_to(_artifacts(catalogue))
+    panel.unlink()  # the test's copy
+    line = assert_one_line_fault(unitcat("export", str(tmp_path / "a"), env=env), 2)
+    without = unitcat("export", str(tmp_path / "b"), "--no-images", env=env)
+    assert f"the AM panel {panel} of run {catalogue.am_run} is missing" in line
     assert "--no-images" in line
     assert not (tmp_path / "a").exists() and not (tmp_path / "a.partial").exists()
     assert without.returncode == 0, without.stderr
@@ -337,7 +342,7 @@ def test_a_missing_image_stops_the_export_in_one_line_and_no_images_does_without
 def test_an_existing_folder_is_not_overwritten_unless_asked(
     catalogue: UICatalogue, tmp_path: Path
 ) -> None:
-    env = _catalogue_env(catalogue.url)
+    env = _catalogue_env(catalogue, tmp_path / "home")
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "mine.txt").write_text("keep")
     line = assert_one_line_fault(

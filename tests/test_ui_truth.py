@@ -102,8 +102,8 @@ def test_the_headline_preset_labels_baseline_rows_and_keeps_the_false_alarm_colu
 ) -> None:
     """The misleading preset finds bignet.fc1.0 and its random-weights baseline's fc1.1;
     the baseline's row says whose baseline it is, the trained row says nothing, and the
-    grid shows the preset's own criterion (precision, false-alarm rate) right after the
-    unit's name."""
+    grid shows the baseline label and then the preset's own criterion (precision,
+    false-alarm rate) right after the unit's name."""
     from streamlit.testing.v1 import AppTest
 
     from tests.test_ui_pages import APP, TIMEOUT
@@ -119,6 +119,6 @@ def test_the_headline_preset_labels_baseline_rows_and_keeps_the_false_alarm_colu
     assert rows[("bignet", "fc1", 0)] == ""
     assert rows[("bignet@random-seed0", "fc1", 1)] == f"baseline of #{big_catalogue.score_run}"
     columns = list(frame.columns)
-    assert columns.index("baseline") == columns.index("model") + 1
+    assert columns.index("baseline") == columns.index("unit") + 1
     assert columns.index("false_alarm_rate") < columns.index("max_informedness")
     assert columns.index("false_alarm_rate") <= columns.index("unit") + 4

@@ -22,6 +22,11 @@ logits) compress at all with it, to 0.90–0.93 of raw, at 5–7× the read time
 Writing was the slowest stage of `bench/paper_scale.py`, and reading a fifth of
 its scoring. Spatial maps (float16) keep the shuffle.
 
+Every chunk carries HDF5's Fletcher-32 checksum. A chunk lzf cannot shrink is stored raw,
+and damage to a raw chunk would otherwise read back as values; with the checksum any
+damaged chunk reads as an error, which is how a resumed extraction finds the band a
+killed run left half-written (`catalogue.store.bands`).
+
 Writes go to disk in whole bands and a crash leaves a file whose first
 ``n_complete`` rows are valid (`catalogue.store.bands`).
 

@@ -123,6 +123,7 @@ class BandWriter(StoreReader):
                         chunks=(min(like.chunks[0], sample), *like.chunks[1:]),
                         compression=like.compression,
                         shuffle=like.shuffle,
+                        fletcher32=like.fletcher32,
                     )
         return small + int(memory.getbuffer().nbytes * take / sample)
 

@@ -161,6 +161,7 @@ def create_file(
             dtype=np.float32,
             chunks=(chunk_rows, units),
             compression="lzf",  # no shuffle: it splits ReLU zeros' runs (see catalogue.store)
+            fletcher32=True,  # a damaged chunk reads as an error, compressed or not
         )
         ds.attrs["kind"] = layer.kind
         ds.attrs["n_units"] = layer.n_units
@@ -183,11 +184,18 @@ def create_file(
                 chunks=(map_rows, map_units, height, width),
                 compression="lzf",
                 shuffle=True,
+                fletcher32=True,
             )
             mds.attrs["n_units"] = layer.n_units
     row_chunks = (chunk_rows,)
     h5.create_dataset(
-        "labels", (0,), maxshape=(None,), dtype=np.int64, chunks=row_chunks, compression="lzf"
+        "labels",
+        (0,),
+        maxshape=(None,),
+        dtype=np.int64,
+        chunks=row_chunks,
+        compression="lzf",
+        fletcher32=True,
     )
     h5.create_dataset(
         "predictions",
@@ -196,9 +204,16 @@ def create_file(
         dtype=np.int64,
         chunks=row_chunks,
         compression="lzf",
+        fletcher32=True,
     )
     h5.create_dataset(
-        "correct", (0,), maxshape=(None,), dtype=bool, chunks=row_chunks, compression="lzf"
+        "correct",
+        (0,),
+        maxshape=(None,),
+        dtype=bool,
+        chunks=row_chunks,
+        compression="lzf",
+        fletcher32=True,
     )
     h5.create_dataset("image_keys", (0,), maxshape=(None,), dtype=STR, chunks=row_chunks)
     classes = h5.create_group("classes")

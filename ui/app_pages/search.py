@@ -220,10 +220,9 @@ if frame.empty:
 DISPLAY = [
     "open",
     "model",
-    "baseline",
     "layer",
     "unit",
-    "run_id",
+    "baseline",
     "precision",
     "precision_class",
     "false_alarm_rate",
@@ -245,6 +244,7 @@ DISPLAY = [
     "best_iou",
     "share_yes",
     "rating_consensus",
+    "run_id",
     "dataset",
     "unit_id",
 ]
