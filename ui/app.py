@@ -1,7 +1,7 @@
 """The unitcat app: `unitcat ui`, or `streamlit run ui/serve.py` (both listen on 127.0.0.1
 only and send no usage statistics: see ui/.streamlit/config.toml). ui/serve.py serves
 this script; `streamlit run ui/app.py` works too, but its deep links (/unit?…) log two
-404s in the browser's console (see ui/serve.py).
+404s in the browser's console (ui/rootpath.py says why).
 
 Pages are modules in `ui/app_pages/` wired with st.navigation; they read the
 catalogue through `catalogue.query` (Core queries with bound parameters).
