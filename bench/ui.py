@@ -362,7 +362,7 @@ def bench_browser(args: argparse.Namespace, unit_id: int, run_id: int, url: str,
     naive_script = tmp / "every_point.py"
     naive_script.write_text(NAIVE_SCRIPT)
     app_port, naive_port = _free_port(), _free_port()
-    app = _serve(REPO / "ui" / "app.py", app_port, env)
+    app = _serve(REPO / "ui" / "serve.py", app_port, env)  # as `unitcat ui` serves it
     naive = _serve(naive_script, naive_port, env)
     base = f"http://127.0.0.1:{app_port}"
     try:

@@ -1,6 +1,6 @@
 """Screenshots of every UI page on the current catalogue, for the README.
 
-Starts the app (`streamlit run ui/app.py`) on the catalogue that DATABASE_URL /
+Starts the app (`streamlit run ui/serve.py`, as `unitcat ui` does) on the catalogue that DATABASE_URL /
 UNITCAT_HOME select, opens each page in headless Debian Chromium and writes
 PNGs to docs/screenshots/. The Unit page shows the precision "detector" with
 the highest false-alarm rate (constant units left out), its precision class
@@ -26,7 +26,7 @@ if str(REPO) not in sys.path:  # run as a script: the repository's packages and 
 from catalogue.db.engine import database_url, get_engine  # noqa: E402
 from catalogue.errors import NotFound  # noqa: E402
 from catalogue.query.report import showcase_unit  # noqa: E402
-from tests.test_browser import APP, CHROMIUM_FLAGS, SETTLED, _free_port, ensure_chromium  # noqa: E402
+from tests.test_browser import CHROMIUM_FLAGS, SERVER, SETTLED, _free_port, ensure_chromium  # noqa: E402
 
 OUT = REPO / "docs" / "screenshots"
 
@@ -68,7 +68,7 @@ def take(pages: dict[str, str], out: Path = OUT, *, height: int = 1000) -> list[
     window, not a full-page screenshot, shows more of it)."""
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", str(SERVER), "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"],
         env={**os.environ, "DATABASE_URL": database_url(), "PYTHONPATH": str(REPO)},

@@ -20,6 +20,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ from tests.cluster_gates import PATIENCE
 from tests.ui_fixtures import UICatalogue
 
 REPO = Path(__file__).resolve().parents[1]
-APP = REPO / "ui" / "app.py"
+SERVER = REPO / "ui" / "serve.py"  # what `unitcat ui` runs: the app (ui/app.py) in st.App
 SCREENSHOTS = Path(os.environ.get("UNITCAT_SCREENSHOTS", REPO / "test-artifacts" / "screenshots"))
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -105,7 +106,7 @@ def screenshots(request: pytest.FixtureRequest) -> Iterator[Path]:
 
 
 def _start_app(database_url: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`streamlit run ui/app.py` on a free port against `database_url`, once it answers:
+    """`streamlit run ui/serve.py` (as `unitcat ui` does) on a free port against `database_url`, once it answers:
     (the process, its base URL). Stop it with `_stop`."""
     port = _free_port()
     log = folder / "server.log"
@@ -116,7 +117,7 @@ def _start_app(database_url: str, folder: Path) -> tuple[subprocess.Popen[bytes]
         "-m",
         "streamlit",
         "run",
-        str(APP),
+        str(SERVER),
         "--server.headless",
         "true",
         "--server.port",
@@ -344,6 +345,45 @@ def test_compare_shows_two_units(server: str, browser: object, catalogue: UICata
     assert page.locator('[data-testid="stImage"] img').count() >= 3  # type: ignore[attr-defined]
     assert page.get_by_role("button", name="SVG").count() == 2  # type: ignore[attr-defined]
     page.close()
+
+
+@pytest.mark.browser
+def test_deep_links_log_no_404_and_no_console_error(
+    server: str, browser: object, catalogue: UICatalogue
+) -> None:
+    """A Unit permalink and a Compare link opened directly (pasted, shared) open their page
+    and ask the server only for what it serves: no 404, no error in the console. Streamlit's
+    front end alone first asks /unit/_stcore/health and /unit/_stcore/host-config
+    (ui/rootpath.py)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    failed: list[str] = []
+    asked: list[str] = []
+
+    def console(message: Any) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    def response(answer: Any) -> None:
+        if answer.status >= 400:
+            failed.append(f"{answer.status} {answer.url}")
+
+    page.on("console", console)  # type: ignore[attr-defined]
+    page.on("pageerror", lambda error: errors.append(str(error)))  # type: ignore[attr-defined]
+    page.on("response", response)  # type: ignore[attr-defined]
+    page.on("request", lambda r: asked.append(urllib.parse.urlparse(r.url).path))  # type: ignore[attr-defined]
+    run = catalogue.score_run
+    for path, title, screenshot in (
+        (f"/unit?model=toynet&layer=fc6&unit=3&run_id={run}", "toynet · fc6 · unit 3", "deep-unit"),
+        (f"/compare?model=toynet&unit=fc6.3&unit=conv5.1&run_id={run}", "Activations on one scale", "deep-compare"),
+    ):  # fmt: skip
+        _goto(page, server + path, title, screenshot)
+        assert urllib.parse.urlparse(page.url).path == path.split("?")[0]  # type: ignore[attr-defined]
+    page.close()
+    assert failed == []
+    assert errors == []
+    assert "/_stcore/health" in asked  # the root's: the front end did connect
+    assert [p for p in asked if p.startswith(("/unit/", "/compare/"))] == []
 
 
 @pytest.mark.browser

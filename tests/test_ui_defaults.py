@@ -1,6 +1,7 @@
-"""`streamlit run ui/app.py`, which the app's docstring offers, is as safe as `unitcat ui`:
-it listens on this machine only and sends no usage statistics (ui/.streamlit/config.toml,
-which Streamlit reads next to the app script, whatever the current folder)."""
+"""`streamlit run ui/serve.py` (what `unitcat ui` runs) and `streamlit run ui/app.py`, which
+the app's docstring offers, are as safe as `unitcat ui`: they listen on this machine only and
+send no usage statistics (ui/.streamlit/config.toml, which Streamlit reads next to the script
+it runs, whatever the current folder)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.test_browser import _free_port, _stop, _wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 APP = REPO / "ui" / "app.py"
+SERVER = REPO / "ui" / "serve.py"
 CONFIG = REPO / "ui" / ".streamlit" / "config.toml"
 
 
@@ -37,14 +39,17 @@ def test_the_app_config_keeps_usage_statistics_off_and_listens_locally() -> None
     assert config["server"]["address"] == "127.0.0.1"
 
 
-def test_streamlit_run_listens_on_loopback_only(database_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("script", [SERVER, APP], ids=["serve.py", "app.py"])
+def test_streamlit_run_listens_on_loopback_only(
+    database_url: str, tmp_path: Path, script: Path
+) -> None:
     outside = _outside_address()
     if outside is None:
         pytest.skip("this machine has no address besides loopback")
     port = _free_port()
     log = tmp_path / "streamlit.log"
     env = {**os.environ, "DATABASE_URL": database_url}
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
+    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port)]
     with open(log, "wb") as out:  # from another folder: the config is found next to the app
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    cwd=tmp_path)  # fmt: skip

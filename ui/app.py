@@ -1,5 +1,7 @@
-"""The unitcat app: `unitcat ui`, or `streamlit run ui/app.py` (both listen on 127.0.0.1
-only and send no usage statistics: see ui/.streamlit/config.toml).
+"""The unitcat app: `unitcat ui`, or `streamlit run ui/serve.py` (both listen on 127.0.0.1
+only and send no usage statistics: see ui/.streamlit/config.toml). ui/serve.py serves
+this script; `streamlit run ui/app.py` works too, but its deep links (/unit?…) log two
+404s in the browser's console (ui/rootpath.py says why).
 
 Pages are modules in `ui/app_pages/` wired with st.navigation; they read the
 catalogue through `catalogue.query` (Core queries with bound parameters).
@@ -20,7 +22,7 @@ import streamlit as st
 from sqlalchemy.exc import OperationalError
 
 from catalogue.errors import DatabaseUnavailable
-from ui import connection, faults, queries, study
+from ui import addresses, connection, faults, queries, study
 from ui import urlstate as url
 
 ICON = Path(__file__).with_name("favicon.png")  # local: a :material/…: icon is fetched online
@@ -31,26 +33,29 @@ url.drop_unreadable()  # a NUL byte in the URL: noted on the page, never sent to
 PAGES_DIR = Path(__file__).parent / "app_pages"
 #: The app's pages: (script, title, icon, address); the default page is served at "/"
 #: (e.g. /?preset=misleading).
+#: (Addresses come from ui/addresses.py, which the server (ui/serve.py) reads too.)
 PAGES = [
-    (url.SEARCH_PAGE, "Search", ":material/search:", ""),
-    (url.UNIT_PAGE, "Unit", ":material/neurology:", "unit"),
-    (url.COMPARE_PAGE, "Compare", ":material/compare:", "compare"),
-    (url.LAYERS_PAGE, "Layers", ":material/stacked_bar_chart:", "layers"),
-    (url.LAYER_PAGE, "Layer grid", ":material/grid_view:", "layer"),
-    (url.MEASURES_PAGE, "Measures", ":material/grid_on:", "measures"),
-    (url.RUNS_PAGE, "Runs", ":material/history:", "runs"),
-    (url.SQL_PAGE, "SQL", ":material/terminal:", "sql"),
+    (url.SEARCH_PAGE, "Search", ":material/search:", addresses.SEARCH),
+    (url.UNIT_PAGE, "Unit", ":material/neurology:", addresses.UNIT),
+    (url.COMPARE_PAGE, "Compare", ":material/compare:", addresses.COMPARE),
+    (url.LAYERS_PAGE, "Layers", ":material/stacked_bar_chart:", addresses.LAYERS),
+    (url.LAYER_PAGE, "Layer grid", ":material/grid_view:", addresses.LAYER),
+    (url.MEASURES_PAGE, "Measures", ":material/grid_on:", addresses.MEASURES),
+    (url.RUNS_PAGE, "Runs", ":material/history:", addresses.RUNS),
+    (url.SQL_PAGE, "SQL", ":material/terminal:", addresses.SQL),
 ]
 if (PAGES_DIR / "rate.py").is_file():  # the human rating experiment (its own module)
-    PAGES.append((url.RATE_PAGE, "Rate", ":material/how_to_vote:", "rate"))
+    PAGES.append((url.RATE_PAGE, "Rate", ":material/how_to_vote:", addresses.RATE))
 
 if study.active():
     # every address of the app serves the Rate page, so that a participant's link, edited
     # or not, reaches nothing else (the --study server's own /rate included)
-    addresses = sorted({address for *_, address in PAGES if address} | {"rate", "search"})
+    rate_addresses = sorted(
+        {address for *_, address in PAGES if address} | set(addresses.STUDY_EXTRA)
+    )
     page = st.navigation(
-        [st.Page(url.RATE_PAGE, title="Rate", url_path="study", default=True)]
-        + [st.Page(url.RATE_PAGE, title="Rate", url_path=a) for a in addresses],
+        [st.Page(url.RATE_PAGE, title="Rate", url_path=addresses.STUDY, default=True)]
+        + [st.Page(url.RATE_PAGE, title="Rate", url_path=a) for a in rate_addresses],
         position="hidden",
     )
     st.set_page_config(page_title="Rating study", page_icon=ICON, layout="wide")

@@ -37,12 +37,13 @@ _PR_SET_PDEATHSIG = 1
 
 
 def app_path() -> Path:
-    """ui/app.py of the installed `ui` package (a namespace package in some editable installs)."""
+    """ui/serve.py of the installed `ui` package (a namespace package in some editable
+    installs): the server of ui/app.py, whose deep links log no 404s (see ui/serve.py)."""
     for folder in ui_package.__path__:
-        candidate = Path(folder) / "app.py"
+        candidate = Path(folder) / "serve.py"
         if candidate.is_file():
             return candidate.resolve()
-    raise FileNotFoundError("ui/app.py is missing from the installed unitcat; reinstall it.")
+    raise FileNotFoundError("ui/serve.py is missing from the installed unitcat; reinstall it.")
 
 
 def streamlit_command(port: int, address: str) -> list[str]:
