@@ -256,8 +256,12 @@ def render_importance(fig: dict[str, Any]) -> list[str]:
             if r.get(CRITERIA_BY_KEY["iou"].count_column, 0) is None
         }
 
+        undefined = {(r["layer"], r["measure"]) for r in fig.get("undefined", [])}
+
         def cell(b: dict[str, Any] | None) -> str:
             if b is None or (b["criterion"] == "iou" and b["layer"] in undissected):
+                return "—"
+            if (b["layer"], b["criterion"]) in undefined:  # no unit has the measure
                 return "—"
             random = "—" if b["random"] is None else str(b["random"])
             chance = (
@@ -273,7 +277,8 @@ def render_importance(fig: dict[str, Any]) -> list[str]:
             "per criterion in the trained network / the same network with seeded random "
             "weights / the trained activations against permuted labels (mean ± sd over the "
             "permutations); constant units left out (the view `layer_baselines`); — : not "
-            "dissected, or no chance figure (dissection has none):",
+            "dissected, the measure undefined for the layer's units (as above), or no chance "
+            "figure (dissection has none):",
             "",
             "| layer | " + " | ".join(HEADS[k] for k in criteria) + " |",
             "|---|" + "---:|" * len(criteria),
@@ -400,6 +405,16 @@ def render(fig: dict[str, Any]) -> str:
         "unit's value and whether it passes, and the false-alarm row gives the counts:",
         "",
         "![Unit page: the verdicts](docs/screenshots/unit-verdicts.png)",
+        "",
+        "The Unit page's first screen tells the unit's story: one line built only from stored",
+        "numbers (the precision class and its share of the top 60, max informedness with its class",
+        "and false-alarm rate, the best dissection concept, and what removing the unit cost with",
+        'the number of images that was measured on — "not measured" where the catalogue has no',
+        'number), the top images (for a conv unit, with "Heat maps" its spatial map over each',
+        "image, from the store when extraction kept the maps, else the run's own network run again",
+        'on those images) and the AM panel, which "Enlarge" shows by whole pixels. The Layer grid',
+        "page (`/layer?model=…&layer=…`, linked from every Unit page) shows a layer's units as",
+        "tiles of their top images or AM panels, sorted by any measure.",
     ]
     lines += render_importance(fig)
     lines += ["", END]
