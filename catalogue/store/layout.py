@@ -188,33 +188,16 @@ def create_file(
             )
             mds.attrs["n_units"] = layer.n_units
     row_chunks = (chunk_rows,)
-    h5.create_dataset(
-        "labels",
-        (0,),
-        maxshape=(None,),
-        dtype=np.int64,
-        chunks=row_chunks,
-        compression="lzf",
-        fletcher32=True,
-    )
-    h5.create_dataset(
-        "predictions",
-        (0,),
-        maxshape=(None,),
-        dtype=np.int64,
-        chunks=row_chunks,
-        compression="lzf",
-        fletcher32=True,
-    )
-    h5.create_dataset(
-        "correct",
-        (0,),
-        maxshape=(None,),
-        dtype=bool,
-        chunks=row_chunks,
-        compression="lzf",
-        fletcher32=True,
-    )
+    for name, dtype in (("labels", np.int64), ("predictions", np.int64), ("correct", bool)):
+        h5.create_dataset(
+            name,
+            (0,),
+            maxshape=(None,),
+            dtype=dtype,
+            chunks=row_chunks,
+            compression="lzf",
+            fletcher32=True,
+        )
     h5.create_dataset("image_keys", (0,), maxshape=(None,), dtype=STR, chunks=row_chunks)
     classes = h5.create_group("classes")
     classes.create_dataset("keys", data=np.array(class_keys, dtype=object), dtype=STR)
