@@ -350,6 +350,8 @@ def load_text() -> str:
 def run_fraction(args: argparse.Namespace, fraction: Fraction) -> tuple[Shape, list[Stage], str]:
     from sqlalchemy import create_engine
 
+    if args.work_dir is not None:  # a folder for the run's files, made if it is not there
+        Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="unitcat-paper-scale-", dir=args.work_dir) as tmp:
         home = (args.home / str(fraction).replace("/", "-")) if args.home else Path(tmp)
         home.mkdir(parents=True, exist_ok=True)
