@@ -61,10 +61,9 @@ from catalogue.measures import SELECTIVE_CLASSES
 from catalogue.models import ModelInfo, prepared
 from catalogue.pipeline.defaults import EXTRACT_BATCH_SIZE
 from catalogue.pipeline.lifecycle import Step, finished_run, run_step
-from catalogue.pipeline.reload import check_same_weights, dataset_for_run, model_for_run
+from catalogue.pipeline.reload import check_same_weights, dataset_for_run, recorded_model
 from catalogue.pipeline.source import ExtractionSource, check_layers, extraction_source
 from catalogue.provenance import dataset_fingerprint
-from catalogue.query.models import model_identity
 from catalogue.store import ActivationStore
 
 N_HURT = 10
@@ -286,16 +285,9 @@ def _run_model(engine: Engine, source: ExtractionSource, model: ModelInfo | None
     """The extraction's network: the caller's, or loaded again from the catalogue's record;
     either way with the run's weights."""
     if model is None:
-        identity = model_identity(engine, source.run.model_id)
         with source.store() as store:
             n_classes = store.n_classes
-        model = model_for_run(
-            name=identity.name,
-            architecture=identity.architecture,
-            weights=source.params.get("weights"),
-            params=source.params,
-            n_classes=n_classes,
-        )
+        model = recorded_model(engine, source.run.model_id, source.params, n_classes)
     check_same_weights(model, source.params, source.run.id)
     return model
 

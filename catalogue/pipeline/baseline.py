@@ -41,7 +41,7 @@ from catalogue.pipeline.defaults import CHANCE_REPEATS, EXTRACT_BATCH_SIZE, SCOR
 from catalogue.pipeline.dissect import DEFAULT_TOP_N, dissect_into_catalogue
 from catalogue.pipeline.extract import extract_into_catalogue
 from catalogue.pipeline.lifecycle import Step, run_step
-from catalogue.pipeline.reload import check_same_weights, dataset_for_run, model_for_run
+from catalogue.pipeline.reload import check_same_weights, dataset_for_run, recorded_model
 from catalogue.pipeline.scoring import DEFAULT_TOP_CLASSES, TOP_IMAGES, score_extraction
 from catalogue.pipeline.source import check_layers, extraction_source
 from catalogue.pipeline.summary import Progress
@@ -179,18 +179,11 @@ def plan_random_network(
     extract = trained.extract
     params = dict(extract.params or {})
     keys, names = _store_classes(Path(extract.h5_path))
-    identity = model_identity(engine, extract.model_id)
     if model is not None:  # the caller's copy (a weights file …), named as the catalogue has it
         check_same_weights(model, params, extract.id)
-        model = replace(model, name=identity.name)
+        model = replace(model, name=model_identity(engine, extract.model_id).name)
     else:
-        model = model_for_run(
-            name=identity.name,
-            architecture=identity.architecture,
-            weights=params.get("weights"),
-            params=params,
-            n_classes=len(keys),
-        )
+        model = recorded_model(engine, extract.model_id, params, len(keys))
     check_same_weights(model, params, extract.id)
     # named explicitly, so that its recipe (a Ray worker's copy) has the catalogue's name too
     random = random_weights(model, seed, name=name or random_name(model.name, seed))

@@ -18,10 +18,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import Engine
+
 from catalogue.data import ImageDataset, resolve_dataset
 from catalogue.errors import InputError, UnitcatError
 from catalogue.models import ModelInfo, demo_cnn, load_model, random_weights
 from catalogue.models.loading import _torchvision_names
+from catalogue.query.models import model_identity
 
 _RANDOM = re.compile(r"random-seed(\d+)")
 
@@ -71,6 +74,21 @@ def model_for_run(
     except UnitcatError as exc:
         raise InputError(f"{hint} ({exc})", fix=fix, command=command) from exc
     raise InputError(hint, fix=fix, command=command)
+
+
+def recorded_model(
+    engine: Engine, model_id: int, params: Mapping[str, Any], n_classes: int
+) -> ModelInfo:
+    """`model_for_run` of the catalogue's record of model `model_id` (its name and
+    architecture) and of the run's parameters (its weights)."""
+    identity = model_identity(engine, model_id)
+    return model_for_run(
+        name=identity.name,
+        architecture=identity.architecture,
+        weights=params.get("weights"),
+        params=params,
+        n_classes=n_classes,
+    )
 
 
 def _renamed(model: ModelInfo, name: str) -> ModelInfo:

@@ -25,9 +25,8 @@ from catalogue.ablation.feeds import dataset_indices
 from catalogue.data import ImageDataset
 from catalogue.errors import InputError
 from catalogue.models import ModelInfo, prepared
-from catalogue.pipeline.reload import check_same_weights, dataset_for_run, model_for_run
+from catalogue.pipeline.reload import check_same_weights, dataset_for_run, recorded_model
 from catalogue.pipeline.source import extraction_source
-from catalogue.query.models import model_identity
 from catalogue.query.top_images import TopImages, top_images
 
 #: Images per forward pass of a recomputation.
@@ -70,14 +69,7 @@ def run_network(engine: Any, extract_run_id: int) -> RunNetwork:
     source = extraction_source(engine, extract_run_id, then="draw the heat maps of")
     with source.store() as store:
         keys, names, n_classes = store.class_keys, store.class_names, store.n_classes
-    identity = model_identity(engine, source.run.model_id)
-    model = model_for_run(
-        name=identity.name,
-        architecture=identity.architecture,
-        weights=source.params.get("weights"),
-        params=source.params,
-        n_classes=n_classes,
-    )
+    model = recorded_model(engine, source.run.model_id, source.params, n_classes)
     check_same_weights(model, source.params, source.run.id)
     images = dataset_for_run(source.params, model, class_keys=keys, class_names=names)
     return RunNetwork(model, images)
