@@ -132,3 +132,11 @@ def test_a_participant_code_from_the_url_is_text(app: Callable[..., AppTest]) ->
     assert any("x.png" in part.replace("\\", "") for part in shown), shown
     for part in _markdown(at):
         assert _active(part) == [], part
+
+
+def test_a_study_name_from_the_url_is_text_in_the_2afc_mode(app: Callable[..., AppTest]) -> None:
+    at = app("app_pages/rate.py", protocol="2afc", study_name=IMAGE)
+    shown = _markdown(at)
+    assert any("x.png" in part.replace("\\", "") for part in shown), shown  # named …
+    for part in shown:
+        assert _active(part) == [], part  # … as text

@@ -27,6 +27,7 @@ from catalogue.pipeline.twoafc.study import Assignment, enrol, progress, record_
 from catalogue.query.files import attach_images
 from catalogue.query.twoafc import Trial, find_study, studies
 from ui import study as study_mode
+from ui import urlstate as url
 
 PROTOCOL = "2afc"
 CODE = "twoafc_code"
@@ -161,7 +162,11 @@ def run(engine: Engine) -> None:
     try:
         study = find_study(engine, st.query_params.get("study_name") or None)
     except NotFound as exc:
-        st.info(str(exc) if not study_mode.active() else "There is no study to take part in yet.")
+        st.info(
+            url.literal(exc)
+            if not study_mode.active()
+            else "There is no study to take part in yet."
+        )
         return
     if CODE not in st.session_state and st.query_params.get("participant"):
         st.session_state[CODE] = st.query_params["participant"]  # a reload keeps the code
@@ -173,11 +178,11 @@ def run(engine: Engine) -> None:
         who = enrol(engine, study, st.session_state[CODE])
     except InputError as exc:
         _leave()
-        st.warning(str(exc))
+        st.warning(url.literal(exc))
         _ask_code()
         return
     st.query_params["participant"] = who.code
-    st.sidebar.caption(f"Participant: **{who.code}**")
+    st.sidebar.caption(f"Participant: **{url.literal(who.code)}**")
     st.sidebar.button("Not you? Change participant", key="twoafc_switch", on_click=_leave)
     _show_notice()
     state = progress(engine, who)

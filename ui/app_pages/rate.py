@@ -240,7 +240,7 @@ def _run(engine: Engine) -> None:
         participant = enrol(engine, st.session_state[CODE], len(design.lists))
     except InputError as exc:
         _leave()
-        st.warning(str(exc))
+        st.warning(url.literal(exc))
         _ask_code()
         return
     st.query_params["participant"] = participant.code
