@@ -26,13 +26,17 @@ system-packages: $(SYSTEM_STAMP)
 demo: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/unitcat demo
 
+# one pytest worker per CPU (pytest-xdist), each with its own embedded server; a test file
+# stays on one worker, so its module fixtures (a UI server, a browser) start once
+PYTEST_PARALLEL := -n auto --dist loadfile
+
 test: $(STAMP) $(SYSTEM_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 # The quick part of the suite while developing: no tests marked slow (trained networks,
 # servers of their own, Ray, the browser; tests/conftest.py marks them); `make test` runs them all.
 test-fast: $(STAMP) $(SYSTEM_STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow"
 
 ui: $(STAMP)
 	$(BIN)/unitcat ui

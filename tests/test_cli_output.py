@@ -262,3 +262,29 @@ def test_report_as_csv_sections_parse_back(capsys: pytest.CaptureFixture[str]) -
     assert layers[0]["median_false_alarm_rate"] == "NaN"
     (unit,) = list(csv.DictReader(sections["misleading"]))
     assert unit["precision_class"] == "a very long class name" and unit["unit"] == "7"
+
+
+def test_a_piped_ingest_table_is_drawn_whole_on_a_narrow_terminal(database_url: str) -> None:
+    """The ingest commands' tables (layers, AM panels, ablation, baselines, dissection, the
+    2-AFC study) go through the same full-width drawing as `runs` and `query`."""
+    from catalogue.models import list_layers, load_model
+
+    result = unitcat(
+        "ingest", "layers", "resnet18", "--weights", "none",
+        env={"DATABASE_URL": database_url, "COLUMNS": "40"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "…" not in out
+    header = next(line for line in out.splitlines() if "output shape" in line)
+    cells = [cell.strip() for cell in header.strip("┃ ").split("┃")]
+    assert cells == ["#", "layer", "kind", "output shape", "units", "default"]
+    rows = [
+        [cell.strip() for cell in line.strip("│ ").split("│")]
+        for line in out.splitlines()
+        if line.startswith("│")
+    ]
+    assert [row[1:5] for row in rows] == [
+        [layer.name, layer.kind, " × ".join(map(str, layer.output_shape)), f"{layer.n_units:,}"]
+        for layer in list_layers(load_model("resnet18", weights="none"))
+    ]

@@ -25,6 +25,7 @@ from ingest.options import (
     parse_classes,
     split_names,
 )
+from ingest.output import print_table
 
 
 def register(app: typer.Typer) -> None:
@@ -142,7 +143,7 @@ def _report(result: Any) -> None:
             f"{change.min():+.4f} (unit {int(change.argmin())})",
             str(int((change < 0).sum())),
         )
-    console.print(table)
+    print_table(table)
     console.print(
         f"run {result.run_id}: {result.n_images:,} images → {result.path}; "
         "see unit_importance and selectivity_vs_importance.",

@@ -20,6 +20,7 @@ from ingest.options import (
     load_model,
     open_catalogue,
 )
+from ingest.output import print_table
 
 
 def register(app: typer.Typer) -> None:
@@ -118,7 +119,7 @@ def _report(result: Any) -> None:
             "–" if p.ratio is None else f"{p.ratio:.2f}×",
             str(p.path),
         )
-    console.print(table)
+    print_table(table)
     if len(result.panels) > len(shown):
         console.print(f"… and {len(result.panels) - len(shown)} more panels.", highlight=False)
     reference = (

@@ -21,6 +21,7 @@ from ingest.options import (
     load_model,
     open_catalogue,
 )
+from ingest.output import print_table
 
 
 def register(app: typer.Typer) -> None:
@@ -149,5 +150,5 @@ def _report(engine: Any, score_run: int | None) -> None:
             "–" if row.random is None or row.random != row.random else str(int(row.random))
         )
         table.add_row(row.layer, row.criterion, str(int(row.trained)), random_text, chance_text)
-    console.print(table)
+    print_table(table)
     console.print("see the view layer_baselines.", highlight=False)

@@ -25,6 +25,7 @@ from ingest.options import (
     open_catalogue,
     split_names,
 )
+from ingest.output import print_table
 
 
 def register(app: typer.Typer) -> None:
@@ -101,7 +102,7 @@ def _report(result: Any, iou_threshold: float) -> None:
         table.add_row(
             name, str(layer.n_units), str(layer.n_detectors), str(layer.n_unique_concepts), by_cat
         )
-    console.print(table)
+    print_table(table)
     console.print(
         f"run {result.run_id}: probe {result.probe}; see best_concept in unit_catalogue.",
         highlight=False,

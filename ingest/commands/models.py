@@ -8,6 +8,7 @@ import typer
 
 from ingest.console import console, progress
 from ingest.options import NumClasses, Weights, WeightsFile
+from ingest.output import print_table
 
 
 def register(app: typer.Typer) -> None:
@@ -60,7 +61,7 @@ def layers(
             f"{layer.n_units:,}",
             "✓" if layer.name in chosen else "",
         )
-    console.print(table)
+    print_table(table)
     console.print(
         f"input {info.input_size[0]} × {info.input_size[1]}, {info.n_outputs} outputs, "
         f"weights checksum {info.checksum[:16]}; ✓ = extracted when no --layer is given.",

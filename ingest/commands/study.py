@@ -25,6 +25,7 @@ from catalogue.query.twoafc import find_study, participant_checks, studies, unit
 from catalogue.twoafc.design import N_REFERENCES, TASK_SIZE, DesignOptions
 from catalogue.twoafc.imi import STIMULUS_SIZE
 from ingest.console import console
+from ingest.output import print_table
 
 app = typer.Typer(
     help="The 2-AFC study (IMI's protocol): build trials, export them, import responses.",
@@ -161,7 +162,7 @@ def show(name: str | None = typer.Argument(None, help="A study (default: list th
             table.add_column(col)
         for row in frame.itertuples(index=False):
             table.add_row(*(str(v) for v in row))
-        console.print(table)
+        print_table(table)
         return
     _show(engine, name)
 
@@ -206,4 +207,4 @@ def _show(engine: Engine, name: str) -> None:
             interval,
             str(r.n_excluded),
         )
-    console.print(table)
+    print_table(table)
