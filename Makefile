@@ -26,9 +26,9 @@ system-packages: $(SYSTEM_STAMP)
 demo: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/unitcat demo
 
-# one pytest worker per CPU (pytest-xdist), each with its own embedded server; a test file
-# stays on one worker, so its module fixtures (a UI server, a browser) start once
-PYTEST_PARALLEL := -n auto --dist loadfile
+# one pytest worker per CPU (pytest-xdist), each with its own embedded server; a worker that
+# runs out of tests takes some of the other's, so both end together
+PYTEST_PARALLEL := -n auto --dist worksteal
 
 test: $(STAMP) $(SYSTEM_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
