@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class _ForkServer:
         self._process: subprocess.Popen[str] | None = None
         self._broken = not (hasattr(os, "fork") and hasattr(os, "pidfd_open"))
         self._outputs = tempfile.mkdtemp(prefix="unitcat-forks-")
+        self._busy = threading.Lock()
         atexit.register(self.close)
 
     def _server(self) -> subprocess.Popen[str] | None:
@@ -75,6 +77,17 @@ class _ForkServer:
         return self._process
 
     def run(
+        self, argv: list[str], env: Mapping[str, str], timeout: float
+    ) -> subprocess.CompletedProcess[str] | None:
+        # one call at a time: a second thread's call (two commands at once) runs the script
+        if not self._busy.acquire(blocking=False):
+            return None
+        try:
+            return self._forked(argv, env, timeout)
+        finally:
+            self._busy.release()
+
+    def _forked(
         self, argv: list[str], env: Mapping[str, str], timeout: float
     ) -> subprocess.CompletedProcess[str] | None:
         process = self._server()
