@@ -3,7 +3,6 @@ app) against a real scored catalogue: what they see, and what lands in the datab
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from catalogue.pipeline.twoafc.study import build_study
 from catalogue.query.twoafc import find_study, study_trials
 from catalogue.twoafc.design import DesignOptions
+from tests.markdown_text import as_read
 from tests.twoafc_fixtures import TwoAFCTemplate
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
@@ -110,7 +110,7 @@ def test_an_unknown_study_is_named_and_the_am_page_links_the_studies(
     at.query_params["study_name"] = "nope"
     at.switch_page(PAGE)
     at.run()
-    assert "no 2-AFC study named 'nope'" in _as_read(at.info[0].value)
+    assert "no 2-AFC study named 'nope'" in as_read(at.info[0].value)
     am = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     am.switch_page(PAGE)
     am.run()
@@ -158,9 +158,3 @@ def test_the_unit_and_measures_pages_show_the_2afc_answers(engine: Engine, study
     frame = table.value
     assert list(frame["predictor"])[:3] == ["Top-60 precision", "CCMAS", "Max informedness"]
     assert set(frame["units"]) <= {4} and frame["units"].iloc[0] == 4
-
-
-def _as_read(markdown: str) -> str:
-    """Markdown as a reader sees it: backslash escapes (text from the URL is shown
-    literally, every punctuation character escaped) read as the character they escape."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 from streamlit.testing.v1 import AppTest
 
+from tests.markdown_text import as_read
 from tests.ui_fixtures import FC6_3, UICatalogue
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
@@ -50,14 +50,12 @@ def app(catalogue: UICatalogue, monkeypatch: pytest.MonkeyPatch) -> Callable[...
 
 
 def _texts(at: AppTest) -> str:
-    """The page's text as a reader sees it: Markdown's backslash escapes (text from a URL
-    or an error is shown literally, every punctuation character escaped) read as the
-    character they escape."""
+    """The page's text as a reader sees it (`as_read`)."""
     parts = [m.value for m in at.markdown] + [t.value for t in at.title]
     parts += [h.value for h in at.header] + [s.value for s in at.subheader]
     parts += [c.value for c in at.caption] + [i.value for i in at.info]
     parts += [w.value for w in at.warning] + [e.value for e in at.error]
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", "\n".join(str(p) for p in parts))
+    return as_read("\n".join(str(p) for p in parts))
 
 
 def _sql(catalogue: UICatalogue, statement: str) -> pd.DataFrame:
