@@ -57,12 +57,13 @@ class _ForkServer:
     def __init__(self) -> None:
         self._process: subprocess.Popen[str] | None = None
         self._broken = not (hasattr(os, "fork") and hasattr(os, "pidfd_open"))
-        self._outputs = tempfile.mkdtemp(prefix="unitcat-forks-")
+        self._outputs: Path | None = None  # the commands' stdout and stderr, once started
         self._busy = threading.Lock()
-        atexit.register(self.close)
 
     def _server(self) -> subprocess.Popen[str] | None:
         if self._process is None and not self._broken:
+            self._outputs = Path(tempfile.mkdtemp(prefix="unitcat-forks-"))
+            atexit.register(self.close)
             process = subprocess.Popen(
                 [sys.executable, str(_FORKS_SCRIPT)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -118,7 +119,9 @@ class _ForkServer:
             self._process.stdin.close()
             self._process.wait(timeout=30)
             self._process = None
-        shutil.rmtree(self._outputs, ignore_errors=True)
+        if self._outputs is not None:
+            shutil.rmtree(self._outputs, ignore_errors=True)
+            self._outputs = None
 
 
 def _text(path: Path) -> str:

@@ -109,10 +109,7 @@ def test_paper_scale_at_a_tiny_size_writes_what_score_units_computes(tmp_path: P
         assert stages["unit_page"]["result"]["points"] == 2_818
         assert not stages["unit_page"]["result"]["errors"]
         for stage in stages.values():
-            if stage["name"] != "export" or stage["wall_s"]:
-                assert stage["rss_bytes"] > 0 and stage["wall_s"] > 0, stage
-        if not stages["export"]["wall_s"]:
-            assert "not available" in stages["export"]["note"]
+            assert stage["rss_bytes"] > 0 and stage["wall_s"] > 0, stage
 
         data = _paper_data()
         shape = data.Shape.of(Fraction(1, 256), Fraction(1, 64))
