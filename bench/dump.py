@@ -13,7 +13,12 @@ then
   writes them);
 - checks that the imported catalogue answers as the source does (`layer_detectors`, the
   headline count, `dissection_summary`, `rating_summary`), failing if not;
-- imports the same dump again (nothing new: only the checks and the look-ups).
+- imports the same dump again (nothing new: only the checks and the look-ups);
+- measures PostgreSQL's own floor for the rows the import writes most of: the same rows of
+  `unit`, `unit_metrics` and `dissection`, taken from the source by binary COPY and written
+  by binary COPY into bare copies of those tables (no index, constraint or trigger) in one
+  transaction, then into copies with the tables' indexes — what no import into these
+  tables on this server can go below.
 
 Rates are unit rows per second: `unit_metrics` rows over the whole export or import
 (every table, identity and results included). The target is ≥ 200,000 each way on a
@@ -98,6 +103,59 @@ def read_baseline(engine: Any) -> tuple[float, int]:
         return time.perf_counter() - start, n - 1  # the header arrives with the first row
     finally:
         raw.close()
+
+
+#: the tables that hold a row per unit or more (in the generated catalogue: 4.5 rows per unit)
+FLOOR_TABLES = ("unit", "unit_metrics", "dissection")
+
+
+def copy_floor(source: Any, target: Any) -> tuple[dict[str, float], int]:
+    """Seconds the target server takes to COPY the source's rows of `FLOOR_TABLES` (every
+    stored column) into temporary copies, in one transaction (rolled back): `bare` copies
+    (`LIKE`: columns only), then copies `with indexes` (their primary keys and indexes). The
+    rows are read into memory first, so only the writing is timed; (seconds by variant,
+    rows)."""
+    data: dict[str, tuple[str, list[bytes]]] = {}
+    rows = 0
+    raw = source.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            for table in FLOOR_TABLES:
+                columns = ", ".join(
+                    f'"{name}"'
+                    for (name,) in cur.execute(
+                        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass "
+                        "AND attnum > 0 AND NOT attisdropped AND attgenerated = '' "
+                        "ORDER BY attnum",
+                        (table,),
+                    )
+                )
+                with cur.copy(f"COPY {table} ({columns}) TO STDOUT (FORMAT BINARY)") as copy:
+                    data[table] = (columns, [bytes(block) for block in copy])
+            for table in FLOOR_TABLES:
+                rows += cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        raw.close()
+    seconds: dict[str, float] = {}
+    for variant, like in (("bare", ""), ("with indexes", " INCLUDING INDEXES INCLUDING DEFAULTS")):
+        raw = target.raw_connection()
+        try:
+            with raw.cursor() as cur:
+                for table in FLOOR_TABLES:
+                    cur.execute(f"CREATE TEMP TABLE floor_{table} (LIKE {table}{like})")
+                start = time.perf_counter()
+                for table, (columns, blocks) in data.items():
+                    with cur.copy(
+                        f"COPY floor_{table} ({columns}) FROM STDIN (FORMAT BINARY)"
+                    ) as copy:
+                        for block in blocks:
+                            copy.write(block)
+                cur.execute("SELECT 1")  # the last COPY's rows are in
+                seconds[variant] = time.perf_counter() - start
+            raw.rollback()
+        finally:
+            raw.close()
+    return seconds, rows
 
 
 def write_baseline(engine: Any, models: int, layer_units: int) -> tuple[float, int]:
@@ -274,6 +332,13 @@ def run_both_ways(engine: Any, home: Path, total: int, args: argparse.Namespace)
     if again.changed:
         raise SystemExit("importing the same dump again changed the catalogue")
     print(f"import again: nothing new, {meter}; {load()}", flush=True)
+    with Meter(home) as meter:
+        floor, rows = copy_floor(engine, target)
+    print(f"floor: {rows:,} rows of {', '.join(FLOOR_TABLES)} by plain binary COPY into bare "
+          f"tables {floor['bare']:.1f} s = {total / floor['bare']:,.0f} unit rows/s, into "
+          f"tables with their indexes {floor['with indexes']:.1f} s = "
+          f"{total / floor['with indexes']:,.0f} unit rows/s (both in {meter}); {load()}",
+          flush=True)  # fmt: skip
     return target
 
 

@@ -106,6 +106,58 @@ def test_a_dump_describes_itself_with_checksums_counts_and_keys_not_ids(
     assert not (shared_dump.parent / "shared.partial").exists()
 
 
+def test_two_writers_write_the_same_files_as_one(
+    shared_catalogue: SharedCatalogue,
+    shared_dump: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    unitcat_home: Path,
+) -> None:
+    """The tables are written side by side, each connection in the export's one snapshot:
+    one writer gives every table's file byte for byte (the dump was written by two)."""
+    import catalogue.share.export as export
+
+    assert export.WRITERS == 2
+    monkeypatch.setattr(export, "WRITERS", 1)
+    monkeypatch.setenv("UNITCAT_HOME", str(unitcat_home))
+    engine = _engine(shared_catalogue.url)
+    try:
+        alone = export_catalogue(engine, tmp_path / "one", ExportOptions(images=False))
+    finally:
+        engine.dispose()
+    both = json.loads((shared_dump / "manifest.json").read_text())["files"]
+    for table in TABLES:
+        assert alone.manifest.files[table.file]["sha256"] == both[table.file]["sha256"], table.file
+    assert sum(alone.rows.values()) > 0
+
+
+def test_a_writer_that_fails_stops_the_others_and_leaves_no_folder(
+    shared_catalogue: SharedCatalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whichever writer fails, its error is the export's, the other writer stops at its
+    next batch, and neither the dump nor its partial folder is left."""
+    import catalogue.share.export as export
+
+    real = export.write_table
+    seen: list[str] = []
+
+    def failing(snap, plan, table, folder, on_progress):  # type: ignore[no-untyped-def]
+        seen.append(table.table)
+        if table.table == "dissection":
+            raise OSError("the disk answered: input/output error")
+        return real(snap, plan, table, folder, on_progress)
+
+    monkeypatch.setattr(export, "write_table", failing)
+    engine = _engine(shared_catalogue.url)
+    try:
+        with pytest.raises(OSError, match="input/output error"):
+            export_catalogue(engine, tmp_path / "dump", ExportOptions(images=False))
+    finally:
+        engine.dispose()
+    assert "dissection" in seen and len(seen) < len(TABLES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_croissant_describes_every_file_and_a_reader_loads_its_records(shared_dump: Path) -> None:
     mlc = pytest.importorskip("mlcroissant")
     document = json.loads((shared_dump / "croissant.json").read_text())
