@@ -1,6 +1,7 @@
 """`bench/dump.py` at a tiny size: it builds the generated catalogue of bench/db.py, exports
 it, imports it into an empty database, fails unless the imported catalogue answers as the
-source does, and imports it again without a change."""
+source does, imports it again without a change, and measures PostgreSQL's floor for the
+unit-sized tables."""
 
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ def test_the_dump_bench_runs_and_the_imported_catalogue_answers_the_same(tmp_pat
         assert re.search(r"import: [\d,]+ result rows \(600 unit rows\)", out), out
         assert "the imported catalogue answers as the source does" in out
         assert "import again: nothing new" in out
+        # PostgreSQL's floor: the same rows of the unit-sized tables by plain COPY
+        assert re.search(
+            r"floor: [\d,]+ rows of unit, unit_metrics, dissection by plain binary COPY into "
+            r"bare tables [\d.]+ s = [\d,]+ unit rows/s, into tables with their indexes",
+            out,
+        ), out
     finally:
         from catalogue.db import server
 
