@@ -150,14 +150,40 @@ def server(catalogue: UICatalogue, tmp_path_factory: pytest.TempPathFactory) -> 
         _stop(process)
 
 
+class Chromium:
+    """The module's browser. `new_page` opens a tab in one context that the module's tests
+    share, so the app's front end (Streamlit's JavaScript, several MB) is fetched, served
+    compressed and compiled once per module rather than once per test (about a second of
+    CPU per page load on two cores). Streamlit keeps a session per tab on the server, so
+    tabs share no state but the HTTP cache. `fresh_page` and `new_context` open a context
+    of their own, with an empty cache, for tests that watch every request a page makes."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self._shared: Any = None
+
+    def new_page(self, viewport: dict[str, int]) -> Any:
+        if self._shared is None:
+            self._shared = self.browser.new_context()
+        page = self._shared.new_page()
+        page.set_viewport_size(viewport)
+        return page
+
+    def fresh_page(self, viewport: dict[str, int]) -> Any:
+        return self.browser.new_page(viewport=viewport)
+
+    def new_context(self, **options: Any) -> Any:
+        return self.browser.new_context(**options)
+
+
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Chromium]:
     executable = ensure_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_FLAGS)
-        yield instance
+        yield Chromium(instance)
         instance.close()
 
 
@@ -355,7 +381,7 @@ def test_deep_links_log_no_404_and_no_console_error(
     and ask the server only for what it serves: no 404, no error in the console. Streamlit's
     front end alone first asks /unit/_stcore/health and /unit/_stcore/host-config
     (ui/rootpath.py)."""
-    page = browser.new_page(viewport={"width": 1400, "height": 2000})  # type: ignore[attr-defined]
+    page = browser.fresh_page(viewport={"width": 1400, "height": 2000})  # type: ignore[attr-defined]
     errors: list[str] = []
     failed: list[str] = []
     asked: list[str] = []
@@ -393,7 +419,7 @@ def test_no_request_leaves_the_machine(
     """Every request of every page load goes to the app itself (no fonts, icons or
     telemetry from elsewhere)."""
     app_host = urllib.parse.urlparse(server).netloc
-    page = browser.new_page(viewport={"width": 1400, "height": 2000})  # type: ignore[attr-defined]
+    page = browser.fresh_page(viewport={"width": 1400, "height": 2000})  # type: ignore[attr-defined]
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))  # type: ignore[attr-defined]
     unit = f"model=toynet&layer=fc6&unit=3&run_id={catalogue.score_run}"
@@ -435,7 +461,7 @@ def test_markdown_in_a_url_parameter_is_shown_as_text_and_fetches_nothing(
     host = "203.0.113.9"  # TEST-NET-3: never routed
     image = urllib.parse.quote(f"![a](http://{host}/x.png)")
     app_host = urllib.parse.urlparse(server).netloc
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})  # type: ignore[attr-defined]
+    page = browser.fresh_page(viewport={"width": 1400, "height": 1600})  # type: ignore[attr-defined]
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))  # type: ignore[attr-defined]
     for path in (
