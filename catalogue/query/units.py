@@ -371,38 +371,50 @@ def unit_class_table(acts: UnitActivations, top_images: pd.DataFrame | None = No
     a cut-off broken by lower image index, as `unit_top_image` stores them).
 
     Classes without scored images are listed with 0 images and no statistics. Sorted by
-    rank by informedness, then class index.
+    rank by informedness, then class index. Built from numpy columns into one frame (the
+    Unit page draws it on every view; a frame per step cost ten times the scoring).
     """
     from catalogue.selectivity import score_layer
 
     n_classes = len(acts.class_names)
-    counts = np.bincount(acts.labels, minlength=n_classes)[:n_classes]
-    frame = pd.DataFrame(
-        {
-            "class_index": np.arange(n_classes, dtype=np.int64),
-            "class_name": list(acts.class_names),
-            "n_images": counts.astype(np.int64),
-        }
-    )
+    columns: dict[str, Any] = {
+        "class_index": np.arange(n_classes, dtype=np.int64),
+        "class_name": np.asarray(list(acts.class_names), dtype=object),
+        "n_images": np.bincount(acts.labels, minlength=n_classes)[:n_classes].astype(np.int64),
+    }
+    ranks = {name: np.zeros(n_classes, dtype=np.int64) for name in _RANKS}  # 0: no rank
+    for name in _CLASS_STATS:
+        columns[name] = np.full(n_classes, np.nan)
     if acts.values.size:
-        layer = score_layer(
+        stats = score_layer(
             acts.values[:, None], acts.labels, n_classes, n_top_classes=n_classes, n_top_images=1
-        )
-        stats = pd.DataFrame(layer.class_stats).drop(columns="unit")
-        frame = frame.merge(stats, on="class_index", how="left")
-    for name in CLASS_TABLE_COLUMNS:
-        if name not in frame:
-            frame[name] = np.nan
-    for rank in ("rank_by_informedness", "rank_by_mean"):
-        frame[rank] = frame[rank].where(frame[rank] > 0).astype("Int64")
+        ).class_stats
+        at = stats["class_index"]
+        for name in _CLASS_STATS:
+            columns[name][at] = stats[name]
+        for name in _RANKS:
+            ranks[name][at] = stats[name]
+    for name, values in ranks.items():
+        columns[name] = pd.arrays.IntegerArray(values, values <= 0)
     top = top_images if top_images is not None else pd.DataFrame(columns=["rank", "class_index"])
-    for column, k in (("in_top60", TOP_K_PRECISION), ("in_top100", TOP_N_CLASSES)):
-        tally = top.loc[top["rank"] <= k, "class_index"].value_counts()
-        frame[column] = frame["class_index"].map(tally).fillna(0).astype(np.int64)
-    order = frame.sort_values(
-        ["rank_by_informedness", "class_index"], na_position="last", kind="stable"
+    rank = pd.to_numeric(top["rank"]).to_numpy(dtype=np.float64)
+    of_class = pd.to_numeric(top["class_index"]).to_numpy(dtype=np.float64)
+    for name, k in (("in_top60", TOP_K_PRECISION), ("in_top100", TOP_N_CLASSES)):
+        kept = of_class[(rank <= k) & (of_class >= 0) & (of_class < n_classes)].astype(np.int64)
+        columns[name] = np.bincount(kept, minlength=n_classes).astype(np.int64)
+    informedness_rank = ranks["rank_by_informedness"]
+    order = np.lexsort(
+        (
+            columns["class_index"],
+            np.where(informedness_rank > 0, informedness_rank, np.iinfo(np.int64).max),
+        )
     )
-    return order[list(CLASS_TABLE_COLUMNS)].reset_index(drop=True)
+    return pd.DataFrame({name: columns[name][order] for name in CLASS_TABLE_COLUMNS})
+
+
+#: the scorer's per-class statistics that `unit_class_table` shows, and its ranks
+_CLASS_STATS = ("mean_activation", "frac_nonzero", "informedness", "informedness_threshold")
+_RANKS = ("rank_by_informedness", "rank_by_mean")
 
 
 def threshold_counts(acts: UnitActivations, class_index: int, threshold: float) -> dict[str, int]:
