@@ -33,10 +33,13 @@ def _outside_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def test_the_app_config_keeps_usage_statistics_off_and_listens_locally() -> None:
+def test_the_app_config_keeps_usage_statistics_off_listens_locally_and_skips_the_gc() -> None:
     config = tomllib.loads(CONFIG.read_text())
     assert config["browser"]["gatherUsageStats"] is False
     assert config["server"]["address"] == "127.0.0.1"
+    # no full garbage collection after every run of a page (~160 ms with torch loaded); the
+    # server reads this file as it reads the address (test_streamlit_run_listens_on_loopback_only)
+    assert config["runner"]["postScriptGC"] is False
 
 
 @pytest.mark.parametrize("script", [SERVER, APP], ids=["serve.py", "app.py"])
