@@ -371,6 +371,19 @@ def test_revisions_form_one_numbered_line() -> None:
     assert migrate.head_revision() == ids[-1]
 
 
+def test_the_relations_granted_on_are_every_table_and_every_view_of_every_revision() -> None:
+    """`catalogue_relations` (what every upgrade grants the reader and the roles' script
+    hands to the owner) reads each script once; it names exactly what the views of each
+    revision, walked one by one, and the ORM's tables name."""
+    from catalogue.db.revisions import catalogue_relations, revisions
+
+    literal = set(Base.metadata.tables) | {"alembic_version"}
+    for revision in revisions():
+        literal |= set(migrate.revision_views(revision))
+    assert catalogue_relations() == sorted(literal)
+    assert {"unit_catalogue", "layer_detectors", "unit_metrics", "run"} <= set(literal)
+
+
 def test_revisions_carry_literal_sql_and_import_no_registry() -> None:
     allowed = {"collections.abc", "alembic", "sqlalchemy", "sqlalchemy.dialects"}
     files = sorted((REPO_MIGRATIONS / "versions").glob("*.py"))

@@ -17,6 +17,7 @@ this module.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from importlib import resources
 from pathlib import Path
@@ -91,13 +92,17 @@ def revision_views(revision: str = "head", *, scripts: Path | None = None) -> di
     return views
 
 
+@functools.cache
 def catalogue_relations() -> list[str]:
-    """The names of every table and view any revision of the catalogue creates."""
+    """The names of every table and view any revision of the catalogue creates: the ORM's
+    tables and every view a revision's `VIEWS` names (a view any revision has is created by
+    one), read in one walk of the installed scripts, once per process (they do not change
+    while it runs; every upgrade grants on these names)."""
     from catalogue.db.schema import Base
 
     names = set(Base.metadata.tables) | {"alembic_version"}
-    for revision in revisions():
-        names |= set(revision_views(revision))
+    for script in _scripts().walk_revisions():
+        names |= set(getattr(script.module, "VIEWS", {}))
     return sorted(names)
 
 
