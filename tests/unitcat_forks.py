@@ -48,6 +48,10 @@ PRELOADED = (
     "rich.table",
     "rich.progress",
     "typer",
+    "sqlalchemy.orm",
+    "pandas",
+    "psutil",
+    "sklearn.datasets",
 )
 
 
