@@ -114,7 +114,9 @@ def test_two_writers_write_the_same_files_as_one(
     unitcat_home: Path,
 ) -> None:
     """The tables are written side by side, each connection in the export's one snapshot:
-    one writer gives every table's file byte for byte (the dump was written by two)."""
+    one writer gives every table the same schema and the same rows (the dump was written by
+    two). Rows are compared as a multiset: a table is read without ORDER BY, in the order
+    the server's plan gives, which may change once autovacuum has analysed the tables."""
     import catalogue.share.export as export
 
     assert export.WRITERS == 2
@@ -125,9 +127,13 @@ def test_two_writers_write_the_same_files_as_one(
         alone = export_catalogue(engine, tmp_path / "one", ExportOptions(images=False))
     finally:
         engine.dispose()
-    both = json.loads((shared_dump / "manifest.json").read_text())["files"]
     for table in TABLES:
-        assert alone.manifest.files[table.file]["sha256"] == both[table.file]["sha256"], table.file
+        one, two = tmp_path / "one" / table.file, shared_dump / table.file
+        assert pq.read_schema(one) == pq.read_schema(two), table.file
+        rows = pq.read_table(one).to_pylist()
+        assert sorted(rows, key=repr) == sorted(pq.read_table(two).to_pylist(), key=repr), (
+            table.file
+        )
     assert sum(alone.rows.values()) > 0
 
 
