@@ -106,7 +106,7 @@ def test_a_dump_describes_itself_with_checksums_counts_and_keys_not_ids(
     assert not (shared_dump.parent / "shared.partial").exists()
 
 
-def test_two_writers_write_the_same_files_as_one(
+def test_two_writers_write_the_same_rows_as_one(
     shared_catalogue: SharedCatalogue,
     shared_dump: Path,
     tmp_path: Path,

@@ -92,18 +92,22 @@ def revision_views(revision: str = "head", *, scripts: Path | None = None) -> di
     return views
 
 
-@functools.cache
 def catalogue_relations() -> list[str]:
     """The names of every table and view any revision of the catalogue creates: the ORM's
     tables and every view a revision's `VIEWS` names (a view any revision has is created by
     one), read in one walk of the installed scripts, once per process (they do not change
     while it runs; every upgrade grants on these names)."""
+    return list(_relations())
+
+
+@functools.cache
+def _relations() -> tuple[str, ...]:
     from catalogue.db.schema import Base
 
     names = set(Base.metadata.tables) | {"alembic_version"}
     for script in _scripts().walk_revisions():
         names |= set(getattr(script.module, "VIEWS", {}))
-    return sorted(names)
+    return tuple(sorted(names))
 
 
 #: `revision = "0019"` / `down_revision: str | None = "0018"` at the start of a line of a script.

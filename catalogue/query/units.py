@@ -363,6 +363,11 @@ CLASS_TABLE_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: the scorer's per-class statistics that `unit_class_table` shows, and its ranks
+_CLASS_STATS = ("mean_activation", "frac_nonzero", "informedness", "informedness_threshold")
+_RANKS = ("rank_by_informedness", "rank_by_mean")
+
+
 def unit_class_table(acts: UnitActivations, top_images: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every class for one unit, computed from its scored activations by the scorer itself
     (`catalogue.selectivity.score_layer`, so the numbers are the stored measures' own):
@@ -410,11 +415,6 @@ def unit_class_table(acts: UnitActivations, top_images: pd.DataFrame | None = No
         )
     )
     return pd.DataFrame({name: columns[name][order] for name in CLASS_TABLE_COLUMNS})
-
-
-#: the scorer's per-class statistics that `unit_class_table` shows, and its ranks
-_CLASS_STATS = ("mean_activation", "frac_nonzero", "informedness", "informedness_threshold")
-_RANKS = ("rank_by_informedness", "rank_by_mean")
 
 
 def threshold_counts(acts: UnitActivations, class_index: int, threshold: float) -> dict[str, int]:

@@ -141,9 +141,9 @@ def _write(engine: Engine, folder: Path, options: ExportOptions, on_progress: Pr
     files: dict[str, dict[str, Any]] = {}
     with snapshot(engine) as snap:
         plan = plan_export(snap, options.selection)
-        rows = write_tables(engine, snap, plan, folder, on_progress)
+        table_rows = write_tables(engine, snap, plan, folder, on_progress)
         for table in TABLES:
-            files[table.file] = file_entry(folder, table.file, table.table, rows[table.table])
+            files[table.file] = file_entry(folder, table.file, table.table, table_rows[table.table])
         if options.images:
             for name, rows, kind in _write_images(engine, snap, plan, folder, options):
                 files[name] = file_entry(folder, name, f"images:{kind}", rows)

@@ -4,9 +4,10 @@ Every read goes through ADBC (Apache Arrow's database connectivity,
 `adbc-driver-postgresql`) in a REPEATABLE READ, READ ONLY transaction, so that the files
 of a dump describe one moment of the catalogue however long the export takes and
 whatever runs finish meanwhile; the export's second writer joins that transaction's
-snapshot (`Snapshot.share`, PostgreSQL's `pg_export_snapshot`) and sees the same moment. ADBC reads PostgreSQL's binary COPY into Arrow columns in
-C++; psycopg hands a COPY over one row at a time, which cost twice the client CPU
-(1,000,000 rows × 25 columns: 1.7 s against 3.3 s, before any parsing).
+snapshot (`Snapshot.share`, PostgreSQL's `pg_export_snapshot`) and sees the same moment.
+ADBC reads PostgreSQL's binary COPY into Arrow columns in C++; psycopg hands a COPY over
+one row at a time, which cost twice the client CPU (1,000,000 rows × 25 columns: 1.7 s
+against 3.3 s, before any parsing).
 
 Ids are read as they are and replaced by keys here (`resolve`), against small lookups
 (runs, models, layers, concepts …) read first; a unit's id becomes its layer's
